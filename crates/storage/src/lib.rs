@@ -1,0 +1,15 @@
+//! ferrolog storage: Kafka's on-disk log format — segments, indexes, checkpoints, recovery.
+//!
+//! Nothing here knows about the network protocol or the broker.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod error;
+pub mod index;
+pub mod log;
+pub mod producer_state;
+pub mod segment;
+
+pub use error::{BatchError, Result, StorageError};
+pub use log::{AppendResult, Log, LogConfig, LogOpenOptions, ReadBound, ReadResult};
+pub use segment::FileSlice;

@@ -1,0 +1,795 @@
+//! A partition's log: an ordered list of segments plus the offsets that bound it.
+//!
+//! Offsets: `log_start_offset ≤ high_watermark ≤ log_end_offset`. `recovery_point` is the offset
+//! below which everything is known to be flushed; recovery after an unclean shutdown validates
+//! from the segment holding it.
+//!
+//! Concurrency: not thread-safe. The broker's `Partition` holds it behind one lock (the append
+//! lock). Reads take the lock only to resolve a [`FileSlice`] and read the bytes after releasing
+//! it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::batch::{self, BatchHeader, BatchIter};
+use crate::checkpoint;
+use crate::error::{BatchError, Result, StorageError};
+use crate::producer_state::{ProducerStateManager, SequenceCheck};
+use crate::segment::{FileSlice, Segment, SegmentConfig};
+
+/// Topic-level log settings, with Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// `segment.bytes`
+    pub segment_bytes: u64,
+    /// `segment.ms`
+    pub segment_ms: i64,
+    /// `segment.index.bytes`
+    pub segment_index_bytes: usize,
+    /// `index.interval.bytes`
+    pub index_interval_bytes: usize,
+    /// `max.message.bytes`
+    pub max_message_bytes: usize,
+    /// `flush.messages`
+    pub flush_messages: i64,
+    /// `flush.ms`
+    pub flush_ms: i64,
+    /// `message.timestamp.type` = LogAppendTime
+    pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms`
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`
+    pub timestamp_after_max_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1024 * 1024 + 12,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            log_append_time: false,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3600 * 1000,
+        }
+    }
+}
+
+impl LogConfig {
+    fn segment_config(&self) -> SegmentConfig {
+        SegmentConfig {
+            index_interval_bytes: self.index_interval_bytes,
+            max_index_bytes: self.segment_index_bytes,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// -1 when the request held no batches.
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped into LogAppendTime batches, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// Records appended (0 for a duplicate).
+    pub records: i64,
+    pub duplicate: bool,
+}
+
+/// Where a read must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBound {
+    /// Consumers (read_uncommitted).
+    HighWatermark,
+    /// Followers and internal readers.
+    LogEnd,
+}
+
+pub struct ReadResult {
+    pub slice: Option<FileSlice>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    topic: String,
+    partition: i32,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    recovery_point: i64,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+    /// (epoch, start offset), ascending.
+    epochs: Vec<(i32, i64)>,
+    producers: ProducerStateManager,
+}
+
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+pub const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Kafka's directory name for a partition.
+pub fn partition_dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// Kafka prints a topic id as URL-safe base64 without padding (22 characters).
+pub fn uuid_to_kafka_string(id: &[u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    for &byte in id {
+        bits = (bits << 8) | u32::from(byte);
+        count += 8;
+        while count >= 6 {
+            count -= 6;
+            out.push(ALPHABET[((bits >> count) & 0x3f) as usize] as char);
+        }
+    }
+    if count > 0 {
+        out.push(ALPHABET[((bits << (6 - count)) & 0x3f) as usize] as char);
+    }
+    out
+}
+
+pub struct LogOpenOptions {
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    pub clean_shutdown: bool,
+    pub now_ms: i64,
+}
+
+impl Log {
+    /// Opens or creates the log in `dir` (the partition directory). After an unclean shutdown the
+    /// segments from the recovery point on are validated and their indexes rebuilt; a torn tail
+    /// is truncated at the last valid batch and any later segment is removed.
+    pub fn open(
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        topic_id: [u8; 16],
+        config: LogConfig,
+        options: LogOpenOptions,
+    ) -> Result<Log> {
+        fs::create_dir_all(dir)?;
+        write_partition_metadata(dir, &topic_id)?;
+        let mut base_offsets = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name().to_string_lossy().to_string();
+            if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap") || name.ends_with(".tmp") {
+                let _ = fs::remove_file(dir.join(&name));
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    base_offsets.push(base);
+                }
+            }
+        }
+        base_offsets.sort_unstable();
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            topic: topic.to_string(),
+            partition,
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: options.log_start_offset.max(0),
+            high_watermark: 0,
+            recovery_point: options.recovery_point.max(0),
+            unflushed_messages: 0,
+            last_flush_ms: options.now_ms,
+            epochs: checkpoint::read_epochs(&dir.join(LEADER_EPOCH_CHECKPOINT)).unwrap_or_default(),
+            producers: ProducerStateManager::new(),
+        };
+        let segment_config = log.config.segment_config();
+        let mut truncated_at: Option<usize> = None;
+        for (i, &base) in base_offsets.iter().enumerate() {
+            let (mut segment, valid) = Segment::open(dir, base, segment_config, options.now_ms)?;
+            let next_base = base_offsets.get(i + 1).copied().unwrap_or(i64::MAX);
+            let needs_recovery = !valid || (!options.clean_shutdown && next_base > log.recovery_point);
+            if needs_recovery {
+                let truncated = segment.recover(log.config.max_message_bytes.max(1 << 20) * 2, |_| {})?;
+                if truncated > 0 {
+                    tracing::warn!(topic, partition, base, truncated, "truncated invalid bytes at the end of a segment");
+                    truncated_at = Some(i);
+                }
+            }
+            log.segments.insert(base, segment);
+            if truncated_at.is_some() {
+                break;
+            }
+        }
+        if let Some(i) = truncated_at {
+            for &base in &base_offsets[i + 1..] {
+                let (segment, _) = Segment::open(dir, base, segment_config, options.now_ms)?;
+                tracing::warn!(topic, partition, base, "deleting segment after a truncated one");
+                segment.delete_files()?;
+            }
+        }
+        // Drop empty trailing segments that are not the only one (e.g. a roll interrupted by a crash).
+        while log.segments.len() > 1 {
+            let (&last_base, last) = log.segments.iter().next_back().expect("non-empty");
+            if !last.is_empty() {
+                break;
+            }
+            let segment = log.segments.remove(&last_base).expect("present");
+            segment.delete_files()?;
+        }
+        if log.segments.is_empty() {
+            let base = log.log_start_offset;
+            let (segment, _) = Segment::open(dir, base, segment_config, options.now_ms)?;
+            log.segments.insert(base, segment);
+        }
+        let first_base = *log.segments.keys().next().expect("one segment");
+        log.log_start_offset = log.log_start_offset.max(first_base);
+        let end = log.log_end_offset();
+        log.recovery_point = log.recovery_point.min(end);
+        log.high_watermark = end;
+        // epochs beyond the log end are stale after truncation
+        log.epochs.retain(|&(_, start)| start <= end);
+        log.rebuild_producer_state()?;
+        Ok(log)
+    }
+
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        self.producers.clear();
+        for segment in self.segments.values() {
+            let mut position = 0;
+            while let Some(header) = segment.read_header(position)? {
+                self.producers.update(&header);
+                position += header.size() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.last().map(|&(e, _)| e)
+    }
+    pub fn epochs(&self) -> &[(i32, i64)] {
+        &self.epochs
+    }
+
+    /// Moves the high watermark; it never goes back and never passes the log end.
+    pub fn update_high_watermark(&mut self, offset: i64) {
+        let offset = offset.clamp(self.log_start_offset, self.log_end_offset());
+        assert!(offset >= self.high_watermark || offset == self.log_end_offset());
+        self.high_watermark = self.high_watermark.max(offset);
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    /// Validates the producer's batches, assigns offsets and appends them as leader in
+    /// `leader_epoch`. `records` is rewritten in place (base offsets, leader epoch, LogAppendTime).
+    pub fn append_as_leader(&mut self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendResult> {
+        // 1. validate every batch before touching the log
+        let mut headers = Vec::new();
+        for item in BatchIter::new(records) {
+            let (position, bytes) = item.map_err(|e| match e {
+                BatchError::Truncated => StorageError::Batch(BatchError::Corrupt("truncated batch")),
+                other => StorageError::Batch(other),
+            })?;
+            if bytes.len() > self.config.max_message_bytes {
+                return Err(StorageError::MessageTooLarge {
+                    size: bytes.len(),
+                    limit: self.config.max_message_bytes,
+                });
+            }
+            let header = batch::validate(bytes)?;
+            if header.is_control() {
+                return Err(StorageError::InvalidRecord("clients may not produce control batches"));
+            }
+            if !self.config.log_append_time {
+                self.validate_timestamps(&header, now_ms)?;
+            }
+            headers.push((position, header));
+        }
+        if headers.is_empty() {
+            return Ok(AppendResult {
+                first_offset: -1,
+                last_offset: -1,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset,
+                records: 0,
+                duplicate: false,
+            });
+        }
+        if records.len() as u64 > self.config.segment_bytes {
+            return Err(StorageError::RecordSetTooLarge {
+                size: records.len(),
+                limit: self.config.segment_bytes as usize,
+            });
+        }
+        // 2. idempotence: a retry of a batch already in the log gets its original offsets
+        if let [(_, header)] = headers.as_slice() {
+            if let SequenceCheck::Duplicate(meta) = self.producers.check(header)? {
+                return Ok(AppendResult {
+                    first_offset: meta.first_offset,
+                    last_offset: meta.last_offset,
+                    log_append_time: if self.config.log_append_time { meta.max_timestamp } else { -1 },
+                    log_start_offset: self.log_start_offset,
+                    records: 0,
+                    duplicate: true,
+                });
+            }
+        } else {
+            for (_, header) in &headers {
+                if let SequenceCheck::Duplicate(_) = self.producers.check(header)? {
+                    return Err(StorageError::InvalidRecord("duplicate batch inside a multi-batch request"));
+                }
+            }
+        }
+        // 3. assign offsets in place and append
+        let first_offset = self.log_end_offset();
+        let mut next = first_offset;
+        let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
+        let mut count = 0i64;
+        self.assign_epoch(leader_epoch, first_offset)?;
+        for (position, mut header) in headers {
+            let size = header.size();
+            let bytes = &mut records[position..position + size];
+            batch::set_base_offset(bytes, next);
+            batch::set_partition_leader_epoch(bytes, leader_epoch);
+            if self.config.log_append_time {
+                batch::set_log_append_time(bytes, now_ms);
+                header.attributes |= batch::ATTR_TIMESTAMP_TYPE;
+                header.max_timestamp = now_ms;
+            }
+            header.base_offset = next;
+            header.partition_leader_epoch = leader_epoch;
+            self.maybe_roll(size, header.max_timestamp, now_ms)?;
+            self.active_mut().append(bytes, &header)?;
+            self.producers.update(&header);
+            next = header.next_offset();
+            count += i64::from(header.records_count);
+        }
+        debug_assert_eq!(next, self.log_end_offset());
+        self.unflushed_messages += count;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(AppendResult {
+            first_offset,
+            last_offset: next - 1,
+            log_append_time,
+            log_start_offset: self.log_start_offset,
+            records: count,
+            duplicate: false,
+        })
+    }
+
+    fn validate_timestamps(&self, header: &BatchHeader, now_ms: i64) -> Result<()> {
+        for timestamp in [header.base_timestamp, header.max_timestamp] {
+            if timestamp < 0 {
+                continue;
+            }
+            if now_ms.saturating_sub(timestamp) > self.config.timestamp_before_max_ms {
+                return Err(StorageError::InvalidTimestamp {
+                    timestamp,
+                    reason: "older than message.timestamp.before.max.ms",
+                });
+            }
+            if timestamp.saturating_sub(now_ms) > self.config.timestamp_after_max_ms {
+                return Err(StorageError::InvalidTimestamp {
+                    timestamp,
+                    reason: "newer than message.timestamp.after.max.ms",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+        if epoch < 0 || self.latest_epoch().is_some_and(|latest| latest >= epoch) {
+            return Ok(());
+        }
+        self.epochs.push((epoch, start_offset));
+        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
+        Ok(())
+    }
+
+    fn maybe_roll(&mut self, batch_size: usize, batch_max_timestamp: i64, now_ms: i64) -> Result<()> {
+        let active = self.active();
+        let full = active.size() + batch_size as u64 > self.config.segment_bytes;
+        let aged = active.should_roll_by_time(self.config.segment_ms, now_ms, batch_max_timestamp);
+        if !active.is_empty() && (full || aged || active.index_full()) {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
+        let base = self.log_end_offset();
+        if self.active().base_offset() == base {
+            return Ok(());
+        }
+        self.active_mut().on_roll()?;
+        let (segment, _) = Segment::open(&self.dir, base, self.config.segment_config(), now_ms)?;
+        self.segments.insert(base, segment);
+        Ok(())
+    }
+
+    /// The bytes a reader at `offset` gets: from the batch holding it, bounded by `max_bytes`
+    /// (but at least one batch when `min_one_batch`) and by the high watermark or log end.
+    pub fn read(&self, offset: i64, max_bytes: usize, bound: ReadBound, min_one_batch: bool) -> Result<ReadResult> {
+        let end = self.log_end_offset();
+        let upper = match bound {
+            ReadBound::HighWatermark => self.high_watermark,
+            ReadBound::LogEnd => end,
+        };
+        if offset < self.log_start_offset || offset > end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: end,
+            });
+        }
+        let mut result = ReadResult {
+            slice: None,
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: end,
+        };
+        if offset >= upper {
+            return Ok(result);
+        }
+        // the segment holding `offset`, then later ones if it has nothing at or after it
+        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+            let max_position = if upper >= segment.next_offset() {
+                segment.size()
+            } else {
+                segment.position_of(upper)?
+            };
+            if let Some(slice) = segment.read(offset, max_bytes, max_position, min_one_batch)? {
+                result.slice = Some(slice);
+                break;
+            }
+            if upper <= segment.next_offset() {
+                break;
+            }
+        }
+        Ok(result)
+    }
+
+    /// The first batch with a timestamp ≥ `timestamp` (below the high watermark): its bytes, so
+    /// the caller can find the exact record. `None` when every record is older.
+    pub fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<(BatchHeader, Vec<u8>)>> {
+        for segment in self.segments.values() {
+            if segment.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some((position, header)) = segment.find_by_timestamp(timestamp)? {
+                if header.base_offset >= self.high_watermark {
+                    return Ok(None);
+                }
+                let bytes = segment.read_batch(position, &header)?;
+                return Ok(Some((header, bytes)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// (offset, timestamp) of the record with the largest timestamp below the high watermark, at
+    /// batch granularity: the last offset of the batch carrying the max timestamp.
+    pub fn max_timestamp_batch(&self) -> Result<Option<(BatchHeader, Vec<u8>)>> {
+        let mut best: Option<(i64, &Segment)> = None;
+        for segment in self.segments.values() {
+            if segment.max_timestamp() >= 0 && best.is_none_or(|(t, _)| segment.max_timestamp() > t) {
+                best = Some((segment.max_timestamp(), segment));
+            }
+        }
+        let Some((timestamp, segment)) = best else { return Ok(None) };
+        match segment.find_by_timestamp(timestamp)? {
+            Some((position, header)) if header.base_offset < self.high_watermark => {
+                let bytes = segment.read_batch(position, &header)?;
+                Ok(Some((header, bytes)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Removes everything at and above `offset` (follower truncation). Offsets below the log
+    /// start are clamped.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let offset = offset.max(self.log_start_offset);
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        for base in doomed {
+            if self.segments.len() == 1 {
+                break;
+            }
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete_files()?;
+            }
+        }
+        self.active_mut().truncate_to(offset)?;
+        self.high_watermark = self.high_watermark.min(self.log_end_offset());
+        self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        self.epochs.retain(|&(_, start)| start < offset);
+        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
+        self.rebuild_producer_state()?;
+        Ok(())
+    }
+
+    /// fsyncs every segment above the recovery point and advances it to the log end.
+    pub fn flush(&mut self) -> Result<()> {
+        let end = self.log_end_offset();
+        if end > self.recovery_point || self.unflushed_messages > 0 {
+            for segment in self.segments.range(..).rev() {
+                segment.1.flush()?;
+                if segment.1.base_offset() <= self.recovery_point {
+                    break;
+                }
+            }
+        }
+        self.recovery_point = end;
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// Flushes when `flush.ms` has passed since the last flush.
+    pub fn maybe_flush_by_time(&mut self, now_ms: i64) -> Result<()> {
+        if self.unflushed_messages > 0 && now_ms - self.last_flush_ms >= self.config.flush_ms {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: flush, trim the active segment's indexes.
+    pub fn close(&mut self) -> Result<()> {
+        self.flush()?;
+        for segment in self.segments.values_mut() {
+            segment.close()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the log's directory.
+    pub fn delete(self) -> Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn write_partition_metadata(dir: &Path, topic_id: &[u8; 16]) -> Result<()> {
+    let path = dir.join(PARTITION_METADATA);
+    let contents = format!("version: 0\ntopic_id: {}\n", uuid_to_kafka_string(topic_id));
+    if fs::read_to_string(&path).ok().as_deref() != Some(contents.as_str()) {
+        checkpoint::write_atomic(&path, &contents)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::tests::{sample_batch, sample_batch_with_producer};
+
+    fn options(clean: bool) -> LogOpenOptions {
+        LogOpenOptions {
+            recovery_point: 0,
+            log_start_offset: 0,
+            clean_shutdown: clean,
+            now_ms: 0,
+        }
+    }
+
+    fn small_config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1000,
+            index_interval_bytes: 200,
+            segment_index_bytes: 800,
+            ..LogConfig::default()
+        }
+    }
+
+    fn open(dir: &Path, clean: bool) -> Log {
+        Log::open(dir, "t", 0, [1; 16], small_config(), options(clean)).unwrap()
+    }
+
+    #[test]
+    fn append_assigns_offsets_and_rolls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        for i in 0..30 {
+            let mut b = sample_batch(0, 2, 1000 + i, 60);
+            let r = log.append_as_leader(&mut b, 0, 1000).unwrap();
+            assert_eq!(r.first_offset, i * 2);
+            assert_eq!(r.last_offset, i * 2 + 1);
+        }
+        assert_eq!(log.log_end_offset(), 60);
+        assert!(log.segment_count() > 3, "segments: {}", log.segment_count());
+        // every offset is readable and starts at the right batch
+        for offset in 0..60 {
+            let read = log.read(offset, 10_000, ReadBound::LogEnd, true).unwrap();
+            let bytes = read.slice.unwrap().read().unwrap();
+            let h = BatchHeader::parse(&bytes).unwrap();
+            assert!(h.base_offset <= offset && offset <= h.last_offset());
+        }
+        assert!(matches!(log.read(61, 100, ReadBound::LogEnd, true), Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(log.read(60, 100, ReadBound::LogEnd, true).unwrap().slice.is_none());
+        log.close().unwrap();
+        drop(log);
+        let log = open(dir.path(), true);
+        assert_eq!(log.log_end_offset(), 60);
+        let (h, _) = log.batch_for_timestamp(1010).unwrap().unwrap();
+        assert_eq!(h.base_offset, 20);
+    }
+
+    #[test]
+    fn first_batch_is_returned_even_above_max_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        let mut b = sample_batch(0, 1, 1000, 300);
+        log.append_as_leader(&mut b, 0, 1000).unwrap();
+        let read = log.read(0, 10, ReadBound::LogEnd, true).unwrap();
+        assert_eq!(read.slice.unwrap().length, 361);
+        let read = log.read(0, 10, ReadBound::LogEnd, false).unwrap();
+        assert_eq!(read.slice.unwrap().length, 10);
+    }
+
+    #[test]
+    fn high_watermark_bounds_consumer_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        log.append_as_leader(&mut sample_batch(0, 1, 1000, 10), 0, 1000).unwrap();
+        log.append_as_leader(&mut sample_batch(0, 1, 1000, 10), 0, 1000).unwrap();
+        // reopen: hw = log end; then append without moving hw
+        log.update_high_watermark(1);
+        let read = log.read(0, 10_000, ReadBound::HighWatermark, true).unwrap();
+        assert_eq!(read.slice.unwrap().length, 71);
+        assert!(log.read(1, 10_000, ReadBound::HighWatermark, true).unwrap().slice.is_none());
+    }
+
+    #[test]
+    fn rejects_bad_batches_without_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        let mut corrupt = sample_batch(0, 1, 1000, 10);
+        corrupt[70] ^= 1;
+        assert!(matches!(log.append_as_leader(&mut corrupt, 0, 1000), Err(StorageError::Batch(BatchError::CrcMismatch))));
+        let mut big = sample_batch(0, 1, 1000, 2_000_000);
+        assert!(matches!(log.append_as_leader(&mut big, 0, 1000), Err(StorageError::MessageTooLarge { .. })));
+        let mut future = sample_batch(0, 1, 1000 + 2 * 3600 * 1000, 10);
+        assert!(matches!(log.append_as_leader(&mut future, 0, 1000), Err(StorageError::InvalidTimestamp { .. })));
+        let mut torn = sample_batch(0, 1, 1000, 10);
+        torn.truncate(40);
+        assert!(log.append_as_leader(&mut torn, 0, 1000).is_err());
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn idempotent_retry_returns_original_offsets_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        log.append_as_leader(&mut sample_batch(0, 3, 1000, 10), 0, 1000).unwrap();
+        let produced = sample_batch_with_producer(0, 2, 1000, 10, 42, 0, 0);
+        let first = log.append_as_leader(&mut produced.clone(), 0, 1000).unwrap();
+        assert_eq!((first.first_offset, first.last_offset), (3, 4));
+        drop(log);
+        let mut log = open(dir.path(), false);
+        let retry = log.append_as_leader(&mut produced.clone(), 0, 1000).unwrap();
+        assert!(retry.duplicate);
+        assert_eq!((retry.first_offset, retry.last_offset), (3, 4));
+        assert_eq!(log.log_end_offset(), 5);
+        let gap = sample_batch_with_producer(0, 1, 1000, 10, 42, 0, 5);
+        assert!(matches!(log.append_as_leader(&mut gap.clone(), 0, 1000), Err(StorageError::OutOfOrderSequence { .. })));
+    }
+
+    #[test]
+    fn unclean_reopen_truncates_torn_tail_and_continues_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        for _ in 0..5 {
+            log.append_as_leader(&mut sample_batch(0, 2, 1000, 50), 0, 1000).unwrap();
+        }
+        let active = dir.path().join(format!("{:020}.log", log.active().base_offset()));
+        drop(log);
+        let len = fs::metadata(&active).unwrap().len();
+        let f = fs::OpenOptions::new().append(true).open(&active).unwrap();
+        f.set_len(len + 30).unwrap(); // garbage (zeros) after the last batch
+        drop(f);
+        let mut log = open(dir.path(), false);
+        assert_eq!(log.log_end_offset(), 10);
+        assert_eq!(fs::metadata(&active).unwrap().len(), len);
+        let r = log.append_as_leader(&mut sample_batch(0, 1, 1000, 5), 0, 1000).unwrap();
+        assert_eq!(r.first_offset, 10);
+    }
+
+    #[test]
+    fn log_append_time_is_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            log_append_time: true,
+            ..small_config()
+        };
+        let mut log = Log::open(dir.path(), "t", 0, [1; 16], config, options(true)).unwrap();
+        let r = log.append_as_leader(&mut sample_batch(0, 1, 5, 5), 0, 777_000).unwrap();
+        assert_eq!(r.log_append_time, 777_000);
+        let bytes = log.read(0, 1000, ReadBound::LogEnd, true).unwrap().slice.unwrap().read().unwrap();
+        let h = batch::validate(&bytes).unwrap();
+        assert!(h.is_log_append_time());
+        assert_eq!(h.max_timestamp, 777_000);
+    }
+
+    #[test]
+    fn truncate_to_removes_tail_and_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        for i in 0..20 {
+            log.append_as_leader(&mut sample_batch(0, 1, 1000, 60), i / 10, 1000).unwrap();
+        }
+        assert_eq!(log.epochs(), &[(0, 0), (1, 10)]);
+        log.truncate_to(7).unwrap();
+        assert_eq!(log.log_end_offset(), 7);
+        assert_eq!(log.epochs(), &[(0, 0)]);
+        let r = log.append_as_leader(&mut sample_batch(0, 1, 1000, 60), 2, 1000).unwrap();
+        assert_eq!(r.first_offset, 7);
+    }
+
+    #[test]
+    fn topic_id_string_matches_kafka() {
+        // Kafka prints Uuid(0x0123456789abcdef, 0xfedcba9876543210) as "ASNFZ4mrze_-3LqYdlQyEA"
+        let id = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10];
+        assert_eq!(uuid_to_kafka_string(&id), "ASNFZ4mrze_-3LqYdlQyEA");
+    }
+}
