@@ -1,1 +1,169 @@
+//! ferrolog broker: listeners, the request router and one handler per API, the replica manager,
+//! and the single-node controller over the metadata log.
 
+pub mod config;
+pub mod errors;
+pub mod fetch_session;
+pub mod handlers;
+pub mod log_manager;
+pub mod metadata;
+pub mod replica_manager;
+pub mod server;
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use uuid::Uuid;
+
+use config::BrokerConfig;
+use log_manager::LogManager;
+use metadata::{Controller, MetadataImage, MetadataRecord};
+use replica_manager::ReplicaManager;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Everything a request handler can reach.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub controller: Controller,
+    pub replicas: ReplicaManager,
+    pub fetch_sessions: fetch_session::FetchSessions,
+    /// Serialises topic creation, deletion and partition growth.
+    admin: Mutex<()>,
+}
+
+impl Broker {
+    /// Opens the log directory, replays the metadata log and opens every partition's log.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
+        let log_manager = LogManager::open(
+            &config.log_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+        )?;
+        let controller = Controller::open(&config.log_dir, log_manager.clean_shutdown)?;
+        let cluster_id = log_manager.cluster_id.clone();
+        let broker = Broker {
+            cluster_id,
+            controller,
+            replicas: ReplicaManager::new(log_manager),
+            fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
+            admin: Mutex::new(()),
+            config,
+        };
+        let image = broker.controller.image();
+        broker.publish(&image)?;
+        // Directories of topics the metadata does not know (e.g. a delete interrupted by a crash).
+        for (topic, partition) in broker.replicas.log_manager().partition_dirs()? {
+            let known = image
+                .topic(&topic)
+                .is_some_and(|t| partition < t.partitions);
+            if !known && topic != metadata::METADATA_TOPIC {
+                tracing::warn!(topic, partition, "deleting stray partition directory");
+                broker.replicas.delete_partition(&topic, partition)?;
+            }
+        }
+        Ok(Arc::new(broker))
+    }
+
+    /// Makes the hosted partitions match the image (the metadata publisher).
+    fn publish(&self, image: &MetadataImage) -> Result<()> {
+        for topic in image.topics.values() {
+            let config = self.config.log_config(&topic.configs);
+            for p in 0..topic.partitions {
+                self.replicas
+                    .become_leader(&topic.name, p, topic.id, config.clone())
+                    .with_context(|| format!("opening {}-{p}", topic.name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a topic (the caller validated name, partitions and configs).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &config::Properties,
+    ) -> Result<Uuid> {
+        let _guard = self.admin.lock().expect("admin lock");
+        if let Some(existing) = self.controller.image().topic(name) {
+            return Ok(existing.id);
+        }
+        let id = Uuid::new_v4();
+        let mut records = vec![
+            MetadataRecord::Topic {
+                name: name.to_string(),
+                id,
+            },
+            MetadataRecord::Partitions {
+                id,
+                count: partitions,
+            },
+        ];
+        for (key, value) in configs {
+            records.push(MetadataRecord::Config {
+                id,
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        let image = self.controller.commit(&records)?;
+        self.publish(&image)?;
+        self.replicas.checkpoint()?;
+        Ok(id)
+    }
+
+    pub fn delete_topic(&self, id: Uuid) -> Result<()> {
+        let _guard = self.admin.lock().expect("admin lock");
+        let image = self.controller.image();
+        let Some(topic) = image.topic_by_id(&id).cloned() else {
+            return Ok(());
+        };
+        self.controller
+            .commit(&[MetadataRecord::RemoveTopic { id }])?;
+        for p in 0..topic.partitions {
+            self.replicas.delete_partition(&topic.name, p)?;
+        }
+        self.replicas.checkpoint()?;
+        Ok(())
+    }
+
+    pub fn create_partitions(&self, id: Uuid, count: i32) -> Result<()> {
+        let _guard = self.admin.lock().expect("admin lock");
+        let image = self
+            .controller
+            .commit(&[MetadataRecord::Partitions { id, count }])?;
+        self.publish(&image)
+    }
+
+    /// Background work: `flush.ms` flushing and the periodic offset checkpoints.
+    pub async fn run_background(self: Arc<Self>) {
+        let flush_every = self.config.flush_scheduler_interval_ms.clamp(10, 3_600_000) as u64;
+        let checkpoint_every = self.config.flush_offset_checkpoint_interval_ms;
+        let mut flush = tokio::time::interval(std::time::Duration::from_millis(flush_every));
+        let mut checkpoint =
+            tokio::time::interval(std::time::Duration::from_millis(checkpoint_every));
+        loop {
+            tokio::select! {
+                _ = flush.tick() => self.replicas.flush_by_time(now_ms()),
+                _ = checkpoint.tick() => {
+                    if let Err(e) = self.replicas.checkpoint() {
+                        tracing::error!("writing checkpoints failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn shutdown(&self) -> Result<()> {
+        self.replicas.shutdown()?;
+        self.controller.close()
+    }
+}

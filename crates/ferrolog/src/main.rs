@@ -1,1 +1,127 @@
-fn main() {}
+//! The ferrolog binary: the server and the operator tools.
+
+mod console;
+mod topics;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ferrolog_broker::config::{parse_properties_file, BrokerConfig, Properties};
+
+#[derive(Parser)]
+#[command(
+    name = "ferrolog",
+    version,
+    about = "Kafka-compatible event streaming, in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker (a combined broker+controller single node by default).
+    Server {
+        /// A server.properties file with Apache Kafka's keys.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// key=value, applied after the file (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Shorthand for --override log.dirs=DIR (default ./ferrolog-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Create, list, describe and delete topics (like kafka-topics.sh).
+    Topics(topics::TopicsArgs),
+    /// Read lines from stdin and produce them (like kafka-console-producer.sh).
+    Produce(console::ProduceArgs),
+    /// Print records (like kafka-console-consumer.sh).
+    Consume(console::ConsumeArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERROLOG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Server {
+                config,
+                overrides,
+                data_dir,
+            } => server(config, overrides, data_dir).await,
+            Command::Topics(args) => topics::run(args).await,
+            Command::Produce(args) => console::produce(args).await,
+            Command::Consume(args) => console::consume(args).await,
+        }
+    })
+}
+
+async fn server(
+    config: Option<PathBuf>,
+    overrides: Vec<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<()> {
+    let mut props = Properties::new();
+    if let Some(path) = &config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        props.extend(parse_properties_file(&text));
+    }
+    if let Some(dir) = data_dir {
+        props.insert("log.dirs".into(), dir.display().to_string());
+    }
+    for o in overrides {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("--override {o}: expected KEY=VALUE"))?;
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let config = BrokerConfig::from_properties(&props)?;
+    let bind = format!(
+        "{}:{}",
+        if config.listener.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &config.listener.host
+        },
+        config.listener.port
+    );
+    let broker = ferrolog_broker::Broker::open(config)?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("binding listener {bind}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "ferrolog node {} serving Kafka clients on {local} (advertised {}:{}), data in {}, cluster id {}",
+        broker.config.node_id,
+        broker.config.advertised.host,
+        broker.config.advertised.port,
+        broker.config.log_dir.display(),
+        broker.cluster_id
+    );
+    let serve = tokio::spawn(ferrolog_broker::server::serve(broker.clone(), listener));
+    let background = tokio::spawn(broker.clone().run_background());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    serve.abort();
+    background.abort();
+    broker.shutdown()?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

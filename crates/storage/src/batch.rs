@@ -163,7 +163,9 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
         && header.records_count - 1 != header.last_offset_delta
         && header.compression() == 0
     {
-        return Err(BatchError::Corrupt("record count does not match last offset delta"));
+        return Err(BatchError::Corrupt(
+            "record count does not match last offset delta",
+        ));
     }
     Ok(header)
 }
@@ -261,7 +263,8 @@ pub(crate) mod tests {
         let mut b = vec![0u8; size];
         b[BASE_OFFSET..8].copy_from_slice(&base_offset.to_be_bytes());
         b[LENGTH..LENGTH + 4].copy_from_slice(&((size - LOG_OVERHEAD) as i32).to_be_bytes());
-        b[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4].copy_from_slice(&(-1i32).to_be_bytes());
+        b[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
+            .copy_from_slice(&(-1i32).to_be_bytes());
         b[MAGIC] = 2;
         b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(count - 1).to_be_bytes());
         b[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&timestamp.to_be_bytes());
@@ -289,7 +292,10 @@ pub(crate) mod tests {
         assert!(matches!(validate(&bad), Err(BatchError::CrcMismatch)));
         let mut old = b.clone();
         old[MAGIC] = 1;
-        assert!(matches!(validate(&old), Err(BatchError::UnsupportedMagic(1))));
+        assert!(matches!(
+            validate(&old),
+            Err(BatchError::UnsupportedMagic(1))
+        ));
         assert!(validate(&b[..b.len() - 1]).is_err());
     }
 

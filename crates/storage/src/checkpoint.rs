@@ -55,7 +55,12 @@ pub fn read_offsets(path: &Path) -> io::Result<OffsetCheckpoint> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(e),
     };
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("malformed checkpoint {}", path.display()));
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed checkpoint {}", path.display()),
+        )
+    };
     let mut map = BTreeMap::new();
     for entry in parse_lines(&contents).ok_or_else(bad)? {
         if entry.len() != 3 {
@@ -82,13 +87,21 @@ pub fn read_epochs(path: &Path) -> io::Result<Vec<(i32, i64)>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("malformed checkpoint {}", path.display()));
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed checkpoint {}", path.display()),
+        )
+    };
     let mut out = Vec::new();
     for entry in parse_lines(&contents).ok_or_else(bad)? {
         if entry.len() != 2 {
             return Err(bad());
         }
-        out.push((entry[0].parse().map_err(|_| bad())?, entry[1].parse().map_err(|_| bad())?));
+        out.push((
+            entry[0].parse().map_err(|_| bad())?,
+            entry[1].parse().map_err(|_| bad())?,
+        ));
     }
     Ok(out)
 }
@@ -113,7 +126,10 @@ mod tests {
         map.insert(("orders".into(), 0), 1500);
         map.insert(("orders".into(), 1), 1432);
         write_offsets(&path, &map).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "0\n2\norders 0 1500\norders 1 1432\n");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "0\n2\norders 0 1500\norders 1 1432\n"
+        );
         assert_eq!(read_offsets(&path).unwrap(), map);
         fs::write(&path, "0\n3\norders 0 1\n").unwrap();
         assert!(read_offsets(&path).is_err());

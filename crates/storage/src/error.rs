@@ -23,7 +23,10 @@ pub enum StorageError {
     #[error("record set of {size} bytes exceeds segment size {limit}")]
     RecordSetTooLarge { size: usize, limit: usize },
     #[error("timestamp {timestamp} out of the accepted range: {reason}")]
-    InvalidTimestamp { timestamp: i64, reason: &'static str },
+    InvalidTimestamp {
+        timestamp: i64,
+        reason: &'static str,
+    },
     #[error("offset {offset} out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         offset: i64,

@@ -85,7 +85,11 @@ pub struct OffsetIndex {
 impl OffsetIndex {
     /// Opens (or creates) the index file. Entries are loaded and sanity-checked; a file that fails
     /// the check is reported as `Ok(None)` in `valid` so the caller can rebuild it.
-    pub fn open(path: &Path, base_offset: i64, max_bytes: usize) -> io::Result<(OffsetIndex, bool)> {
+    pub fn open(
+        path: &Path,
+        base_offset: i64,
+        max_bytes: usize,
+    ) -> io::Result<(OffsetIndex, bool)> {
         let (file, bytes) = IndexFile::open(path)?;
         let mut entries = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_SIZE);
         let mut valid = bytes.len() % OFFSET_ENTRY_SIZE == 0;
@@ -130,7 +134,11 @@ impl OffsetIndex {
                 return Ok(());
             }
         }
-        assert!(!self.is_full(), "offset index of segment {} is full", self.base_offset);
+        assert!(
+            !self.is_full(),
+            "offset index of segment {} is full",
+            self.base_offset
+        );
         let mut entry = [0u8; OFFSET_ENTRY_SIZE];
         entry[0..4].copy_from_slice(&relative.to_be_bytes());
         entry[4..8].copy_from_slice(&position.to_be_bytes());
@@ -159,7 +167,9 @@ impl OffsetIndex {
     /// Drops entries for offsets ≥ `offset` (used by truncation).
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
         let relative = (offset - self.base_offset).max(0);
-        let keep = self.entries.partition_point(|&(r, _)| i64::from(r) < relative);
+        let keep = self
+            .entries
+            .partition_point(|&(r, _)| i64::from(r) < relative);
         self.entries.truncate(keep);
         self.file.trim((keep * OFFSET_ENTRY_SIZE) as u64)
     }
@@ -170,7 +180,8 @@ impl OffsetIndex {
     }
 
     pub fn trim_to_entries(&mut self) -> io::Result<()> {
-        self.file.trim((self.entries.len() * OFFSET_ENTRY_SIZE) as u64)
+        self.file
+            .trim((self.entries.len() * OFFSET_ENTRY_SIZE) as u64)
     }
 
     pub fn flush(&self) -> io::Result<()> {
@@ -263,7 +274,9 @@ impl TimeIndex {
 
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
         let relative = (offset - self.base_offset).max(0);
-        let keep = self.entries.partition_point(|&(_, r)| i64::from(r) < relative);
+        let keep = self
+            .entries
+            .partition_point(|&(_, r)| i64::from(r) < relative);
         self.entries.truncate(keep);
         self.file.trim((keep * TIME_ENTRY_SIZE) as u64)
     }
@@ -274,7 +287,8 @@ impl TimeIndex {
     }
 
     pub fn trim_to_entries(&mut self) -> io::Result<()> {
-        self.file.trim((self.entries.len() * TIME_ENTRY_SIZE) as u64)
+        self.file
+            .trim((self.entries.len() * TIME_ENTRY_SIZE) as u64)
     }
 
     pub fn flush(&self) -> io::Result<()> {

@@ -168,7 +168,11 @@ impl Log {
         let mut base_offsets = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name().to_string_lossy().to_string();
-            if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap") || name.ends_with(".tmp") {
+            if name.ends_with(".deleted")
+                || name.ends_with(".cleaned")
+                || name.ends_with(".swap")
+                || name.ends_with(".tmp")
+            {
                 let _ = fs::remove_file(dir.join(&name));
                 continue;
             }
@@ -198,11 +202,19 @@ impl Log {
         for (i, &base) in base_offsets.iter().enumerate() {
             let (mut segment, valid) = Segment::open(dir, base, segment_config, options.now_ms)?;
             let next_base = base_offsets.get(i + 1).copied().unwrap_or(i64::MAX);
-            let needs_recovery = !valid || (!options.clean_shutdown && next_base > log.recovery_point);
+            let needs_recovery =
+                !valid || (!options.clean_shutdown && next_base > log.recovery_point);
             if needs_recovery {
-                let truncated = segment.recover(log.config.max_message_bytes.max(1 << 20) * 2, |_| {})?;
+                let truncated =
+                    segment.recover(log.config.max_message_bytes.max(1 << 20) * 2, |_| {})?;
                 if truncated > 0 {
-                    tracing::warn!(topic, partition, base, truncated, "truncated invalid bytes at the end of a segment");
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        base,
+                        truncated,
+                        "truncated invalid bytes at the end of a segment"
+                    );
                     truncated_at = Some(i);
                 }
             }
@@ -214,7 +226,12 @@ impl Log {
         if let Some(i) = truncated_at {
             for &base in &base_offsets[i + 1..] {
                 let (segment, _) = Segment::open(dir, base, segment_config, options.now_ms)?;
-                tracing::warn!(topic, partition, base, "deleting segment after a truncated one");
+                tracing::warn!(
+                    topic,
+                    partition,
+                    base,
+                    "deleting segment after a truncated one"
+                );
                 segment.delete_files()?;
             }
         }
@@ -303,20 +320,33 @@ impl Log {
     }
 
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     /// Validates the producer's batches, assigns offsets and appends them as leader in
     /// `leader_epoch`. `records` is rewritten in place (base offsets, leader epoch, LogAppendTime).
-    pub fn append_as_leader(&mut self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendResult> {
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
         // 1. validate every batch before touching the log
         let mut headers = Vec::new();
         for item in BatchIter::new(records) {
             let (position, bytes) = item.map_err(|e| match e {
-                BatchError::Truncated => StorageError::Batch(BatchError::Corrupt("truncated batch")),
+                BatchError::Truncated => {
+                    StorageError::Batch(BatchError::Corrupt("truncated batch"))
+                }
                 other => StorageError::Batch(other),
             })?;
             if bytes.len() > self.config.max_message_bytes {
@@ -327,7 +357,9 @@ impl Log {
             }
             let header = batch::validate(bytes)?;
             if header.is_control() {
-                return Err(StorageError::InvalidRecord("clients may not produce control batches"));
+                return Err(StorageError::InvalidRecord(
+                    "clients may not produce control batches",
+                ));
             }
             if !self.config.log_append_time {
                 self.validate_timestamps(&header, now_ms)?;
@@ -356,7 +388,11 @@ impl Log {
                 return Ok(AppendResult {
                     first_offset: meta.first_offset,
                     last_offset: meta.last_offset,
-                    log_append_time: if self.config.log_append_time { meta.max_timestamp } else { -1 },
+                    log_append_time: if self.config.log_append_time {
+                        meta.max_timestamp
+                    } else {
+                        -1
+                    },
                     log_start_offset: self.log_start_offset,
                     records: 0,
                     duplicate: true,
@@ -365,14 +401,20 @@ impl Log {
         } else {
             for (_, header) in &headers {
                 if let SequenceCheck::Duplicate(_) = self.producers.check(header)? {
-                    return Err(StorageError::InvalidRecord("duplicate batch inside a multi-batch request"));
+                    return Err(StorageError::InvalidRecord(
+                        "duplicate batch inside a multi-batch request",
+                    ));
                 }
             }
         }
         // 3. assign offsets in place and append
         let first_offset = self.log_end_offset();
         let mut next = first_offset;
-        let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
+        let log_append_time = if self.config.log_append_time {
+            now_ms
+        } else {
+            -1
+        };
         let mut count = 0i64;
         self.assign_epoch(leader_epoch, first_offset)?;
         for (position, mut header) in headers {
@@ -438,7 +480,12 @@ impl Log {
         Ok(())
     }
 
-    fn maybe_roll(&mut self, batch_size: usize, batch_max_timestamp: i64, now_ms: i64) -> Result<()> {
+    fn maybe_roll(
+        &mut self,
+        batch_size: usize,
+        batch_max_timestamp: i64,
+        now_ms: i64,
+    ) -> Result<()> {
         let active = self.active();
         let full = active.size() + batch_size as u64 > self.config.segment_bytes;
         let aged = active.should_roll_by_time(self.config.segment_ms, now_ms, batch_max_timestamp);
@@ -462,7 +509,13 @@ impl Log {
 
     /// The bytes a reader at `offset` gets: from the batch holding it, bounded by `max_bytes`
     /// (but at least one batch when `min_one_batch`) and by the high watermark or log end.
-    pub fn read(&self, offset: i64, max_bytes: usize, bound: ReadBound, min_one_batch: bool) -> Result<ReadResult> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        bound: ReadBound,
+        min_one_batch: bool,
+    ) -> Result<ReadResult> {
         let end = self.log_end_offset();
         let upper = match bound {
             ReadBound::HighWatermark => self.high_watermark,
@@ -485,7 +538,13 @@ impl Log {
             return Ok(result);
         }
         // the segment holding `offset`, then later ones if it has nothing at or after it
-        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+        for (_, segment) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
             let max_position = if upper >= segment.next_offset() {
                 segment.size()
             } else {
@@ -525,11 +584,14 @@ impl Log {
     pub fn max_timestamp_batch(&self) -> Result<Option<(BatchHeader, Vec<u8>)>> {
         let mut best: Option<(i64, &Segment)> = None;
         for segment in self.segments.values() {
-            if segment.max_timestamp() >= 0 && best.is_none_or(|(t, _)| segment.max_timestamp() > t) {
+            if segment.max_timestamp() >= 0 && best.is_none_or(|(t, _)| segment.max_timestamp() > t)
+            {
                 best = Some((segment.max_timestamp(), segment));
             }
         }
-        let Some((timestamp, segment)) = best else { return Ok(None) };
+        let Some((timestamp, segment)) = best else {
+            return Ok(None);
+        };
         match segment.find_by_timestamp(timestamp)? {
             Some((position, header)) if header.base_offset < self.high_watermark => {
                 let bytes = segment.read_batch(position, &header)?;
@@ -665,8 +727,15 @@ mod tests {
             let h = BatchHeader::parse(&bytes).unwrap();
             assert!(h.base_offset <= offset && offset <= h.last_offset());
         }
-        assert!(matches!(log.read(61, 100, ReadBound::LogEnd, true), Err(StorageError::OffsetOutOfRange { .. })));
-        assert!(log.read(60, 100, ReadBound::LogEnd, true).unwrap().slice.is_none());
+        assert!(matches!(
+            log.read(61, 100, ReadBound::LogEnd, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert!(log
+            .read(60, 100, ReadBound::LogEnd, true)
+            .unwrap()
+            .slice
+            .is_none());
         log.close().unwrap();
         drop(log);
         let log = open(dir.path(), true);
@@ -691,13 +760,19 @@ mod tests {
     fn high_watermark_bounds_consumer_reads() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), true);
-        log.append_as_leader(&mut sample_batch(0, 1, 1000, 10), 0, 1000).unwrap();
-        log.append_as_leader(&mut sample_batch(0, 1, 1000, 10), 0, 1000).unwrap();
+        log.append_as_leader(&mut sample_batch(0, 1, 1000, 10), 0, 1000)
+            .unwrap();
+        log.append_as_leader(&mut sample_batch(0, 1, 1000, 10), 0, 1000)
+            .unwrap();
         // reopen: hw = log end; then append without moving hw
         log.update_high_watermark(1);
         let read = log.read(0, 10_000, ReadBound::HighWatermark, true).unwrap();
         assert_eq!(read.slice.unwrap().length, 71);
-        assert!(log.read(1, 10_000, ReadBound::HighWatermark, true).unwrap().slice.is_none());
+        assert!(log
+            .read(1, 10_000, ReadBound::HighWatermark, true)
+            .unwrap()
+            .slice
+            .is_none());
     }
 
     #[test]
@@ -706,11 +781,20 @@ mod tests {
         let mut log = open(dir.path(), true);
         let mut corrupt = sample_batch(0, 1, 1000, 10);
         corrupt[70] ^= 1;
-        assert!(matches!(log.append_as_leader(&mut corrupt, 0, 1000), Err(StorageError::Batch(BatchError::CrcMismatch))));
+        assert!(matches!(
+            log.append_as_leader(&mut corrupt, 0, 1000),
+            Err(StorageError::Batch(BatchError::CrcMismatch))
+        ));
         let mut big = sample_batch(0, 1, 1000, 2_000_000);
-        assert!(matches!(log.append_as_leader(&mut big, 0, 1000), Err(StorageError::MessageTooLarge { .. })));
+        assert!(matches!(
+            log.append_as_leader(&mut big, 0, 1000),
+            Err(StorageError::MessageTooLarge { .. })
+        ));
         let mut future = sample_batch(0, 1, 1000 + 2 * 3600 * 1000, 10);
-        assert!(matches!(log.append_as_leader(&mut future, 0, 1000), Err(StorageError::InvalidTimestamp { .. })));
+        assert!(matches!(
+            log.append_as_leader(&mut future, 0, 1000),
+            Err(StorageError::InvalidTimestamp { .. })
+        ));
         let mut torn = sample_batch(0, 1, 1000, 10);
         torn.truncate(40);
         assert!(log.append_as_leader(&mut torn, 0, 1000).is_err());
@@ -721,18 +805,26 @@ mod tests {
     fn idempotent_retry_returns_original_offsets_after_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), true);
-        log.append_as_leader(&mut sample_batch(0, 3, 1000, 10), 0, 1000).unwrap();
+        log.append_as_leader(&mut sample_batch(0, 3, 1000, 10), 0, 1000)
+            .unwrap();
         let produced = sample_batch_with_producer(0, 2, 1000, 10, 42, 0, 0);
-        let first = log.append_as_leader(&mut produced.clone(), 0, 1000).unwrap();
+        let first = log
+            .append_as_leader(&mut produced.clone(), 0, 1000)
+            .unwrap();
         assert_eq!((first.first_offset, first.last_offset), (3, 4));
         drop(log);
         let mut log = open(dir.path(), false);
-        let retry = log.append_as_leader(&mut produced.clone(), 0, 1000).unwrap();
+        let retry = log
+            .append_as_leader(&mut produced.clone(), 0, 1000)
+            .unwrap();
         assert!(retry.duplicate);
         assert_eq!((retry.first_offset, retry.last_offset), (3, 4));
         assert_eq!(log.log_end_offset(), 5);
         let gap = sample_batch_with_producer(0, 1, 1000, 10, 42, 0, 5);
-        assert!(matches!(log.append_as_leader(&mut gap.clone(), 0, 1000), Err(StorageError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            log.append_as_leader(&mut gap.clone(), 0, 1000),
+            Err(StorageError::OutOfOrderSequence { .. })
+        ));
     }
 
     #[test]
@@ -740,9 +832,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), true);
         for _ in 0..5 {
-            log.append_as_leader(&mut sample_batch(0, 2, 1000, 50), 0, 1000).unwrap();
+            log.append_as_leader(&mut sample_batch(0, 2, 1000, 50), 0, 1000)
+                .unwrap();
         }
-        let active = dir.path().join(format!("{:020}.log", log.active().base_offset()));
+        let active = dir
+            .path()
+            .join(format!("{:020}.log", log.active().base_offset()));
         drop(log);
         let len = fs::metadata(&active).unwrap().len();
         let f = fs::OpenOptions::new().append(true).open(&active).unwrap();
@@ -751,7 +846,9 @@ mod tests {
         let mut log = open(dir.path(), false);
         assert_eq!(log.log_end_offset(), 10);
         assert_eq!(fs::metadata(&active).unwrap().len(), len);
-        let r = log.append_as_leader(&mut sample_batch(0, 1, 1000, 5), 0, 1000).unwrap();
+        let r = log
+            .append_as_leader(&mut sample_batch(0, 1, 1000, 5), 0, 1000)
+            .unwrap();
         assert_eq!(r.first_offset, 10);
     }
 
@@ -763,9 +860,17 @@ mod tests {
             ..small_config()
         };
         let mut log = Log::open(dir.path(), "t", 0, [1; 16], config, options(true)).unwrap();
-        let r = log.append_as_leader(&mut sample_batch(0, 1, 5, 5), 0, 777_000).unwrap();
+        let r = log
+            .append_as_leader(&mut sample_batch(0, 1, 5, 5), 0, 777_000)
+            .unwrap();
         assert_eq!(r.log_append_time, 777_000);
-        let bytes = log.read(0, 1000, ReadBound::LogEnd, true).unwrap().slice.unwrap().read().unwrap();
+        let bytes = log
+            .read(0, 1000, ReadBound::LogEnd, true)
+            .unwrap()
+            .slice
+            .unwrap()
+            .read()
+            .unwrap();
         let h = batch::validate(&bytes).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 777_000);
@@ -776,20 +881,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), true);
         for i in 0..20 {
-            log.append_as_leader(&mut sample_batch(0, 1, 1000, 60), i / 10, 1000).unwrap();
+            log.append_as_leader(&mut sample_batch(0, 1, 1000, 60), i / 10, 1000)
+                .unwrap();
         }
         assert_eq!(log.epochs(), &[(0, 0), (1, 10)]);
         log.truncate_to(7).unwrap();
         assert_eq!(log.log_end_offset(), 7);
         assert_eq!(log.epochs(), &[(0, 0)]);
-        let r = log.append_as_leader(&mut sample_batch(0, 1, 1000, 60), 2, 1000).unwrap();
+        let r = log
+            .append_as_leader(&mut sample_batch(0, 1, 1000, 60), 2, 1000)
+            .unwrap();
         assert_eq!(r.first_offset, 7);
     }
 
     #[test]
     fn topic_id_string_matches_kafka() {
         // Kafka prints Uuid(0x0123456789abcdef, 0xfedcba9876543210) as "ASNFZ4mrze_-3LqYdlQyEA"
-        let id = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10];
+        let id = [
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+            0x32, 0x10,
+        ];
         assert_eq!(uuid_to_kafka_string(&id), "ASNFZ4mrze_-3LqYdlQyEA");
     }
 }

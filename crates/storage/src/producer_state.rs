@@ -150,7 +150,10 @@ mod tests {
     use crate::batch::{self, tests::sample_batch_with_producer};
 
     fn header(base: i64, count: i32, pid: i64, epoch: i16, seq: i32) -> BatchHeader {
-        batch::validate(&sample_batch_with_producer(base, count, 0, 0, pid, epoch, seq)).unwrap()
+        batch::validate(&sample_batch_with_producer(
+            base, count, 0, 0, pid, epoch, seq,
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -161,7 +164,9 @@ mod tests {
         state.update(&first);
         // retry of the same batch returns its offsets
         match state.check(&header(-1, 5, 7, 0, 0)).unwrap() {
-            SequenceCheck::Duplicate(meta) => assert_eq!((meta.first_offset, meta.last_offset), (0, 4)),
+            SequenceCheck::Duplicate(meta) => {
+                assert_eq!((meta.first_offset, meta.last_offset), (0, 4))
+            }
             other => panic!("expected duplicate, got {other:?}"),
         }
         // next in sequence
@@ -171,14 +176,24 @@ mod tests {
         // a gap
         assert!(matches!(
             state.check(&header(0, 1, 7, 0, 9)),
-            Err(StorageError::OutOfOrderSequence { expected: 7, got: 9, .. })
+            Err(StorageError::OutOfOrderSequence {
+                expected: 7,
+                got: 9,
+                ..
+            })
         ));
         // an older epoch after a bump
         state.update(&header(7, 1, 7, 1, 0));
-        assert!(matches!(state.check(&header(0, 1, 7, 0, 1)), Err(StorageError::ProducerFenced { .. })));
+        assert!(matches!(
+            state.check(&header(0, 1, 7, 0, 1)),
+            Err(StorageError::ProducerFenced { .. })
+        ));
         // a new epoch must start at 0
         assert!(state.check(&header(0, 1, 7, 2, 3)).is_err());
-        assert_eq!(state.check(&header(0, 1, 7, 2, 0)).unwrap(), SequenceCheck::Accept);
+        assert_eq!(
+            state.check(&header(0, 1, 7, 2, 0)).unwrap(),
+            SequenceCheck::Accept
+        );
     }
 
     #[test]
@@ -188,6 +203,9 @@ mod tests {
             state.update(&header(i, 1, 1, 0, i as i32));
         }
         assert_eq!(state.check(&header(0, 1, 1, 0, 0)).is_err(), true);
-        assert!(matches!(state.check(&header(0, 1, 1, 0, 6)).unwrap(), SequenceCheck::Duplicate(_)));
+        assert!(matches!(
+            state.check(&header(0, 1, 1, 0, 6)).unwrap(),
+            SequenceCheck::Duplicate(_)
+        ));
     }
 }

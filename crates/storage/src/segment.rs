@@ -80,8 +80,11 @@ impl Segment {
             .truncate(false)
             .open(&log_path)?;
         let size = log.metadata()?.len();
-        let (offset_index, offset_valid) =
-            OffsetIndex::open(&dir.join(format!("{stem}.index")), base_offset, config.max_index_bytes)?;
+        let (offset_index, offset_valid) = OffsetIndex::open(
+            &dir.join(format!("{stem}.index")),
+            base_offset,
+            config.max_index_bytes,
+        )?;
         let (time_index, time_valid) = TimeIndex::open(
             &dir.join(format!("{stem}.timeindex")),
             base_offset,
@@ -174,7 +177,12 @@ impl Segment {
 
     /// Whether `segment.ms` says this segment should roll: it has data and its first batch (or
     /// its creation, when timestamps are absent) is older than `segment_ms`.
-    pub fn should_roll_by_time(&self, segment_ms: i64, now_ms: i64, batch_max_timestamp: i64) -> bool {
+    pub fn should_roll_by_time(
+        &self,
+        segment_ms: i64,
+        now_ms: i64,
+        batch_max_timestamp: i64,
+    ) -> bool {
         if self.size == 0 {
             return false;
         }
@@ -187,7 +195,10 @@ impl Segment {
     /// Appends one batch whose offsets are already assigned.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
         let position = self.size;
-        assert!(header.base_offset >= self.next_offset, "offsets must increase within a segment");
+        assert!(
+            header.base_offset >= self.next_offset,
+            "offsets must increase within a segment"
+        );
         assert!(
             header.last_offset() - self.base_offset <= i64::from(u32::MAX),
             "relative offset overflow"
@@ -202,9 +213,12 @@ impl Segment {
             self.rolling_timestamp = Some(header.max_timestamp);
         }
         if self.bytes_since_last_index_entry > self.config.index_interval_bytes {
-            self.offset_index.append(header.last_offset(), position as u32)?;
-            self.time_index
-                .maybe_append(self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far)?;
+            self.offset_index
+                .append(header.last_offset(), position as u32)?;
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp_so_far,
+            )?;
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += batch.len();
@@ -307,7 +321,9 @@ impl Segment {
         while position + HEADER_SIZE as u64 <= file_size {
             let mut head = [0u8; HEADER_SIZE];
             self.log.read_exact_at(&mut head, position)?;
-            let Ok(header) = BatchHeader::parse(&head) else { break };
+            let Ok(header) = BatchHeader::parse(&head) else {
+                break;
+            };
             let size = header.size();
             if header.batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32
                 || size > max_batch_bytes.max(HEADER_SIZE)
@@ -318,7 +334,9 @@ impl Segment {
             }
             bytes.resize(size, 0);
             self.log.read_exact_at(&mut bytes, position)?;
-            let Ok(header) = batch::validate(&bytes) else { break };
+            let Ok(header) = batch::validate(&bytes) else {
+                break;
+            };
             // re-run the bookkeeping of append (the bytes are already in place)
             self.size = position;
             self.append_bookkeeping(&header, position, size)?;
@@ -334,7 +352,12 @@ impl Segment {
         Ok(truncated)
     }
 
-    fn append_bookkeeping(&mut self, header: &BatchHeader, position: u64, size: usize) -> Result<()> {
+    fn append_bookkeeping(
+        &mut self,
+        header: &BatchHeader,
+        position: u64,
+        size: usize,
+    ) -> Result<()> {
         self.size = position + size as u64;
         if header.max_timestamp > self.max_timestamp_so_far {
             self.max_timestamp_so_far = header.max_timestamp;
@@ -344,9 +367,12 @@ impl Segment {
             self.rolling_timestamp = Some(header.max_timestamp);
         }
         if self.bytes_since_last_index_entry > self.config.index_interval_bytes {
-            self.offset_index.append(header.last_offset(), position as u32)?;
-            self.time_index
-                .maybe_append(self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far)?;
+            self.offset_index
+                .append(header.last_offset(), position as u32)?;
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp_so_far,
+            )?;
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += size;
@@ -380,8 +406,10 @@ impl Segment {
     /// preallocated indexes.
     pub fn on_roll(&mut self) -> Result<()> {
         if self.max_timestamp_so_far >= 0 {
-            self.time_index
-                .maybe_append(self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far)?;
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp_so_far,
+            )?;
         }
         self.offset_index.trim_to_entries()?;
         self.time_index.trim_to_entries()?;

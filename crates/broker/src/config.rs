@@ -1,0 +1,855 @@
+//! Broker and topic configuration, with Apache Kafka's names, types and defaults.
+//!
+//! Two stages: raw `key=value` properties (file, then `--override`s) are checked against the
+//! table of known keys (unknown keys warn, bad values fail with the key's name), then turned into
+//! the typed [`BrokerConfig`]. Topic configs are overrides on top of the broker's defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ferrolog_storage::LogConfig;
+
+pub type Properties = BTreeMap<String, String>;
+
+/// DescribeConfigs `config_type` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// DescribeConfigs `config_source` codes.
+pub mod source {
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// A known key: name, default (None = no default), type, documentation.
+pub struct ConfigKey {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    default: Option<&'static str>,
+    kind: ConfigType,
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        name,
+        default,
+        kind,
+        doc,
+    }
+}
+
+use ConfigType::{Boolean, Double, Int, List, Long};
+const STR: ConfigType = ConfigType::String;
+
+/// Broker keys ferrolog knows. Keys that are accepted but not acted on yet say so in their doc.
+pub static BROKER_KEYS: &[ConfigKey] = &[
+    key("node.id", Some("1"), Int, "The node id of this server."),
+    key(
+        "process.roles",
+        Some("broker,controller"),
+        List,
+        "The roles of this process: broker, controller or both.",
+    ),
+    key(
+        "listeners",
+        Some("PLAINTEXT://:9092,CONTROLLER://:9093"),
+        List,
+        "Listener URIs the server binds.",
+    ),
+    key(
+        "advertised.listeners",
+        None,
+        List,
+        "Listeners published to clients; defaults to listeners.",
+    ),
+    key(
+        "controller.listener.names",
+        Some("CONTROLLER"),
+        List,
+        "Names of the controller listeners.",
+    ),
+    key(
+        "listener.security.protocol.map",
+        Some("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+        List,
+        "Listener name to security protocol.",
+    ),
+    key(
+        "inter.broker.listener.name",
+        None,
+        STR,
+        "Listener used between brokers.",
+    ),
+    key(
+        "controller.quorum.voters",
+        None,
+        List,
+        "Static controller quorum, id@host:port (single node only for now).",
+    ),
+    key(
+        "controller.quorum.bootstrap.servers",
+        None,
+        List,
+        "Controller bootstrap servers (single node only for now).",
+    ),
+    key(
+        "log.dirs",
+        None,
+        List,
+        "Directories the log data is kept in (one is supported).",
+    ),
+    key(
+        "log.dir",
+        Some("./ferrolog-data"),
+        STR,
+        "The directory the log data is kept in, if log.dirs is unset.",
+    ),
+    key(
+        "num.partitions",
+        Some("1"),
+        Int,
+        "Default number of partitions of a new topic.",
+    ),
+    key(
+        "default.replication.factor",
+        Some("1"),
+        Int,
+        "Default replication factor of a new topic.",
+    ),
+    key(
+        "auto.create.topics.enable",
+        Some("true"),
+        Boolean,
+        "Create topics on Metadata requests for unknown topics.",
+    ),
+    key(
+        "message.max.bytes",
+        Some("1048588"),
+        Int,
+        "Largest record batch size allowed.",
+    ),
+    key(
+        "log.segment.bytes",
+        Some("1073741824"),
+        Int,
+        "Maximum size of a single log segment file.",
+    ),
+    key(
+        "log.roll.ms",
+        None,
+        Long,
+        "Maximum age of a segment before it rolls.",
+    ),
+    key(
+        "log.roll.hours",
+        Some("168"),
+        Int,
+        "Maximum age of a segment before it rolls, in hours.",
+    ),
+    key(
+        "log.index.size.max.bytes",
+        Some("10485760"),
+        Int,
+        "Maximum size of an offset index.",
+    ),
+    key(
+        "log.index.interval.bytes",
+        Some("4096"),
+        Int,
+        "Bytes between offset index entries.",
+    ),
+    key(
+        "log.flush.interval.messages",
+        Some("9223372036854775807"),
+        Long,
+        "Messages accumulated before fsync.",
+    ),
+    key(
+        "log.flush.interval.ms",
+        None,
+        Long,
+        "Maximum time data stays unflushed.",
+    ),
+    key(
+        "log.flush.scheduler.interval.ms",
+        Some("9223372036854775807"),
+        Long,
+        "How often the flusher checks logs.",
+    ),
+    key(
+        "log.flush.offset.checkpoint.interval.ms",
+        Some("60000"),
+        Int,
+        "How often the recovery points are checkpointed.",
+    ),
+    key(
+        "log.flush.start.offset.checkpoint.interval.ms",
+        Some("60000"),
+        Int,
+        "How often log start offsets are checkpointed.",
+    ),
+    key(
+        "log.message.timestamp.type",
+        Some("CreateTime"),
+        STR,
+        "CreateTime or LogAppendTime.",
+    ),
+    key(
+        "log.message.timestamp.before.max.ms",
+        Some("9223372036854775807"),
+        Long,
+        "Allowed age of a record timestamp.",
+    ),
+    key(
+        "log.message.timestamp.after.max.ms",
+        Some("3600000"),
+        Long,
+        "Allowed lead of a record timestamp.",
+    ),
+    key(
+        "log.retention.hours",
+        Some("168"),
+        Int,
+        "Retention time in hours (retention is not enforced yet).",
+    ),
+    key(
+        "log.retention.minutes",
+        None,
+        Int,
+        "Retention time in minutes (retention is not enforced yet).",
+    ),
+    key(
+        "log.retention.ms",
+        None,
+        Long,
+        "Retention time in ms (retention is not enforced yet).",
+    ),
+    key(
+        "log.retention.bytes",
+        Some("-1"),
+        Long,
+        "Retention size (retention is not enforced yet).",
+    ),
+    key(
+        "log.retention.check.interval.ms",
+        Some("300000"),
+        Long,
+        "Retention check interval (not enforced yet).",
+    ),
+    key(
+        "log.cleanup.policy",
+        Some("delete"),
+        List,
+        "delete or compact (compaction is not implemented yet).",
+    ),
+    key(
+        "log.cleaner.delete.retention.ms",
+        Some("86400000"),
+        Long,
+        "Tombstone retention (compaction not implemented yet).",
+    ),
+    key(
+        "log.cleaner.min.compaction.lag.ms",
+        Some("0"),
+        Long,
+        "Compaction lag (compaction not implemented yet).",
+    ),
+    key(
+        "log.cleaner.max.compaction.lag.ms",
+        Some("9223372036854775807"),
+        Long,
+        "Compaction lag (compaction not implemented yet).",
+    ),
+    key(
+        "log.cleaner.min.cleanable.ratio",
+        Some("0.5"),
+        Double,
+        "Cleanable ratio (compaction not implemented yet).",
+    ),
+    key(
+        "log.segment.delete.delay.ms",
+        Some("60000"),
+        Long,
+        "Delay before a deleted segment's files go.",
+    ),
+    key(
+        "compression.type",
+        Some("producer"),
+        STR,
+        "Final compression of topic data (only 'producer' is applied yet).",
+    ),
+    key(
+        "min.insync.replicas",
+        Some("1"),
+        Int,
+        "Minimum in-sync replicas for acks=all.",
+    ),
+    key(
+        "unclean.leader.election.enable",
+        Some("false"),
+        Boolean,
+        "Allow out-of-sync replicas to become leader.",
+    ),
+    key(
+        "socket.request.max.bytes",
+        Some("104857600"),
+        Int,
+        "Largest request the server accepts.",
+    ),
+    key(
+        "socket.send.buffer.bytes",
+        Some("102400"),
+        Int,
+        "SO_SNDBUF of sockets.",
+    ),
+    key(
+        "socket.receive.buffer.bytes",
+        Some("102400"),
+        Int,
+        "SO_RCVBUF of sockets.",
+    ),
+    key(
+        "connections.max.idle.ms",
+        Some("600000"),
+        Long,
+        "Idle connections are closed after this.",
+    ),
+    key(
+        "max.connections",
+        Some("2147483647"),
+        Int,
+        "Maximum number of connections.",
+    ),
+    key(
+        "queued.max.requests",
+        Some("500"),
+        Int,
+        "Queued requests before the network threads block.",
+    ),
+    key(
+        "num.network.threads",
+        Some("3"),
+        Int,
+        "Accepted for compatibility (ferrolog uses one async runtime).",
+    ),
+    key(
+        "num.io.threads",
+        Some("8"),
+        Int,
+        "Accepted for compatibility (ferrolog uses one async runtime).",
+    ),
+    key(
+        "num.recovery.threads.per.data.dir",
+        Some("2"),
+        Int,
+        "Accepted for compatibility.",
+    ),
+    key("broker.rack", None, STR, "Rack of this broker."),
+    key(
+        "group.initial.rebalance.delay.ms",
+        Some("3000"),
+        Int,
+        "Consumer groups are not implemented yet.",
+    ),
+    key(
+        "offsets.topic.replication.factor",
+        Some("1"),
+        Int,
+        "Consumer groups are not implemented yet.",
+    ),
+    key(
+        "offsets.topic.num.partitions",
+        Some("50"),
+        Int,
+        "Consumer groups are not implemented yet.",
+    ),
+    key(
+        "transaction.state.log.replication.factor",
+        Some("1"),
+        Int,
+        "Transactions are not implemented yet.",
+    ),
+    key(
+        "transaction.state.log.min.isr",
+        Some("1"),
+        Int,
+        "Transactions are not implemented yet.",
+    ),
+    key(
+        "max.incremental.fetch.session.cache.slots",
+        Some("1000"),
+        Int,
+        "Maximum number of fetch sessions.",
+    ),
+    key(
+        "cluster.id",
+        None,
+        STR,
+        "Cluster id used when the data directory is new (generated if unset).",
+    ),
+];
+
+/// Topic keys: name, synonym broker key, type, doc.
+pub static TOPIC_KEYS: &[(&str, &str, ConfigType)] = &[
+    ("cleanup.policy", "log.cleanup.policy", List),
+    ("compression.type", "compression.type", STR),
+    (
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        Long,
+    ),
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms", Long),
+    ("flush.messages", "log.flush.interval.messages", Long),
+    ("flush.ms", "log.flush.interval.ms", Long),
+    ("index.interval.bytes", "log.index.interval.bytes", Int),
+    (
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        Long,
+    ),
+    ("max.message.bytes", "message.max.bytes", Int),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        Long,
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        Long,
+    ),
+    ("message.timestamp.type", "log.message.timestamp.type", STR),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        Double,
+    ),
+    (
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        Long,
+    ),
+    ("min.insync.replicas", "min.insync.replicas", Int),
+    ("retention.bytes", "log.retention.bytes", Long),
+    ("retention.ms", "log.retention.ms", Long),
+    ("segment.bytes", "log.segment.bytes", Int),
+    ("segment.index.bytes", "log.index.size.max.bytes", Int),
+    ("segment.ms", "log.roll.ms", Long),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        Boolean,
+    ),
+];
+
+pub fn broker_key(name: &str) -> Option<&'static ConfigKey> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+pub fn topic_key(name: &str) -> Option<&'static (&'static str, &'static str, ConfigType)> {
+    TOPIC_KEYS.iter().find(|k| k.0 == name)
+}
+
+/// Checks that `value` parses as `kind` (plus the few enumerated values Kafka validates).
+pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
+    let value = value.trim();
+    let ok = match kind {
+        Boolean => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
+        Int => value.parse::<i32>().is_ok(),
+        Long => value.parse::<i64>().is_ok(),
+        Double => value.parse::<f64>().is_ok(),
+        ConfigType::String | List => true,
+    };
+    if !ok {
+        bail!("Invalid value {value} for configuration {name}: not a valid {kind:?}");
+    }
+    let allowed: &[&str] = match name {
+        "message.timestamp.type" | "log.message.timestamp.type" => &["CreateTime", "LogAppendTime"],
+        "compression.type" => &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
+        _ => &[],
+    };
+    if !allowed.is_empty() && !allowed.contains(&value) {
+        bail!(
+            "Invalid value {value} for configuration {name}: String must be one of: {}",
+            allowed.join(", ")
+        );
+    }
+    if matches!(name, "cleanup.policy" | "log.cleanup.policy") {
+        for policy in value.split(',').map(str::trim) {
+            if policy != "delete" && policy != "compact" {
+                bail!("Invalid value {value} for configuration {name}: unknown policy {policy}");
+            }
+        }
+    }
+    let positive = [
+        "segment.bytes",
+        "log.segment.bytes",
+        "max.message.bytes",
+        "message.max.bytes",
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        "flush.messages",
+        "log.flush.interval.messages",
+        "socket.request.max.bytes",
+        "min.insync.replicas",
+        "num.partitions",
+    ];
+    if positive.contains(&name) && value.parse::<i64>().is_ok_and(|v| v < 1) {
+        bail!("Invalid value {value} for configuration {name}: Value must be at least 1");
+    }
+    if matches!(name, "segment.bytes" | "log.segment.bytes")
+        && value.parse::<i64>().is_ok_and(|v| v < 14)
+    {
+        bail!("Invalid value {value} for configuration {name}: Value must be at least 14");
+    }
+    Ok(())
+}
+
+/// A listener parsed from `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item.split_once("://").ok_or_else(|| {
+            anyhow!("Invalid value {item} for configuration {key}: expected NAME://host:port")
+        })?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("Invalid value {item} for configuration {key}: missing port"))?;
+        let port: u16 = port.parse().map_err(|_| {
+            anyhow!("Invalid value {item} for configuration {key}: bad port {port}")
+        })?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        out.push(Listener {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+        });
+    }
+    Ok(out)
+}
+
+/// The typed broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Every effective key (explicit or default), for DescribeConfigs.
+    pub properties: Properties,
+    /// Keys set explicitly (file or override).
+    pub explicit: Properties,
+    pub node_id: i32,
+    pub log_dir: PathBuf,
+    /// The client listener to bind, and the address advertised for it.
+    pub listener: Listener,
+    pub advertised: Listener,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub socket_request_max_bytes: usize,
+    pub connections_max_idle_ms: u64,
+    pub flush_scheduler_interval_ms: i64,
+    pub flush_offset_checkpoint_interval_ms: u64,
+    pub fetch_session_cache_slots: usize,
+    pub rack: Option<String>,
+    pub cluster_id: Option<String>,
+}
+
+impl BrokerConfig {
+    /// Validates `raw` and derives the typed config. Unknown keys are logged and ignored.
+    pub fn from_properties(raw: &Properties) -> Result<BrokerConfig> {
+        let mut explicit = Properties::new();
+        for (name, value) in raw {
+            match broker_key(name) {
+                Some(k) => {
+                    validate_value(name, k.kind, value)?;
+                    explicit.insert(name.clone(), value.trim().to_string());
+                }
+                None => tracing::warn!("ignoring unknown configuration key {name}"),
+            }
+        }
+        let mut properties = Properties::new();
+        for k in BROKER_KEYS {
+            if let Some(v) = explicit.get(k.name).map(|s| s.as_str()).or(k.default) {
+                properties.insert(k.name.to_string(), v.to_string());
+            }
+        }
+        // derived values with Kafka's precedence rules
+        let retention_ms = explicit
+            .get("log.retention.ms")
+            .cloned()
+            .or_else(|| {
+                explicit
+                    .get("log.retention.minutes")
+                    .map(|m| (m.parse::<i64>().unwrap_or(0) * 60_000).to_string())
+            })
+            .unwrap_or_else(|| {
+                (properties["log.retention.hours"]
+                    .parse::<i64>()
+                    .unwrap_or(168)
+                    * 3_600_000)
+                    .to_string()
+            });
+        properties.insert("log.retention.ms".into(), retention_ms);
+        if !explicit.contains_key("log.roll.ms") {
+            let hours: i64 = properties["log.roll.hours"].parse().unwrap_or(168);
+            properties.insert("log.roll.ms".into(), (hours * 3_600_000).to_string());
+        }
+        if !explicit.contains_key("log.flush.interval.ms") {
+            let v = properties["log.flush.scheduler.interval.ms"].clone();
+            properties.insert("log.flush.interval.ms".into(), v);
+        }
+        let get = |k: &str| properties.get(k).cloned().unwrap_or_default();
+        let int = |k: &str| -> Result<i64> {
+            get(k)
+                .parse::<i64>()
+                .with_context(|| format!("configuration {k}"))
+        };
+
+        let roles: Vec<_> = get("process.roles")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect();
+        for role in &roles {
+            if role != "broker" && role != "controller" {
+                bail!("Invalid value {role} for configuration process.roles: must be broker and/or controller");
+            }
+        }
+        if !roles.iter().any(|r| r == "broker") {
+            bail!("Invalid value {} for configuration process.roles: dedicated controllers are not supported yet", get("process.roles"));
+        }
+        let controller_names: Vec<_> = get("controller.listener.names")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect();
+        let listeners = parse_listeners("listeners", &get("listeners"))?;
+        let listener = listeners
+            .iter()
+            .find(|l| !controller_names.contains(&l.name))
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "Invalid value {} for configuration listeners: no broker listener",
+                    get("listeners")
+                )
+            })?;
+        let advertised = match properties.get("advertised.listeners") {
+            Some(v) => parse_listeners("advertised.listeners", v)?
+                .into_iter()
+                .find(|l| l.name == listener.name)
+                .ok_or_else(|| anyhow!("Invalid value {v} for configuration advertised.listeners: no listener named {}", listener.name))?,
+            None => listener.clone(),
+        };
+        let advertised = Listener {
+            host: if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
+                "localhost".to_string()
+            } else {
+                advertised.host
+            },
+            ..advertised
+        };
+        let log_dir = match properties.get("log.dirs") {
+            Some(dirs) => {
+                let list: Vec<_> = dirs
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if list.len() != 1 {
+                    bail!("Invalid value {dirs} for configuration log.dirs: exactly one directory is supported");
+                }
+                PathBuf::from(list[0])
+            }
+            None => PathBuf::from(get("log.dir")),
+        };
+        let node_id = int("node.id")?;
+        if node_id < 0 {
+            bail!("Invalid value {node_id} for configuration node.id: must be non-negative");
+        }
+        let replication = int("default.replication.factor")?;
+        if replication != 1 {
+            bail!("Invalid value {replication} for configuration default.replication.factor: a single node supports 1");
+        }
+        Ok(BrokerConfig {
+            node_id: node_id as i32,
+            log_dir,
+            listener,
+            advertised,
+            num_partitions: int("num.partitions")? as i32,
+            default_replication_factor: replication as i16,
+            auto_create_topics: get("auto.create.topics.enable").eq_ignore_ascii_case("true"),
+            socket_request_max_bytes: int("socket.request.max.bytes")? as usize,
+            connections_max_idle_ms: int("connections.max.idle.ms")?.max(0) as u64,
+            flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms")?,
+            flush_offset_checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms")?
+                .max(1) as u64,
+            fetch_session_cache_slots: int("max.incremental.fetch.session.cache.slots")?.max(0)
+                as usize,
+            rack: properties.get("broker.rack").cloned(),
+            cluster_id: properties.get("cluster.id").cloned(),
+            properties,
+            explicit,
+        })
+    }
+
+    /// The broker-level default of a topic config (by its topic name).
+    pub fn topic_default(&self, topic_key_name: &str) -> Option<(String, i8)> {
+        let (_, broker_name, _) = topic_key(topic_key_name)?;
+        let value = self.properties.get(*broker_name)?.clone();
+        let source = if self.explicit.contains_key(*broker_name) {
+            source::STATIC_BROKER_CONFIG
+        } else {
+            source::DEFAULT_CONFIG
+        };
+        Some((value, source))
+    }
+
+    /// Effective value of a topic config given the topic's overrides.
+    pub fn topic_value(&self, overrides: &Properties, name: &str) -> Option<(String, i8)> {
+        match overrides.get(name) {
+            Some(v) => Some((v.clone(), source::DYNAMIC_TOPIC_CONFIG)),
+            None => self.topic_default(name),
+        }
+    }
+
+    /// The storage config of a topic.
+    pub fn log_config(&self, overrides: &Properties) -> LogConfig {
+        let num = |name: &str| -> i64 {
+            self.topic_value(overrides, name)
+                .and_then(|(v, _)| v.parse::<i64>().ok())
+                .unwrap_or(i64::MAX)
+        };
+        LogConfig {
+            segment_bytes: num("segment.bytes").max(14) as u64,
+            segment_ms: num("segment.ms"),
+            segment_index_bytes: num("segment.index.bytes").clamp(8, i64::from(i32::MAX)) as usize,
+            index_interval_bytes: num("index.interval.bytes").clamp(0, i64::from(i32::MAX))
+                as usize,
+            max_message_bytes: num("max.message.bytes").clamp(0, i64::from(i32::MAX)) as usize,
+            flush_messages: num("flush.messages"),
+            flush_ms: num("flush.ms"),
+            log_append_time: self
+                .topic_value(overrides, "message.timestamp.type")
+                .is_some_and(|(v, _)| v == "LogAppendTime"),
+            timestamp_before_max_ms: num("message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: num("message.timestamp.after.max.ms"),
+        }
+    }
+
+    pub fn min_insync_replicas(&self, overrides: &Properties) -> i64 {
+        self.topic_value(overrides, "min.insync.replicas")
+            .and_then(|(v, _)| v.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
+/// Parses a Java-style properties file (the subset Kafka configs use: `key=value` or
+/// `key: value`, `#`/`!` comments, trailing-backslash continuation lines).
+pub fn parse_properties_file(text: &str) -> Properties {
+    let mut out = Properties::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
+            continue;
+        }
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending.push_str(stripped);
+            continue;
+        }
+        pending.push_str(line);
+        let entry = std::mem::take(&mut pending);
+        let split = entry.find(['=', ':']).unwrap_or(entry.len());
+        let (k, v) = entry.split_at(split);
+        let v = v.get(1..).unwrap_or("");
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = BrokerConfig::from_properties(&Properties::new()).unwrap();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.listener.port, 9092);
+        assert_eq!(c.advertised.host, "localhost");
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.properties["log.retention.ms"], "604800000");
+        let lc = c.log_config(&Properties::new());
+        assert_eq!(lc.segment_bytes, 1 << 30);
+        assert_eq!(lc.max_message_bytes, 1_048_588);
+        assert_eq!(lc.segment_ms, 604_800_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut p = Properties::new();
+        p.insert("num.partitions".into(), "many".into());
+        let e = BrokerConfig::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("num.partitions"), "{e}");
+        let mut p = Properties::new();
+        p.insert("listeners".into(), "PLAINTEXT://localhost".into());
+        let e = BrokerConfig::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("listeners"), "{e}");
+        let mut p = Properties::new();
+        p.insert("no.such.key".into(), "1".into());
+        assert!(BrokerConfig::from_properties(&p).is_ok());
+    }
+
+    #[test]
+    fn topic_overrides_win() {
+        let mut p = Properties::new();
+        p.insert("log.segment.bytes".into(), "1000".into());
+        let c = BrokerConfig::from_properties(&p).unwrap();
+        let mut o = Properties::new();
+        o.insert("flush.messages".into(), "1".into());
+        let lc = c.log_config(&o);
+        assert_eq!(lc.segment_bytes, 1000);
+        assert_eq!(lc.flush_messages, 1);
+        assert_eq!(
+            c.topic_value(&o, "segment.bytes").unwrap().1,
+            source::STATIC_BROKER_CONFIG
+        );
+        assert_eq!(
+            c.topic_value(&o, "flush.messages").unwrap().1,
+            source::DYNAMIC_TOPIC_CONFIG
+        );
+        assert_eq!(
+            c.topic_value(&o, "retention.ms").unwrap().1,
+            source::DEFAULT_CONFIG
+        );
+    }
+
+    #[test]
+    fn properties_file() {
+        let p = parse_properties_file(
+            "# c\nnode.id=3\nlisteners = PLAINTEXT://:1\\\n,CONTROLLER://:2\nlog.dirs: /x\n",
+        );
+        assert_eq!(p["node.id"], "3");
+        assert_eq!(p["listeners"], "PLAINTEXT://:1,CONTROLLER://:2");
+        assert_eq!(p["log.dirs"], "/x");
+    }
+}

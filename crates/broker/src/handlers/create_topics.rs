@@ -1,0 +1,206 @@
+//! CreateTopics: Kafka's name rules, partitions and replication checks, configs, validate_only.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{collides, str, topic_name, validate_topic_name};
+use crate::config::{topic_key, validate_value, Properties, TOPIC_KEYS};
+use crate::Broker;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut response = CreateTopicsResponse::default();
+    let mut seen = std::collections::HashSet::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatableTopicResult::default()
+            .with_name(topic_name(&name))
+            .with_topic_id(Uuid::nil())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        if !seen.insert(name.clone()) {
+            response.topics.push(fail(
+                result,
+                ResponseError::InvalidRequest,
+                "Duplicate topic name in request",
+            ));
+            continue;
+        }
+        match check(
+            broker,
+            &topic.name.0,
+            topic.num_partitions,
+            topic.replication_factor,
+            &topic.assignments,
+            &topic.configs,
+        ) {
+            Err((error, message)) => {
+                response.topics.push(fail(result, error, &message));
+                continue;
+            }
+            Ok((partitions, configs)) => {
+                if version >= 5 {
+                    result.num_partitions = partitions;
+                    result.replication_factor = 1;
+                    result.configs = Some(describe_configs(broker, &configs));
+                }
+                if !request.validate_only {
+                    match broker.create_topic(&name, partitions, &configs) {
+                        Ok(id) => {
+                            if version >= 7 {
+                                result.topic_id = id;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = name, "create failed: {e:#}");
+                            response.topics.push(fail(
+                                result,
+                                ResponseError::KafkaStorageError,
+                                &format!("{e:#}"),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                response.topics.push(result);
+            }
+        }
+    }
+    response
+}
+
+fn fail(result: CreatableTopicResult, error: ResponseError, message: &str) -> CreatableTopicResult {
+    result
+        .with_error_code(error.code())
+        .with_error_message(Some(str(message)))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_configs(None)
+}
+
+type Assignments = [kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment];
+type Configs = [kafka_protocol::messages::create_topics_request::CreatableTopicConfig];
+
+fn check(
+    broker: &Arc<Broker>,
+    name: &str,
+    num_partitions: i32,
+    replication_factor: i16,
+    assignments: &Assignments,
+    configs: &Configs,
+) -> Result<(i32, Properties), (ResponseError, String)> {
+    validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
+    let image = broker.controller.image();
+    if image.topic(name).is_some() {
+        return Err((
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        ));
+    }
+    if let Some(other) = image.topics.keys().find(|t| collides(name, t)) {
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!("Topic '{name}' collides with existing topic: {other}"),
+        ));
+    }
+    let node = broker.config.node_id;
+    let partitions = if !assignments.is_empty() {
+        if num_partitions != -1 || replication_factor != -1 {
+            return Err((
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+            ));
+        }
+        let mut indexes: Vec<i32> = assignments.iter().map(|a| a.partition_index).collect();
+        indexes.sort_unstable();
+        if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                "Partitions should be a consecutive 0-based integer sequence".into(),
+            ));
+        }
+        for a in assignments {
+            if a.broker_ids.len() != 1 || a.broker_ids[0].0 != node {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("The manual partition assignment includes broker(s) other than the single broker {node}"),
+                ));
+            }
+        }
+        assignments.len() as i32
+    } else {
+        let partitions = if num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            num_partitions
+        };
+        if partitions <= 0 {
+            return Err((
+                ResponseError::InvalidPartitions,
+                "Number of partitions was set to an invalid non-positive value.".into(),
+            ));
+        }
+        let rf = if replication_factor == -1 {
+            broker.config.default_replication_factor
+        } else {
+            replication_factor
+        };
+        if rf <= 0 {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.".into(),
+            ));
+        }
+        if rf > 1 {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+            ));
+        }
+        partitions
+    };
+    let mut props = Properties::new();
+    for config in configs {
+        let key = config.name.to_string();
+        let Some((_, _, kind)) = topic_key(&key) else {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("Unknown topic config name: {key}"),
+            ));
+        };
+        let Some(value) = config.value.as_ref().map(|v| v.to_string()) else {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("Null value not supported for topic configs: {key}"),
+            ));
+        };
+        validate_value(&key, *kind, &value)
+            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        props.insert(key, value.trim().to_string());
+    }
+    Ok((partitions, props))
+}
+
+fn describe_configs(broker: &Arc<Broker>, overrides: &Properties) -> Vec<CreatableTopicConfigs> {
+    TOPIC_KEYS
+        .iter()
+        .filter_map(|(name, _, _)| {
+            let (value, source) = broker.config.topic_value(overrides, name)?;
+            Some(
+                CreatableTopicConfigs::default()
+                    .with_name(str(name))
+                    .with_value(Some(str(&value)))
+                    .with_config_source(source),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,39 @@
+//! DescribeCluster: this node, as broker and as controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::ResponseError;
+
+use super::str;
+use crate::Broker;
+
+pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let c = &broker.config;
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(str(&broker.cluster_id))
+        .with_controller_id(BrokerId(c.node_id))
+        .with_endpoint_type(request.endpoint_type)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            0
+        } else {
+            i32::MIN
+        });
+    if request.endpoint_type != 1 && request.endpoint_type != 2 {
+        return response
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(str(&format!(
+                "unknown endpoint type {}",
+                request.endpoint_type
+            ))));
+    }
+    response.brokers.push(
+        DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(c.node_id))
+            .with_host(str(&c.advertised.host))
+            .with_port(i32::from(c.advertised.port))
+            .with_rack(c.rack.as_deref().map(str)),
+    );
+    response
+}

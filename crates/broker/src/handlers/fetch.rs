@@ -1,0 +1,186 @@
+//! Fetch: long poll (max_wait_ms / min_bytes), response and partition byte limits with Kafka's
+//! "first batch is always returned" rule, topic ids in v13+, and KIP-227 fetch sessions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferrolog_storage::{ReadBound, StorageError};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use crate::errors::storage_error_code;
+use crate::fetch_session::{SessionOutcome, SessionPartition};
+use crate::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let image = broker.controller.image();
+    // The partitions this fetch covers, in order: from the session (incremental) or the request.
+    let (session_id, mut wanted, incremental) =
+        match broker.fetch_sessions.begin(&request, version, &image) {
+            SessionOutcome::Error(error) => {
+                return FetchResponse::default().with_error_code(error.code());
+            }
+            SessionOutcome::Ready {
+                session_id,
+                partitions,
+                incremental,
+            } => (session_id, partitions, incremental),
+        };
+    loop {
+        let appended = broker.replicas.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        let (response, bytes, errors) = read(
+            broker,
+            &request,
+            version,
+            &mut wanted,
+            session_id,
+            incremental,
+        );
+        let done = bytes >= request.min_bytes.max(0) as usize
+            || errors
+            || request.max_wait_ms <= 0
+            || Instant::now() >= deadline;
+        if done {
+            broker.fetch_sessions.finish(session_id, &wanted);
+            return response;
+        }
+        tokio::select! {
+            _ = &mut appended => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+/// One pass over the partitions. Returns the response, the record bytes in it, and whether any
+/// partition has an error (which answers at once, as in Kafka).
+fn read(
+    broker: &Arc<Broker>,
+    request: &FetchRequest,
+    version: i16,
+    wanted: &mut [SessionPartition],
+    session_id: i32,
+    incremental: bool,
+) -> (FetchResponse, usize, bool) {
+    let mut response = FetchResponse::default().with_session_id(session_id);
+    let mut remaining = request.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut errors = false;
+    let read_committed = request.isolation_level == 1;
+    for w in wanted.iter_mut() {
+        let mut data = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica((-1).into())
+            .with_records(Some(Bytes::new()));
+        if read_committed {
+            data.aborted_transactions = Some(Vec::new());
+        }
+        match w
+            .name
+            .as_deref()
+            .and_then(|n| broker.replicas.get(n, w.partition))
+        {
+            None => {
+                data.error_code = if w.name.is_none() {
+                    ResponseError::UnknownTopicId.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
+            }
+            Some(p) if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch => {
+                data.error_code = if w.current_leader_epoch < p.leader_epoch {
+                    ResponseError::FencedLeaderEpoch.code()
+                } else {
+                    ResponseError::UnknownLeaderEpoch.code()
+                };
+            }
+            Some(p) => {
+                let max = (w.max_bytes.max(0) as usize).min(remaining);
+                let min_one = total == 0;
+                match p.read(w.fetch_offset, max, ReadBound::HighWatermark, min_one) {
+                    Ok(read) => {
+                        data.high_watermark = read.high_watermark;
+                        data.last_stable_offset = read.high_watermark;
+                        data.log_start_offset = read.log_start_offset;
+                        if let Some(slice) = read.slice {
+                            match crate::replica_manager::read_slice(&slice) {
+                                Ok(bytes) => {
+                                    total += bytes.len();
+                                    remaining = remaining.saturating_sub(bytes.len());
+                                    data.records = Some(bytes);
+                                }
+                                Err(e) => {
+                                    tracing::error!("fetch read failed: {e}");
+                                    data.error_code = ResponseError::KafkaStorageError.code();
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if let StorageError::OffsetOutOfRange { log_start, .. } = &e {
+                            p.with_log(|l| {
+                                data.high_watermark = l.high_watermark();
+                                data.last_stable_offset = l.high_watermark();
+                            });
+                            data.log_start_offset = *log_start;
+                        }
+                        data.error_code = storage_error_code(&e);
+                    }
+                }
+            }
+        }
+        errors |= data.error_code != 0;
+        // An incremental response carries only partitions with news.
+        let changed = w.update_sent(&data);
+        if incremental && !changed {
+            continue;
+        }
+        let topic_matches = |t: &FetchableTopicResponse| {
+            if version >= 13 {
+                t.topic_id == w.topic_id
+            } else {
+                *t.topic.0 == *w.name_or_empty()
+            }
+        };
+        if !response.responses.last().is_some_and(topic_matches) {
+            let mut t = FetchableTopicResponse::default();
+            if version >= 13 {
+                t.topic_id = w.topic_id;
+            } else {
+                t.topic = TopicName(super::str(&w.name_or_empty()));
+            }
+            response.responses.push(t);
+        }
+        response
+            .responses
+            .last_mut()
+            .expect("pushed")
+            .partitions
+            .push(data);
+    }
+    (response, total, errors)
+}
+
+/// Topic id → name for v13+ requests, name → id for older ones.
+pub fn resolve(
+    image: &crate::metadata::MetadataImage,
+    version: i16,
+    name: &TopicName,
+    id: Uuid,
+) -> (Option<String>, Uuid) {
+    if version >= 13 {
+        (image.topic_by_id(&id).map(|t| t.name.clone()), id)
+    } else {
+        let name = name.0.to_string();
+        let id = image.topic(&name).map_or(Uuid::nil(), |t| t.id);
+        (Some(name), id)
+    }
+}

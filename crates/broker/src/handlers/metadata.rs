@@ -1,0 +1,131 @@
+//! Metadata: brokers, and topics with their partitions (auto-creating unknown topics when
+//! `auto.create.topics.enable` and the request allow it).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{str, topic_name, validate_topic_name};
+use crate::metadata::TopicImage;
+use crate::Broker;
+
+/// All operations a principal may perform (no authorizer yet: everything is allowed).
+/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (AclOperation codes 3-8, 10, 11).
+const ALL_TOPIC_OPERATIONS: i32 = 0b1101_1111_1000;
+
+pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let c = &broker.config;
+    let mut response = MetadataResponse::default()
+        .with_cluster_id(Some(str(&broker.cluster_id)))
+        .with_controller_id(BrokerId(c.node_id));
+    response.brokers.push(
+        MetadataResponseBroker::default()
+            .with_node_id(BrokerId(c.node_id))
+            .with_host(str(&c.advertised.host))
+            .with_port(i32::from(c.advertised.port))
+            .with_rack(c.rack.as_deref().map(str)),
+    );
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = 0;
+    }
+    let topic_ops = if version >= 8 && request.include_topic_authorized_operations {
+        ALL_TOPIC_OPERATIONS
+    } else {
+        i32::MIN
+    };
+    let image = broker.controller.image();
+    let all = match &request.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    if all {
+        for t in image.topics.values() {
+            response
+                .topics
+                .push(describe(broker, t, version, topic_ops));
+        }
+        return response;
+    }
+    let allow_create = c.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    for requested in request.topics.unwrap_or_default() {
+        let name = requested.name.as_ref().map(|n| n.0.to_string());
+        let Some(name) = name else {
+            // by topic id (v10+)
+            let entry = match image.topic_by_id(&requested.topic_id) {
+                Some(t) => describe(broker, t, version, topic_ops),
+                None => MetadataResponseTopic::default()
+                    .with_topic_id(requested.topic_id)
+                    .with_error_code(ResponseError::UnknownTopicId.code()),
+            };
+            response.topics.push(entry);
+            continue;
+        };
+        let entry = if let Some(t) = image.topic(&name) {
+            describe(broker, t, version, topic_ops)
+        } else if let Err(reason) = validate_topic_name(&name) {
+            tracing::debug!("metadata for invalid topic: {reason}");
+            error_topic(&name, ResponseError::InvalidTopicException)
+        } else if allow_create {
+            let partitions = c.num_partitions;
+            match broker.create_topic(&name, partitions, &Default::default()) {
+                Ok(_) => match broker.controller.image().topic(&name) {
+                    Some(t) => describe(broker, t, version, topic_ops),
+                    None => error_topic(&name, ResponseError::LeaderNotAvailable),
+                },
+                Err(e) => {
+                    tracing::error!(topic = name, "auto-create failed: {e:#}");
+                    error_topic(&name, ResponseError::LeaderNotAvailable)
+                }
+            }
+        } else {
+            error_topic(&name, ResponseError::UnknownTopicOrPartition)
+        };
+        response.topics.push(entry);
+    }
+    response
+}
+
+fn error_topic(name: &str, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_topic_id(Uuid::nil())
+        .with_error_code(error.code())
+}
+
+fn describe(
+    broker: &Arc<Broker>,
+    topic: &TopicImage,
+    version: i16,
+    topic_ops: i32,
+) -> MetadataResponseTopic {
+    let node = BrokerId(broker.config.node_id);
+    let mut entry = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_is_internal(
+            topic.name.starts_with("__consumer_offsets") || topic.name == "__transaction_state",
+        )
+        .with_topic_authorized_operations(topic_ops);
+    if version >= 10 {
+        entry.topic_id = topic.id;
+    }
+    for p in 0..topic.partitions {
+        let epoch = broker
+            .replicas
+            .get(&topic.name, p)
+            .map_or(0, |p| p.leader_epoch);
+        entry.partitions.push(
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(epoch)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node]),
+        );
+    }
+    entry
+}

@@ -1,0 +1,163 @@
+//! The log directory: `meta.properties`, the clean-shutdown marker, the offset checkpoint files,
+//! and opening each partition's log with the right recovery point.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferrolog_storage::checkpoint::{self, OffsetCheckpoint};
+use ferrolog_storage::log::{partition_dir_name, uuid_to_kafka_string};
+use ferrolog_storage::{Log, LogConfig, LogOpenOptions};
+use uuid::Uuid;
+
+pub const META_PROPERTIES: &str = "meta.properties";
+pub const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub const REPLICATION_CHECKPOINT: &str = "replication-offset-checkpoint";
+
+pub struct LogManager {
+    dir: PathBuf,
+    pub cluster_id: String,
+    pub clean_shutdown: bool,
+    recovery_points: OffsetCheckpoint,
+    log_starts: OffsetCheckpoint,
+}
+
+/// The offsets of one log written to the checkpoints.
+pub struct LogOffsets {
+    pub topic: String,
+    pub partition: i32,
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+}
+
+impl LogManager {
+    /// Opens (formatting if new) the log directory for `node_id`.
+    pub fn open(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<LogManager> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating log directory {}", dir.display()))?;
+        let meta_path = dir.join(META_PROPERTIES);
+        let cluster_id = match fs::read_to_string(&meta_path) {
+            Ok(text) => {
+                let props = crate::config::parse_properties_file(&text);
+                let stored_node: Option<i32> = props.get("node.id").and_then(|v| v.parse().ok());
+                if stored_node != Some(node_id) {
+                    bail!(
+                        "Invalid value {node_id} for configuration node.id: log directory {} belongs to node {}",
+                        dir.display(),
+                        props.get("node.id").map(String::as_str).unwrap_or("?")
+                    );
+                }
+                let stored = props.get("cluster.id").cloned().unwrap_or_default();
+                if let Some(wanted) = cluster_id {
+                    if wanted != stored {
+                        bail!("Invalid value {wanted} for configuration cluster.id: log directory holds cluster {stored}");
+                    }
+                }
+                stored
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = cluster_id
+                    .map(str::to_string)
+                    .unwrap_or_else(|| uuid_to_kafka_string(Uuid::new_v4().as_bytes()));
+                let directory_id = uuid_to_kafka_string(Uuid::new_v4().as_bytes());
+                checkpoint::write_atomic(
+                    &meta_path,
+                    &format!("#\n#Written by ferrolog\ncluster.id={id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"),
+                )?;
+                id
+            }
+            Err(e) => return Err(e).context("reading meta.properties"),
+        };
+        let marker = dir.join(CLEAN_SHUTDOWN);
+        let clean_shutdown = marker.exists();
+        if clean_shutdown {
+            fs::remove_file(&marker)?;
+        }
+        let recovery_points = checkpoint::read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT))
+            .unwrap_or_else(|e| {
+                tracing::warn!("ignoring {RECOVERY_POINT_CHECKPOINT}: {e}");
+                OffsetCheckpoint::new()
+            });
+        let log_starts =
+            checkpoint::read_offsets(&dir.join(LOG_START_CHECKPOINT)).unwrap_or_default();
+        Ok(LogManager {
+            dir: dir.to_path_buf(),
+            cluster_id,
+            clean_shutdown,
+            recovery_points,
+            log_starts,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn open_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        topic_id: &Uuid,
+        config: LogConfig,
+    ) -> Result<Log> {
+        let key = (topic.to_string(), partition);
+        let dir = self.dir.join(partition_dir_name(topic, partition));
+        let log = Log::open(
+            &dir,
+            topic,
+            partition,
+            *topic_id.as_bytes(),
+            config,
+            LogOpenOptions {
+                recovery_point: self.recovery_points.get(&key).copied().unwrap_or(0),
+                log_start_offset: self.log_starts.get(&key).copied().unwrap_or(0),
+                clean_shutdown: self.clean_shutdown,
+                now_ms: crate::now_ms(),
+            },
+        )
+        .with_context(|| format!("opening log {}", dir.display()))?;
+        Ok(log)
+    }
+
+    /// Partition directories present on disk: (topic, partition).
+    pub fn partition_dirs(&self) -> Result<Vec<(String, i32)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some((topic, partition)) = name.rsplit_once('-') {
+                if let Ok(p) = partition.parse::<i32>() {
+                    out.push((topic.to_string(), p));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn write_checkpoints(&self, logs: &[LogOffsets]) -> Result<()> {
+        let mut recovery = OffsetCheckpoint::new();
+        let mut starts = OffsetCheckpoint::new();
+        let mut hws = OffsetCheckpoint::new();
+        for l in logs {
+            let key = (l.topic.clone(), l.partition);
+            recovery.insert(key.clone(), l.recovery_point);
+            starts.insert(key.clone(), l.log_start_offset);
+            hws.insert(key, l.high_watermark);
+        }
+        checkpoint::write_offsets(&self.dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+        checkpoint::write_offsets(&self.dir.join(LOG_START_CHECKPOINT), &starts)?;
+        checkpoint::write_offsets(&self.dir.join(REPLICATION_CHECKPOINT), &hws)?;
+        Ok(())
+    }
+
+    pub fn mark_clean_shutdown(&self) -> Result<()> {
+        checkpoint::write_atomic(&self.dir.join(CLEAN_SHUTDOWN), "")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! Listener and connections.
+//!
+//! Each connection reads one request frame at a time (4-byte length prefix, checked against
+//! `socket.request.max.bytes` before anything is allocated), handles it and writes the response
+//! before reading the next, so responses go back in request order. Any framing or decoding error
+//! closes that connection only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::handlers::{self, Response};
+use crate::Broker;
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let broker = broker.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection(broker, stream).await {
+                        tracing::debug!(%peer, "connection closed: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("request of {size} bytes exceeds socket.request.max.bytes {limit}")]
+    TooLarge { size: i64, limit: usize },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("idle for longer than connections.max.idle.ms")]
+    Idle,
+}
+
+async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), ConnectionError> {
+    let limit = broker.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1));
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let mut prefix = [0u8; 4];
+        match tokio::time::timeout(idle, stream.read_exact(&mut prefix)).await {
+            Err(_) => return Err(ConnectionError::Idle),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(r) => r?,
+        };
+        let size = i32::from_be_bytes(prefix);
+        if size < 4 || size as usize > limit {
+            return Err(ConnectionError::TooLarge {
+                size: i64::from(size),
+                limit,
+            });
+        }
+        let mut frame = BytesMut::zeroed(size as usize);
+        stream.read_exact(&mut frame).await?;
+        let frame = frame.freeze();
+        out.clear();
+        if let Some(()) = handle_frame(&broker, frame, &mut out).await? {
+            stream.write_all(&out).await?;
+        }
+    }
+}
+
+/// Decodes one request frame, handles it and encodes the response frame into `out`.
+/// `Ok(None)` means no response is sent (acks=0 produce).
+async fn handle_frame(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    out: &mut BytesMut,
+) -> Result<Option<()>, ConnectionError> {
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api_key = ApiKey::try_from(raw_key)
+        .map_err(|_| ConnectionError::Invalid(format!("unknown api key {raw_key}")))?;
+    let supported = handlers::supported_versions(api_key);
+    let in_range = supported.is_some_and(|r| version >= r.min && version <= r.max);
+    if !in_range && api_key != ApiKey::ApiVersions {
+        return Err(ConnectionError::Invalid(format!(
+            "unsupported {api_key:?} v{version}"
+        )));
+    }
+    // Unknown ApiVersions versions are answered with a v0 error body (the client retries lower).
+    let header_version = if in_range {
+        api_key.request_header_version(version)
+    } else {
+        1
+    };
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| ConnectionError::Invalid(format!("request header: {e}")))?;
+    let correlation_id = header.correlation_id;
+    let (response_version, response) = if in_range {
+        let response = handlers::handle(broker, api_key, &header, frame)
+            .await
+            .map_err(|e| ConnectionError::Invalid(format!("{api_key:?} v{version}: {e:#}")))?;
+        (version, response)
+    } else {
+        (0, Some(handlers::api_versions::unsupported()))
+    };
+    let Some(response) = response else {
+        return Ok(None);
+    };
+    out.put_i32(0);
+    let response_header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let response_header_version = api_key.response_header_version(response_version);
+    response_header
+        .encode(out, response_header_version)
+        .map_err(|e| ConnectionError::Invalid(format!("encoding response header: {e}")))?;
+    if let Err(e) = encode_response(&response, out, response_version) {
+        // Our bug, not the client's: say so loudly.
+        tracing::error!("encoding {api_key:?} v{response_version} response failed: {e}");
+        return Err(ConnectionError::Invalid(format!(
+            "encoding {api_key:?} v{response_version} response: {e}"
+        )));
+    }
+    let length = (out.len() - 4) as i32;
+    out[0..4].copy_from_slice(&length.to_be_bytes());
+    Ok(Some(()))
+}
+
+fn encode_response(response: &Response, out: &mut BytesMut, version: i16) -> anyhow::Result<()> {
+    match response {
+        Response::ApiVersions(r) => r.encode(out, version),
+        Response::Metadata(r) => r.encode(out, version),
+        Response::CreateTopics(r) => r.encode(out, version),
+        Response::DeleteTopics(r) => r.encode(out, version),
+        Response::CreatePartitions(r) => r.encode(out, version),
+        Response::Produce(r) => r.encode(out, version),
+        Response::Fetch(r) => r.encode(out, version),
+        Response::ListOffsets(r) => r.encode(out, version),
+        Response::DescribeConfigs(r) => r.encode(out, version),
+        Response::DescribeCluster(r) => r.encode(out, version),
+        Response::InitProducerId(r) => r.encode(out, version),
+    }
+}
