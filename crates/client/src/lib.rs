@@ -324,9 +324,18 @@ pub fn decode_records(mut bytes: Bytes) -> Result<Vec<Record>> {
             break;
         }
         let mut batch = bytes.split_to(size);
+        let attributes = (&batch[21..23]).get_i16();
+        let max_timestamp = (&batch[35..43]).get_i64();
         let set =
             RecordBatchDecoder::decode(&mut batch).map_err(|e| anyhow!("decoding records: {e}"))?;
-        out.extend(set.records.into_iter().filter(|r| !r.control));
+        // LogAppendTime batches carry the broker's time as the batch's max timestamp.
+        let log_append_time = attributes & 0x08 != 0;
+        out.extend(set.records.into_iter().filter(|r| !r.control).map(|mut r| {
+            if log_append_time {
+                r.timestamp = max_timestamp;
+            }
+            r
+        }));
     }
     Ok(out)
 }

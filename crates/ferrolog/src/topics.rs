@@ -109,13 +109,11 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
                     bail!("topic {name}: {}", error_name(t.error_code));
                 }
                 let configs = c
-                    .send(
-                        &DescribeConfigsRequest::default().with_resources(vec![
+                    .send(&DescribeConfigsRequest::default().with_resources(vec![
                             describe_configs_request::DescribeConfigsResource::default()
                                 .with_resource_type(2)
                                 .with_resource_name(str(&name)),
-                        ]),
-                    )
+                        ]))
                     .await?;
                 let overrides: Vec<String> = configs
                     .results

@@ -29,7 +29,7 @@ pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreateP
             )),
             Some(t) => {
                 let added = (topic.count - t.partitions) as usize;
-                match &topic.assignments {
+                match topic.assignments.as_ref().filter(|a| !a.is_empty()) {
                     Some(a) if a.len() != added => Err((
                         ResponseError::InvalidReplicaAssignment,
                         format!("Increasing the number of partitions by {added} but {} assignments provided.", a.len()),

@@ -28,7 +28,7 @@ pub fn handle(
             resource
                 .configuration_keys
                 .as_ref()
-                .is_none_or(|keys| keys.iter().any(|k| &**k == key))
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| &**k == key))
         };
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
