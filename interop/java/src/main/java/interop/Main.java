@@ -1,0 +1,150 @@
+package interop;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.ExecutionException;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.InvalidTopicException;
+import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.serialization.*;
+
+/** The Java client (kafka-clients 4.x) against ferrolog. Exits non-zero on the first failure. */
+public class Main {
+    static String bootstrap;
+    static int passed = 0;
+
+    static void check(boolean ok, String what) {
+        if (!ok) throw new AssertionError("FAILED: " + what);
+        passed++;
+    }
+
+    public static void main(String[] args) throws Exception {
+        bootstrap = args[0];
+        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap))) {
+            for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
+                produceConsume(admin, codec);
+            }
+            offsetsForTimes(admin);
+            adminRules(admin);
+            tooLarge(admin);
+        }
+        System.out.println(passed + " passed, 0 failed");
+    }
+
+    static String create(Admin admin, String prefix, int partitions, Map<String, String> configs) throws Exception {
+        String name = prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
+        admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1).configs(configs))).all().get();
+        return name;
+    }
+
+    static KafkaProducer<String, String> producer(String codec, Map<String, Object> extra) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.putAll(extra);
+        return new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
+    }
+
+    static KafkaConsumer<String, String> consumer() {
+        Map<String, Object> c = new HashMap<>();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        return new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer());
+    }
+
+    static void produceConsume(Admin admin, String codec) throws Exception {
+        String topic = create(admin, "java-" + codec, 3, Map.of());
+        try (KafkaProducer<String, String> p = producer(codec, Map.of())) {
+            List<java.util.concurrent.Future<RecordMetadata>> fs = new ArrayList<>();
+            for (int i = 0; i < 300; i++) {
+                ProducerRecord<String, String> r = new ProducerRecord<>(topic, "k" + i, "v" + i);
+                r.headers().add("h", "x".getBytes(StandardCharsets.UTF_8));
+                fs.add(p.send(r));
+            }
+            for (var f : fs) f.get();
+        }
+        try (KafkaConsumer<String, String> c = consumer()) {
+            List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1), new TopicPartition(topic, 2));
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            Set<String> values = new HashSet<>();
+            long deadline = System.currentTimeMillis() + 20000;
+            while (values.size() < 300 && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) {
+                    check(r.value().equals("v" + r.key().substring(1)), codec + ": key/value pair");
+                    check(new String(r.headers().lastHeader("h").value(), StandardCharsets.UTF_8).equals("x"), codec + ": header");
+                    values.add(r.value());
+                }
+            }
+            check(values.size() == 300, codec + ": consumed all 300, got " + values.size());
+        }
+    }
+
+    static void offsetsForTimes(Admin admin) throws Exception {
+        String topic = create(admin, "java-times", 1, Map.of());
+        long base = System.currentTimeMillis() - 60000;
+        try (KafkaProducer<String, String> p = producer("none", Map.of())) {
+            for (int i = 0; i < 40; i++) p.send(new ProducerRecord<>(topic, 0, base + i * 100, null, "t" + i)).get();
+        }
+        try (KafkaConsumer<String, String> c = consumer()) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            var found = c.offsetsForTimes(Map.of(tp, base + 1250));
+            check(found.get(tp).offset() == 13, "offsetsForTimes -> 13, got " + found.get(tp));
+            check(c.endOffsets(List.of(tp)).get(tp) == 40, "endOffsets 40");
+            check(c.beginningOffsets(List.of(tp)).get(tp) == 0, "beginningOffsets 0");
+            // long poll: nothing past the end for a while, then a late record arrives
+            c.assign(List.of(tp));
+            c.seek(tp, 40);
+            check(c.poll(Duration.ofMillis(700)).isEmpty(), "nothing past the end");
+            try (KafkaProducer<String, String> p = producer("none", Map.of())) {
+                p.send(new ProducerRecord<>(topic, "late")).get();
+            }
+            ConsumerRecords<String, String> got = ConsumerRecords.empty();
+            long deadline = System.currentTimeMillis() + 10000;
+            while (got.isEmpty() && System.currentTimeMillis() < deadline) got = c.poll(Duration.ofMillis(500));
+            check(got.count() == 1 && got.iterator().next().offset() == 40, "late record at offset 40");
+        }
+    }
+
+    static void adminRules(Admin admin) throws Exception {
+        String topic = create(admin, "java-admin", 2, Map.of("retention.ms", "123456"));
+        var desc = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+        check(desc.partitions().size() == 2, "describeTopics partitions");
+        check(desc.topicId() != null, "topic id");
+        ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        Config config = admin.describeConfigs(List.of(res)).all().get().get(res);
+        check(config.get("retention.ms").value().equals("123456"), "retention.ms described");
+        check(config.get("retention.ms").source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, "source");
+        admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
+        check(admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size() == 4, "grown to 4");
+        try {
+            admin.createTopics(List.of(new NewTopic("bad/name", 1, (short) 1))).all().get();
+            check(false, "invalid name accepted");
+        } catch (ExecutionException e) {
+            check(e.getCause() instanceof InvalidTopicException, "InvalidTopicException, got " + e.getCause());
+        }
+        var cluster = admin.describeCluster();
+        check(cluster.nodes().get().size() == 1, "one node");
+        check(cluster.clusterId().get() != null, "cluster id");
+        admin.deleteTopics(List.of(topic)).all().get();
+        check(!admin.listTopics().names().get().contains(topic), "deleted");
+    }
+
+    static void tooLarge(Admin admin) throws Exception {
+        String topic = create(admin, "java-big", 1, Map.of("max.message.bytes", "5000"));
+        try (KafkaProducer<String, String> p = producer("none", Map.of(ProducerConfig.RETRIES_CONFIG, 0))) {
+            p.send(new ProducerRecord<>(topic, "x".repeat(20000))).get();
+            check(false, "oversized record accepted");
+        } catch (ExecutionException e) {
+            check(e.getCause() instanceof RecordTooLargeException, "RecordTooLargeException, got " + e.getCause());
+        }
+    }
+}

@@ -1,0 +1,83 @@
+"""Starts the real ferrolog binary for interop tests with third-party clients."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY = os.environ.get("FERROLOG_BIN", os.path.join(ROOT, "target", "debug", "ferrolog"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Ferrolog:
+    def __init__(self, overrides=()):
+        self.dir = tempfile.mkdtemp(prefix="ferrolog-interop-")
+        self.port = free_port()
+        self.overrides = list(overrides)
+        self.proc = None
+        self.start()
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        cmd = [BINARY, "server", "--data-dir", self.dir,
+               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:0"]
+        for o in self.overrides:
+            cmd += ["--override", o]
+        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ferrolog exited with {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("ferrolog did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        self.log.close()
+
+    def cli(self, *args, input=None):
+        return subprocess.run([BINARY, *args], input=input, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Ferrolog()
+    yield b
+    b.stop()
+    shutil.rmtree(b.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_broker():
+    """A broker of its own, for tests that change broker settings."""
+    made = []
+
+    def make(overrides=()):
+        b = Ferrolog(overrides)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+        shutil.rmtree(b.dir, ignore_errors=True)
