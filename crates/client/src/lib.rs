@@ -121,7 +121,7 @@ impl Connection {
                 header.correlation_id
             );
         }
-        Ok(R::Response::decode(&mut body, version)?)
+        R::Response::decode(&mut body, version)
     }
 
     async fn read_frame(&mut self) -> Result<Bytes> {

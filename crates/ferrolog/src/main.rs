@@ -1,6 +1,7 @@
 //! The ferrolog binary: the server and the operator tools.
 
 mod console;
+mod perf;
 mod topics;
 
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ enum Command {
     Produce(console::ProduceArgs),
     /// Print records (like kafka-console-consumer.sh).
     Consume(console::ConsumeArgs),
+    /// Load generators (like kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh).
+    Perf(perf::PerfArgs),
 }
 
 fn main() -> Result<()> {
@@ -64,6 +67,7 @@ fn main() -> Result<()> {
             Command::Topics(args) => topics::run(args).await,
             Command::Produce(args) => console::produce(args).await,
             Command::Consume(args) => console::consume(args).await,
+            Command::Perf(args) => perf::run(args).await,
         }
     })
 }

@@ -69,7 +69,7 @@ fn acknowledged_writes_survive_kill_9_loop() {
                             )
                         })
                         .collect();
-                    let compression = if next % 2 == 0 {
+                    let compression = if next.is_multiple_of(2) {
                         Compression::None
                     } else {
                         Compression::Zstd

@@ -202,7 +202,7 @@ mod tests {
         for i in 0..7 {
             state.update(&header(i, 1, 1, 0, i as i32));
         }
-        assert_eq!(state.check(&header(0, 1, 1, 0, 0)).is_err(), true);
+        assert!(state.check(&header(0, 1, 1, 0, 0)).is_err());
         assert!(matches!(
             state.check(&header(0, 1, 1, 0, 6)).unwrap(),
             SequenceCheck::Duplicate(_)
