@@ -78,13 +78,23 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), Co
     }
 }
 
-/// Decodes one request frame, handles it and encodes the response frame into `out`.
-/// `Ok(None)` means no response is sent (acks=0 produce).
-async fn handle_frame(
-    broker: &Arc<Broker>,
-    mut frame: Bytes,
-    out: &mut BytesMut,
-) -> Result<Option<()>, ConnectionError> {
+/// A request frame, decoded.
+pub struct ParsedFrame {
+    pub api_key: ApiKey,
+    pub header: RequestHeader,
+    /// `None` for an ApiVersions version ferrolog does not know (answered with a v0 error body).
+    pub request: Option<handlers::Request>,
+}
+
+/// Decodes one request frame (the bytes after the length prefix). Sans I/O; every malformed
+/// input is an error, never a panic (this is what the `request_frame` fuzz target drives).
+pub fn parse_frame(mut frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
+    if frame.len() < 4 {
+        return Err(ConnectionError::Invalid(format!(
+            "frame of {} bytes has no request header",
+            frame.len()
+        )));
+    }
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api_key = ApiKey::try_from(raw_key)
@@ -104,14 +114,40 @@ async fn handle_frame(
     };
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| ConnectionError::Invalid(format!("request header: {e}")))?;
-    let correlation_id = header.correlation_id;
-    let (response_version, response) = if in_range {
-        let response = handlers::handle(broker, api_key, &header, frame)
-            .await
-            .map_err(|e| ConnectionError::Invalid(format!("{api_key:?} v{version}: {e:#}")))?;
-        (version, response)
+    let request = if in_range {
+        Some(
+            handlers::decode_request(api_key, version, &mut frame)
+                .map_err(|e| ConnectionError::Invalid(format!("{api_key:?} v{version}: {e:#}")))?,
+        )
     } else {
-        (0, Some(handlers::api_versions::unsupported()))
+        None
+    };
+    Ok(ParsedFrame {
+        api_key,
+        header,
+        request,
+    })
+}
+
+/// Decodes one request frame, handles it and encodes the response frame into `out`.
+/// `Ok(None)` means no response is sent (acks=0 produce).
+async fn handle_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    out: &mut BytesMut,
+) -> Result<Option<()>, ConnectionError> {
+    let ParsedFrame {
+        api_key,
+        header,
+        request,
+    } = parse_frame(frame)?;
+    let correlation_id = header.correlation_id;
+    let (response_version, response) = match request {
+        Some(request) => (
+            header.request_api_version,
+            handlers::handle(broker, header.request_api_version, request).await,
+        ),
+        None => (0, Some(handlers::api_versions::unsupported())),
     };
     let Some(response) = response else {
         return Ok(None);

@@ -72,46 +72,61 @@ pub fn topic_name(s: &str) -> TopicName {
     TopicName(str(s))
 }
 
-/// Routes a decoded header and the request body to its handler.
-pub async fn handle(
-    broker: &Arc<Broker>,
-    key: ApiKey,
-    header: &RequestHeader,
-    mut body: Bytes,
-) -> Result<Option<Response>> {
-    let v = header.request_api_version;
-    let b = &mut body;
-    Ok(Some(match key {
-        ApiKey::ApiVersions => Response::ApiVersions(api_versions::handle(decode(b, v)?, v)),
-        ApiKey::Metadata => Response::Metadata(metadata::handle(broker, decode(b, v)?, v)),
-        ApiKey::CreateTopics => {
-            Response::CreateTopics(create_topics::handle(broker, decode(b, v)?, v))
-        }
-        ApiKey::DeleteTopics => {
-            Response::DeleteTopics(delete_topics::handle(broker, decode(b, v)?, v))
-        }
-        ApiKey::CreatePartitions => {
-            Response::CreatePartitions(create_partitions::handle(broker, decode(b, v)?))
-        }
-        ApiKey::Produce => match produce::handle(broker, decode(b, v)?, v) {
-            Some(r) => Response::Produce(r),
-            None => return Ok(None),
-        },
-        ApiKey::Fetch => Response::Fetch(fetch::handle(broker, decode(b, v)?, v).await),
-        ApiKey::ListOffsets => {
-            Response::ListOffsets(list_offsets::handle(broker, decode(b, v)?, v))
-        }
-        ApiKey::DescribeConfigs => {
-            Response::DescribeConfigs(describe_configs::handle(broker, decode(b, v)?, v))
-        }
-        ApiKey::DescribeCluster => {
-            Response::DescribeCluster(describe_cluster::handle(broker, decode(b, v)?))
-        }
-        ApiKey::InitProducerId => {
-            Response::InitProducerId(init_producer_id::handle(broker, decode(b, v)?))
-        }
+/// A decoded request body.
+pub enum Request {
+    ApiVersions(ApiVersionsRequest),
+    Metadata(MetadataRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    DescribeCluster(DescribeClusterRequest),
+    InitProducerId(InitProducerIdRequest),
+}
+
+/// Decodes the body of a supported request (sans I/O: bytes in, request out).
+pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> {
+    let b = body;
+    Ok(match key {
+        ApiKey::ApiVersions => Request::ApiVersions(decode(b, v)?),
+        ApiKey::Metadata => Request::Metadata(decode(b, v)?),
+        ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
+        ApiKey::DeleteTopics => Request::DeleteTopics(decode(b, v)?),
+        ApiKey::CreatePartitions => Request::CreatePartitions(decode(b, v)?),
+        ApiKey::Produce => Request::Produce(decode(b, v)?),
+        ApiKey::Fetch => Request::Fetch(decode(b, v)?),
+        ApiKey::ListOffsets => Request::ListOffsets(decode(b, v)?),
+        ApiKey::DescribeConfigs => Request::DescribeConfigs(decode(b, v)?),
+        ApiKey::DescribeCluster => Request::DescribeCluster(decode(b, v)?),
+        ApiKey::InitProducerId => Request::InitProducerId(decode(b, v)?),
         other => return Err(anyhow!("{other:?} is not supported")),
-    }))
+    })
+}
+
+/// Handles a decoded request. `None` means no response is sent (acks=0 produce).
+pub async fn handle(broker: &Arc<Broker>, v: i16, request: Request) -> Option<Response> {
+    Some(match request {
+        Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(r, v)),
+        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, r, v)),
+        Request::CreateTopics(r) => Response::CreateTopics(create_topics::handle(broker, r, v)),
+        Request::DeleteTopics(r) => Response::DeleteTopics(delete_topics::handle(broker, r, v)),
+        Request::CreatePartitions(r) => {
+            Response::CreatePartitions(create_partitions::handle(broker, r))
+        }
+        Request::Produce(r) => Response::Produce(produce::handle(broker, r, v)?),
+        Request::Fetch(r) => Response::Fetch(fetch::handle(broker, r, v).await),
+        Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, r, v)),
+        Request::DescribeConfigs(r) => {
+            Response::DescribeConfigs(describe_configs::handle(broker, r, v))
+        }
+        Request::DescribeCluster(r) => {
+            Response::DescribeCluster(describe_cluster::handle(broker, r))
+        }
+        Request::InitProducerId(r) => Response::InitProducerId(init_producer_id::handle(broker, r)),
+    })
 }
 
 /// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
