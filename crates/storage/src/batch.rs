@@ -240,6 +240,27 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// What the `record_batch` fuzz target (and its corpus replay test) drives: split arbitrary
+/// bytes into batches, parse and validate each header, and rewrite offsets in a copy. Must never
+/// panic.
+pub fn fuzz_batches(data: &[u8]) -> usize {
+    let mut valid = 0;
+    for (_, bytes) in BatchIter::new(data).flatten() {
+        if let Ok(header) = validate(bytes) {
+            let mut copy = bytes.to_vec();
+            set_base_offset(&mut copy, header.base_offset.wrapping_add(1));
+            set_partition_leader_epoch(&mut copy, 1);
+            assert!(
+                validate(&copy).is_ok(),
+                "offset rewrite must keep a batch valid"
+            );
+            let _ = header.last_sequence();
+            valid += 1;
+        }
+    }
+    valid
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -326,25 +347,4 @@ pub(crate) mod tests {
         assert!(items[0].is_ok());
         assert!(matches!(items[1], Err(BatchError::Truncated)));
     }
-}
-
-/// What the `record_batch` fuzz target (and its corpus replay test) drives: split arbitrary
-/// bytes into batches, parse and validate each header, and rewrite offsets in a copy. Must never
-/// panic.
-pub fn fuzz_batches(data: &[u8]) -> usize {
-    let mut valid = 0;
-    for (_, bytes) in BatchIter::new(data).flatten() {
-        if let Ok(header) = validate(bytes) {
-            let mut copy = bytes.to_vec();
-            set_base_offset(&mut copy, header.base_offset.wrapping_add(1));
-            set_partition_leader_epoch(&mut copy, 1);
-            assert!(
-                validate(&copy).is_ok(),
-                "offset rewrite must keep a batch valid"
-            );
-            let _ = header.last_sequence();
-            valid += 1;
-        }
-    }
-    valid
 }
