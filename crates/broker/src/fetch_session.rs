@@ -36,13 +36,12 @@ pub struct SessionPartition {
 
 impl SessionPartition {
     /// Records what goes out and says whether it differs from what went out last time.
-    pub fn update_sent(&mut self, data: &PartitionData) -> bool {
+    pub fn update_sent(&mut self, data: &PartitionData, has_records: bool) -> bool {
         let now = (
             data.high_watermark,
             data.last_stable_offset,
             data.log_start_offset,
         );
-        let has_records = data.records.as_ref().is_some_and(|r| !r.is_empty());
         let changed = has_records || data.error_code != 0 || self.sent != Some(now);
         self.sent = Some(now);
         changed

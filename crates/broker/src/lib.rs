@@ -8,6 +8,8 @@ pub mod handlers;
 pub mod log_manager;
 pub mod metadata;
 pub mod replica_manager;
+pub mod response;
+pub mod sendfile;
 pub mod server;
 
 use std::sync::{Arc, Mutex};

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Result;
-use ferrolog_storage::{
-    AppendResult, FileSlice, Log, LogConfig, ReadBound, ReadResult, StorageError,
-};
+use ferrolog_storage::{AppendResult, Log, LogConfig, ReadBound, ReadResult, StorageError};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -192,9 +190,4 @@ impl ReplicaManager {
         self.checkpoint()?;
         self.log_manager.mark_clean_shutdown()
     }
-}
-
-/// Reads a slice's bytes, off the log lock.
-pub fn read_slice(slice: &FileSlice) -> std::io::Result<bytes::Bytes> {
-    Ok(bytes::Bytes::from(slice.read()?))
 }

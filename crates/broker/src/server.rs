@@ -8,13 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::handlers::{self, Response};
+use crate::response::Frame;
 use crate::Broker;
 
 /// Accepts connections until the task is dropped.
@@ -53,7 +54,6 @@ pub enum ConnectionError {
 async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), ConnectionError> {
     let limit = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1));
-    let mut out = BytesMut::with_capacity(64 * 1024);
     loop {
         let mut prefix = [0u8; 4];
         match tokio::time::timeout(idle, stream.read_exact(&mut prefix)).await {
@@ -71,9 +71,8 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), Co
         let mut frame = BytesMut::zeroed(size as usize);
         stream.read_exact(&mut frame).await?;
         let frame = frame.freeze();
-        out.clear();
-        if let Some(()) = handle_frame(&broker, frame, &mut out).await? {
-            stream.write_all(&out).await?;
+        if let Some(response) = handle_frame(&broker, frame).await? {
+            response.write_to(&mut stream).await?;
         }
     }
 }
@@ -129,13 +128,12 @@ pub fn parse_frame(mut frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
     })
 }
 
-/// Decodes one request frame, handles it and encodes the response frame into `out`.
+/// Decodes one request frame, handles it and encodes the response frame.
 /// `Ok(None)` means no response is sent (acks=0 produce).
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
-    out: &mut BytesMut,
-) -> Result<Option<()>, ConnectionError> {
+) -> Result<Option<Frame>, ConnectionError> {
     let ParsedFrame {
         api_key,
         header,
@@ -152,36 +150,40 @@ async fn handle_frame(
     let Some(response) = response else {
         return Ok(None);
     };
-    out.put_i32(0);
+    let mut out = Frame::with_size_prefix();
+    let mut head = BytesMut::new();
     let response_header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let response_header_version = api_key.response_header_version(response_version);
     response_header
-        .encode(out, response_header_version)
+        .encode(&mut head, api_key.response_header_version(response_version))
         .map_err(|e| ConnectionError::Invalid(format!("encoding response header: {e}")))?;
-    if let Err(e) = encode_response(&response, out, response_version) {
+    out.put(&head);
+    if let Err(e) = encode_response(response, &mut out, response_version) {
         // Our bug, not the client's: say so loudly.
         tracing::error!("encoding {api_key:?} v{response_version} response failed: {e}");
         return Err(ConnectionError::Invalid(format!(
             "encoding {api_key:?} v{response_version} response: {e}"
         )));
     }
-    let length = (out.len() - 4) as i32;
-    out[0..4].copy_from_slice(&length.to_be_bytes());
-    Ok(Some(()))
+    Ok(Some(out))
 }
 
-fn encode_response(response: &Response, out: &mut BytesMut, version: i16) -> anyhow::Result<()> {
+fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow::Result<()> {
+    let mut buf = BytesMut::new();
     match response {
-        Response::ApiVersions(r) => r.encode(out, version),
-        Response::Metadata(r) => r.encode(out, version),
-        Response::CreateTopics(r) => r.encode(out, version),
-        Response::DeleteTopics(r) => r.encode(out, version),
-        Response::CreatePartitions(r) => r.encode(out, version),
-        Response::Produce(r) => r.encode(out, version),
-        Response::Fetch(r) => r.encode(out, version),
-        Response::ListOffsets(r) => r.encode(out, version),
-        Response::DescribeConfigs(r) => r.encode(out, version),
-        Response::DescribeCluster(r) => r.encode(out, version),
-        Response::InitProducerId(r) => r.encode(out, version),
+        Response::Fetch(r, mut files) => {
+            return crate::response::encode_fetch(r, &mut files, version, out)
+        }
+        Response::ApiVersions(r) => r.encode(&mut buf, version)?,
+        Response::Metadata(r) => r.encode(&mut buf, version)?,
+        Response::CreateTopics(r) => r.encode(&mut buf, version)?,
+        Response::DeleteTopics(r) => r.encode(&mut buf, version)?,
+        Response::CreatePartitions(r) => r.encode(&mut buf, version)?,
+        Response::Produce(r) => r.encode(&mut buf, version)?,
+        Response::ListOffsets(r) => r.encode(&mut buf, version)?,
+        Response::DescribeConfigs(r) => r.encode(&mut buf, version)?,
+        Response::DescribeCluster(r) => r.encode(&mut buf, version)?,
+        Response::InitProducerId(r) => r.encode(&mut buf, version)?,
     }
+    out.put(&buf);
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferrolog_storage::{ReadBound, StorageError};
+use ferrolog_storage::{FileSlice, ReadBound, StorageError};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
@@ -15,14 +15,20 @@ use crate::errors::storage_error_code;
 use crate::fetch_session::{SessionOutcome, SessionPartition};
 use crate::Broker;
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+/// The response, and per partition in response order the records to send from a segment file.
+pub type FetchReply = (FetchResponse, Vec<Option<FileSlice>>);
+
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchReply {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let image = broker.controller.image();
     // The partitions this fetch covers, in order: from the session (incremental) or the request.
     let (session_id, mut wanted, incremental) =
         match broker.fetch_sessions.begin(&request, version, &image) {
             SessionOutcome::Error(error) => {
-                return FetchResponse::default().with_error_code(error.code());
+                return (
+                    FetchResponse::default().with_error_code(error.code()),
+                    Vec::new(),
+                );
             }
             SessionOutcome::Ready {
                 session_id,
@@ -34,7 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         let appended = broker.replicas.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (response, bytes, errors) = read(
+        let (response, files, bytes, errors) = read(
             broker,
             &request,
             version,
@@ -48,7 +54,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
             || Instant::now() >= deadline;
         if done {
             broker.fetch_sessions.finish(session_id, &wanted);
-            return response;
+            return (response, files);
         }
         tokio::select! {
             _ = &mut appended => {}
@@ -57,8 +63,8 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     }
 }
 
-/// One pass over the partitions. Returns the response, the record bytes in it, and whether any
-/// partition has an error (which answers at once, as in Kafka).
+/// One pass over the partitions. Returns the response, the file slices of its records, the record
+/// bytes in it, and whether any partition has an error (which answers at once, as in Kafka).
 fn read(
     broker: &Arc<Broker>,
     request: &FetchRequest,
@@ -66,8 +72,9 @@ fn read(
     wanted: &mut [SessionPartition],
     session_id: i32,
     incremental: bool,
-) -> (FetchResponse, usize, bool) {
+) -> (FetchResponse, Vec<Option<FileSlice>>, usize, bool) {
     let mut response = FetchResponse::default().with_session_id(session_id);
+    let mut files = Vec::new();
     let mut remaining = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
@@ -80,6 +87,7 @@ fn read(
             .with_log_start_offset(-1)
             .with_preferred_read_replica((-1).into())
             .with_records(Some(Bytes::new()));
+        let mut file = None;
         if read_committed {
             data.aborted_transactions = Some(Vec::new());
         }
@@ -111,17 +119,9 @@ fn read(
                         data.last_stable_offset = read.high_watermark;
                         data.log_start_offset = read.log_start_offset;
                         if let Some(slice) = read.slice {
-                            match crate::replica_manager::read_slice(&slice) {
-                                Ok(bytes) => {
-                                    total += bytes.len();
-                                    remaining = remaining.saturating_sub(bytes.len());
-                                    data.records = Some(bytes);
-                                }
-                                Err(e) => {
-                                    tracing::error!("fetch read failed: {e}");
-                                    data.error_code = ResponseError::KafkaStorageError.code();
-                                }
-                            }
+                            total += slice.length;
+                            remaining = remaining.saturating_sub(slice.length);
+                            file = Some(slice);
                         }
                     }
                     Err(e) => {
@@ -139,7 +139,7 @@ fn read(
         }
         errors |= data.error_code != 0;
         // An incremental response carries only partitions with news.
-        let changed = w.update_sent(&data);
+        let changed = w.update_sent(&data, file.is_some());
         if incremental && !changed {
             continue;
         }
@@ -165,8 +165,9 @@ fn read(
             .expect("pushed")
             .partitions
             .push(data);
+        files.push(file);
     }
-    (response, total, errors)
+    (response, files, total, errors)
 }
 
 /// Topic id → name for v13+ requests, name → id for older ones.

@@ -28,7 +28,8 @@ pub enum Response {
     DeleteTopics(DeleteTopicsResponse),
     CreatePartitions(CreatePartitionsResponse),
     Produce(ProduceResponse),
-    Fetch(FetchResponse),
+    /// The response and, per partition in response order, records to send from a file.
+    Fetch(FetchResponse, Vec<Option<ferrolog_storage::FileSlice>>),
     ListOffsets(ListOffsetsResponse),
     DescribeConfigs(DescribeConfigsResponse),
     DescribeCluster(DescribeClusterResponse),
@@ -117,7 +118,10 @@ pub async fn handle(broker: &Arc<Broker>, v: i16, request: Request) -> Option<Re
             Response::CreatePartitions(create_partitions::handle(broker, r))
         }
         Request::Produce(r) => Response::Produce(produce::handle(broker, r, v)?),
-        Request::Fetch(r) => Response::Fetch(fetch::handle(broker, r, v).await),
+        Request::Fetch(r) => {
+            let (response, files) = fetch::handle(broker, r, v).await;
+            Response::Fetch(response, files)
+        }
         Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, r, v)),
         Request::DescribeConfigs(r) => {
             Response::DescribeConfigs(describe_configs::handle(broker, r, v))
