@@ -228,7 +228,7 @@ mod tests {
                         .with_aborted_transactions(Some(vec![AbortedTransaction::default()
                             .with_producer_id(ProducerId(9))
                             .with_first_offset(3)]));
-                    let use_file = (t + p as u128) % 2 == 0;
+                    let use_file = (t + p as u128).is_multiple_of(2);
                     let (position, length) = slices[p as usize];
                     data.records = Some(if use_file {
                         Bytes::copy_from_slice(
