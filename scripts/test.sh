@@ -26,7 +26,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build"
 cargo build --workspace
 
-step "building the Java and Go interop programs"
+step "building the Java and Go interop programs, fetching Apache Kafka's jars"
+(cd bench/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$root/target/kafka-lib")
 (cd interop/java && mvn -q -B package dependency:build-classpath -DskipTests -Dmdep.outputFile=target/classpath.txt)
 (cd interop/go && go build -o "$root/target/interop-go" .)
 
