@@ -157,3 +157,27 @@ def test_kcat_metadata_lists_broker_and_topic(broker):
                          check=True, timeout=30).stdout
     assert f"broker 1 at 127.0.0.1:{broker.port}" in out
     assert f'topic "{topic}" with 2 partitions' in out
+
+
+def test_confluent_delete_records_and_incremental_alter_configs(broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    from confluent_kafka import TopicPartition as TP
+    topic = topic_name("ck-life")
+    create(broker.bootstrap, topic, config={"segment.bytes": "2000"})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for i in range(40):
+        p.produce(topic, value=f"r{i}-" + "z" * 100)
+        p.flush(5)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    result = admin.delete_records([TP(topic, 0, 15)])
+    deleted = list(result.values())[0].result(10)
+    assert deleted.low_watermark == 15
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "life"})
+    assert c.get_watermark_offsets(TP(topic, 0), timeout=10) == (15, 40)
+    c.close()
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    list(admin.incremental_alter_configs([resource]).values())[0].result(10)
+    configs = list(admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values())[0].result(10)
+    assert configs["retention.ms"].value == "3600000"
+    assert configs["retention.ms"].source == 1  # DYNAMIC_TOPIC_CONFIG

@@ -519,6 +519,19 @@ pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Validates one topic config (name and value), with Kafka's message on failure.
+pub fn validate_topic_config(name: &str, value: Option<&str>) -> std::result::Result<(), String> {
+    let Some((_, _, kind)) = topic_key(name) else {
+        return Err(format!("Unknown topic config name: {name}"));
+    };
+    let Some(value) = value else {
+        return Err(format!(
+            "Null value not supported for topic configs: {name}"
+        ));
+    };
+    validate_value(name, *kind, value).map_err(|e| e.to_string())
+}
+
 /// A listener parsed from `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -569,6 +582,7 @@ pub struct BrokerConfig {
     pub flush_scheduler_interval_ms: i64,
     pub flush_offset_checkpoint_interval_ms: u64,
     pub fetch_session_cache_slots: usize,
+    pub retention_check_interval_ms: u64,
     pub rack: Option<String>,
     pub cluster_id: Option<String>,
 }
@@ -703,6 +717,7 @@ impl BrokerConfig {
                 .max(1) as u64,
             fetch_session_cache_slots: int("max.incremental.fetch.session.cache.slots")?.max(0)
                 as usize,
+            retention_check_interval_ms: int("log.retention.check.interval.ms")?.max(1) as u64,
             rack: properties.get("broker.rack").cloned(),
             cluster_id: properties.get("cluster.id").cloned(),
             properties,
@@ -751,6 +766,12 @@ impl BrokerConfig {
                 .is_some_and(|(v, _)| v == "LogAppendTime"),
             timestamp_before_max_ms: num("message.timestamp.before.max.ms"),
             timestamp_after_max_ms: num("message.timestamp.after.max.ms"),
+            retention_ms: num("retention.ms"),
+            retention_bytes: num("retention.bytes"),
+            delete_policy: self
+                .topic_value(overrides, "cleanup.policy")
+                .is_none_or(|(v, _)| v.split(',').any(|p| p.trim() == "delete")),
+            file_delete_delay_ms: num("file.delete.delay.ms"),
         }
     }
 

@@ -9,8 +9,8 @@ pub mod log_manager;
 pub mod metadata;
 pub mod replica_manager;
 pub mod response;
-pub mod sendfile;
 pub mod server;
+pub mod sys;
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -137,6 +137,98 @@ impl Broker {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides (validated by the caller) and applies them to its
+    /// logs at once: retention acts on the next check, `segment.bytes` on the next roll.
+    pub fn set_topic_configs(&self, id: Uuid, overrides: &config::Properties) -> Result<()> {
+        let _guard = self.admin.lock().expect("admin lock");
+        let image = self.controller.image();
+        let Some(topic) = image.topic_by_id(&id) else {
+            return Ok(());
+        };
+        let mut records = Vec::new();
+        for key in topic.configs.keys().filter(|k| !overrides.contains_key(*k)) {
+            records.push(MetadataRecord::ConfigDelete {
+                id,
+                key: key.clone(),
+            });
+        }
+        for (key, value) in overrides
+            .iter()
+            .filter(|(k, v)| topic.configs.get(*k) != Some(*v))
+        {
+            records.push(MetadataRecord::Config {
+                id,
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        let image = self.controller.commit(&records)?;
+        if let Some(topic) = image.topic_by_id(&id) {
+            self.replicas
+                .update_config(&topic.name, &self.config.log_config(&topic.configs));
+        }
+        Ok(())
+    }
+
+    /// Removes segment files renamed to `.deleted` once `file.delete.delay.ms` has passed.
+    pub fn schedule_deletion(
+        &self,
+        segments: Vec<ferrolog_storage::segment::DeletedSegment>,
+        delay_ms: i64,
+    ) {
+        if segments.is_empty() {
+            return;
+        }
+        let delay = std::time::Duration::from_millis(delay_ms.clamp(0, 86_400_000) as u64);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            for segment in segments {
+                if let Err(e) = segment.remove() {
+                    tracing::warn!(
+                        base = segment.base_offset,
+                        "removing a deleted segment failed: {e}"
+                    );
+                }
+            }
+        });
+    }
+
+    /// One pass of time and size retention over every partition.
+    pub fn enforce_retention(&self) {
+        let now = now_ms();
+        let mut any = false;
+        for p in self.replicas.all() {
+            match p.with_log(|l| {
+                l.enforce_retention(now)
+                    .map(|d| (d, l.config().file_delete_delay_ms, l.log_start_offset()))
+            }) {
+                Ok((deleted, delay, start)) => {
+                    if !deleted.is_empty() {
+                        tracing::info!(
+                            topic = p.topic,
+                            partition = p.index,
+                            segments = deleted.len(),
+                            log_start_offset = start,
+                            "deleted segments past retention"
+                        );
+                        any = true;
+                    }
+                    self.schedule_deletion(deleted, delay);
+                }
+                Err(e) => tracing::error!(
+                    topic = p.topic,
+                    partition = p.index,
+                    "retention failed: {e}"
+                ),
+            }
+        }
+        if any {
+            if let Err(e) = self.replicas.checkpoint() {
+                tracing::error!("writing checkpoints failed: {e}");
+            }
+        }
+    }
+
     pub fn create_partitions(&self, id: Uuid, count: i32) -> Result<()> {
         let _guard = self.admin.lock().expect("admin lock");
         let image = self
@@ -145,15 +237,19 @@ impl Broker {
         self.publish(&image)
     }
 
-    /// Background work: `flush.ms` flushing and the periodic offset checkpoints.
+    /// Background work: `flush.ms` flushing, retention and the periodic offset checkpoints.
     pub async fn run_background(self: Arc<Self>) {
         let flush_every = self.config.flush_scheduler_interval_ms.clamp(10, 3_600_000) as u64;
         let checkpoint_every = self.config.flush_offset_checkpoint_interval_ms;
         let mut flush = tokio::time::interval(std::time::Duration::from_millis(flush_every));
         let mut checkpoint =
             tokio::time::interval(std::time::Duration::from_millis(checkpoint_every));
+        let mut retention = tokio::time::interval(std::time::Duration::from_millis(
+            self.config.retention_check_interval_ms,
+        ));
         loop {
             tokio::select! {
+                _ = retention.tick() => self.enforce_retention(),
                 _ = flush.tick() => self.replicas.flush_by_time(now_ms()),
                 _ = checkpoint.tick() => {
                     if let Err(e) = self.replicas.checkpoint() {

@@ -92,7 +92,7 @@ impl Frame {
         for chunk in self.into_chunks() {
             match chunk {
                 Chunk::Bytes(b) => stream.write_all(&b).await?,
-                Chunk::File(f) => crate::sendfile::send(stream, &f).await?,
+                Chunk::File(f) => crate::sys::sendfile(stream, &f).await?,
             }
         }
         Ok(())

@@ -183,6 +183,10 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::DescribeConfigs(r) => r.encode(&mut buf, version)?,
         Response::DescribeCluster(r) => r.encode(&mut buf, version)?,
         Response::InitProducerId(r) => r.encode(&mut buf, version)?,
+        Response::DeleteRecords(r) => r.encode(&mut buf, version)?,
+        Response::AlterConfigs(r) => r.encode(&mut buf, version)?,
+        Response::IncrementalAlterConfigs(r) => r.encode(&mut buf, version)?,
+        Response::DescribeLogDirs(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

@@ -1,6 +1,8 @@
 //! The ferrolog binary: the server and the operator tools.
 
+mod configs;
 mod console;
+mod dump_log;
 mod perf;
 mod topics;
 
@@ -43,6 +45,12 @@ enum Command {
     Consume(console::ConsumeArgs),
     /// Load generators (like kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh).
     Perf(perf::PerfArgs),
+    /// Describe and alter configs (like kafka-configs.sh).
+    Configs(configs::ConfigsArgs),
+    /// Move a partition's log start offset (like kafka-delete-records.sh).
+    DeleteRecords(configs::DeleteRecordsArgs),
+    /// Print a segment file's batches and records (like kafka-dump-log.sh).
+    DumpLog(dump_log::DumpLogArgs),
 }
 
 fn main() -> Result<()> {
@@ -68,6 +76,9 @@ fn main() -> Result<()> {
             Command::Produce(args) => console::produce(args).await,
             Command::Consume(args) => console::consume(args).await,
             Command::Perf(args) => perf::run(args).await,
+            Command::Configs(args) => configs::run(args).await,
+            Command::DeleteRecords(args) => configs::delete_records(args).await,
+            Command::DumpLog(args) => dump_log::run(args),
         }
     })
 }

@@ -17,7 +17,7 @@ use crate::batch::{self, BatchHeader, BatchIter};
 use crate::checkpoint;
 use crate::error::{BatchError, Result, StorageError};
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
-use crate::segment::{FileSlice, Segment, SegmentConfig};
+use crate::segment::{DeletedSegment, FileSlice, Segment, SegmentConfig};
 
 /// Topic-level log settings, with Kafka's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +42,14 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`
     pub timestamp_after_max_ms: i64,
+    /// `retention.ms` (-1: forever)
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1: unbounded)
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`
+    pub delete_policy: bool,
+    /// `file.delete.delay.ms`
+    pub file_delete_delay_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -57,6 +65,10 @@ impl Default for LogConfig {
             log_append_time: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            delete_policy: true,
+            file_delete_delay_ms: 60_000,
         }
     }
 }
@@ -601,6 +613,138 @@ impl Log {
         }
     }
 
+    /// Deletes whole segments past `retention.ms` or beyond `retention.bytes` (when the cleanup
+    /// policy includes `delete`), and those entirely below the log start offset. Only segments
+    /// fully below the high watermark go; if every segment goes, a new empty active segment is
+    /// rolled first. Returns the segments renamed to `.deleted`.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<Vec<DeletedSegment>> {
+        let mut deleted = self.delete_below_log_start(now_ms)?;
+        if !self.config.delete_policy {
+            return Ok(deleted);
+        }
+        if self.config.retention_ms >= 0 {
+            let limit = self.config.retention_ms;
+            let doomed = self.deletable(|segment| now_ms - segment.largest_timestamp() > limit);
+            deleted.extend(self.delete_segments(doomed, now_ms)?);
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            let doomed = self.deletable(|segment| {
+                if excess - segment.size() as i64 >= 0 {
+                    excess -= segment.size() as i64;
+                    true
+                } else {
+                    false
+                }
+            });
+            deleted.extend(self.delete_segments(doomed, now_ms)?);
+        }
+        Ok(deleted)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the high watermark; -1
+    /// means the high watermark) and deletes the segments entirely below it. Returns the new log
+    /// start offset and the deleted segments.
+    pub fn delete_records_before(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(i64, Vec<DeletedSegment>)> {
+        let offset = if offset == -1 {
+            self.high_watermark
+        } else {
+            offset
+        };
+        if offset < 0 || offset > self.high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.high_watermark,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.truncate_epochs_from_start(offset)?;
+        }
+        let deleted = self.delete_below_log_start(now_ms)?;
+        Ok((self.log_start_offset, deleted))
+    }
+
+    fn delete_below_log_start(&mut self, now_ms: i64) -> Result<Vec<DeletedSegment>> {
+        let start = self.log_start_offset;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let doomed: Vec<i64> = bases
+            .windows(2)
+            .take_while(|pair| pair[1] <= start)
+            .map(|pair| pair[0])
+            .collect();
+        self.delete_segments(doomed, now_ms)
+    }
+
+    /// The oldest segments, in order, for which `predicate` holds, stopping at the first that
+    /// fails it; never an empty active segment, never one reaching above the high watermark.
+    fn deletable(&self, mut predicate: impl FnMut(&Segment) -> bool) -> Vec<i64> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut out = Vec::new();
+        for (i, base) in bases.iter().enumerate() {
+            let segment = &self.segments[base];
+            let upper = bases
+                .get(i + 1)
+                .copied()
+                .unwrap_or_else(|| self.log_end_offset());
+            let last_and_empty = i + 1 == bases.len() && segment.is_empty();
+            if last_and_empty || self.high_watermark < upper || !predicate(segment) {
+                break;
+            }
+            out.push(*base);
+        }
+        out
+    }
+
+    fn delete_segments(&mut self, bases: Vec<i64>, now_ms: i64) -> Result<Vec<DeletedSegment>> {
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        if bases.len() == self.segments.len() {
+            self.roll(now_ms)?;
+        }
+        let mut deleted = Vec::new();
+        for base in bases {
+            if let Some(segment) = self.segments.remove(&base) {
+                deleted.push(segment.mark_deleted()?);
+            }
+        }
+        let first = *self
+            .segments
+            .keys()
+            .next()
+            .expect("the active segment remains");
+        if first > self.log_start_offset {
+            self.log_start_offset = first;
+            self.truncate_epochs_from_start(first)?;
+        }
+        self.recovery_point = self.recovery_point.max(self.log_start_offset);
+        self.high_watermark = self.high_watermark.max(self.log_start_offset);
+        Ok(deleted)
+    }
+
+    /// Kafka's `LeaderEpochFileCache.truncateFromStart`: entries below the new start collapse
+    /// into one that starts at it.
+    fn truncate_epochs_from_start(&mut self, start: i64) -> Result<()> {
+        let below = self.epochs.iter().filter(|(_, s)| *s < start).count();
+        if below == 0 {
+            return Ok(());
+        }
+        let (epoch, _) = self.epochs[below - 1];
+        let keep_latest = self.epochs.get(below).is_none_or(|(_, s)| *s > start);
+        self.epochs.drain(..below);
+        if keep_latest {
+            self.epochs.insert(0, (epoch, start));
+        }
+        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
+        Ok(())
+    }
+
     /// Removes everything at and above `offset` (follower truncation). Offsets below the log
     /// start are clamped.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
@@ -892,6 +1036,106 @@ mod tests {
             .append_as_leader(&mut sample_batch(0, 1, 1000, 60), 2, 1000)
             .unwrap();
         assert_eq!(r.first_offset, 7);
+    }
+
+    #[test]
+    fn retention_by_time_and_size_deletes_whole_old_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        for i in 0..30 {
+            // batches of 121 bytes, 7 per 1000-byte segment; timestamps 1000..1029 s
+            log.append_as_leader(&mut sample_batch(0, 1, (1000 + i) * 1000, 60), 0, 1_030_000)
+                .unwrap();
+        }
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+        let segments = log.segment_count();
+        assert!(segments >= 4);
+        // nothing is old enough yet
+        log.set_config(LogConfig {
+            retention_ms: 100_000,
+            ..small_config()
+        });
+        assert!(log.enforce_retention(1_031_000).unwrap().is_empty());
+        // records older than 1015 s go, by whole segments only
+        log.set_config(LogConfig {
+            retention_ms: 16_000,
+            ..small_config()
+        });
+        let deleted = log.enforce_retention(1_031_000).unwrap();
+        assert!(!deleted.is_empty());
+        let start = log.log_start_offset();
+        assert!(start > 0 && start <= 15, "log start {start}");
+        assert!(deleted[0].paths[0]
+            .to_string_lossy()
+            .ends_with(".log.deleted"));
+        assert!(matches!(
+            log.read(0, 100, ReadBound::LogEnd, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        for d in &deleted {
+            d.remove().unwrap();
+        }
+        // size: keep about 2000 bytes
+        log.set_config(LogConfig {
+            retention_ms: -1,
+            retention_bytes: 2000,
+            ..small_config()
+        });
+        log.enforce_retention(1_031_000).unwrap();
+        // Kafka's rule: a segment goes only if what remains is still at least retention.bytes,
+        // so the log ends above the limit by less than one segment.
+        let size = log.size_bytes();
+        assert!((2000..3000).contains(&size), "size {size}");
+        // everything expired: a fresh active segment at the log end, offsets continue
+        log.set_config(LogConfig {
+            retention_ms: 0,
+            ..small_config()
+        });
+        log.enforce_retention(2_000_000).unwrap();
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_start_offset(), 30);
+        assert_eq!(
+            log.append_as_leader(&mut sample_batch(0, 1, 2_000_000, 10), 0, 2_000_000)
+                .unwrap()
+                .first_offset,
+            30
+        );
+        drop(log);
+        let log = open(dir.path(), true);
+        assert_eq!(log.log_start_offset(), 30);
+    }
+
+    #[test]
+    fn delete_records_moves_log_start_and_drops_segments_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        for _ in 0..30 {
+            log.append_as_leader(&mut sample_batch(0, 1, 1000, 60), 0, 1000)
+                .unwrap();
+        }
+        log.update_high_watermark(30);
+        assert!(
+            log.delete_records_before(31, 1000).is_err(),
+            "beyond the high watermark"
+        );
+        let (start, deleted) = log.delete_records_before(10, 1000).unwrap();
+        assert_eq!(start, 10);
+        assert!(!deleted.is_empty());
+        assert!(log.segments.keys().next().copied().unwrap() <= 10);
+        assert!(matches!(
+            log.read(9, 100, ReadBound::HighWatermark, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert!(log
+            .read(10, 100, ReadBound::HighWatermark, true)
+            .unwrap()
+            .slice
+            .is_some());
+        let (start, _) = log.delete_records_before(5, 1000).unwrap();
+        assert_eq!(start, 10, "the log start never moves back");
+        assert_eq!(log.delete_records_before(-1, 1000).unwrap().0, 30);
+        assert_eq!(log.epochs(), &[(0, 30)]);
     }
 
     #[test]

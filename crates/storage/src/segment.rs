@@ -42,6 +42,26 @@ pub struct Segment {
     next_offset: i64,
 }
 
+/// A segment renamed to `*.deleted`, waiting for `file.delete.delay.ms`.
+#[derive(Debug)]
+pub struct DeletedSegment {
+    pub base_offset: i64,
+    pub paths: Vec<PathBuf>,
+}
+
+impl DeletedSegment {
+    pub fn remove(&self) -> io::Result<()> {
+        for path in &self.paths {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A byte range of a segment to send to a reader.
 #[derive(Clone)]
 pub struct FileSlice {
@@ -428,6 +448,44 @@ impl Segment {
         self.offset_index.trim_to_entries()?;
         self.time_index.trim_to_entries()?;
         Ok(())
+    }
+
+    /// The newest timestamp in the segment, or its file's modification time when it has none
+    /// (what time-based retention compares against, as in Kafka).
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp_so_far >= 0 {
+            return self.max_timestamp_so_far;
+        }
+        fs::metadata(&self.log_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    /// Renames the segment's files with a `.deleted` suffix (Kafka's first step of deleting a
+    /// segment); readers holding slices keep reading the open file. The files go for good with
+    /// [`DeletedSegment::remove`] after `file.delete.delay.ms`, or at the next start.
+    pub fn mark_deleted(self) -> Result<DeletedSegment> {
+        let mut paths = Vec::new();
+        for path in [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ] {
+            let mut renamed = path.clone().into_os_string();
+            renamed.push(".deleted");
+            let renamed = PathBuf::from(renamed);
+            match fs::rename(&path, &renamed) {
+                Ok(()) => paths.push(renamed),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(DeletedSegment {
+            base_offset: self.base_offset,
+            paths,
+        })
     }
 
     pub fn delete_files(self) -> Result<()> {

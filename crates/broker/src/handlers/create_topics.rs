@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::{collides, str, topic_name, validate_topic_name};
-use crate::config::{topic_key, validate_value, Properties, TOPIC_KEYS};
+use crate::config::{validate_topic_config, Properties, TOPIC_KEYS};
 use crate::Broker;
 
 pub fn handle(
@@ -171,21 +171,10 @@ fn check(
     let mut props = Properties::new();
     for config in configs {
         let key = config.name.to_string();
-        let Some((_, _, kind)) = topic_key(&key) else {
-            return Err((
-                ResponseError::InvalidConfig,
-                format!("Unknown topic config name: {key}"),
-            ));
-        };
-        let Some(value) = config.value.as_ref().map(|v| v.to_string()) else {
-            return Err((
-                ResponseError::InvalidConfig,
-                format!("Null value not supported for topic configs: {key}"),
-            ));
-        };
-        validate_value(&key, *kind, &value)
-            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-        props.insert(key, value.trim().to_string());
+        let value = config.value.as_ref().map(|v| v.to_string());
+        validate_topic_config(&key, value.as_deref())
+            .map_err(|m| (ResponseError::InvalidConfig, m))?;
+        props.insert(key, value.unwrap_or_default().trim().to_string());
     }
     Ok((partitions, props))
 }

@@ -1,11 +1,14 @@
 //! One file per API: decode is done by the router, each handler turns a request into a response.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -34,6 +37,10 @@ pub enum Response {
     DescribeConfigs(DescribeConfigsResponse),
     DescribeCluster(DescribeClusterResponse),
     InitProducerId(InitProducerIdResponse),
+    DeleteRecords(DeleteRecordsResponse),
+    AlterConfigs(AlterConfigsResponse),
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
+    DescribeLogDirs(DescribeLogDirsResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -50,6 +57,13 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeConfigs, DescribeConfigsRequest::VERSIONS),
     (ApiKey::CreatePartitions, CreatePartitionsRequest::VERSIONS),
     (ApiKey::DescribeCluster, DescribeClusterRequest::VERSIONS),
+    (ApiKey::DeleteRecords, DeleteRecordsRequest::VERSIONS),
+    (ApiKey::AlterConfigs, AlterConfigsRequest::VERSIONS),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        IncrementalAlterConfigsRequest::VERSIONS,
+    ),
+    (ApiKey::DescribeLogDirs, DescribeLogDirsRequest::VERSIONS),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -86,6 +100,10 @@ pub enum Request {
     DescribeConfigs(DescribeConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
     InitProducerId(InitProducerIdRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    DescribeLogDirs(DescribeLogDirsRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -103,6 +121,10 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::DescribeConfigs => Request::DescribeConfigs(decode(b, v)?),
         ApiKey::DescribeCluster => Request::DescribeCluster(decode(b, v)?),
         ApiKey::InitProducerId => Request::InitProducerId(decode(b, v)?),
+        ApiKey::DeleteRecords => Request::DeleteRecords(decode(b, v)?),
+        ApiKey::AlterConfigs => Request::AlterConfigs(decode(b, v)?),
+        ApiKey::IncrementalAlterConfigs => Request::IncrementalAlterConfigs(decode(b, v)?),
+        ApiKey::DescribeLogDirs => Request::DescribeLogDirs(decode(b, v)?),
         other => return Err(anyhow!("{other:?} is not supported")),
     })
 }
@@ -130,6 +152,14 @@ pub async fn handle(broker: &Arc<Broker>, v: i16, request: Request) -> Option<Re
             Response::DescribeCluster(describe_cluster::handle(broker, r))
         }
         Request::InitProducerId(r) => Response::InitProducerId(init_producer_id::handle(broker, r)),
+        Request::DeleteRecords(r) => Response::DeleteRecords(delete_records::handle(broker, r)),
+        Request::AlterConfigs(r) => Response::AlterConfigs(alter_configs::handle(broker, r)),
+        Request::IncrementalAlterConfigs(r) => {
+            Response::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r))
+        }
+        Request::DescribeLogDirs(r) => {
+            Response::DescribeLogDirs(describe_log_dirs::handle(broker, r, v))
+        }
     })
 }
 

@@ -32,6 +32,7 @@ public class Main {
             offsetsForTimes(admin);
             adminRules(admin);
             tooLarge(admin);
+            lifecycle(admin);
         }
         System.out.println(passed + " passed, 0 failed");
     }
@@ -136,6 +137,42 @@ public class Main {
         check(cluster.clusterId().get() != null, "cluster id");
         admin.deleteTopics(List.of(topic)).all().get();
         check(!admin.listTopics().names().get().contains(topic), "deleted");
+    }
+
+    static void lifecycle(Admin admin) throws Exception {
+        String topic = create(admin, "java-life", 1, Map.of("segment.bytes", "2000"));
+        try (KafkaProducer<String, String> p = producer("none", Map.of(ProducerConfig.LINGER_MS_CONFIG, 0))) {
+            for (int i = 0; i < 50; i++) p.send(new ProducerRecord<>(topic, "r" + i + "-" + "y".repeat(100))).get();
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        var low = admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(20))).lowWatermarks().get(tp).get();
+        check(low.lowWatermark() == 20, "deleteRecords low watermark 20, got " + low.lowWatermark());
+        try (KafkaConsumer<String, String> c = consumer()) {
+            check(c.beginningOffsets(List.of(tp)).get(tp) == 20, "earliest offset moved to 20");
+            c.assign(List.of(tp));
+            c.seek(tp, 5); // below the log start: auto.offset.reset=earliest applies
+            ConsumerRecords<String, String> got = ConsumerRecords.empty();
+            long deadline = System.currentTimeMillis() + 10000;
+            while (got.isEmpty() && System.currentTimeMillis() < deadline) got = c.poll(Duration.ofMillis(500));
+            check(!got.isEmpty() && got.iterator().next().offset() == 20, "reset to the log start after OFFSET_OUT_OF_RANGE");
+        }
+        ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        admin.incrementalAlterConfigs(Map.of(res, List.of(
+            new AlterConfigOp(new ConfigEntry("retention.ms", "86400000"), AlterConfigOp.OpType.SET),
+            new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND)))).all().get();
+        Config config = admin.describeConfigs(List.of(res)).all().get().get(res);
+        check(config.get("retention.ms").value().equals("86400000"), "incrementalAlterConfigs SET");
+        check(config.get("cleanup.policy").value().equals("delete,compact"), "incrementalAlterConfigs APPEND");
+        try {
+            admin.incrementalAlterConfigs(Map.of(res, List.of(
+                new AlterConfigOp(new ConfigEntry("retention.ms", "soon"), AlterConfigOp.OpType.SET)))).all().get();
+            check(false, "bad config value accepted");
+        } catch (ExecutionException e) {
+            check(e.getCause() instanceof org.apache.kafka.common.errors.InvalidConfigurationException, "InvalidConfigurationException, got " + e.getCause());
+        }
+        var dirs = admin.describeLogDirs(List.of(1)).allDescriptions().get().get(1);
+        long size = dirs.values().stream().mapToLong(d -> d.replicaInfos().containsKey(tp) ? d.replicaInfos().get(tp).size() : 0).sum();
+        check(size > 0, "describeLogDirs reports the partition's size");
     }
 
     static void tooLarge(Admin admin) throws Exception {

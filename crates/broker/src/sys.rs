@@ -1,8 +1,12 @@
-//! `sendfile(2)` from a segment file to a socket, driven by tokio readiness.
+//! The few system calls std and tokio do not wrap: `sendfile(2)` from a segment file to a
+//! socket (driven by tokio readiness), and `statvfs(3)` for log directory space.
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use ferrolog_storage::FileSlice;
 use tokio::io::Interest;
@@ -10,7 +14,7 @@ use tokio::net::TcpStream;
 
 /// Sends the whole slice. A file that ends early (truncated underneath us) is an error, and the
 /// caller closes the connection: the frame length was already promised.
-pub async fn send(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> {
+pub async fn sendfile(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> {
     let mut offset = slice.position as libc::off_t;
     let mut remaining = slice.length;
     let file_fd = slice.file.as_raw_fd();
@@ -42,4 +46,18 @@ pub async fn send(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// (total, usable) bytes of the file system holding `path`, or `None`.
+pub fn disk_space(path: &Path) -> Option<(i64, i64)> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data; zeroed is a valid value for it.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a valid out-pointer, both
+    // living across the call.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as i64;
+    Some((stat.f_blocks as i64 * block, stat.f_bavail as i64 * block))
 }
