@@ -29,12 +29,16 @@ def consume_all(bootstrap, topic, partitions, expected, **extra):
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out = []
     deadline = time.time() + 20
+    eof = set()
     while len(out) < expected and time.time() < deadline:
         m = c.poll(0.5)
         if m is None:
             continue
         if m.error():
             if m.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(m.partition())
+                if len(eof) == partitions and extra.get("enable.partition.eof"):
+                    break
                 continue
             raise KafkaException(m.error())
         out.append(m)
@@ -181,3 +185,32 @@ def test_confluent_delete_records_and_incremental_alter_configs(broker):
     configs = list(admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values())[0].result(10)
     assert configs["retention.ms"].value == "3600000"
     assert configs["retention.ms"].source == 1  # DYNAMIC_TOPIC_CONFIG
+
+
+def test_confluent_reads_a_compacted_topic(fresh_broker):
+    b = fresh_broker(["log.cleaner.backoff.ms=100"])
+    topic = "compacted"
+    create(b.bootstrap, topic, config={"cleanup.policy": "compact", "segment.bytes": "2000",
+                                       "min.cleanable.dirty.ratio": "0.01"})
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "compression.type": "zstd"})
+    for rnd in range(20):
+        for k in range(5):
+            value = None if (k == 0 and rnd == 19) else f"{k}-{rnd}".encode()
+            p.produce(topic, key=f"key{k}", value=value)
+        p.flush(5)
+    errors = []
+    p.produce(topic, value=b"no key", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(5)
+    assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD
+    deadline = time.time() + 20
+    while True:
+        msgs = consume_all(b.bootstrap, topic, 1, 10**6, **{"enable.partition.eof": True})
+        if len(msgs) < 100 or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert len(msgs) < 100, "nothing was compacted"
+    latest = {}
+    for m in msgs:
+        latest[m.key().decode()] = m.value()
+    assert latest["key0"] is None
+    assert all(latest[f"key{k}"] == f"{k}-19".encode() for k in range(1, 5))

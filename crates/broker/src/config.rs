@@ -254,31 +254,31 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "log.cleanup.policy",
         Some("delete"),
         List,
-        "delete or compact (compaction is not implemented yet).",
+        "delete (retention), compact (keep the latest record per key), or both.",
     ),
     key(
         "log.cleaner.delete.retention.ms",
         Some("86400000"),
         Long,
-        "Tombstone retention (compaction not implemented yet).",
+        "How long tombstones are kept after compaction reaches them.",
     ),
     key(
         "log.cleaner.min.compaction.lag.ms",
         Some("0"),
         Long,
-        "Compaction lag (compaction not implemented yet).",
+        "Minimum age of a record before it can be compacted.",
     ),
     key(
         "log.cleaner.max.compaction.lag.ms",
         Some("9223372036854775807"),
         Long,
-        "Compaction lag (compaction not implemented yet).",
+        "Maximum time a record stays uncompacted.",
     ),
     key(
         "log.cleaner.min.cleanable.ratio",
         Some("0.5"),
         Double,
-        "Cleanable ratio (compaction not implemented yet).",
+        "Dirty ratio of a log above which the cleaner compacts it.",
     ),
     key(
         "log.segment.delete.delay.ms",
@@ -290,7 +290,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "compression.type",
         Some("producer"),
         STR,
-        "Final compression of topic data (only 'producer' is applied yet).",
+        "Final compression of topic data: producer keeps what the producer sent.",
     ),
     key(
         "min.insync.replicas",
@@ -400,6 +400,30 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         None,
         STR,
         "Cluster id used when the data directory is new (generated if unset).",
+    ),
+    key(
+        "log.cleaner.enable",
+        Some("true"),
+        Boolean,
+        "Run the log cleaner (compaction) for compacted topics.",
+    ),
+    key(
+        "log.cleaner.backoff.ms",
+        Some("15000"),
+        Long,
+        "Sleep between cleaner passes when no log needs cleaning.",
+    ),
+    key(
+        "log.cleaner.dedupe.buffer.size",
+        Some("134217728"),
+        Long,
+        "Memory for the cleaner's key-to-offset map.",
+    ),
+    key(
+        "log.cleaner.threads",
+        Some("1"),
+        Int,
+        "Cleaner threads (ferrolog runs one).",
     ),
 ];
 
@@ -583,6 +607,9 @@ pub struct BrokerConfig {
     pub flush_offset_checkpoint_interval_ms: u64,
     pub fetch_session_cache_slots: usize,
     pub retention_check_interval_ms: u64,
+    pub cleaner_enable: bool,
+    pub cleaner_backoff_ms: u64,
+    pub cleaner_dedupe_buffer_bytes: usize,
     pub rack: Option<String>,
     pub cluster_id: Option<String>,
 }
@@ -718,6 +745,10 @@ impl BrokerConfig {
             fetch_session_cache_slots: int("max.incremental.fetch.session.cache.slots")?.max(0)
                 as usize,
             retention_check_interval_ms: int("log.retention.check.interval.ms")?.max(1) as u64,
+            cleaner_enable: get("log.cleaner.enable").eq_ignore_ascii_case("true"),
+            cleaner_backoff_ms: int("log.cleaner.backoff.ms")?.max(1) as u64,
+            cleaner_dedupe_buffer_bytes: int("log.cleaner.dedupe.buffer.size")?.clamp(1024, 1 << 34)
+                as usize,
             rack: properties.get("broker.rack").cloned(),
             cluster_id: properties.get("cluster.id").cloned(),
             properties,
@@ -772,6 +803,19 @@ impl BrokerConfig {
                 .topic_value(overrides, "cleanup.policy")
                 .is_none_or(|(v, _)| v.split(',').any(|p| p.trim() == "delete")),
             file_delete_delay_ms: num("file.delete.delay.ms"),
+            compact_policy: self
+                .topic_value(overrides, "cleanup.policy")
+                .is_some_and(|(v, _)| v.split(',').any(|p| p.trim() == "compact")),
+            compression: self
+                .topic_value(overrides, "compression.type")
+                .and_then(|(v, _)| ferrolog_records::compression_from_name(&v)),
+            min_cleanable_ratio: self
+                .topic_value(overrides, "min.cleanable.dirty.ratio")
+                .and_then(|(v, _)| v.parse().ok())
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: num("min.compaction.lag.ms"),
+            max_compaction_lag_ms: num("max.compaction.lag.ms"),
+            delete_retention_ms: num("delete.retention.ms"),
         }
     }
 

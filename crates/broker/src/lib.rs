@@ -37,6 +37,8 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub fetch_sessions: fetch_session::FetchSessions,
+    /// Set when a clean shutdown begins; background work stops touching logs.
+    pub shutting_down: std::sync::atomic::AtomicBool,
     /// Serialises topic creation, deletion and partition growth.
     admin: Mutex<()>,
 }
@@ -57,6 +59,7 @@ impl Broker {
             replicas: ReplicaManager::new(log_manager),
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
             admin: Mutex::new(()),
+            shutting_down: Default::default(),
             config,
         };
         let image = broker.controller.image();
@@ -229,6 +232,61 @@ impl Broker {
         }
     }
 
+    /// The log cleaner: compacts logs whose cleanup policy includes `compact`, one pass per log
+    /// when due, checkpointing where each log's dirty section starts. Runs on a blocking thread.
+    pub fn run_cleaner(self: Arc<Self>) {
+        let manager = self.replicas.log_manager();
+        let mut first_dirty = manager.read_cleaner_checkpoint();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.config.cleaner_backoff_ms,
+            ));
+            let mut changed = false;
+            for p in self.replicas.all() {
+                if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                if !p.with_log(|l| l.config().compact_policy) {
+                    continue;
+                }
+                let key = (p.topic.clone(), p.index);
+                let start = first_dirty.get(&key).copied().unwrap_or(0);
+                let buffer = self.config.cleaner_dedupe_buffer_bytes;
+                match p.with_log(|l| l.clean(start, buffer, now_ms())) {
+                    Ok((end, stats)) => {
+                        if stats.segments > 0 {
+                            tracing::info!(
+                                topic = p.topic,
+                                partition = p.index,
+                                segments = stats.segments,
+                                bytes_read = stats.bytes_read,
+                                bytes_written = stats.bytes_written,
+                                records_removed = stats.records_removed,
+                                "cleaned"
+                            );
+                        }
+                        if end != start {
+                            first_dirty.insert(key, end);
+                            changed = true;
+                        }
+                    }
+                    Err(e) => tracing::error!(
+                        topic = p.topic,
+                        partition = p.index,
+                        "cleaning failed: {e}"
+                    ),
+                }
+            }
+            if changed {
+                first_dirty
+                    .retain(|(topic, partition), _| self.replicas.get(topic, *partition).is_some());
+                if let Err(e) = manager.write_cleaner_checkpoint(&first_dirty) {
+                    tracing::error!("writing the cleaner checkpoint failed: {e}");
+                }
+            }
+        }
+    }
+
     pub fn create_partitions(&self, id: Uuid, count: i32) -> Result<()> {
         let _guard = self.admin.lock().expect("admin lock");
         let image = self
@@ -261,6 +319,8 @@ impl Broker {
     }
 
     pub fn shutdown(&self) -> Result<()> {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.replicas.shutdown()?;
         self.controller.close()
     }

@@ -15,6 +15,7 @@ pub const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const REPLICATION_CHECKPOINT: &str = "replication-offset-checkpoint";
+pub const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
 pub struct LogManager {
     dir: PathBuf,
@@ -153,6 +154,16 @@ impl LogManager {
         checkpoint::write_offsets(&self.dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
         checkpoint::write_offsets(&self.dir.join(LOG_START_CHECKPOINT), &starts)?;
         checkpoint::write_offsets(&self.dir.join(REPLICATION_CHECKPOINT), &hws)?;
+        Ok(())
+    }
+
+    /// Where each compacted log's dirty section starts (`cleaner-offset-checkpoint`).
+    pub fn read_cleaner_checkpoint(&self) -> OffsetCheckpoint {
+        checkpoint::read_offsets(&self.dir.join(CLEANER_CHECKPOINT)).unwrap_or_default()
+    }
+
+    pub fn write_cleaner_checkpoint(&self, offsets: &OffsetCheckpoint) -> Result<()> {
+        checkpoint::write_offsets(&self.dir.join(CLEANER_CHECKPOINT), offsets)?;
         Ok(())
     }
 

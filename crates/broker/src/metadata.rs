@@ -286,7 +286,7 @@ impl Controller {
         )
         .map_err(|e| anyhow!("encoding metadata records: {e}"))?;
         let mut log = self.log.lock().expect("metadata log lock");
-        log.append_as_leader(&mut buf, 0, now)?;
+        log.append_as_leader(&mut buf.to_vec(), 0, now)?;
         let end = log.log_end_offset();
         log.update_high_watermark(end);
         let mut guard = self.image.write().expect("image lock");

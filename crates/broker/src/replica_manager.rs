@@ -28,7 +28,7 @@ pub struct Partition {
 impl Partition {
     pub fn append_as_leader(
         &self,
-        records: &mut [u8],
+        records: &mut Vec<u8>,
         now_ms: i64,
     ) -> Result<AppendResult, StorageError> {
         let mut log = self.log.lock().expect("log lock");

@@ -128,6 +128,12 @@ async fn server(
     );
     let serve = tokio::spawn(ferrolog_broker::server::serve(broker.clone(), listener));
     let background = tokio::spawn(broker.clone().run_background());
+    if broker.config.cleaner_enable {
+        let cleaner = broker.clone();
+        std::thread::Builder::new()
+            .name("log-cleaner".into())
+            .spawn(move || cleaner.run_cleaner())?;
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -208,7 +208,7 @@ fn configs_are_validated_applied_and_persisted() {
         );
         // max.message.bytes applies at once
         let big: Vec<_> = vec![record(
-            None,
+            Some(Bytes::from_static(b"k")),
             Some(Bytes::from(vec![1u8; 2000])),
             vec![],
             ferrolog_client::now_ms(),
@@ -375,4 +375,126 @@ fn dump_log_prints_batches_and_records() {
         "{text}"
     );
     assert!(text.contains("key: k1 payload: hello"), "{text}");
+}
+
+#[test]
+fn compacted_topic_keeps_the_latest_value_per_key() {
+    let mut server = Server::start(&["log.cleaner.backoff.ms=100"]);
+    let runtime = rt();
+    runtime.block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        create(
+            &mut c,
+            "compact",
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "1000"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+            ],
+        )
+        .await;
+        // keyless records are refused on a compacted topic
+        let keyless = vec![record(
+            None,
+            Some(Bytes::from_static(b"v")),
+            vec![],
+            ferrolog_client::now_ms(),
+        )];
+        let e = c
+            .produce("compact", 0, &keyless, Compression::None, 1)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("InvalidRecord"), "{e}");
+        for round in 0..10 {
+            for k in 0..5 {
+                let value = if round == 9 && k == 0 {
+                    None
+                } else {
+                    Some(Bytes::from(format!("{k}-{round}")))
+                };
+                let recs = vec![record(
+                    Some(Bytes::from(format!("key{k}"))),
+                    value,
+                    vec![],
+                    ferrolog_client::now_ms(),
+                )];
+                let codec = [Compression::None, Compression::Snappy][k % 2];
+                c.produce("compact", 0, &recs, codec, -1).await.unwrap();
+            }
+        }
+    });
+    let read_all = |runtime: &tokio::runtime::Runtime, addr: String| {
+        runtime.block_on(async move {
+            let mut c = Connection::connect(&addr).await.unwrap();
+            let end = c.list_offset("compact", 0, -1).await.unwrap().0;
+            let mut offset = c.list_offset("compact", 0, -2).await.unwrap().0;
+            let mut all = Vec::new();
+            while offset < end {
+                let (recs, _) = c.fetch("compact", 0, offset, 0, 1 << 20).await.unwrap();
+                let Some(last) = recs.last() else { break };
+                offset = last.offset + 1;
+                all.extend(recs);
+            }
+            all
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut all = read_all(&runtime, server.addr());
+    while all.len() >= 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        all = read_all(&runtime, server.addr());
+    }
+    assert!(all.len() < 50, "nothing was compacted");
+    // offsets only increase; for every key the last record read is its latest value
+    assert!(all.windows(2).all(|w| w[0].offset < w[1].offset));
+    let mut last = std::collections::BTreeMap::new();
+    for r in &all {
+        last.insert(r.key.clone().unwrap(), r.value.clone());
+    }
+    for k in 1..5 {
+        assert_eq!(
+            last[&Bytes::from(format!("key{k}"))],
+            Some(Bytes::from(format!("{k}-9")))
+        );
+    }
+    assert_eq!(
+        last[&Bytes::from_static(b"key0")],
+        None,
+        "the tombstone is the latest for key0"
+    );
+    // a restart keeps the compacted log and the cleaner checkpoint
+    server.restart();
+    let again = read_all(&runtime, server.addr());
+    assert_eq!(again.len(), all.len());
+    assert!(server.dir.join("cleaner-offset-checkpoint").exists());
+}
+
+#[test]
+fn compression_type_recompresses_on_the_broker() {
+    let mut server = Server::start(&[]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        create(&mut c, "gz", &[("compression.type", "gzip")]).await;
+        let recs: Vec<_> = (0..20)
+            .map(|i| {
+                record(
+                    None,
+                    Some(Bytes::from(format!("value {i} {}", "abc".repeat(30)))),
+                    vec![],
+                    ferrolog_client::now_ms(),
+                )
+            })
+            .collect();
+        c.produce("gz", 0, &recs, Compression::Lz4, 1)
+            .await
+            .unwrap();
+        let (back, _) = c.fetch("gz", 0, 0, 0, 1 << 20).await.unwrap();
+        assert_eq!(back.len(), 20);
+        assert_eq!(back[7].value.as_deref(), recs[7].value.as_deref());
+    });
+    server.stop();
+    let log = std::fs::read(server.dir.join("gz-0").join("00000000000000000000.log")).unwrap();
+    let attributes = i16::from_be_bytes([log[21], log[22]]);
+    assert_eq!(attributes & 0x07, 1, "stored gzip-compressed");
 }

@@ -4,12 +4,14 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod error;
 pub mod index;
 pub mod log;
 pub mod producer_state;
 pub mod segment;
 
+pub use cleaner::CleanStats;
 pub use error::{BatchError, Result, StorageError};
 pub use log::{AppendResult, Log, LogConfig, LogOpenOptions, ReadBound, ReadResult};
 pub use segment::FileSlice;

@@ -18,6 +18,7 @@ use crate::checkpoint;
 use crate::error::{BatchError, Result, StorageError};
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::segment::{DeletedSegment, FileSlice, Segment, SegmentConfig};
+use ferrolog_records::Compression;
 
 /// Topic-level log settings, with Kafka's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +51,18 @@ pub struct LogConfig {
     pub delete_policy: bool,
     /// `file.delete.delay.ms`
     pub file_delete_delay_ms: i64,
+    /// `cleanup.policy` contains `compact`
+    pub compact_policy: bool,
+    /// `compression.type`; `None` keeps the producer's compression
+    pub compression: Option<Compression>,
+    /// `min.cleanable.dirty.ratio`
+    pub min_cleanable_ratio: f64,
+    /// `min.compaction.lag.ms`
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones outlive compaction
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -69,12 +82,18 @@ impl Default for LogConfig {
             retention_bytes: -1,
             delete_policy: true,
             file_delete_delay_ms: 60_000,
+            compact_policy: false,
+            compression: None,
+            min_cleanable_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
 
 impl LogConfig {
-    fn segment_config(&self) -> SegmentConfig {
+    pub(crate) fn segment_config(&self) -> SegmentConfig {
         SegmentConfig {
             index_interval_bytes: self.index_interval_bytes,
             max_index_bytes: self.segment_index_bytes,
@@ -113,19 +132,19 @@ pub struct ReadResult {
 }
 
 pub struct Log {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     topic: String,
     partition: i32,
-    config: LogConfig,
-    segments: BTreeMap<i64, Segment>,
+    pub(crate) config: LogConfig,
+    pub(crate) segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
-    high_watermark: i64,
+    pub(crate) high_watermark: i64,
     recovery_point: i64,
     unflushed_messages: i64,
     last_flush_ms: i64,
     /// (epoch, start offset), ascending.
     epochs: Vec<(i32, i64)>,
-    producers: ProducerStateManager,
+    pub(crate) producers: ProducerStateManager,
 }
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
@@ -177,6 +196,8 @@ impl Log {
     ) -> Result<Log> {
         fs::create_dir_all(dir)?;
         write_partition_metadata(dir, &topic_id)?;
+        // A `.log.swap` is a cleaned segment whose swap a crash interrupted: finish it.
+        let swapped = crate::cleaner::complete_swaps(dir)?;
         let mut base_offsets = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name().to_string_lossy().to_string();
@@ -214,8 +235,9 @@ impl Log {
         for (i, &base) in base_offsets.iter().enumerate() {
             let (mut segment, valid) = Segment::open(dir, base, segment_config, options.now_ms)?;
             let next_base = base_offsets.get(i + 1).copied().unwrap_or(i64::MAX);
-            let needs_recovery =
-                !valid || (!options.clean_shutdown && next_base > log.recovery_point);
+            let needs_recovery = !valid
+                || swapped.contains(&base)
+                || (!options.clean_shutdown && next_base > log.recovery_point);
             if needs_recovery {
                 let truncated =
                     segment.recover(log.config.max_message_bytes.max(1 << 20) * 2, |_| {})?;
@@ -348,10 +370,14 @@ impl Log {
     /// `leader_epoch`. `records` is rewritten in place (base offsets, leader epoch, LogAppendTime).
     pub fn append_as_leader(
         &mut self,
-        records: &mut [u8],
+        records: &mut Vec<u8>,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
+        // 0. what the topic's configs demand of the records themselves
+        if self.config.compact_policy || self.config.compression.is_some() {
+            *records = self.convert_records(records)?;
+        }
         // 1. validate every batch before touching the log
         let mut headers = Vec::new();
         for item in BatchIter::new(records) {
@@ -460,6 +486,44 @@ impl Log {
             records: count,
             duplicate: false,
         })
+    }
+
+    /// Compacted topics refuse records without a key; `compression.type` other than `producer`
+    /// recompresses batches that arrive in another codec. Batches that need neither are copied.
+    fn convert_records(&self, records: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(records.len());
+        for item in BatchIter::new(records) {
+            let (_, bytes) =
+                item.map_err(|_| StorageError::Batch(BatchError::Corrupt("truncated batch")))?;
+            let header = batch::validate(bytes)?;
+            let codec =
+                ferrolog_records::compression_from_attributes(header.attributes).map_err(|_| {
+                    StorageError::Batch(BatchError::Corrupt("unknown compression codec"))
+                })?;
+            let recompress = self.config.compression.filter(|&target| target != codec);
+            if !self.config.compact_policy && recompress.is_none() {
+                out.extend_from_slice(bytes);
+                continue;
+            }
+            let decoded = ferrolog_records::decode(bytes)
+                .map_err(|_| StorageError::Batch(BatchError::Corrupt("undecodable records")))?;
+            if self.config.compact_policy && decoded.iter().any(|r| r.key.is_none()) {
+                return Err(StorageError::InvalidRecord(
+                    "Compacted topic cannot accept message without key",
+                ));
+            }
+            match recompress {
+                Some(target) if !decoded.is_empty() => {
+                    let encoded =
+                        ferrolog_records::encode(&decoded, target, None).map_err(|_| {
+                            StorageError::Batch(BatchError::Corrupt("cannot re-encode records"))
+                        })?;
+                    out.extend_from_slice(&encoded);
+                }
+                _ => out.extend_from_slice(bytes),
+            }
+        }
+        Ok(out)
     }
 
     fn validate_timestamps(&self, header: &BatchHeader, now_ms: i64) -> Result<()> {

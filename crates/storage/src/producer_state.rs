@@ -139,6 +139,15 @@ impl ProducerStateManager {
         self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
+    /// Whether the batch ending at `last_offset` is the newest one of `producer_id` (compaction
+    /// keeps such a batch so the producer's sequence state survives).
+    pub fn is_last_batch(&self, producer_id: i64, last_offset: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .and_then(|e| e.batches.back())
+            .is_some_and(|b| b.last_offset == last_offset)
+    }
+
     pub fn clear(&mut self) {
         self.producers.clear();
     }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -52,7 +51,7 @@ pub fn handle(
                             Some(str("The size of the current ISR (1) is insufficient to satisfy the min.isr requirement")),
                         ))
                     } else {
-                        let mut records = BytesMut::from(data.records.as_deref().unwrap_or(&[]));
+                        let mut records = data.records.as_deref().unwrap_or(&[]).to_vec();
                         p.append_as_leader(&mut records, now).map_err(|e| {
                             tracing::debug!(
                                 topic = t.name,
