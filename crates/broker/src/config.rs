@@ -26,6 +26,8 @@ pub enum ConfigType {
 /// DescribeConfigs `config_source` codes.
 pub mod source {
     pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const DYNAMIC_BROKER_CONFIG: i8 = 2;
+    pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
     pub const STATIC_BROKER_CONFIG: i8 = 4;
     pub const DEFAULT_CONFIG: i8 = 5;
 }
@@ -543,6 +545,47 @@ pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Keys whose value Kafka derives from others when unset (`log.retention.ms` from the minutes
+/// or hours, …).
+fn derived_from(name: &str) -> &'static [&'static str] {
+    match name {
+        "log.retention.ms" => &["log.retention.minutes", "log.retention.hours"],
+        "log.roll.ms" => &["log.roll.hours"],
+        "log.flush.interval.ms" => &["log.flush.scheduler.interval.ms"],
+        _ => &[],
+    }
+}
+
+/// Broker keys that AlterConfigs may change at run time: the defaults of topic configs and the
+/// cleaner's settings.
+pub fn is_dynamic_broker_key(name: &str) -> bool {
+    TOPIC_KEYS
+        .iter()
+        .any(|(_, broker_name, _)| *broker_name == name)
+        || matches!(
+            name,
+            "log.cleaner.backoff.ms" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.threads"
+        )
+}
+
+/// Validates one dynamic broker config, with Kafka's message on failure.
+pub fn validate_broker_config(name: &str, value: Option<&str>) -> std::result::Result<(), String> {
+    let Some(key) = broker_key(name) else {
+        return Err(format!("Unknown broker config name: {name}"));
+    };
+    if !is_dynamic_broker_key(name) {
+        return Err(format!(
+            "Cannot update these configs dynamically: Set({name})"
+        ));
+    }
+    let Some(value) = value else {
+        return Err(format!(
+            "Null value not supported for broker configs: {name}"
+        ));
+    };
+    validate_value(name, key.kind, value).map_err(|e| e.to_string())
+}
+
 /// Validates one topic config (name and value), with Kafka's message on failure.
 pub fn validate_topic_config(name: &str, value: Option<&str>) -> std::result::Result<(), String> {
     let Some((_, _, kind)) = topic_key(name) else {
@@ -611,6 +654,8 @@ pub struct BrokerConfig {
     pub cleaner_backoff_ms: u64,
     pub cleaner_dedupe_buffer_bytes: usize,
     pub rack: Option<String>,
+    /// Keys set dynamically (AlterConfigs on a BROKER resource), with their source.
+    pub dynamic_sources: BTreeMap<String, i8>,
     pub cluster_id: Option<String>,
 }
 
@@ -750,22 +795,52 @@ impl BrokerConfig {
             cleaner_dedupe_buffer_bytes: int("log.cleaner.dedupe.buffer.size")?.clamp(1024, 1 << 34)
                 as usize,
             rack: properties.get("broker.rack").cloned(),
+            dynamic_sources: BTreeMap::new(),
             cluster_id: properties.get("cluster.id").cloned(),
             properties,
             explicit,
         })
     }
 
+    /// Where a broker key's effective value comes from.
+    pub fn source_of(&self, broker_key_name: &str) -> i8 {
+        match self.dynamic_sources.get(broker_key_name) {
+            Some(&s) => s,
+            None if self.explicit.contains_key(broker_key_name)
+                || derived_from(broker_key_name)
+                    .iter()
+                    .any(|k| self.explicit.contains_key(*k)) =>
+            {
+                source::STATIC_BROKER_CONFIG
+            }
+            None => source::DEFAULT_CONFIG,
+        }
+    }
+
+    /// This config with dynamic layers on top: cluster-wide defaults, then this broker's own.
+    pub fn with_dynamic(
+        &self,
+        cluster: Option<&Properties>,
+        node: Option<&Properties>,
+    ) -> BrokerConfig {
+        let mut out = self.clone();
+        for (layer, src) in [
+            (cluster, source::DYNAMIC_DEFAULT_BROKER_CONFIG),
+            (node, source::DYNAMIC_BROKER_CONFIG),
+        ] {
+            for (k, v) in layer.into_iter().flatten() {
+                out.properties.insert(k.clone(), v.clone());
+                out.dynamic_sources.insert(k.clone(), src);
+            }
+        }
+        out
+    }
+
     /// The broker-level default of a topic config (by its topic name).
     pub fn topic_default(&self, topic_key_name: &str) -> Option<(String, i8)> {
         let (_, broker_name, _) = topic_key(topic_key_name)?;
         let value = self.properties.get(*broker_name)?.clone();
-        let source = if self.explicit.contains_key(*broker_name) {
-            source::STATIC_BROKER_CONFIG
-        } else {
-            source::DEFAULT_CONFIG
-        };
-        Some((value, source))
+        Some((value, self.source_of(broker_name)))
     }
 
     /// Effective value of a topic config given the topic's overrides.

@@ -37,6 +37,8 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub fetch_sessions: fetch_session::FetchSessions,
+    /// `config` with the dynamic broker configs of the metadata on top.
+    effective: std::sync::RwLock<Arc<BrokerConfig>>,
     /// Set when a clean shutdown begins; background work stops touching logs.
     pub shutting_down: std::sync::atomic::AtomicBool,
     /// Serialises topic creation, deletion and partition growth.
@@ -60,9 +62,11 @@ impl Broker {
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
             admin: Mutex::new(()),
             shutting_down: Default::default(),
+            effective: std::sync::RwLock::new(Arc::new(config.clone())),
             config,
         };
         let image = broker.controller.image();
+        broker.refresh_effective(&image);
         broker.publish(&image)?;
         // Directories of topics the metadata does not know (e.g. a delete interrupted by a crash).
         for (topic, partition) in broker.replicas.log_manager().partition_dirs()? {
@@ -77,10 +81,61 @@ impl Broker {
         Ok(Arc::new(broker))
     }
 
+    /// The broker config in force: static settings with dynamic broker configs on top. Topic
+    /// defaults come from here.
+    pub fn effective(&self) -> Arc<BrokerConfig> {
+        self.effective
+            .read()
+            .expect("effective config lock")
+            .clone()
+    }
+
+    fn refresh_effective(&self, image: &MetadataImage) {
+        let node = self.config.node_id.to_string();
+        let effective = self.config.with_dynamic(
+            image.broker_configs.get(""),
+            image.broker_configs.get(&node),
+        );
+        *self.effective.write().expect("effective config lock") = Arc::new(effective);
+    }
+
+    /// Replaces the dynamic broker configs of `scope` ("" = cluster-wide default, or this
+    /// node's id; validated by the caller) and applies the new topic defaults to every log.
+    pub fn set_broker_configs(&self, scope: &str, overrides: &config::Properties) -> Result<()> {
+        let _guard = self.admin.lock().expect("admin lock");
+        let image = self.controller.image();
+        let current = image.broker_configs.get(scope).cloned().unwrap_or_default();
+        let mut records = Vec::new();
+        for key in current.keys().filter(|k| !overrides.contains_key(*k)) {
+            records.push(MetadataRecord::BrokerConfigDelete {
+                scope: scope.to_string(),
+                key: key.clone(),
+            });
+        }
+        for (key, value) in overrides
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+        {
+            records.push(MetadataRecord::BrokerConfig {
+                scope: scope.to_string(),
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        let image = self.controller.commit(&records)?;
+        self.refresh_effective(&image);
+        let effective = self.effective();
+        for topic in image.topics.values() {
+            self.replicas
+                .update_config(&topic.name, &effective.log_config(&topic.configs));
+        }
+        Ok(())
+    }
+
     /// Makes the hosted partitions match the image (the metadata publisher).
     fn publish(&self, image: &MetadataImage) -> Result<()> {
         for topic in image.topics.values() {
-            let config = self.config.log_config(&topic.configs);
+            let config = self.effective().log_config(&topic.configs);
             for p in 0..topic.partitions {
                 self.replicas
                     .become_leader(&topic.name, p, topic.id, config.clone())
@@ -168,7 +223,7 @@ impl Broker {
         let image = self.controller.commit(&records)?;
         if let Some(topic) = image.topic_by_id(&id) {
             self.replicas
-                .update_config(&topic.name, &self.config.log_config(&topic.configs));
+                .update_config(&topic.name, &self.effective().log_config(&topic.configs));
         }
         Ok(())
     }
@@ -238,9 +293,22 @@ impl Broker {
         let manager = self.replicas.log_manager();
         let mut first_dirty = manager.read_cleaner_checkpoint();
         loop {
-            std::thread::sleep(std::time::Duration::from_millis(
-                self.config.cleaner_backoff_ms,
-            ));
+            // dynamic broker configs may change these between passes
+            let effective = self.effective();
+            let setting = |key: &str, fallback: u64| {
+                effective
+                    .properties
+                    .get(key)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(fallback)
+            };
+            let backoff = setting("log.cleaner.backoff.ms", self.config.cleaner_backoff_ms).max(1);
+            let buffer = setting(
+                "log.cleaner.dedupe.buffer.size",
+                self.config.cleaner_dedupe_buffer_bytes as u64,
+            )
+            .clamp(1024, 1 << 34) as usize;
+            std::thread::sleep(std::time::Duration::from_millis(backoff));
             let mut changed = false;
             for p in self.replicas.all() {
                 if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
@@ -251,7 +319,6 @@ impl Broker {
                 }
                 let key = (p.topic.clone(), p.index);
                 let start = first_dirty.get(&key).copied().unwrap_or(0);
-                let buffer = self.config.cleaner_dedupe_buffer_bytes;
                 match p.with_log(|l| l.clean(start, buffer, now_ms())) {
                     Ok((end, stats)) => {
                         if stats.segments > 0 {

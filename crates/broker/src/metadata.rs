@@ -39,6 +39,8 @@ pub struct MetadataImage {
     pub ids: BTreeMap<Uuid, String>,
     /// First producer id not yet reserved.
     pub next_producer_id_block: i64,
+    /// Dynamic broker configs by scope ("" = cluster-wide default, else a node id).
+    pub broker_configs: BTreeMap<String, Properties>,
 }
 
 /// One metadata record.
@@ -67,6 +69,16 @@ pub enum MetadataRecord {
     ProducerIds {
         next_block: i64,
     },
+    /// A dynamic broker config: `scope` is "" for the cluster-wide default or a node id.
+    BrokerConfig {
+        scope: String,
+        key: String,
+        value: String,
+    },
+    BrokerConfigDelete {
+        scope: String,
+        key: String,
+    },
 }
 
 impl MetadataRecord {
@@ -78,6 +90,12 @@ impl MetadataRecord {
             MetadataRecord::ConfigDelete { id, key } => format!("config-delete\t{id}\t{key}"),
             MetadataRecord::RemoveTopic { id } => format!("remove-topic\t{id}"),
             MetadataRecord::ProducerIds { next_block } => format!("producer-ids\t{next_block}"),
+            MetadataRecord::BrokerConfig { scope, key, value } => {
+                format!("broker-config\t{scope}\t{key}\t{value}")
+            }
+            MetadataRecord::BrokerConfigDelete { scope, key } => {
+                format!("broker-config-delete\t{scope}\t{key}")
+            }
         }
     }
 
@@ -114,6 +132,15 @@ impl MetadataRecord {
             "remove-topic" => MetadataRecord::RemoveTopic { id: id(1)? },
             "producer-ids" => MetadataRecord::ProducerIds {
                 next_block: s(1)?.parse()?,
+            },
+            "broker-config" => MetadataRecord::BrokerConfig {
+                scope: s(1)?,
+                key: s(2)?,
+                value: s(3)?,
+            },
+            "broker-config-delete" => MetadataRecord::BrokerConfigDelete {
+                scope: s(1)?,
+                key: s(2)?,
             },
             other => return Err(anyhow!("unknown metadata record type {other}")),
         })
@@ -158,6 +185,17 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next_block } => {
                 self.next_producer_id_block = self.next_producer_id_block.max(*next_block);
+            }
+            MetadataRecord::BrokerConfig { scope, key, value } => {
+                self.broker_configs
+                    .entry(scope.clone())
+                    .or_default()
+                    .insert(key.clone(), value.clone());
+            }
+            MetadataRecord::BrokerConfigDelete { scope, key } => {
+                if let Some(layer) = self.broker_configs.get_mut(scope) {
+                    layer.remove(key);
+                }
             }
         }
     }

@@ -282,14 +282,14 @@ fn configs_are_validated_applied_and_persisted() {
             5,
             "retention.ms override removed"
         );
-        // broker resources are refused, clearly
-        let broker = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        // a broker resource naming another broker is refused
+        let other = IncrementalAlterConfigsRequest::default().with_resources(vec![
             incremental_alter_configs_request::AlterConfigsResource::default()
                 .with_resource_type(4)
-                .with_resource_name(str("1")),
+                .with_resource_name(str("7")),
         ]);
         assert_eq!(
-            c.send(&broker).await.unwrap().responses[0].error_code,
+            c.send(&other).await.unwrap().responses[0].error_code,
             42,
             "INVALID_REQUEST"
         );
@@ -497,4 +497,138 @@ fn compression_type_recompresses_on_the_broker() {
     let log = std::fs::read(server.dir.join("gz-0").join("00000000000000000000.log")).unwrap();
     let attributes = i16::from_be_bytes([log[21], log[22]]);
     assert_eq!(attributes & 0x07, 1, "stored gzip-compressed");
+}
+
+async fn alter_broker(c: &mut Connection, scope: &str, ops: &[(&str, i8, Option<&str>)]) -> i16 {
+    let configs = ops
+        .iter()
+        .map(|(k, op, v)| {
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(str(k))
+                .with_config_operation(*op)
+                .with_value(v.map(str))
+        })
+        .collect();
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(str(scope))
+            .with_configs(configs),
+    ]);
+    c.send(&request).await.unwrap().responses[0].error_code
+}
+
+#[test]
+fn dynamic_broker_configs_layer_over_static_ones_and_apply_live() {
+    let mut server = Server::start(&["log.retention.hours=100"]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        create(&mut c, "dyn", &[]).await;
+        assert_eq!(
+            describe(&mut c, "dyn", "retention.ms").await,
+            ("360000000".into(), 4),
+            "static"
+        );
+        // cluster-wide default
+        assert_eq!(
+            alter_broker(&mut c, "", &[("log.retention.ms", 0, Some("1234"))]).await,
+            0
+        );
+        assert_eq!(
+            describe(&mut c, "dyn", "retention.ms").await,
+            ("1234".into(), 3)
+        );
+        // this broker's own wins over the cluster-wide default
+        assert_eq!(
+            alter_broker(&mut c, "1", &[("log.retention.ms", 0, Some("999"))]).await,
+            0
+        );
+        assert_eq!(
+            describe(&mut c, "dyn", "retention.ms").await,
+            ("999".into(), 2)
+        );
+        // and applies to the live logs: message.max.bytes
+        assert_eq!(
+            alter_broker(&mut c, "", &[("message.max.bytes", 0, Some("500"))]).await,
+            0
+        );
+        let big = vec![record(
+            None,
+            Some(Bytes::from(vec![1u8; 2000])),
+            vec![],
+            ferrolog_client::now_ms(),
+        )];
+        let e = c
+            .produce("dyn", 0, &big, Compression::None, 1)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MessageTooLarge"), "{e}");
+        // read-only keys, bad values, unknown keys
+        assert_eq!(
+            alter_broker(&mut c, "1", &[("node.id", 0, Some("5"))]).await,
+            40
+        );
+        assert_eq!(
+            alter_broker(&mut c, "", &[("log.retention.ms", 0, Some("soon"))]).await,
+            40
+        );
+        assert_eq!(
+            alter_broker(&mut c, "", &[("no.such.key", 0, Some("1"))]).await,
+            40
+        );
+        // describing the broker shows the layers
+        let request = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(str("1"))
+                    .with_configuration_keys(Some(vec![str("log.retention.ms")])),
+            ]);
+        let r = c.send(&request).await.unwrap();
+        let e = &r.results[0].configs[0];
+        assert_eq!(
+            (e.value.as_deref(), e.config_source, e.read_only),
+            (Some("999"), 2, false)
+        );
+        let sources: Vec<i8> = e.synonyms.iter().map(|s| s.source).collect();
+        assert_eq!(sources, vec![2, 3]);
+        // the cluster-wide resource lists only what is set there
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(str("")),
+        ]);
+        let mut names: Vec<String> = c.send(&request).await.unwrap().results[0]
+            .configs
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "log.retention.ms".to_string(),
+                "message.max.bytes".to_string()
+            ]
+        );
+    });
+    server.restart();
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        assert_eq!(
+            describe(&mut c, "dyn", "retention.ms").await,
+            ("999".into(), 2),
+            "persisted"
+        );
+        assert_eq!(
+            alter_broker(&mut c, "1", &[("log.retention.ms", 1, None)]).await,
+            0
+        );
+        assert_eq!(
+            describe(&mut c, "dyn", "retention.ms").await,
+            ("1234".into(), 3)
+        );
+    });
 }

@@ -1,5 +1,6 @@
 //! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET, DELETE, APPEND,
-//! SUBTRACT) for topics. Dynamic broker configs are refused until they are implemented.
+//! SUBTRACT) for topics and for dynamic broker configs (cluster-wide defaults with an empty
+//! broker name, or this broker's own).
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::str;
-use crate::config::{topic_key, validate_topic_config, ConfigType, Properties};
+use crate::config::{
+    broker_key, topic_key, validate_broker_config, validate_topic_config, ConfigType, Properties,
+};
 use crate::Broker;
 
 const TOPIC: i8 = 2;
@@ -24,27 +27,39 @@ const SUBTRACT: i8 = 3;
 
 type Outcome = Result<(), (ResponseError, String)>;
 
-/// The topic the resource names, or the error for it.
-fn topic_id(
+/// What a resource names: a topic, or a scope of dynamic broker configs ("" for the
+/// cluster-wide default, or this node's id).
+enum Target {
+    Topic(uuid::Uuid),
+    Broker(String),
+}
+
+fn target(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
-) -> Result<uuid::Uuid, (ResponseError, String)> {
+) -> Result<Target, (ResponseError, String)> {
     match resource_type {
         TOPIC => broker
             .controller
             .image()
             .topic(name)
-            .map(|t| t.id)
+            .map(|t| Target::Topic(t.id))
             .ok_or_else(|| {
                 (
                     ResponseError::UnknownTopicOrPartition,
                     format!("Topic '{}' does not exist.", &**name),
                 )
             }),
+        BROKER if name.is_empty() || **name == *broker.config.node_id.to_string() => {
+            Ok(Target::Broker(name.to_string()))
+        }
         BROKER => Err((
             ResponseError::InvalidRequest,
-            "Dynamic broker configs are not supported yet".into(),
+            format!(
+                "Unexpected broker id, expected {} or empty string, but received {}",
+                broker.config.node_id, &**name
+            ),
         )),
         other => Err((
             ResponseError::InvalidRequest,
@@ -53,34 +68,73 @@ fn topic_id(
     }
 }
 
-fn apply(broker: &Broker, id: uuid::Uuid, overrides: Properties, validate_only: bool) -> Outcome {
-    for (key, value) in &overrides {
-        validate_topic_config(key, Some(value)).map_err(|m| (ResponseError::InvalidConfig, m))?;
+impl Target {
+    fn current(&self, broker: &Broker) -> Properties {
+        let image = broker.controller.image();
+        match self {
+            Target::Topic(id) => image
+                .topic_by_id(id)
+                .map(|t| t.configs.clone())
+                .unwrap_or_default(),
+            Target::Broker(scope) => image.broker_configs.get(scope).cloned().unwrap_or_default(),
+        }
     }
-    if validate_only {
-        return Ok(());
+
+    fn validate(&self, name: &str, value: Option<&str>) -> Outcome {
+        let checked = match self {
+            Target::Topic(_) => validate_topic_config(name, value),
+            Target::Broker(_) => validate_broker_config(name, value),
+        };
+        checked.map_err(|m| (ResponseError::InvalidConfig, m))
     }
-    broker
-        .set_topic_configs(id, &overrides)
-        .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
+
+    fn kind(&self, name: &str) -> Option<ConfigType> {
+        match self {
+            Target::Topic(_) => topic_key(name).map(|k| k.2),
+            Target::Broker(_) => broker_key(name).map(|k| k.kind),
+        }
+    }
+
+    /// The value an APPEND or SUBTRACT starts from when the key has no override here.
+    fn inherited(&self, broker: &Broker, name: &str) -> String {
+        let effective = broker.effective();
+        match self {
+            Target::Topic(_) => effective.topic_default(name).map(|(v, _)| v),
+            Target::Broker(_) => effective.properties.get(name).cloned(),
+        }
+        .unwrap_or_default()
+    }
+
+    fn apply(&self, broker: &Broker, overrides: Properties, validate_only: bool) -> Outcome {
+        for (key, value) in &overrides {
+            self.validate(key, Some(value))?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let applied = match self {
+            Target::Topic(id) => broker.set_topic_configs(*id, &overrides),
+            Target::Broker(scope) => broker.set_broker_configs(scope, &overrides),
+        };
+        applied.map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
+    }
 }
 
 pub fn handle(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let outcome =
-            topic_id(broker, resource.resource_type, &resource.resource_name).and_then(|id| {
+            target(broker, resource.resource_type, &resource.resource_name).and_then(|target| {
                 let mut overrides = Properties::new();
                 for c in &resource.configs {
                     let value = c.value.as_ref().map(|v| v.to_string());
-                    validate_topic_config(&c.name, value.as_deref())
-                        .map_err(|m| (ResponseError::InvalidConfig, m))?;
+                    target.validate(&c.name, value.as_deref())?;
                     overrides.insert(
                         c.name.to_string(),
                         value.unwrap_or_default().trim().to_string(),
                     );
                 }
-                apply(broker, id, overrides, request.validate_only)
+                target.apply(broker, overrides, request.validate_only)
             });
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -101,51 +155,10 @@ pub fn handle_incremental(
 ) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
-        let outcome = topic_id(broker, resource.resource_type, &resource.resource_name).and_then(|id| {
-            let image = broker.controller.image();
-            let mut overrides = image.topic_by_id(&id).map(|t| t.configs.clone()).unwrap_or_default();
-            for c in &resource.configs {
-                let name = c.name.to_string();
-                let Some((_, _, kind)) = topic_key(&name) else {
-                    return Err((ResponseError::InvalidConfig, format!("Unknown topic config name: {name}")));
-                };
-                let value = c.value.as_ref().map(|v| v.to_string());
-                match c.config_operation {
-                    SET => {
-                        validate_topic_config(&name, value.as_deref()).map_err(|m| (ResponseError::InvalidConfig, m))?;
-                        overrides.insert(name, value.unwrap_or_default().trim().to_string());
-                    }
-                    DELETE => {
-                        overrides.remove(&name);
-                    }
-                    APPEND | SUBTRACT => {
-                        if *kind != ConfigType::List {
-                            return Err((
-                                ResponseError::InvalidConfig,
-                                format!("Config value append/subtract is not allowed for config key {name} of type {kind:?}"),
-                            ));
-                        }
-                        let current = match overrides.get(&name) {
-                            Some(v) => v.clone(),
-                            None => broker.config.topic_default(&name).map(|(v, _)| v).unwrap_or_default(),
-                        };
-                        let mut items: Vec<String> = current.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                        for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                            if c.config_operation == APPEND {
-                                if !items.iter().any(|i| i == item) {
-                                    items.push(item.to_string());
-                                }
-                            } else {
-                                items.retain(|i| i != item);
-                            }
-                        }
-                        overrides.insert(name, items.join(","));
-                    }
-                    other => return Err((ResponseError::InvalidRequest, format!("Unknown config operation {other}"))),
-                }
-            }
-            apply(broker, id, overrides, request.validate_only)
-        });
+        let outcome =
+            target(broker, resource.resource_type, &resource.resource_name).and_then(|target| {
+                incremental(broker, &target, &resource.configs, request.validate_only)
+            });
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
@@ -157,4 +170,73 @@ pub fn handle_incremental(
         response.responses.push(r);
     }
     response
+}
+
+type Alterations = [kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig];
+
+fn incremental(
+    broker: &Broker,
+    target: &Target,
+    configs: &Alterations,
+    validate_only: bool,
+) -> Outcome {
+    let mut overrides = target.current(broker);
+    for c in configs {
+        let name = c.name.to_string();
+        let Some(kind) = target.kind(&name) else {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("Unknown config name: {name}"),
+            ));
+        };
+        let value = c.value.as_ref().map(|v| v.to_string());
+        match c.config_operation {
+            SET => {
+                target.validate(&name, value.as_deref())?;
+                overrides.insert(name, value.unwrap_or_default().trim().to_string());
+            }
+            DELETE => {
+                overrides.remove(&name);
+            }
+            APPEND | SUBTRACT => {
+                if kind != ConfigType::List {
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        format!("Config value append/subtract is not allowed for config key {name} of type {kind:?}"),
+                    ));
+                }
+                let current = overrides
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| target.inherited(broker, &name));
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    if c.config_operation == APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                overrides.insert(name, items.join(","));
+            }
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    target.apply(broker, overrides, validate_only)
 }

@@ -183,7 +183,7 @@ fn describe_configs(broker: &Arc<Broker>, overrides: &Properties) -> Vec<Creatab
     TOPIC_KEYS
         .iter()
         .filter_map(|(name, _, _)| {
-            let (value, source) = broker.config.topic_value(overrides, name)?;
+            let (value, source) = broker.effective().topic_value(overrides, name)?;
             Some(
                 CreatableTopicConfigs::default()
                     .with_name(str(name))

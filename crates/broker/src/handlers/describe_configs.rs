@@ -9,7 +9,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::ResponseError;
 
 use super::str;
-use crate::config::{broker_key, source, BROKER_KEYS, TOPIC_KEYS};
+use crate::config::{broker_key, is_dynamic_broker_key, source, BROKER_KEYS, TOPIC_KEYS};
 use crate::Broker;
 
 const TOPIC: i8 = 2;
@@ -21,7 +21,7 @@ pub fn handle(
     version: i16,
 ) -> DescribeConfigsResponse {
     let mut response = DescribeConfigsResponse::default();
-    let c = &broker.config;
+    let c = broker.effective();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
         let wanted = |key: &str| {
@@ -68,7 +68,8 @@ pub fn handle(
                 }
             }
             BROKER => {
-                if !name.is_empty() && name != c.node_id.to_string() {
+                let cluster_default = name.is_empty();
+                if !cluster_default && name != c.node_id.to_string() {
                     response.results.push(
                         result
                             .with_error_code(ResponseError::InvalidRequest.code())
@@ -79,19 +80,45 @@ pub fn handle(
                     );
                     continue;
                 }
+                let image = broker.controller.image();
+                let layers = [
+                    (
+                        image.broker_configs.get(&c.node_id.to_string()),
+                        source::DYNAMIC_BROKER_CONFIG,
+                    ),
+                    (
+                        image.broker_configs.get(""),
+                        source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+                    ),
+                    (Some(&broker.config.explicit), source::STATIC_BROKER_CONFIG),
+                ];
+                let cluster_layer = image.broker_configs.get("").cloned().unwrap_or_default();
                 for key in BROKER_KEYS.iter().filter(|k| wanted(k.name)) {
-                    let Some(value) = c.properties.get(key.name) else {
-                        continue;
-                    };
-                    let src = if c.explicit.contains_key(key.name) {
-                        source::STATIC_BROKER_CONFIG
+                    // the cluster-wide resource lists only what is set there
+                    let (value, src) = if cluster_default {
+                        match cluster_layer.get(key.name) {
+                            Some(v) => (v, source::DYNAMIC_DEFAULT_BROKER_CONFIG),
+                            None => continue,
+                        }
                     } else {
-                        source::DEFAULT_CONFIG
+                        match c.properties.get(key.name) {
+                            Some(v) => (v, c.source_of(key.name)),
+                            None => continue,
+                        }
                     };
                     let mut entry = entry(key.name, value, src, key.kind as i8, version);
-                    entry.read_only = true;
+                    entry.read_only = !is_dynamic_broker_key(key.name);
                     if request.include_synonyms {
-                        entry.synonyms.push(synonym(key.name, value, src));
+                        for (layer, layer_source) in &layers {
+                            if let Some(v) = layer.and_then(|l| l.get(key.name)) {
+                                entry.synonyms.push(synonym(key.name, v, *layer_source));
+                            }
+                        }
+                        if let Some(default) = key.default {
+                            entry
+                                .synonyms
+                                .push(synonym(key.name, default, source::DEFAULT_CONFIG));
+                        }
                     }
                     if request.include_documentation {
                         entry.documentation = Some(str(key.doc));

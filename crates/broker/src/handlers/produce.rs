@@ -45,7 +45,8 @@ pub fn handle(
                 (None, _) if version >= 13 => Err((ResponseError::UnknownTopicId.code(), None)),
                 (None, _) | (_, None) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
                 (Some(t), Some(p)) => {
-                    if request.acks == -1 && broker.config.min_insync_replicas(&t.configs) > 1 {
+                    if request.acks == -1 && broker.effective().min_insync_replicas(&t.configs) > 1
+                    {
                         Err((
                             ResponseError::NotEnoughReplicas.code(),
                             Some(str("The size of the current ISR (1) is insufficient to satisfy the min.isr requirement")),

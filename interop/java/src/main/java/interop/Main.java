@@ -170,6 +170,17 @@ public class Main {
         } catch (ExecutionException e) {
             check(e.getCause() instanceof org.apache.kafka.common.errors.InvalidConfigurationException, "InvalidConfigurationException, got " + e.getCause());
         }
+        // dynamic broker configs: a cluster-wide default becomes the topic default
+        String plain = create(admin, "java-dyn", 1, Map.of());
+        ConfigResource clusterDefault = new ConfigResource(ConfigResource.Type.BROKER, "");
+        admin.incrementalAlterConfigs(Map.of(clusterDefault, List.of(
+            new AlterConfigOp(new ConfigEntry("log.retention.ms", "7777777"), AlterConfigOp.OpType.SET)))).all().get();
+        ConfigResource plainRes = new ConfigResource(ConfigResource.Type.TOPIC, plain);
+        ConfigEntry inherited = admin.describeConfigs(List.of(plainRes)).all().get().get(plainRes).get("retention.ms");
+        check(inherited.value().equals("7777777"), "cluster default applies to topics, got " + inherited.value());
+        check(inherited.source() == ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, "source " + inherited.source());
+        admin.incrementalAlterConfigs(Map.of(clusterDefault, List.of(
+            new AlterConfigOp(new ConfigEntry("log.retention.ms", ""), AlterConfigOp.OpType.DELETE)))).all().get();
         var dirs = admin.describeLogDirs(List.of(1)).allDescriptions().get().get(1);
         long size = dirs.values().stream().mapToLong(d -> d.replicaInfos().containsKey(tp) ? d.replicaInfos().get(tp).size() : 0).sum();
         check(size > 0, "describeLogDirs reports the partition's size");
