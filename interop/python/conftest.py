@@ -13,16 +13,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("FERROLOG_BIN", os.path.join(ROOT, "target", "debug", "ferrolog"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Ferrolog:
     def __init__(self, overrides=()):
         self.dir = tempfile.mkdtemp(prefix="ferrolog-interop-")
-        self.port = free_port()
+        self.port = 0  # the OS picks a free port; the server logs which
         self.overrides = list(overrides)
         self.proc = None
         self.start()
@@ -36,17 +30,25 @@ class Ferrolog:
                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:0"]
         for o in self.overrides:
             cmd += ["--override", o]
-        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        log_path = os.path.join(self.dir, "server.log")
+        self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ferrolog exited with {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
+            with open(log_path, errors="replace") as f:
+                for line in f:
+                    if "serving Kafka clients on " in line:
+                        address = line.split("serving Kafka clients on ", 1)[1].split()[0]
+                        self.port = int(address.rsplit(":", 1)[1])
+            if self.port:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
         raise RuntimeError("ferrolog did not start")
 
     def stop(self):

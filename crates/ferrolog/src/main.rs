@@ -60,6 +60,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -103,7 +104,7 @@ async fn server(
             .with_context(|| format!("--override {o}: expected KEY=VALUE"))?;
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let config = BrokerConfig::from_properties(&props)?;
+    let mut config = BrokerConfig::from_properties(&props)?;
     let bind = format!(
         "{}:{}",
         if config.listener.host.is_empty() {
@@ -113,11 +114,15 @@ async fn server(
         },
         config.listener.port
     );
-    let broker = ferrolog_broker::Broker::open(config)?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("binding listener {bind}"))?;
     let local = listener.local_addr()?;
+    // Port 0 asks the OS for a free port; clients must be told the real one.
+    if config.advertised.port == 0 {
+        config.advertised.port = local.port();
+    }
+    let broker = ferrolog_broker::Broker::open(config)?;
     tracing::info!(
         "ferrolog node {} serving Kafka clients on {local} (advertised {}:{}), data in {}, cluster id {}",
         broker.config.node_id,

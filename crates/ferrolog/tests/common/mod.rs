@@ -23,12 +23,13 @@ pub fn free_port() -> u16 {
 }
 
 impl Server {
+    /// Starts a server on a port the OS picks (listeners=...:0), so parallel tests never collide.
     pub fn start(overrides: &[&str]) -> Server {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_path_buf();
         let mut s = Server {
             child: None,
-            port: free_port(),
+            port: 0,
             dir,
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
             _temp: Some(temp),
@@ -54,23 +55,53 @@ impl Server {
             cmd.arg("--override").arg(o);
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        if std::env::var("FERROLOG_TEST_LOG").is_ok() {
-            cmd.stderr(Stdio::inherit());
-        }
         cmd
     }
 
+    /// Starts the process (on the port of the first start, when restarting) and waits for the
+    /// line saying where it serves.
     pub fn spawn(&mut self) {
-        let child = Self::command(&self.dir, self.port, &self.overrides)
+        let mut child = Self::command(&self.dir, self.port, &self.overrides)
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let echo = std::env::var("FERROLOG_TEST_LOG").is_ok();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if echo {
+                    eprintln!("{line}");
+                }
+                if let Some(rest) = line.split("serving Kafka clients on ").nth(1) {
+                    let port = rest
+                        .split_whitespace()
+                        .next()
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    if let (Some(port), Some(tx)) = (port, tx.take()) {
+                        let _ = tx.send(port);
+                    }
+                }
+            }
+        });
         self.child = Some(child);
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => self.port = port,
+            Err(_) => {
+                let status = self.child.as_mut().unwrap().try_wait().unwrap();
+                panic!("server did not start (exit status {status:?})");
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(self.addr()).is_err() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("server exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "server did not accept connections"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
