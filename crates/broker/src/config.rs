@@ -427,10 +427,31 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         Int,
         "Cleaner threads (ferrolog runs one).",
     ),
+    key(
+        "compression.gzip.level",
+        Some("-1"),
+        Int,
+        "gzip level when the broker compresses (-1: default, 6).",
+    ),
+    key(
+        "compression.lz4.level",
+        Some("9"),
+        Int,
+        "lz4 level when the broker compresses.",
+    ),
+    key(
+        "compression.zstd.level",
+        Some("3"),
+        Int,
+        "zstd level when the broker compresses.",
+    ),
 ];
 
 /// Topic keys: name, synonym broker key, type, doc.
 pub static TOPIC_KEYS: &[(&str, &str, ConfigType)] = &[
+    ("compression.gzip.level", "compression.gzip.level", Int),
+    ("compression.lz4.level", "compression.lz4.level", Int),
+    ("compression.zstd.level", "compression.zstd.level", Int),
     ("cleanup.policy", "log.cleanup.policy", List),
     ("compression.type", "compression.type", STR),
     (
@@ -536,6 +557,20 @@ pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
     ];
     if positive.contains(&name) && value.parse::<i64>().is_ok_and(|v| v < 1) {
         bail!("Invalid value {value} for configuration {name}: Value must be at least 1");
+    }
+    let ranges: &[(&str, i64, i64)] = &[
+        ("compression.gzip.level", -1, 9),
+        ("compression.lz4.level", 1, 17),
+        ("compression.zstd.level", -131072, 22),
+    ];
+    for (key, low, high) in ranges {
+        let out_of_range =
+            |v: i64| v < *low || v > *high || (*key == "compression.gzip.level" && v == 0);
+        if name == *key && value.parse::<i64>().is_ok_and(out_of_range) {
+            bail!(
+                "Invalid value {value} for configuration {name}: Value must be in [{low}, {high}]"
+            );
+        }
     }
     if matches!(name, "segment.bytes" | "log.segment.bytes")
         && value.parse::<i64>().is_ok_and(|v| v < 14)
@@ -891,6 +926,17 @@ impl BrokerConfig {
             min_compaction_lag_ms: num("min.compaction.lag.ms"),
             max_compaction_lag_ms: num("max.compaction.lag.ms"),
             delete_retention_ms: num("delete.retention.ms"),
+            compression_levels: ferrolog_records::Levels {
+                gzip: u32::try_from(num("compression.gzip.level"))
+                    .ok()
+                    .filter(|l| (1..=9).contains(l)),
+                lz4: u32::try_from(num("compression.lz4.level"))
+                    .ok()
+                    .filter(|l| (1..=17).contains(l)),
+                zstd: i32::try_from(num("compression.zstd.level"))
+                    .ok()
+                    .filter(|l| (-131072..=22).contains(l)),
+            },
         }
     }
 

@@ -632,3 +632,61 @@ fn dynamic_broker_configs_layer_over_static_ones_and_apply_live() {
         );
     });
 }
+
+#[test]
+fn decompression_bombs_are_refused_and_levels_are_validated() {
+    let server = Server::start(&[]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        // a compacted topic makes the broker look inside batches
+        create(
+            &mut c,
+            "bomb",
+            &[
+                ("cleanup.policy", "compact"),
+                ("max.message.bytes", "100000"),
+                ("compression.zstd.level", "9"),
+            ],
+        )
+        .await;
+        let bomb = vec![record(
+            Some(Bytes::from_static(b"k")),
+            Some(Bytes::from(vec![0u8; 32 << 20])),
+            vec![],
+            ferrolog_client::now_ms(),
+        )];
+        let e = c
+            .produce("bomb", 0, &bomb, Compression::Gzip, 1)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MessageTooLarge"), "{e}");
+        let fine = vec![record(
+            Some(Bytes::from_static(b"k")),
+            Some(Bytes::from(vec![0u8; 1 << 20])),
+            vec![],
+            ferrolog_client::now_ms(),
+        )];
+        c.produce("bomb", 0, &fine, Compression::Gzip, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            alter(&mut c, "bomb", &[("compression.zstd.level", 0, Some("99"))])
+                .await
+                .0,
+            40
+        );
+        assert_eq!(
+            alter(&mut c, "bomb", &[("compression.gzip.level", 0, Some("0"))])
+                .await
+                .0,
+            40
+        );
+        assert_eq!(
+            alter(&mut c, "bomb", &[("compression.gzip.level", 0, Some("9"))])
+                .await
+                .0,
+            0
+        );
+    });
+}

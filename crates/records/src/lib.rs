@@ -9,6 +9,8 @@ use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEnco
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    #[error("records decompress to more than {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("cannot decode record batch: {0}")]
     Decode(String),
     #[error("cannot encode record batch: {0}")]
@@ -47,8 +49,10 @@ pub fn compression_from_name(name: &str) -> Option<Compression> {
 }
 
 /// Decodes one complete batch into its records (offsets absolute). For LogAppendTime batches the
-/// records carry the batch's max timestamp, as clients see it.
-pub fn decode(batch: &[u8]) -> Result<Vec<Record>, CodecError> {
+/// records carry the batch's max timestamp, as clients see it. The records section may
+/// decompress to at most `max_decompressed` bytes (no decompression bombs): decompression
+/// streams into a bounded buffer, and snappy's declared lengths are checked before allocating.
+pub fn decode(batch: &[u8], max_decompressed: usize) -> Result<Vec<Record>, CodecError> {
     if batch.len() < 61 {
         return Err(CodecError::Decode("batch shorter than its header".into()));
     }
@@ -60,8 +64,25 @@ pub fn decode(batch: &[u8]) -> Result<Vec<Record>, CodecError> {
             .expect("8 bytes"),
     );
     let mut buf = Bytes::copy_from_slice(batch);
-    let set =
-        RecordBatchDecoder::decode(&mut buf).map_err(|e| CodecError::Decode(e.to_string()))?;
+    let too_large = std::cell::Cell::new(false);
+    let decompress = |compressed: &mut Bytes, compression: Compression| -> anyhow::Result<Bytes> {
+        let input = compressed.split_to(compressed.len());
+        let out = bounded::decompress(&input, compression, max_decompressed);
+        if matches!(out, Err(CodecError::TooLarge { .. })) {
+            too_large.set(true);
+        }
+        out.map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let set = RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress))
+        .map_err(|e| {
+            if too_large.get() {
+                CodecError::TooLarge {
+                    limit: max_decompressed,
+                }
+            } else {
+                CodecError::Decode(e.to_string())
+            }
+        })?;
     Ok(set
         .records
         .into_iter()
@@ -74,21 +95,36 @@ pub fn decode(batch: &[u8]) -> Result<Vec<Record>, CodecError> {
         .collect())
 }
 
+/// Compression levels for the codecs that have them (`compression.gzip.level`,
+/// `compression.lz4.level`, `compression.zstd.level`); `None` is the codec's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Levels {
+    pub gzip: Option<u32>,
+    pub lz4: Option<u32>,
+    pub zstd: Option<i32>,
+}
+
 /// Encodes records (which keep their offsets, sequences and producer fields) as one batch with
-/// `compression`; `log_append_time` marks it LogAppendTime with that max timestamp.
+/// `compression` at `levels`; `log_append_time` marks it LogAppendTime with that max timestamp.
 pub fn encode(
     records: &[Record],
     compression: Compression,
+    levels: Levels,
     log_append_time: Option<i64>,
 ) -> Result<Vec<u8>, CodecError> {
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
+    let compressor = |raw: &mut BytesMut,
+                      out: &mut BytesMut,
+                      c: Compression|
+     -> anyhow::Result<()> { bounded::compress(raw, out, c, levels) };
+    RecordBatchEncoder::encode_with_custom_compression(
         &mut buf,
         records,
         &RecordEncodeOptions {
             version: 2,
             compression,
         },
+        Some(compressor),
     )
     .map_err(|e| CodecError::Encode(e.to_string()))?;
     let mut out = buf.to_vec();
@@ -110,6 +146,146 @@ pub fn encode(
         out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
     Ok(out)
+}
+
+mod bounded {
+    //! Compression and bounded decompression, with Kafka's framing: gzip, snappy in xerial
+    //! framing (raw snappy read too, as the Java client does), lz4 frames with independent
+    //! blocks, zstd.
+
+    use std::io::{Read, Write};
+
+    use bytes::{Bytes, BytesMut};
+
+    use super::{CodecError, Compression, Levels};
+
+    const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+    const XERIAL_BLOCK: usize = 32 * 1024;
+
+    fn read_bounded(mut reader: impl Read, limit: usize) -> Result<Bytes, CodecError> {
+        let mut out = Vec::new();
+        (&mut reader)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
+        if out.len() > limit {
+            return Err(CodecError::TooLarge { limit });
+        }
+        Ok(Bytes::from(out))
+    }
+
+    fn snappy_len(block: &[u8]) -> Result<usize, CodecError> {
+        snap::raw::decompress_len(block).map_err(|e| CodecError::Decode(e.to_string()))
+    }
+
+    pub fn decompress(
+        input: &[u8],
+        compression: Compression,
+        limit: usize,
+    ) -> Result<Bytes, CodecError> {
+        let decode_err = |e: std::io::Error| CodecError::Decode(e.to_string());
+        match compression {
+            Compression::None => {
+                if input.len() > limit {
+                    return Err(CodecError::TooLarge { limit });
+                }
+                Ok(Bytes::copy_from_slice(input))
+            }
+            Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(input), limit),
+            Compression::Zstd => read_bounded(
+                zstd::stream::read::Decoder::new(input).map_err(decode_err)?,
+                limit,
+            ),
+            Compression::Lz4 => read_bounded(lz4::Decoder::new(input).map_err(decode_err)?, limit),
+            Compression::Snappy => {
+                let mut decoder = snap::raw::Decoder::new();
+                if input.len() < 16 || input[..8] != XERIAL_MAGIC {
+                    let length = snappy_len(input)?;
+                    if length > limit {
+                        return Err(CodecError::TooLarge { limit });
+                    }
+                    return decoder
+                        .decompress_vec(input)
+                        .map(Bytes::from)
+                        .map_err(|e| CodecError::Decode(e.to_string()));
+                }
+                // header: magic, version, compatible version; then (length, block) pairs
+                let mut rest = &input[16..];
+                let mut blocks = Vec::new();
+                let mut total = 0usize;
+                while !rest.is_empty() {
+                    if rest.len() < 4 {
+                        return Err(CodecError::Decode("truncated snappy block length".into()));
+                    }
+                    let length =
+                        u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+                    if rest.len() < 4 + length {
+                        return Err(CodecError::Decode("truncated snappy block".into()));
+                    }
+                    let block = &rest[4..4 + length];
+                    total = total.saturating_add(snappy_len(block)?);
+                    if total > limit {
+                        return Err(CodecError::TooLarge { limit });
+                    }
+                    blocks.push(block);
+                    rest = &rest[4 + length..];
+                }
+                let mut out = Vec::with_capacity(total);
+                for block in blocks {
+                    out.extend(
+                        decoder
+                            .decompress_vec(block)
+                            .map_err(|e| CodecError::Decode(e.to_string()))?,
+                    );
+                }
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+
+    pub fn compress(
+        raw: &[u8],
+        out: &mut BytesMut,
+        compression: Compression,
+        levels: Levels,
+    ) -> anyhow::Result<()> {
+        use bytes::BufMut;
+        match compression {
+            Compression::None => out.extend_from_slice(raw),
+            Compression::Gzip => {
+                let level = flate2::Compression::new(levels.gzip.unwrap_or(6).min(9));
+                let mut encoder = flate2::write::GzEncoder::new(out.writer(), level);
+                encoder.write_all(raw)?;
+                encoder.finish()?;
+            }
+            Compression::Zstd => {
+                let compressed = zstd::bulk::compress(raw, levels.zstd.unwrap_or(3))?;
+                out.extend_from_slice(&compressed);
+            }
+            Compression::Lz4 => {
+                let mut encoder = lz4::EncoderBuilder::new()
+                    .level(levels.lz4.unwrap_or(9))
+                    .block_mode(lz4::BlockMode::Independent)
+                    .build(out.writer())?;
+                encoder.write_all(raw)?;
+                let (_, result) = encoder.finish();
+                result?;
+            }
+            Compression::Snappy => {
+                // xerial framing, as the Java client writes it
+                out.extend_from_slice(&XERIAL_MAGIC);
+                out.extend_from_slice(&1i32.to_be_bytes());
+                out.extend_from_slice(&1i32.to_be_bytes());
+                let mut encoder = snap::raw::Encoder::new();
+                for chunk in raw.chunks(XERIAL_BLOCK) {
+                    let block = encoder.compress_vec(chunk)?;
+                    out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&block);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +311,98 @@ mod tests {
     }
 
     #[test]
+    fn decompression_is_bounded_in_every_codec() {
+        // one record of 4 MiB of zeros compresses to a few KiB: a bomb for a 1 MiB bound
+        let mut bomb = record(0, Some("k"));
+        bomb.value = Some(Bytes::from(vec![0u8; 4 << 20]));
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let batch = encode(std::slice::from_ref(&bomb), c, Levels::default(), None).unwrap();
+            assert!(batch.len() < 1 << 20, "{c:?} batch {}", batch.len());
+            assert!(
+                matches!(decode(&batch, 1 << 20), Err(CodecError::TooLarge { .. })),
+                "{c:?}"
+            );
+            assert_eq!(
+                decode(&batch, 8 << 20).unwrap()[0]
+                    .value
+                    .as_ref()
+                    .unwrap()
+                    .len(),
+                4 << 20,
+                "{c:?}"
+            );
+        }
+        // a raw snappy header claiming 4 GiB is refused before any allocation
+        let mut lying = encode(
+            &[record(0, Some("k"))],
+            Compression::Snappy,
+            Levels::default(),
+            None,
+        )
+        .unwrap();
+        let records_start = 61;
+        lying.truncate(records_start);
+        lying.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0]);
+        let length = (lying.len() - 12) as i32;
+        lying[8..12].copy_from_slice(&length.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[21..]);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            decode(&lying, 1 << 20),
+            Err(CodecError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn compression_levels_change_the_output() {
+        let mut r = record(0, Some("k"));
+        r.value = Some(Bytes::from(
+            (0..200_000u32)
+                .map(|i| (i % 251) as u8 ^ (i / 7) as u8)
+                .collect::<Vec<u8>>(),
+        ));
+        for (c, low, high) in [
+            (
+                Compression::Gzip,
+                Levels {
+                    gzip: Some(1),
+                    ..Levels::default()
+                },
+                Levels {
+                    gzip: Some(9),
+                    ..Levels::default()
+                },
+            ),
+            (
+                Compression::Zstd,
+                Levels {
+                    zstd: Some(1),
+                    ..Levels::default()
+                },
+                Levels {
+                    zstd: Some(19),
+                    ..Levels::default()
+                },
+            ),
+        ] {
+            let fast = encode(std::slice::from_ref(&r), c, low, None).unwrap();
+            let small = encode(std::slice::from_ref(&r), c, high, None).unwrap();
+            assert!(
+                small.len() < fast.len(),
+                "{c:?}: {} vs {}",
+                small.len(),
+                fast.len()
+            );
+            assert_eq!(decode(&small, 1 << 20).unwrap()[0].value, r.value);
+        }
+    }
+
+    #[test]
     fn round_trip_keeps_offsets_and_producer_fields_in_every_codec() {
         for c in [
             Compression::None,
@@ -149,12 +417,12 @@ mod tests {
                 record(13, None),
                 record(17, Some("b")),
             ];
-            let batch = encode(&records, c, None).unwrap();
+            let batch = encode(&records, c, Levels::default(), None).unwrap();
             assert_eq!(
                 compression_from_attributes(i16::from_be_bytes([batch[21], batch[22]])).unwrap(),
                 c
             );
-            let back = decode(&batch).unwrap();
+            let back = decode(&batch, 1 << 20).unwrap();
             assert_eq!(
                 back.iter().map(|r| r.offset).collect::<Vec<_>>(),
                 vec![10, 13, 17]
@@ -175,11 +443,17 @@ mod tests {
             .collect();
         plain[0].sequence = 0;
         plain[1].sequence = 2;
-        let batch = encode(&plain, Compression::None, None).unwrap();
+        let batch = encode(&plain, Compression::None, Levels::default(), None).unwrap();
         assert_eq!(i32::from_be_bytes(batch[53..57].try_into().unwrap()), -1);
-        assert_eq!(decode(&batch).unwrap().len(), 2);
-        let batch = encode(&[record(0, Some("k"))], Compression::Lz4, Some(5555)).unwrap();
-        assert_eq!(decode(&batch).unwrap()[0].timestamp, 5555);
+        assert_eq!(decode(&batch, 1 << 20).unwrap().len(), 2);
+        let batch = encode(
+            &[record(0, Some("k"))],
+            Compression::Lz4,
+            Levels::default(),
+            Some(5555),
+        )
+        .unwrap();
+        assert_eq!(decode(&batch, 1 << 20).unwrap()[0].timestamp, 5555);
         assert_eq!(
             crc32c::crc32c(&batch[21..]),
             u32::from_be_bytes(batch[17..21].try_into().unwrap())

@@ -157,8 +157,11 @@ impl Log {
                 if header.base_offset >= end {
                     break 'build;
                 }
-                let records = ferrolog_records::decode(&segment.read_batch(position, &header)?)
-                    .map_err(corrupt)?;
+                let records = ferrolog_records::decode(
+                    &segment.read_batch(position, &header)?,
+                    self.config.max_decompressed_bytes(),
+                )
+                .map_err(corrupt)?;
                 let grows: usize = records
                     .iter()
                     .filter_map(|r| r.key.as_ref())
@@ -245,7 +248,8 @@ impl Log {
         if header.is_control() {
             return Ok(Kept::Whole);
         }
-        let records = ferrolog_records::decode(bytes).map_err(corrupt)?;
+        let records = ferrolog_records::decode(bytes, self.config.max_decompressed_bytes())
+            .map_err(corrupt)?;
         stats.records_read += records.len() as u64;
         let total = records.len();
         let retained: Vec<_> = records
@@ -274,8 +278,13 @@ impl Log {
         let codec =
             ferrolog_records::compression_from_attributes(header.attributes).map_err(corrupt)?;
         let log_append_time = header.is_log_append_time().then_some(header.max_timestamp);
-        let mut rewritten =
-            ferrolog_records::encode(&retained, codec, log_append_time).map_err(corrupt)?;
+        let mut rewritten = ferrolog_records::encode(
+            &retained,
+            codec,
+            self.config.compression_levels,
+            log_append_time,
+        )
+        .map_err(corrupt)?;
         batch::set_partition_leader_epoch(&mut rewritten, header.partition_leader_epoch);
         Ok(Kept::Part(rewritten))
     }
@@ -339,7 +348,7 @@ mod tests {
             value: value.map(|v| Bytes::from(v.to_string())),
             headers: Default::default(),
         };
-        let mut batch = ferrolog_records::encode(&[r], codec, None).unwrap();
+        let mut batch = ferrolog_records::encode(&[r], codec, Default::default(), None).unwrap();
         log.append_as_leader(&mut batch, 0, ts).unwrap();
         let end = log.log_end_offset();
         log.update_high_watermark(end);
@@ -355,7 +364,7 @@ mod tests {
             let mut next = offset;
             for item in batch::BatchIter::new(&bytes) {
                 let Ok((_, b)) = item else { break };
-                for r in ferrolog_records::decode(b).unwrap() {
+                for r in ferrolog_records::decode(b, 1 << 20).unwrap() {
                     if r.offset >= offset {
                         out.push((
                             r.offset,

@@ -18,7 +18,7 @@ use crate::checkpoint;
 use crate::error::{BatchError, Result, StorageError};
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::segment::{DeletedSegment, FileSlice, Segment, SegmentConfig};
-use ferrolog_records::Compression;
+use ferrolog_records::{Compression, Levels};
 
 /// Topic-level log settings, with Kafka's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +63,8 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// `delete.retention.ms`: how long tombstones outlive compaction
     pub delete_retention_ms: i64,
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level`
+    pub compression_levels: Levels,
 }
 
 impl Default for LogConfig {
@@ -88,11 +90,34 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             delete_retention_ms: 86_400_000,
+            compression_levels: Levels::default(),
         }
     }
 }
 
+/// What a record batch may decompress to when the broker looks inside it: 64 times
+/// `max.message.bytes`, at least 16 MiB and at most 1 GiB, so a small compressed batch cannot
+/// make the broker allocate without bound.
+pub const DECOMPRESSION_RATIO_MAX: usize = 64;
+
+/// Maps a codec failure on producer bytes to the storage error the client sees.
+pub(crate) fn decode_error(error: ferrolog_records::CodecError) -> StorageError {
+    match error {
+        ferrolog_records::CodecError::TooLarge { limit } => StorageError::MessageTooLarge {
+            size: limit + 1,
+            limit,
+        },
+        _ => StorageError::Batch(BatchError::Corrupt("undecodable records")),
+    }
+}
+
 impl LogConfig {
+    pub fn max_decompressed_bytes(&self) -> usize {
+        self.max_message_bytes
+            .saturating_mul(DECOMPRESSION_RATIO_MAX)
+            .clamp(16 << 20, 1 << 30)
+    }
+
     pub(crate) fn segment_config(&self) -> SegmentConfig {
         SegmentConfig {
             index_interval_bytes: self.index_interval_bytes,
@@ -505,8 +530,8 @@ impl Log {
                 out.extend_from_slice(bytes);
                 continue;
             }
-            let decoded = ferrolog_records::decode(bytes)
-                .map_err(|_| StorageError::Batch(BatchError::Corrupt("undecodable records")))?;
+            let decoded = ferrolog_records::decode(bytes, self.config.max_decompressed_bytes())
+                .map_err(decode_error)?;
             if self.config.compact_policy && decoded.iter().any(|r| r.key.is_none()) {
                 return Err(StorageError::InvalidRecord(
                     "Compacted topic cannot accept message without key",
@@ -514,10 +539,15 @@ impl Log {
             }
             match recompress {
                 Some(target) if !decoded.is_empty() => {
-                    let encoded =
-                        ferrolog_records::encode(&decoded, target, None).map_err(|_| {
-                            StorageError::Batch(BatchError::Corrupt("cannot re-encode records"))
-                        })?;
+                    let encoded = ferrolog_records::encode(
+                        &decoded,
+                        target,
+                        self.config.compression_levels,
+                        None,
+                    )
+                    .map_err(|_| {
+                        StorageError::Batch(BatchError::Corrupt("cannot re-encode records"))
+                    })?;
                     out.extend_from_slice(&encoded);
                 }
                 _ => out.extend_from_slice(bytes),

@@ -8,7 +8,6 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 
 use crate::Broker;
@@ -87,15 +86,26 @@ fn lookup(
             }
             MAX_TIMESTAMP => match log.max_timestamp_batch()? {
                 Some((header, bytes)) => {
-                    let (offset, timestamp) =
-                        find_record(&header, bytes, header.max_timestamp, true)?;
+                    let (offset, timestamp) = find_record(
+                        &header,
+                        bytes,
+                        header.max_timestamp,
+                        true,
+                        log.config().max_decompressed_bytes(),
+                    )?;
                     (offset, timestamp, epoch_of(offset))
                 }
                 None => (-1, -1, -1),
             },
             t if t >= 0 => match log.batch_for_timestamp(t)? {
                 Some((header, bytes)) => {
-                    let (offset, timestamp) = find_record(&header, bytes, t, false)?;
+                    let (offset, timestamp) = find_record(
+                        &header,
+                        bytes,
+                        t,
+                        false,
+                        log.config().max_decompressed_bytes(),
+                    )?;
                     (offset, timestamp, epoch_of(offset))
                 }
                 None => (-1, -1, -1),
@@ -112,6 +122,7 @@ fn find_record(
     bytes: Vec<u8>,
     target: i64,
     exact: bool,
+    limit: usize,
 ) -> anyhow::Result<(i64, i64)> {
     if header.is_log_append_time() {
         return Ok((
@@ -123,10 +134,9 @@ fn find_record(
             header.max_timestamp,
         ));
     }
-    let mut buf = bytes::Bytes::from(bytes);
-    let set =
-        RecordBatchDecoder::decode(&mut buf).map_err(|e| anyhow::anyhow!("decoding batch: {e}"))?;
-    for record in &set.records {
+    let records = ferrolog_records::decode(&bytes, limit)
+        .map_err(|e| anyhow::anyhow!("decoding batch: {e}"))?;
+    for record in &records {
         let hit = if exact {
             record.timestamp == target
         } else {
