@@ -23,6 +23,8 @@ pub struct LogManager {
     pub clean_shutdown: bool,
     recovery_points: OffsetCheckpoint,
     log_starts: OffsetCheckpoint,
+    /// Serialises checkpoint writes, so an older snapshot never lands after a newer one.
+    checkpoint_lock: std::sync::Mutex<()>,
 }
 
 /// The offsets of one log written to the checkpoints.
@@ -72,6 +74,13 @@ impl LogManager {
             }
             Err(e) => return Err(e).context("reading meta.properties"),
         };
+        // temporary files of checkpoint writes a crash interrupted
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let _ = fs::remove_file(path);
+            }
+        }
         let marker = dir.join(CLEAN_SHUTDOWN);
         let clean_shutdown = marker.exists();
         if clean_shutdown {
@@ -90,6 +99,7 @@ impl LogManager {
             clean_shutdown,
             recovery_points,
             log_starts,
+            checkpoint_lock: std::sync::Mutex::new(()),
         })
     }
 
@@ -141,11 +151,14 @@ impl LogManager {
         Ok(out)
     }
 
-    pub fn write_checkpoints(&self, logs: &[LogOffsets]) -> Result<()> {
+    /// Writes the three offset checkpoints from a snapshot taken under the checkpoint lock.
+    pub fn write_checkpoints(&self, snapshot: impl FnOnce() -> Vec<LogOffsets>) -> Result<()> {
+        let _guard = self.checkpoint_lock.lock().expect("checkpoint lock");
+        let logs = snapshot();
         let mut recovery = OffsetCheckpoint::new();
         let mut starts = OffsetCheckpoint::new();
         let mut hws = OffsetCheckpoint::new();
-        for l in logs {
+        for l in &logs {
             let key = (l.topic.clone(), l.partition);
             recovery.insert(key.clone(), l.recovery_point);
             starts.insert(key.clone(), l.log_start_offset);

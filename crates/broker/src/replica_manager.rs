@@ -178,8 +178,8 @@ impl ReplicaManager {
     }
 
     pub fn checkpoint(&self) -> Result<()> {
-        let offsets: Vec<LogOffsets> = self.all().iter().map(|p| p.offsets()).collect();
-        self.log_manager.write_checkpoints(&offsets)
+        self.log_manager
+            .write_checkpoints(|| self.all().iter().map(|p| p.offsets()).collect())
     }
 
     /// Clean shutdown: flush and close every log, write checkpoints and the marker.

@@ -17,8 +17,14 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Writes `contents` to a temporary file beside `path`, fsyncs it and renames it over `path`.
+/// Concurrent writers of the same path each use their own temporary file; the last rename wins.
 pub fn write_atomic(path: &Path, contents: &str) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{unique}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
     {
         let mut file = File::create(&tmp)?;
         file.write_all(contents.as_bytes())?;
