@@ -191,7 +191,7 @@ def test_confluent_reads_a_compacted_topic(fresh_broker):
     b = fresh_broker(["log.cleaner.backoff.ms=100"])
     topic = "compacted"
     create(b.bootstrap, topic, config={"cleanup.policy": "compact", "segment.bytes": "2000",
-                                       "min.cleanable.dirty.ratio": "0.01"})
+                                       "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "300"})
     p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "compression.type": "zstd"})
     for rnd in range(20):
         for k in range(5):
@@ -212,5 +212,50 @@ def test_confluent_reads_a_compacted_topic(fresh_broker):
     latest = {}
     for m in msgs:
         latest[m.key().decode()] = m.value()
-    assert latest["key0"] is None
+    assert latest.get("key0", None) is None
     assert all(latest[f"key{k}"] == f"{k}-19".encode() for k in range(1, 5))
+    # once its segment is older than delete.retention.ms, the tombstone goes too: key0 vanishes
+    import os
+    for i in range(60):  # roll the tombstone out of the active segment (incompressible fillers)
+        p.produce(topic, key=f"filler{i % 3}", value=os.urandom(100).hex().encode())
+        p.flush(5)
+    deadline = time.time() + 20
+    while True:
+        keys = {m.key().decode() for m in consume_all(b.bootstrap, topic, 1, 10**6, **{"enable.partition.eof": True})}
+        if "key0" not in keys or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert "key0" not in keys and "key1" in keys
+
+
+def test_confluent_sees_retention_move_the_earliest_offset(fresh_broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    b = fresh_broker(["log.retention.check.interval.ms=200"])
+    topic = "retained"
+    create(b.bootstrap, topic, config={"segment.bytes": "3000"})
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    old = int(time.time() * 1000) - 3_600_000
+    for i in range(60):
+        p.produce(topic, value=b"o" * 200, timestamp=old)
+        p.flush(5)
+    for i in range(5):
+        p.produce(topic, value=b"n" * 200)
+    p.flush(5)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "600000", incremental_operation=AlterConfigOpType.SET)])
+    list(admin.incremental_alter_configs([resource]).values())[0].result(10)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ret", "auto.offset.reset": "earliest"})
+    deadline = time.time() + 15
+    low = 0
+    while low == 0 and time.time() < deadline:
+        time.sleep(0.2)
+        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    assert 0 < low <= 60 and high == 65
+    # a consumer starting below the log start is reset to it (auto.offset.reset)
+    c.assign([TopicPartition(topic, 0, 0)])
+    msg = None
+    while msg is None and time.time() < deadline + 10:
+        msg = c.poll(0.5)
+    assert msg is not None and not msg.error() and msg.offset() == low
+    c.close()

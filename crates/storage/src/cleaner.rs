@@ -124,7 +124,9 @@ impl Log {
             dirty_bytes as f64 / total as f64
         };
         let due = end > first_dirty && (overdue || ratio >= self.config.min_cleanable_ratio);
-        (end, due)
+        // kept tombstones whose delete.retention.ms has passed make the log cleanable too
+        let tombstones_due = self.tombstones_expire_at.is_some_and(|at| now_ms >= at);
+        (end, due || tombstones_due)
     }
 
     /// One compaction pass if one is due. Returns the new clean/dirty boundary (to checkpoint as
@@ -183,6 +185,7 @@ impl Log {
             }
         }
         // 3 + 4. rewrite every segment below `end`
+        let mut tombstone_deadline: Option<i64> = None;
         let bases: Vec<i64> = self.segments.range(..end).map(|(&b, _)| b).collect();
         for base in bases {
             let next = self.segments.range(base + 1..).next().map(|(&b, _)| b);
@@ -192,6 +195,10 @@ impl Log {
             let segment = &self.segments[&base];
             let tombstones_expire =
                 now_ms - segment.largest_timestamp() > self.config.delete_retention_ms;
+            let expiry = segment
+                .largest_timestamp()
+                .saturating_add(self.config.delete_retention_ms)
+                .saturating_add(1);
             let cleaned = self.dir.join(format!("{}.log.cleaned", file_stem(base)));
             let mut out = OpenOptions::new()
                 .write(true)
@@ -204,8 +211,12 @@ impl Log {
                 let bytes = segment.read_batch(position, &header)?;
                 position += header.size() as u64;
                 stats.bytes_read += bytes.len() as u64;
-                let kept =
+                let (kept, kept_tombstone) =
                     self.clean_batch(&header, &bytes, &latest, tombstones_expire, &mut stats)?;
+                if kept_tombstone {
+                    tombstone_deadline =
+                        Some(tombstone_deadline.map_or(expiry, |at: i64| at.min(expiry)));
+                }
                 match kept {
                     Kept::Whole => out.write_all(&bytes)?,
                     Kept::Part(rewritten) => {
@@ -234,6 +245,7 @@ impl Log {
             replaced.on_roll()?;
             self.segments.insert(base, replaced);
         }
+        self.tombstones_expire_at = tombstone_deadline;
         Ok((end, stats))
     }
 
@@ -244,9 +256,9 @@ impl Log {
         latest: &HashMap<Bytes, i64>,
         tombstones_expire: bool,
         stats: &mut CleanStats,
-    ) -> Result<Kept> {
+    ) -> Result<(Kept, bool)> {
         if header.is_control() {
-            return Ok(Kept::Whole);
+            return Ok((Kept::Whole, false));
         }
         let records = ferrolog_records::decode(bytes, self.config.max_decompressed_bytes())
             .map_err(corrupt)?;
@@ -261,8 +273,9 @@ impl Log {
             })
             .collect();
         stats.records_removed += (total - retained.len()) as u64;
+        let kept_tombstone = retained.iter().any(|r| r.value.is_none());
         if retained.len() == total {
-            return Ok(Kept::Whole);
+            return Ok((Kept::Whole, kept_tombstone));
         }
         if retained.is_empty() {
             // keep the producer's newest batch so its sequence numbers survive
@@ -271,9 +284,9 @@ impl Log {
                     .producers
                     .is_last_batch(header.producer_id, header.last_offset())
             {
-                return Ok(Kept::Whole);
+                return Ok((Kept::Whole, false));
             }
-            return Ok(Kept::Nothing);
+            return Ok((Kept::Nothing, false));
         }
         let codec =
             ferrolog_records::compression_from_attributes(header.attributes).map_err(corrupt)?;
@@ -286,7 +299,7 @@ impl Log {
         )
         .map_err(corrupt)?;
         batch::set_partition_leader_epoch(&mut rewritten, header.partition_leader_epoch);
-        Ok(Kept::Part(rewritten))
+        Ok((Kept::Part(rewritten), kept_tombstone))
     }
 }
 
@@ -464,8 +477,11 @@ mod tests {
             "{kept:?}"
         );
         assert!(kept.iter().all(|(_, k, v)| k != "a" || v.is_none()));
-        // later: the tombstone goes too
-        log.clean(0, 1 << 20, 10_000).unwrap();
+        // later the tombstone goes too, in a pass started by its expiry alone (nothing new is dirty)
+        let (again, _) = log.clean(end, 1 << 20, 1600).unwrap();
+        assert_eq!(again, end, "nothing due yet");
+        assert!(contents(&log).iter().any(|(_, k, _)| k == "a"));
+        log.clean(end, 1 << 20, 10_000).unwrap();
         let kept = contents(&log);
         assert!(kept.iter().all(|(_, k, _)| k != "a"), "{kept:?}");
         // the active segment's records are untouched

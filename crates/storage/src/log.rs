@@ -170,6 +170,8 @@ pub struct Log {
     /// (epoch, start offset), ascending.
     epochs: Vec<(i32, i64)>,
     pub(crate) producers: ProducerStateManager,
+    /// When the oldest tombstone the cleaner kept becomes removable (in memory only).
+    pub(crate) tombstones_expire_at: Option<i64>,
 }
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
@@ -254,6 +256,7 @@ impl Log {
             last_flush_ms: options.now_ms,
             epochs: checkpoint::read_epochs(&dir.join(LEADER_EPOCH_CHECKPOINT)).unwrap_or_default(),
             producers: ProducerStateManager::new(),
+            tombstones_expire_at: None,
         };
         let segment_config = log.config.segment_config();
         let mut truncated_at: Option<usize> = None;
