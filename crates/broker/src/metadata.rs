@@ -12,11 +12,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{anyhow, Context, Result};
-use bytes::BytesMut;
+use ferrolog_records::{Compression, Record};
 use ferrolog_storage::{Log, LogConfig, LogOpenOptions, ReadBound};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use uuid::Uuid;
 
 use crate::config::Properties;
@@ -261,10 +258,10 @@ impl Controller {
                 if header.size() > bytes.len() {
                     break;
                 }
-                let mut one = bytes.split_to(header.size());
-                let set = RecordBatchDecoder::decode(&mut one)
+                let one = bytes.split_to(header.size());
+                let records = ferrolog_records::decode(&one, usize::MAX)
                     .map_err(|e| anyhow!("metadata log: {e}"))?;
-                for record in set.records {
+                for record in records {
                     if let Some(value) = record.value {
                         let line = std::str::from_utf8(&value).context("metadata record")?;
                         image.replay(&MetadataRecord::decode(line)?);
@@ -298,33 +295,20 @@ impl Controller {
             .iter()
             .enumerate()
             .map(|(i, r)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: None,
-                value: Some(bytes::Bytes::from(r.encode())),
-                headers: Default::default(),
+                ..ferrolog_records::plain_record(
+                    None,
+                    Some(bytes::Bytes::from(r.encode())),
+                    vec![],
+                    now,
+                )
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &encoded,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| anyhow!("encoding metadata records: {e}"))?;
+        let mut batch =
+            ferrolog_records::encode(&encoded, Compression::None, Default::default(), None)
+                .map_err(|e| anyhow!("encoding metadata records: {e}"))?;
         let mut log = self.log.lock().expect("metadata log lock");
-        log.append_as_leader(&mut buf.to_vec(), 0, now)?;
+        log.append_as_leader(&mut batch, 0, now)?;
         let end = log.log_end_offset();
         log.update_high_watermark(end);
         let mut guard = self.image.write().expect("image lock");

@@ -8,9 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -154,7 +152,16 @@ impl Connection {
 
     /// Partition count of a topic, or an error naming the Kafka error code.
     pub async fn partitions(&mut self, topic: &str) -> Result<i32> {
-        let m = self.metadata(Some(&[topic]), false).await?;
+        self.partition_count(topic, false).await
+    }
+
+    /// Partition count, auto-creating the topic when the broker allows it (as a producer does).
+    pub async fn partitions_or_create(&mut self, topic: &str) -> Result<i32> {
+        self.partition_count(topic, true).await
+    }
+
+    async fn partition_count(&mut self, topic: &str, auto_create: bool) -> Result<i32> {
+        let m = self.metadata(Some(&[topic]), auto_create).await?;
         let t = m
             .topics
             .first()
@@ -323,22 +330,16 @@ pub fn decode_records(mut bytes: Bytes) -> Result<Vec<Record>> {
         if len < 49 || bytes.len() < size {
             break;
         }
-        let mut batch = bytes.split_to(size);
-        let attributes = (&batch[21..23]).get_i16();
-        let max_timestamp = (&batch[35..43]).get_i64();
-        let set =
-            RecordBatchDecoder::decode(&mut batch).map_err(|e| anyhow!("decoding records: {e}"))?;
-        // LogAppendTime batches carry the broker's time as the batch's max timestamp.
-        let log_append_time = attributes & 0x08 != 0;
-        out.extend(set.records.into_iter().filter(|r| !r.control).map(|mut r| {
-            if log_append_time {
-                r.timestamp = max_timestamp;
-            }
-            r
-        }));
+        let batch = bytes.split_to(size);
+        let records = ferrolog_records::decode(&batch, MAX_DECOMPRESSED_BATCH)
+            .map_err(|e| anyhow!("decoding records: {e}"))?;
+        out.extend(records.into_iter().filter(|r| !r.control));
     }
     Ok(out)
 }
+
+/// What one fetched batch may decompress to in this client.
+const MAX_DECOMPRESSED_BATCH: usize = 256 << 20;
 
 /// Encodes records as one batch, numbering their offset deltas 0.. as a producer does.
 pub fn encode_batch(
@@ -354,51 +355,17 @@ pub fn encode_batch(
             ..r.clone()
         })
         .collect();
-    RecordBatchEncoder::encode(
-        buf,
-        &numbered,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )?;
+    let batch = ferrolog_records::encode(&numbered, compression, Default::default(), None)?;
+    buf.extend_from_slice(&batch);
     Ok(())
 }
 
 /// A record to produce.
-pub fn record(
-    key: Option<Bytes>,
-    value: Option<Bytes>,
-    headers: Vec<(String, Option<Bytes>)>,
-    timestamp: i64,
-) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp,
-        key,
-        value,
-        headers: headers.into_iter().map(|(k, v)| (str(&k), v)).collect(),
-    }
-}
+pub use ferrolog_records::plain_record as record;
 
 pub fn compression_from_name(name: &str) -> Result<Compression> {
-    Ok(match name {
-        "none" | "uncompressed" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => {
-            bail!("unknown compression codec {other}: expected none, gzip, snappy, lz4 or zstd")
-        }
+    ferrolog_records::compression_from_name(name).ok_or_else(|| {
+        anyhow!("unknown compression codec {name}: expected none, gzip, snappy, lz4 or zstd")
     })
 }
 
@@ -414,19 +381,4 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-impl Connection {
-    /// Partition count, auto-creating the topic when the broker allows it (as a producer does).
-    pub async fn partitions_or_create(&mut self, topic: &str) -> Result<i32> {
-        let m = self.metadata(Some(&[topic]), true).await?;
-        let t = m
-            .topics
-            .first()
-            .ok_or_else(|| anyhow!("no metadata for {topic}"))?;
-        if t.error_code != 0 {
-            bail!("topic {topic}: {}", error_name(t.error_code));
-        }
-        Ok(t.partitions.len() as i32)
-    }
 }

@@ -53,6 +53,16 @@ async fn alter(
     topic: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> (i16, Option<String>) {
+    alter_resource(c, 2, topic, ops).await
+}
+
+/// IncrementalAlterConfigs on one resource (2 topic, 4 broker): (error code, message).
+async fn alter_resource(
+    c: &mut Connection,
+    kind: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, Option<String>) {
     let configs = ops
         .iter()
         .map(|(k, op, v)| {
@@ -64,8 +74,8 @@ async fn alter(
         .collect();
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
         incremental_alter_configs_request::AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(str(topic))
+            .with_resource_type(kind)
+            .with_resource_name(str(name))
             .with_configs(configs),
     ]);
     let r = c.send(&request).await.unwrap();
@@ -500,22 +510,7 @@ fn compression_type_recompresses_on_the_broker() {
 }
 
 async fn alter_broker(c: &mut Connection, scope: &str, ops: &[(&str, i8, Option<&str>)]) -> i16 {
-    let configs = ops
-        .iter()
-        .map(|(k, op, v)| {
-            incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(str(k))
-                .with_config_operation(*op)
-                .with_value(v.map(str))
-        })
-        .collect();
-    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        incremental_alter_configs_request::AlterConfigsResource::default()
-            .with_resource_type(4)
-            .with_resource_name(str(scope))
-            .with_configs(configs),
-    ]);
-    c.send(&request).await.unwrap().responses[0].error_code
+    alter_resource(c, 4, scope, ops).await.0
 }
 
 #[test]

@@ -22,7 +22,6 @@ pub enum CodecError {
 const ATTRIBUTES: usize = 21;
 const MAX_TIMESTAMP: usize = 35;
 const CRC: usize = 17;
-const BASE_SEQUENCE: usize = 53;
 const TIMESTAMP_TYPE: i16 = 0x08;
 
 pub fn compression_from_attributes(attributes: i16) -> Result<Compression, CodecError> {
@@ -34,6 +33,34 @@ pub fn compression_from_attributes(attributes: i16) -> Result<Compression, Codec
         4 => Compression::Zstd,
         other => return Err(CodecError::UnknownCompression(other)),
     })
+}
+
+/// A record without producer id or sequence (what a plain producer sends), offset 0: encoders
+/// number records by position.
+pub fn plain_record(
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<(String, Option<Bytes>)>,
+    timestamp: i64,
+) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp,
+        key,
+        value,
+        headers: headers
+            .into_iter()
+            .map(|(k, v)| (kafka_protocol::protocol::StrBytes::from_string(k), v))
+            .collect(),
+    }
 }
 
 /// Kafka's topic `compression.type` names (`producer` and `uncompressed` included).
@@ -112,6 +139,28 @@ pub fn encode(
     levels: Levels,
     log_append_time: Option<i64>,
 ) -> Result<Vec<u8>, CodecError> {
+    // The library encoder starts a new batch wherever `offset - sequence` changes; records
+    // without a producer carry sequence -1 and would each get a batch of their own. Give them
+    // consecutive sequences from -1 so they stay one batch whose base sequence is -1.
+    let renumbered: Vec<Record>;
+    let records = match records.first() {
+        Some(first) if first.producer_id < 0 => {
+            let base = records
+                .iter()
+                .map(|r| r.offset)
+                .min()
+                .unwrap_or(first.offset);
+            renumbered = records
+                .iter()
+                .map(|r| Record {
+                    sequence: (r.offset - base) as i32 - 1,
+                    ..r.clone()
+                })
+                .collect();
+            &renumbered[..]
+        }
+        _ => records,
+    };
     let mut buf = BytesMut::new();
     let compressor = |raw: &mut BytesMut,
                       out: &mut BytesMut,
@@ -128,20 +177,17 @@ pub fn encode(
     )
     .map_err(|e| CodecError::Encode(e.to_string()))?;
     let mut out = buf.to_vec();
-    let mut patched = false;
+    let length = i32::from_be_bytes(out[8..12].try_into().expect("4 bytes")) as usize;
+    if 12 + length != out.len() {
+        return Err(CodecError::Encode(
+            "records do not share their batch properties".into(),
+        ));
+    }
     if let Some(timestamp) = log_append_time {
         let attributes =
             i16::from_be_bytes([out[ATTRIBUTES], out[ATTRIBUTES + 1]]) | TIMESTAMP_TYPE;
         out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
         out[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&timestamp.to_be_bytes());
-        patched = true;
-    }
-    // Without a producer id the base sequence is -1, whatever the first record's offset delta.
-    if records.first().is_some_and(|r| r.producer_id < 0) {
-        out[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
-        patched = true;
-    }
-    if patched {
         let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
         out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
@@ -446,6 +492,20 @@ mod tests {
         let batch = encode(&plain, Compression::None, Levels::default(), None).unwrap();
         assert_eq!(i32::from_be_bytes(batch[53..57].try_into().unwrap()), -1);
         assert_eq!(decode(&batch, 1 << 20).unwrap().len(), 2);
+        // many plain records (sequence -1 each, as producers build them) stay one batch
+        let many: Vec<Record> = (0..50)
+            .map(|o| Record {
+                offset: o,
+                ..plain_record(None, Some(Bytes::from_static(b"x")), vec![], 7)
+            })
+            .collect();
+        let batch = encode(&many, Compression::Lz4, Levels::default(), None).unwrap();
+        assert_eq!(
+            i32::from_be_bytes(batch[57..61].try_into().unwrap()),
+            50,
+            "one batch of 50 records"
+        );
+        assert_eq!(i32::from_be_bytes(batch[53..57].try_into().unwrap()), -1);
         let batch = encode(
             &[record(0, Some("k"))],
             Compression::Lz4,

@@ -313,7 +313,7 @@ enum Kept {
 mod tests {
     use super::*;
     use crate::log::{LogConfig, LogOpenOptions, ReadBound};
-    use ferrolog_records::{Compression, Record, TimestampType};
+    use ferrolog_records::Compression;
 
     fn config() -> LogConfig {
         LogConfig {
@@ -346,21 +346,12 @@ mod tests {
     }
 
     fn put(log: &mut Log, key: &str, value: Option<&str>, ts: i64, codec: Compression) {
-        let r = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: ts,
-            key: Some(Bytes::from(key.to_string())),
-            value: value.map(|v| Bytes::from(v.to_string())),
-            headers: Default::default(),
-        };
+        let r = ferrolog_records::plain_record(
+            Some(Bytes::from(key.to_string())),
+            value.map(|v| Bytes::from(v.to_string())),
+            vec![],
+            ts,
+        );
         let mut batch = ferrolog_records::encode(&[r], codec, Default::default(), None).unwrap();
         log.append_as_leader(&mut batch, 0, ts).unwrap();
         let end = log.log_end_offset();
