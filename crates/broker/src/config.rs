@@ -365,19 +365,19 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "group.initial.rebalance.delay.ms",
         Some("3000"),
         Int,
-        "Consumer groups are not implemented yet.",
+        "Delay before the first rebalance of a new group, so more members can join it.",
     ),
     key(
         "offsets.topic.replication.factor",
         Some("1"),
         Int,
-        "Consumer groups are not implemented yet.",
+        "Replication factor of __consumer_offsets (1 on a single node).",
     ),
     key(
         "offsets.topic.num.partitions",
         Some("50"),
         Int,
-        "Consumer groups are not implemented yet.",
+        "Partitions of __consumer_offsets.",
     ),
     key(
         "transaction.state.log.replication.factor",
@@ -444,6 +444,30 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         Some("3"),
         Int,
         "zstd level when the broker compresses.",
+    ),
+    key(
+        "group.min.session.timeout.ms",
+        Some("6000"),
+        Int,
+        "Smallest session timeout a member may ask for.",
+    ),
+    key(
+        "group.max.session.timeout.ms",
+        Some("1800000"),
+        Int,
+        "Largest session timeout a member may ask for.",
+    ),
+    key(
+        "offset.metadata.max.bytes",
+        Some("4096"),
+        Int,
+        "Largest metadata string of a committed offset.",
+    ),
+    key(
+        "offsets.topic.segment.bytes",
+        Some("104857600"),
+        Int,
+        "segment.bytes of __consumer_offsets.",
     ),
 ];
 
@@ -835,6 +859,14 @@ impl BrokerConfig {
             properties,
             explicit,
         })
+    }
+
+    /// A numeric property by name (validated at start), or `fallback`.
+    pub fn int_property(&self, name: &str, fallback: i64) -> i64 {
+        self.properties
+            .get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(fallback)
     }
 
     /// Where a broker key's effective value comes from.

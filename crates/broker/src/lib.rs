@@ -4,6 +4,7 @@
 pub mod config;
 pub mod errors;
 pub mod fetch_session;
+pub mod group;
 pub mod handlers;
 pub mod log_manager;
 pub mod metadata;
@@ -37,6 +38,8 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub fetch_sessions: fetch_session::FetchSessions,
+    /// Classic consumer groups and committed offsets.
+    pub groups: group::GroupCoordinator,
     /// `config` with the dynamic broker configs of the metadata on top.
     effective: std::sync::RwLock<Arc<BrokerConfig>>,
     /// Set when a clean shutdown begins; background work stops touching logs.
@@ -63,11 +66,27 @@ impl Broker {
             admin: Mutex::new(()),
             shutting_down: Default::default(),
             effective: std::sync::RwLock::new(Arc::new(config.clone())),
+            groups: group::GroupCoordinator::new(group::GroupConfig {
+                min_session_timeout_ms: config.int_property("group.min.session.timeout.ms", 6000)
+                    as i32,
+                max_session_timeout_ms: config
+                    .int_property("group.max.session.timeout.ms", 1_800_000)
+                    as i32,
+                initial_rebalance_delay: std::time::Duration::from_millis(
+                    config
+                        .int_property("group.initial.rebalance.delay.ms", 3000)
+                        .max(0) as u64,
+                ),
+                max_metadata_bytes: config
+                    .int_property("offset.metadata.max.bytes", 4096)
+                    .max(0) as usize,
+            }),
             config,
         };
         let image = broker.controller.image();
         broker.refresh_effective(&image);
         broker.publish(&image)?;
+        broker.replay_offsets()?;
         // Directories of topics the metadata does not know (e.g. a delete interrupted by a crash).
         for (topic, partition) in broker.replicas.log_manager().partition_dirs()? {
             let known = image
@@ -79,6 +98,112 @@ impl Broker {
             }
         }
         Ok(Arc::new(broker))
+    }
+
+    /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) if missing.
+    pub fn ensure_offsets_topic(&self) -> Result<i32> {
+        let partitions = self
+            .config
+            .int_property("offsets.topic.num.partitions", 50)
+            .clamp(1, 1000) as i32;
+        if let Some(t) = self.controller.image().topic(group::OFFSETS_TOPIC) {
+            return Ok(t.partitions);
+        }
+        let mut configs = config::Properties::new();
+        configs.insert("cleanup.policy".into(), "compact".into());
+        configs.insert(
+            "segment.bytes".into(),
+            self.config
+                .int_property("offsets.topic.segment.bytes", 104_857_600)
+                .to_string(),
+        );
+        self.create_topic(group::OFFSETS_TOPIC, partitions, &configs)?;
+        Ok(partitions)
+    }
+
+    /// Writes committed offsets (or their deletion) to the group's `__consumer_offsets`
+    /// partition, then applies them. Returns once the records are in the log.
+    pub fn persist_offsets(
+        &self,
+        group_id: &str,
+        entries: Vec<(String, i32, Option<group::CommittedOffset>)>,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let partitions = self.ensure_offsets_topic()?;
+        let index = group::offsets_partition(group_id, partitions);
+        let partition = self
+            .replicas
+            .get(group::OFFSETS_TOPIC, index)
+            .ok_or_else(|| {
+                anyhow::anyhow!("{}-{index} is not hosted here", group::OFFSETS_TOPIC)
+            })?;
+        let now = now_ms();
+        let records: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (topic, p, value))| ferrolog_records::Record {
+                offset: i as i64,
+                ..ferrolog_records::plain_record(
+                    Some(group::offsets_log::key(group_id, topic, *p)),
+                    value.as_ref().map(group::offsets_log::value),
+                    vec![],
+                    now,
+                )
+            })
+            .collect();
+        let mut batch = ferrolog_records::encode(
+            &records,
+            ferrolog_records::Compression::None,
+            Default::default(),
+            None,
+        )?;
+        partition.append_as_leader(&mut batch, now)?;
+        self.replicas.appended.notify_waiters();
+        for (topic, p, value) in entries {
+            self.groups.replay_offset(group_id, &topic, p, value);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds committed offsets by replaying `__consumer_offsets`.
+    fn replay_offsets(&self) -> Result<()> {
+        let Some(topic) = self.controller.image().topic(group::OFFSETS_TOPIC).cloned() else {
+            return Ok(());
+        };
+        for index in 0..topic.partitions {
+            let Some(partition) = self.replicas.get(group::OFFSETS_TOPIC, index) else {
+                continue;
+            };
+            let (start, end) = partition.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
+            let mut offset = start;
+            while offset < end {
+                let read =
+                    partition.read(offset, 1 << 20, ferrolog_storage::ReadBound::LogEnd, true)?;
+                let Some(slice) = read.slice else { break };
+                let bytes = slice.read()?;
+                let before = offset;
+                for item in ferrolog_storage::batch::BatchIter::new(&bytes) {
+                    let Ok((_, raw)) = item else { break };
+                    let header = ferrolog_storage::batch::BatchHeader::parse(raw)?;
+                    for record in ferrolog_records::decode(raw, usize::MAX)? {
+                        let Some((group_id, topic, p)) =
+                            record.key.and_then(group::offsets_log::parse_key)
+                        else {
+                            continue;
+                        };
+                        let value = record.value.and_then(group::offsets_log::parse_value);
+                        self.groups.replay_offset(&group_id, &topic, p, value);
+                    }
+                    offset = header.next_offset();
+                }
+                if offset == before {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The broker config in force: static settings with dynamic broker configs on top. Topic
@@ -372,8 +497,10 @@ impl Broker {
         let mut retention = tokio::time::interval(std::time::Duration::from_millis(
             self.config.retention_check_interval_ms,
         ));
+        let mut groups = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {
             tokio::select! {
+                _ = groups.tick() => self.groups.tick(),
                 _ = retention.tick() => self.enforce_retention(),
                 _ = flush.tick() => self.replicas.flush_by_time(now_ms()),
                 _ = checkpoint.tick() => {

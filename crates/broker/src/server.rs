@@ -26,7 +26,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(broker, stream).await {
+                    if let Err(e) = connection(broker, stream, peer).await {
                         tracing::debug!(%peer, "connection closed: {e}");
                     }
                 });
@@ -51,7 +51,11 @@ pub enum ConnectionError {
     Idle,
 }
 
-async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), ConnectionError> {
+async fn connection(
+    broker: Arc<Broker>,
+    mut stream: TcpStream,
+    peer: std::net::SocketAddr,
+) -> Result<(), ConnectionError> {
     let limit = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1));
     loop {
@@ -71,7 +75,7 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), Co
         let mut frame = BytesMut::zeroed(size as usize);
         stream.read_exact(&mut frame).await?;
         let frame = frame.freeze();
-        if let Some(response) = handle_frame(&broker, frame).await? {
+        if let Some(response) = handle_frame(&broker, frame, peer).await? {
             response.write_to(&mut stream).await?;
         }
     }
@@ -133,6 +137,7 @@ pub fn parse_frame(mut frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
+    peer: std::net::SocketAddr,
 ) -> Result<Option<Frame>, ConnectionError> {
     let ParsedFrame {
         api_key,
@@ -141,10 +146,17 @@ async fn handle_frame(
     } = parse_frame(frame)?;
     let correlation_id = header.correlation_id;
     let (response_version, response) = match request {
-        Some(request) => (
-            header.request_api_version,
-            handlers::handle(broker, header.request_api_version, request).await,
-        ),
+        Some(request) => {
+            let ctx = handlers::RequestContext {
+                version: header.request_api_version,
+                client_id: header.client_id.as_deref().unwrap_or("").to_string(),
+                client_host: format!("/{}", peer.ip()),
+            };
+            (
+                header.request_api_version,
+                handlers::handle(broker, &ctx, request).await,
+            )
+        }
         None => (0, Some(handlers::api_versions::unsupported())),
     };
     let Some(response) = response else {
@@ -187,6 +199,16 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::AlterConfigs(r) => r.encode(&mut buf, version)?,
         Response::IncrementalAlterConfigs(r) => r.encode(&mut buf, version)?,
         Response::DescribeLogDirs(r) => r.encode(&mut buf, version)?,
+        Response::FindCoordinator(r) => r.encode(&mut buf, version)?,
+        Response::JoinGroup(r) => r.encode(&mut buf, version)?,
+        Response::SyncGroup(r) => r.encode(&mut buf, version)?,
+        Response::Heartbeat(r) => r.encode(&mut buf, version)?,
+        Response::LeaveGroup(r) => r.encode(&mut buf, version)?,
+        Response::OffsetCommit(r) => r.encode(&mut buf, version)?,
+        Response::OffsetFetch(r) => r.encode(&mut buf, version)?,
+        Response::ListGroups(r) => r.encode(&mut buf, version)?,
+        Response::DescribeGroups(r) => r.encode(&mut buf, version)?,
+        Response::DeleteGroups(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

@@ -4,16 +4,26 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::sync::Arc;
 
@@ -41,6 +51,16 @@ pub enum Response {
     AlterConfigs(AlterConfigsResponse),
     IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
     DescribeLogDirs(DescribeLogDirsResponse),
+    FindCoordinator(FindCoordinatorResponse),
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
+    ListGroups(ListGroupsResponse),
+    DescribeGroups(DescribeGroupsResponse),
+    DeleteGroups(DeleteGroupsResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -64,6 +84,16 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         IncrementalAlterConfigsRequest::VERSIONS,
     ),
     (ApiKey::DescribeLogDirs, DescribeLogDirsRequest::VERSIONS),
+    (ApiKey::FindCoordinator, FindCoordinatorRequest::VERSIONS),
+    (ApiKey::JoinGroup, JoinGroupRequest::VERSIONS),
+    (ApiKey::SyncGroup, SyncGroupRequest::VERSIONS),
+    (ApiKey::Heartbeat, HeartbeatRequest::VERSIONS),
+    (ApiKey::LeaveGroup, LeaveGroupRequest::VERSIONS),
+    (ApiKey::OffsetCommit, OffsetCommitRequest::VERSIONS),
+    (ApiKey::OffsetFetch, OffsetFetchRequest::VERSIONS),
+    (ApiKey::ListGroups, ListGroupsRequest::VERSIONS),
+    (ApiKey::DescribeGroups, DescribeGroupsRequest::VERSIONS),
+    (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -104,6 +134,16 @@ pub enum Request {
     AlterConfigs(AlterConfigsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -125,12 +165,35 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::AlterConfigs => Request::AlterConfigs(decode(b, v)?),
         ApiKey::IncrementalAlterConfigs => Request::IncrementalAlterConfigs(decode(b, v)?),
         ApiKey::DescribeLogDirs => Request::DescribeLogDirs(decode(b, v)?),
+        ApiKey::FindCoordinator => Request::FindCoordinator(decode(b, v)?),
+        ApiKey::JoinGroup => Request::JoinGroup(decode(b, v)?),
+        ApiKey::SyncGroup => Request::SyncGroup(decode(b, v)?),
+        ApiKey::Heartbeat => Request::Heartbeat(decode(b, v)?),
+        ApiKey::LeaveGroup => Request::LeaveGroup(decode(b, v)?),
+        ApiKey::OffsetCommit => Request::OffsetCommit(decode(b, v)?),
+        ApiKey::OffsetFetch => Request::OffsetFetch(decode(b, v)?),
+        ApiKey::ListGroups => Request::ListGroups(decode(b, v)?),
+        ApiKey::DescribeGroups => Request::DescribeGroups(decode(b, v)?),
+        ApiKey::DeleteGroups => Request::DeleteGroups(decode(b, v)?),
         other => return Err(anyhow!("{other:?} is not supported")),
     })
 }
 
+/// Who sent a request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub version: i16,
+    pub client_id: String,
+    pub client_host: String,
+}
+
 /// Handles a decoded request. `None` means no response is sent (acks=0 produce).
-pub async fn handle(broker: &Arc<Broker>, v: i16, request: Request) -> Option<Response> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: Request,
+) -> Option<Response> {
+    let v = ctx.version;
     Some(match request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(r, v)),
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, r, v)),
@@ -160,6 +223,20 @@ pub async fn handle(broker: &Arc<Broker>, v: i16, request: Request) -> Option<Re
         Request::DescribeLogDirs(r) => {
             Response::DescribeLogDirs(describe_log_dirs::handle(broker, r, v))
         }
+        Request::FindCoordinator(r) => {
+            Response::FindCoordinator(find_coordinator::handle(broker, r, v))
+        }
+        Request::JoinGroup(r) => Response::JoinGroup(join_group::handle(broker, ctx, r).await),
+        Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(broker, ctx, r).await),
+        Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(broker, r)),
+        Request::LeaveGroup(r) => Response::LeaveGroup(leave_group::handle(broker, ctx, r)),
+        Request::OffsetCommit(r) => Response::OffsetCommit(offset_commit::handle(broker, r)),
+        Request::OffsetFetch(r) => Response::OffsetFetch(offset_fetch::handle(broker, r, v)),
+        Request::ListGroups(r) => Response::ListGroups(list_groups::handle(broker, r, v)),
+        Request::DescribeGroups(r) => {
+            Response::DescribeGroups(describe_groups::handle(broker, r, v))
+        }
+        Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, r)),
     })
 }
 

@@ -33,6 +33,7 @@ public class Main {
             adminRules(admin);
             tooLarge(admin);
             lifecycle(admin);
+            groups(admin);
         }
         System.out.println(passed + " passed, 0 failed");
     }
@@ -184,6 +185,50 @@ public class Main {
         var dirs = admin.describeLogDirs(List.of(1)).allDescriptions().get().get(1);
         long size = dirs.values().stream().mapToLong(d -> d.replicaInfos().containsKey(tp) ? d.replicaInfos().get(tp).size() : 0).sum();
         check(size > 0, "describeLogDirs reports the partition's size");
+    }
+
+    static KafkaConsumer<String, String> groupConsumer(String group) {
+        Map<String, Object> c = new HashMap<>();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+        return new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer());
+    }
+
+    static void groups(Admin admin) throws Exception {
+        String topic = create(admin, "java-group", 3, Map.of());
+        try (KafkaProducer<String, String> p = producer("none", Map.of())) {
+            for (int i = 0; i < 90; i++) p.send(new ProducerRecord<>(topic, "k" + i, "v" + i)).get();
+        }
+        String group = "java-group-" + UUID.randomUUID();
+        Set<String> seen = new HashSet<>();
+        try (KafkaConsumer<String, String> c = groupConsumer(group)) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 30000;
+            while (seen.size() < 90 && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) seen.add(r.value());
+            }
+            check(seen.size() == 90, "group consumer read all 90, got " + seen.size());
+            check(c.assignment().size() == 3, "assigned all 3 partitions");
+            c.commitSync();
+        }
+        var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+        check(offsets.values().stream().mapToLong(o -> o.offset()).sum() == 90, "committed offsets sum to 90: " + offsets);
+        var listed = admin.listConsumerGroups().all().get();
+        check(listed.stream().anyMatch(g -> g.groupId().equals(group)), "listConsumerGroups shows the group");
+        var described = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+        check(described.members().isEmpty(), "the group is empty after close: " + described);
+        // a new consumer in the group resumes after the committed offsets
+        try (KafkaConsumer<String, String> c = groupConsumer(group)) {
+            c.subscribe(List.of(topic));
+            int extra = 0;
+            long deadline = System.currentTimeMillis() + 8000;
+            while (System.currentTimeMillis() < deadline) extra += c.poll(Duration.ofMillis(500)).count();
+            check(extra == 0, "nothing re-read after the commit, got " + extra);
+        }
+        admin.deleteConsumerGroups(List.of(group)).all().get();
     }
 
     static void tooLarge(Admin admin) throws Exception {

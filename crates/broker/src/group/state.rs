@@ -1,0 +1,705 @@
+//! Group state machines (Kafka's classic group protocol) and committed offsets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Empty => "Empty",
+            State::PreparingRebalance => "PreparingRebalance",
+            State::CompletingRebalance => "CompletingRebalance",
+            State::Stable => "Stable",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    last_heartbeat: Instant,
+    joined: bool,
+}
+
+/// What a JoinGroup request carries about the member.
+#[derive(Debug, Clone)]
+pub struct MemberRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: an unknown member first gets a member id to rejoin with.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JoinOutcome {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// (member id, instance id, metadata) for the leader; empty for followers.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOutcome {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+struct Group {
+    state: State,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// member ids handed out by MEMBER_ID_REQUIRED, not yet joined
+    pending: HashMap<String, Instant>,
+    join_waiters: HashMap<String, oneshot::Sender<JoinOutcome>>,
+    sync_waiters: HashMap<String, oneshot::Sender<SyncOutcome>>,
+    rebalance_started: Instant,
+    /// the first join into an empty group waits group.initial.rebalance.delay.ms for others
+    initial_delay_until: Option<Instant>,
+    offsets: BTreeMap<(String, i32), CommittedOffset>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            state: State::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: HashMap::new(),
+            join_waiters: HashMap::new(),
+            sync_waiters: HashMap::new(),
+            rebalance_started: Instant::now(),
+            initial_delay_until: None,
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    fn error_join(code: ResponseError, member_id: &str) -> JoinOutcome {
+        JoinOutcome {
+            error: code.code(),
+            generation: -1,
+            member_id: member_id.to_string(),
+            ..JoinOutcome::default()
+        }
+    }
+
+    fn prepare_rebalance(&mut self, initial_delay: Duration) {
+        if self.state == State::CompletingRebalance {
+            for (_, waiter) in self.sync_waiters.drain() {
+                let _ = waiter.send(SyncOutcome {
+                    error: ResponseError::RebalanceInProgress.code(),
+                    ..SyncOutcome::default()
+                });
+            }
+        }
+        if self.state == State::Empty && !initial_delay.is_zero() {
+            self.initial_delay_until = Some(Instant::now() + initial_delay);
+        }
+        if self.state != State::PreparingRebalance {
+            self.rebalance_started = Instant::now();
+            for m in self.members.values_mut() {
+                m.joined = false;
+            }
+        }
+        self.state = State::PreparingRebalance;
+    }
+
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Completes the join phase when every member has rejoined (or the rebalance timeout
+    /// dropped those that did not) and the initial delay is over.
+    fn maybe_complete_join(&mut self, now: Instant) {
+        if self.state != State::PreparingRebalance {
+            return;
+        }
+        if self.initial_delay_until.is_some_and(|until| now < until) {
+            return;
+        }
+        let all_joined = self.members.values().all(|m| m.joined);
+        let timed_out = now.duration_since(self.rebalance_started) >= self.rebalance_timeout();
+        if !all_joined && !timed_out {
+            return;
+        }
+        self.initial_delay_until = None;
+        let absent: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !m.joined)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in absent {
+            self.members.remove(&id);
+        }
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.state = State::Empty;
+            self.protocol = None;
+            self.leader = None;
+            return;
+        }
+        // the protocol every member supports, by the members' preference (first listed wins)
+        let candidates: Vec<String> = self
+            .members
+            .values()
+            .next()
+            .map(|m| m.protocols.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        let protocol = candidates
+            .into_iter()
+            .filter(|p| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == p))
+            })
+            .max_by_key(|p| {
+                // votes: members for whom this is the first supported candidate
+                self.members
+                    .values()
+                    .filter(|m| m.protocols.first().is_some_and(|(n, _)| n == p))
+                    .count()
+            });
+        self.protocol = protocol.clone();
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        let leader = self.leader.clone().unwrap_or_default();
+        let protocol = protocol.unwrap_or_default();
+        let members: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .values()
+            .map(|m| {
+                let metadata = m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == protocol)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default();
+                (m.id.clone(), m.instance_id.clone(), metadata)
+            })
+            .collect();
+        self.state = State::CompletingRebalance;
+        for (id, waiter) in self.join_waiters.drain() {
+            let _ = waiter.send(JoinOutcome {
+                error: 0,
+                generation: self.generation,
+                protocol_type: self.protocol_type.clone(),
+                protocol: Some(protocol.clone()),
+                leader: leader.clone(),
+                members: if id == leader {
+                    members.clone()
+                } else {
+                    Vec::new()
+                },
+                member_id: id,
+            });
+        }
+    }
+
+    fn remove_member(&mut self, id: &str, initial_delay: Duration) {
+        if self.members.remove(id).is_none() {
+            return;
+        }
+        if let Some(waiter) = self.join_waiters.remove(id) {
+            let _ = waiter.send(Group::error_join(ResponseError::UnknownMemberId, id));
+        }
+        self.sync_waiters.remove(id);
+        if self.leader.as_deref() == Some(id) {
+            self.leader = None;
+        }
+        if self.members.is_empty() && self.join_waiters.is_empty() {
+            self.state = State::Empty;
+            self.generation += 1;
+            self.protocol = None;
+        } else {
+            self.prepare_rebalance(initial_delay);
+        }
+    }
+}
+
+/// Timeouts and limits of the coordinator, from broker configs.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub initial_rebalance_delay: Duration,
+    pub max_metadata_bytes: usize,
+}
+
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    config: GroupConfig,
+}
+
+fn now_instant() -> Instant {
+    Instant::now()
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> GroupConfig {
+        self.config
+    }
+
+    /// JoinGroup: returns once the join phase completes (or at once for errors and
+    /// MEMBER_ID_REQUIRED).
+    pub async fn join(&self, request: MemberRequest) -> JoinOutcome {
+        let receiver = {
+            let mut groups = self.groups.lock().expect("groups lock");
+            if request.group_id.is_empty() {
+                return Group::error_join(ResponseError::InvalidGroupId, &request.member_id);
+            }
+            if request.session_timeout_ms < self.config.min_session_timeout_ms
+                || request.session_timeout_ms > self.config.max_session_timeout_ms
+            {
+                return Group::error_join(ResponseError::InvalidSessionTimeout, &request.member_id);
+            }
+            let group = groups
+                .entry(request.group_id.clone())
+                .or_insert_with(Group::new);
+            if request.protocols.is_empty()
+                || group
+                    .protocol_type
+                    .as_ref()
+                    .is_some_and(|t| *t != request.protocol_type && !group.members.is_empty())
+            {
+                return Group::error_join(
+                    ResponseError::InconsistentGroupProtocol,
+                    &request.member_id,
+                );
+            }
+            if !group.members.is_empty()
+                && !group.members.values().all(|m| {
+                    m.protocols
+                        .iter()
+                        .any(|(n, _)| request.protocols.iter().any(|(p, _)| p == n))
+                })
+            {
+                return Group::error_join(
+                    ResponseError::InconsistentGroupProtocol,
+                    &request.member_id,
+                );
+            }
+            let mut member_id = request.member_id.clone();
+            // static membership: the instance id names the member across restarts
+            if let Some(instance) = &request.instance_id {
+                let existing = group
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(instance))
+                    .map(|m| m.id.clone());
+                match existing {
+                    Some(old) if member_id.is_empty() || member_id == old => member_id = old,
+                    Some(old) => {
+                        // another live member claims this instance id: the newcomer is fenced
+                        let _ = old;
+                        return Group::error_join(ResponseError::FencedInstanceId, &member_id);
+                    }
+                    None if member_id.is_empty() => {
+                        member_id = format!("{}-{}", instance, uuid::Uuid::new_v4())
+                    }
+                    None => {}
+                }
+            } else if member_id.is_empty() {
+                member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
+                if request.require_known_member_id {
+                    group.pending.insert(member_id.clone(), now_instant());
+                    return Group::error_join(ResponseError::MemberIdRequired, &member_id);
+                }
+            } else if !group.members.contains_key(&member_id)
+                && group.pending.remove(&member_id).is_none()
+            {
+                return Group::error_join(ResponseError::UnknownMemberId, &member_id);
+            }
+            group.protocol_type = Some(request.protocol_type.clone());
+            let session_timeout = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
+            let rebalance_timeout = Duration::from_millis(
+                request
+                    .rebalance_timeout_ms
+                    .max(request.session_timeout_ms)
+                    .max(0) as u64,
+            );
+            let changed = group
+                .members
+                .get(&member_id)
+                .is_none_or(|m| m.protocols != request.protocols);
+            let member = Member {
+                id: member_id.clone(),
+                instance_id: request.instance_id.clone(),
+                client_id: request.client_id.clone(),
+                client_host: request.client_host.clone(),
+                session_timeout,
+                rebalance_timeout,
+                protocols: request.protocols.clone(),
+                assignment: group
+                    .members
+                    .get(&member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default(),
+                last_heartbeat: now_instant(),
+                joined: true,
+            };
+            // A known member rejoining a stable group with the same protocols (e.g. a static
+            // member restarting) gets the current generation without a rebalance.
+            if group.state == State::Stable && !changed && group.members.contains_key(&member_id) {
+                let leader = group.leader.clone().unwrap_or_default();
+                group.members.insert(member_id.clone(), member);
+                if leader != member_id {
+                    return JoinOutcome {
+                        error: 0,
+                        generation: group.generation,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol: group.protocol.clone(),
+                        leader,
+                        member_id,
+                        members: Vec::new(),
+                    };
+                }
+            } else {
+                group.members.insert(member_id.clone(), member);
+            }
+            group.prepare_rebalance(self.config.initial_rebalance_delay);
+            if let Some(m) = group.members.get_mut(&member_id) {
+                m.joined = true;
+            }
+            let (tx, rx) = oneshot::channel();
+            if let Some(old) = group.join_waiters.insert(member_id.clone(), tx) {
+                let _ = old.send(Group::error_join(
+                    ResponseError::UnknownMemberId,
+                    &member_id,
+                ));
+            }
+            group.maybe_complete_join(now_instant());
+            rx
+        };
+        receiver
+            .await
+            .unwrap_or_else(|_| Group::error_join(ResponseError::UnknownMemberId, ""))
+    }
+
+    /// SyncGroup: the leader's assignments complete the round; followers wait for them.
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncOutcome {
+        let error = |e: ResponseError| SyncOutcome {
+            error: e.code(),
+            ..SyncOutcome::default()
+        };
+        let receiver = {
+            let mut groups = self.groups.lock().expect("groups lock");
+            let Some(group) = groups.get_mut(group_id) else {
+                return error(ResponseError::UnknownMemberId);
+            };
+            if !group.members.contains_key(member_id) {
+                return error(ResponseError::UnknownMemberId);
+            }
+            if generation != group.generation {
+                return error(ResponseError::IllegalGeneration);
+            }
+            match group.state {
+                State::PreparingRebalance | State::Empty => {
+                    return error(ResponseError::RebalanceInProgress)
+                }
+                State::Stable => {
+                    let m = &group.members[member_id];
+                    return SyncOutcome {
+                        error: 0,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol: group.protocol.clone(),
+                        assignment: m.assignment.clone(),
+                    };
+                }
+                State::CompletingRebalance => {}
+            }
+            if let Some(m) = group.members.get_mut(member_id) {
+                m.last_heartbeat = now_instant();
+            }
+            let (tx, rx) = oneshot::channel();
+            group.sync_waiters.insert(member_id.to_string(), tx);
+            if group.leader.as_deref() == Some(member_id) {
+                let given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                for m in group.members.values_mut() {
+                    m.assignment = given.get(&m.id).cloned().unwrap_or_default();
+                }
+                group.state = State::Stable;
+            }
+            if group.state == State::Stable {
+                for (id, waiter) in group.sync_waiters.drain() {
+                    let assignment = group
+                        .members
+                        .get(&id)
+                        .map(|m| m.assignment.clone())
+                        .unwrap_or_default();
+                    let _ = waiter.send(SyncOutcome {
+                        error: 0,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol: group.protocol.clone(),
+                        assignment,
+                    });
+                }
+            }
+            rx
+        };
+        receiver
+            .await
+            .unwrap_or_else(|_| error(ResponseError::RebalanceInProgress))
+    }
+
+    /// Heartbeat: 0, or the error code telling the member what to do.
+    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+        let mut groups = self.groups.lock().expect("groups lock");
+        let Some(group) = groups.get_mut(group_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        let Some(member) = group.members.get_mut(member_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        member.last_heartbeat = now_instant();
+        if generation != group.generation {
+            return ResponseError::IllegalGeneration.code();
+        }
+        if group.state == State::PreparingRebalance {
+            return ResponseError::RebalanceInProgress.code();
+        }
+        0
+    }
+
+    /// LeaveGroup for one member (by member id, or by instance id when the member id is empty).
+    pub fn leave(&self, group_id: &str, member_id: &str, instance_id: Option<&str>) -> i16 {
+        let mut groups = self.groups.lock().expect("groups lock");
+        let Some(group) = groups.get_mut(group_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        let id = if member_id.is_empty() {
+            match instance_id.and_then(|i| {
+                group
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_deref() == Some(i))
+            }) {
+                Some(m) => m.id.clone(),
+                None => return ResponseError::UnknownMemberId.code(),
+            }
+        } else {
+            member_id.to_string()
+        };
+        if let (Some(instance), Some(m)) = (instance_id, group.members.get(&id)) {
+            if m.instance_id.as_deref() != Some(instance) {
+                return ResponseError::FencedInstanceId.code();
+            }
+        }
+        if !group.members.contains_key(&id) {
+            return ResponseError::UnknownMemberId.code();
+        }
+        group.remove_member(&id, Duration::ZERO);
+        group.maybe_complete_join(now_instant());
+        0
+    }
+
+    /// Expires members whose session ran out and completes join phases that timed out.
+    pub fn tick(&self) {
+        let now = now_instant();
+        let mut groups = self.groups.lock().expect("groups lock");
+        for group in groups.values_mut() {
+            let expired: Vec<String> = group
+                .members
+                .values()
+                .filter(|m| {
+                    !group.join_waiters.contains_key(&m.id)
+                        && now.duration_since(m.last_heartbeat) > m.session_timeout
+                })
+                .map(|m| m.id.clone())
+                .collect();
+            for id in expired {
+                tracing::info!(member = id, "member session expired");
+                group.remove_member(&id, Duration::ZERO);
+            }
+            group
+                .pending
+                .retain(|_, at| now.duration_since(*at) < Duration::from_secs(300));
+            group.maybe_complete_join(now);
+        }
+    }
+
+    /// Validates an OffsetCommit against the group's membership.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let mut groups = self.groups.lock().expect("groups lock");
+        let Some(group) = groups.get_mut(group_id) else {
+            return Ok(());
+        };
+        if generation < 0 && member_id.is_empty() {
+            // a commit from outside the group protocol (assign()-style consumers, admin tools)
+            return if group.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::UnknownMemberId)
+            };
+        }
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation != group.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        // As Kafka: commits go through while a rebalance is being prepared (the heartbeat tells the
+        // member to rejoin), but not between the join and the sync of a new generation.
+        if group.state == State::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        if let Some(member) = group.members.get_mut(member_id) {
+            member.last_heartbeat = now_instant();
+        }
+        Ok(())
+    }
+
+    /// Applies a committed offset (a new commit, or one replayed from `__consumer_offsets`);
+    /// `None` deletes it.
+    pub fn replay_offset(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+        value: Option<CommittedOffset>,
+    ) {
+        let mut groups = self.groups.lock().expect("groups lock");
+        let key = (topic.to_string(), partition);
+        match value {
+            Some(v) => {
+                groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(Group::new)
+                    .offsets
+                    .insert(key, v);
+            }
+            None => {
+                if let Some(group) = groups.get_mut(group_id) {
+                    group.offsets.remove(&key);
+                }
+            }
+        }
+    }
+
+    pub fn offsets(&self, group_id: &str) -> BTreeMap<(String, i32), CommittedOffset> {
+        let groups = self.groups.lock().expect("groups lock");
+        groups
+            .get(group_id)
+            .map(|g| g.offsets.clone())
+            .unwrap_or_default()
+    }
+
+    /// (group id, state, protocol type) of every known group.
+    pub fn list(&self) -> Vec<(String, State, String)> {
+        let groups = self.groups.lock().expect("groups lock");
+        let mut out: Vec<_> = groups
+            .iter()
+            .map(|(id, g)| {
+                (
+                    id.clone(),
+                    g.state,
+                    g.protocol_type.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// (state, protocol type, protocol, members) of a group, `None` if unknown.
+    pub fn describe(&self, group_id: &str) -> Option<(State, String, String, Vec<Member>)> {
+        let groups = self.groups.lock().expect("groups lock");
+        let g = groups.get(group_id)?;
+        Some((
+            g.state,
+            g.protocol_type.clone().unwrap_or_default(),
+            g.protocol.clone().unwrap_or_default(),
+            g.members.values().cloned().collect(),
+        ))
+    }
+
+    /// Removes an empty group and returns its committed offsets' keys (for tombstones).
+    pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, ResponseError> {
+        let mut groups = self.groups.lock().expect("groups lock");
+        let Some(group) = groups.get(group_id) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        if !group.members.is_empty() {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let keys = group.offsets.keys().cloned().collect();
+        groups.remove(group_id);
+        Ok(keys)
+    }
+}

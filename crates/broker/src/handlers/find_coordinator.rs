@@ -1,0 +1,87 @@
+//! FindCoordinator: this node coordinates every group (single node); transaction coordinators
+//! do not exist yet.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::ResponseError;
+
+use super::str;
+use crate::Broker;
+
+const GROUP: i8 = 0;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let keys: Vec<String> = if version >= 4 {
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    } else {
+        vec![request.key.to_string()]
+    };
+    let c = &broker.config;
+    let outcome = |key: &str| -> Result<(), (ResponseError, String)> {
+        if request.key_type != GROUP {
+            return Err((
+                ResponseError::CoordinatorNotAvailable,
+                "transactions are not supported yet".into(),
+            ));
+        }
+        if key.is_empty() {
+            return Err((ResponseError::InvalidRequest, "empty group id".into()));
+        }
+        broker
+            .ensure_offsets_topic()
+            .map(|_| ())
+            .map_err(|e| (ResponseError::CoordinatorNotAvailable, format!("{e:#}")))
+    };
+    let mut response = FindCoordinatorResponse::default();
+    for key in keys {
+        let result = outcome(&key);
+        if version >= 4 {
+            let mut coordinator = Coordinator::default()
+                .with_key(str(&key))
+                .with_node_id(BrokerId(-1))
+                .with_host(str(""))
+                .with_port(-1);
+            match result {
+                Ok(()) => {
+                    coordinator = coordinator
+                        .with_node_id(BrokerId(c.node_id))
+                        .with_host(str(&c.advertised.host))
+                        .with_port(i32::from(c.advertised.port));
+                }
+                Err((e, message)) => {
+                    coordinator = coordinator
+                        .with_error_code(e.code())
+                        .with_error_message(Some(str(&message)))
+                }
+            }
+            response.coordinators.push(coordinator);
+        } else {
+            match result {
+                Ok(()) => {
+                    response.node_id = BrokerId(c.node_id);
+                    response.host = str(&c.advertised.host);
+                    response.port = i32::from(c.advertised.port);
+                }
+                Err((e, message)) => {
+                    response.error_code = e.code();
+                    response.node_id = BrokerId(-1);
+                    response.port = -1;
+                    if version >= 1 {
+                        response.error_message = Some(str(&message));
+                    }
+                }
+            }
+        }
+    }
+    response
+}

@@ -1,0 +1,126 @@
+//! OffsetFetch: committed offsets of one group (v1-7) or several (v8+); all of a group's
+//! offsets when no topics are named.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::ResponseError;
+
+use super::{str, topic_name};
+use crate::Broker;
+
+/// (topic, [(partition, offset, leader epoch, metadata, error)])
+type Fetched = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
+
+fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    let committed = broker.groups.offsets(group);
+    let image = broker.controller.image();
+    match topics {
+        None => {
+            let mut out: Fetched = Vec::new();
+            for ((topic, partition), o) in committed {
+                if out.last().is_none_or(|(t, _)| *t != topic) {
+                    out.push((topic.clone(), Vec::new()));
+                }
+                out.last_mut().expect("pushed").1.push((
+                    partition,
+                    o.offset,
+                    o.leader_epoch,
+                    o.metadata,
+                    0,
+                ));
+            }
+            out
+        }
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let known = image.topic(&topic).is_some();
+                let entries = partitions
+                    .into_iter()
+                    .map(|p| match committed.get(&(topic.clone(), p)) {
+                        Some(o) => (p, o.offset, o.leader_epoch, o.metadata.clone(), 0),
+                        None if known => (p, -1, -1, String::new(), 0),
+                        None => (
+                            p,
+                            -1,
+                            -1,
+                            String::new(),
+                            ResponseError::UnknownTopicOrPartition.code(),
+                        ),
+                    })
+                    .collect();
+                (topic, entries)
+            })
+            .collect(),
+    }
+}
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let mut response = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in request.groups {
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let mut group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            for (topic, entries) in fetch(broker, &g.group_id.0, topics) {
+                let partitions = entries
+                    .into_iter()
+                    .map(|(p, offset, epoch, metadata, error)| {
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(str(&metadata)))
+                            .with_error_code(error)
+                    })
+                    .collect();
+                group.topics.push(
+                    OffsetFetchResponseTopics::default()
+                        .with_name(topic_name(&topic))
+                        .with_partitions(partitions),
+                );
+            }
+            response.groups.push(group);
+        }
+        return response;
+    }
+    let topics = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    for (topic, entries) in fetch(broker, &request.group_id.0, topics) {
+        let partitions = entries
+            .into_iter()
+            .map(|(p, offset, epoch, metadata, error)| {
+                let mut partition = OffsetFetchResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(offset)
+                    .with_metadata(Some(str(&metadata)))
+                    .with_error_code(error);
+                if version >= 5 {
+                    partition.committed_leader_epoch = epoch;
+                }
+                partition
+            })
+            .collect();
+        response.topics.push(
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&topic))
+                .with_partitions(partitions),
+        );
+    }
+    response
+}

@@ -1,0 +1,270 @@
+//! Classic consumer group protocol and committed offsets: the error paths, over the wire.
+
+mod common;
+
+use bytes::Bytes;
+use common::Server;
+use ferrolog_client::kafka_protocol::messages::*;
+use ferrolog_client::{str, topic_name, Connection};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn join(group: &str, member: &str, protocol_type: &str) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(str(group)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(str(member))
+        .with_protocol_type(str(protocol_type))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(str("range"))
+        .with_metadata(Bytes::from_static(b"meta"))])
+}
+
+fn commit(
+    group: &str,
+    generation: i32,
+    member: &str,
+    topic: &str,
+    metadata: &str,
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(str(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(str(member))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(7)
+                        .with_committed_metadata(Some(str(metadata))),
+                ]),
+        ])
+}
+
+#[test]
+fn group_protocol_errors_are_kafkas() {
+    let server = Server::start(&["group.initial.rebalance.delay.ms=0"]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        let t = create_topics_request::CreatableTopic::default()
+            .with_name(topic_name("t"))
+            .with_num_partitions(1)
+            .with_replication_factor(1);
+        c.send(&CreateTopicsRequest::default().with_topics(vec![t]))
+            .await
+            .unwrap();
+        let coordinator = c
+            .send_version(
+                &FindCoordinatorRequest::default()
+                    .with_key(str("g"))
+                    .with_key_type(0),
+                3,
+            )
+            .await
+            .unwrap();
+        assert_eq!((coordinator.error_code, coordinator.node_id.0), (0, 1));
+        let txn = c
+            .send_version(
+                &FindCoordinatorRequest::default()
+                    .with_key(str("x"))
+                    .with_key_type(1),
+                3,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            txn.error_code, 15,
+            "COORDINATOR_NOT_AVAILABLE for transactions"
+        );
+
+        // v4+: an unknown member first gets MEMBER_ID_REQUIRED and an id
+        let first = c.send_version(&join("g", "", "consumer"), 5).await.unwrap();
+        assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+        let member = first.member_id.to_string();
+        assert!(!member.is_empty());
+        let joined = c
+            .send_version(&join("g", &member, "consumer"), 5)
+            .await
+            .unwrap();
+        assert_eq!(joined.error_code, 0);
+        assert_eq!(joined.leader.to_string(), member);
+        assert_eq!(joined.members.len(), 1);
+        let generation = joined.generation_id;
+        let sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(str("g")))
+            .with_generation_id(generation)
+            .with_member_id(str(&member))
+            .with_assignments(vec![
+                sync_group_request::SyncGroupRequestAssignment::default()
+                    .with_member_id(str(&member))
+                    .with_assignment(Bytes::from_static(b"assigned")),
+            ]);
+        let synced = c.send_version(&sync, 3).await.unwrap();
+        assert_eq!(
+            (synced.error_code, &synced.assignment[..]),
+            (0, &b"assigned"[..])
+        );
+
+        let heartbeat = |generation: i32, member: &str| {
+            HeartbeatRequest::default()
+                .with_group_id(GroupId(str("g")))
+                .with_generation_id(generation)
+                .with_member_id(str(member))
+        };
+        assert_eq!(
+            c.send_version(&heartbeat(generation, &member), 3)
+                .await
+                .unwrap()
+                .error_code,
+            0
+        );
+        assert_eq!(
+            c.send_version(&heartbeat(generation + 5, &member), 3)
+                .await
+                .unwrap()
+                .error_code,
+            22,
+            "ILLEGAL_GENERATION"
+        );
+        assert_eq!(
+            c.send_version(&heartbeat(generation, "nobody"), 3)
+                .await
+                .unwrap()
+                .error_code,
+            25,
+            "UNKNOWN_MEMBER_ID"
+        );
+        // another protocol type for the same group
+        let other = c.send_version(&join("g", "", "connect"), 3).await.unwrap();
+        assert_eq!(other.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+        assert_eq!(
+            c.send_version(&join("", "", "consumer"), 3)
+                .await
+                .unwrap()
+                .error_code,
+            24,
+            "INVALID_GROUP_ID"
+        );
+        let mut short = join("g", &member, "consumer");
+        short.session_timeout_ms = 10;
+        assert_eq!(
+            c.send_version(&short, 5).await.unwrap().error_code,
+            26,
+            "INVALID_SESSION_TIMEOUT"
+        );
+
+        // commits: validated against membership, topics and metadata size
+        let code = |r: OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+        assert_eq!(
+            code(
+                c.send_version(&commit("g", generation, &member, "t", "m"), 8)
+                    .await
+                    .unwrap()
+            ),
+            0
+        );
+        assert_eq!(
+            code(
+                c.send_version(&commit("g", generation + 1, &member, "t", "m"), 8)
+                    .await
+                    .unwrap()
+            ),
+            22
+        );
+        assert_eq!(
+            code(
+                c.send_version(&commit("g", generation, "nobody", "t", "m"), 8)
+                    .await
+                    .unwrap()
+            ),
+            25
+        );
+        assert_eq!(
+            code(
+                c.send_version(&commit("g", generation, &member, "nope", "m"), 8)
+                    .await
+                    .unwrap()
+            ),
+            3
+        );
+        let big = "x".repeat(5000);
+        assert_eq!(
+            code(
+                c.send_version(&commit("g", generation, &member, "t", &big), 8)
+                    .await
+                    .unwrap()
+            ),
+            12,
+            "OFFSET_METADATA_TOO_LARGE"
+        );
+        let fetched = c
+            .send_version(
+                &OffsetFetchRequest::default()
+                    .with_group_id(GroupId(str("g")))
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopic::default()
+                            .with_name(topic_name("t"))
+                            .with_partition_indexes(vec![0]),
+                    ])),
+                7,
+            )
+            .await
+            .unwrap();
+        let p = &fetched.topics[0].partitions[0];
+        assert_eq!((p.committed_offset, p.metadata.as_deref()), (7, Some("m")));
+
+        // describe, list, leave, delete
+        let described = c
+            .send_version(
+                &DescribeGroupsRequest::default().with_groups(vec![GroupId(str("g"))]),
+                5,
+            )
+            .await
+            .unwrap();
+        let g = &described.groups[0];
+        assert_eq!(
+            (
+                g.group_state.to_string(),
+                g.protocol_data.to_string(),
+                g.members.len()
+            ),
+            ("Stable".into(), "range".into(), 1)
+        );
+        let listed = c
+            .send_version(&ListGroupsRequest::default(), 4)
+            .await
+            .unwrap();
+        assert!(listed
+            .groups
+            .iter()
+            .any(|l| &*l.group_id.0 == "g" && &*l.group_state == "Stable"));
+        let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str("g"))]);
+        assert_eq!(
+            c.send_version(&delete, 2).await.unwrap().results[0].error_code,
+            68,
+            "NON_EMPTY_GROUP"
+        );
+        let leave = LeaveGroupRequest::default()
+            .with_group_id(GroupId(str("g")))
+            .with_members(vec![
+                leave_group_request::MemberIdentity::default().with_member_id(str(&member))
+            ]);
+        let left = c.send_version(&leave, 4).await.unwrap();
+        assert_eq!(left.members[0].error_code, 0);
+        assert_eq!(
+            c.send_version(&delete, 2).await.unwrap().results[0].error_code,
+            0
+        );
+        let none = c.send_version(&delete, 2).await.unwrap();
+        assert_eq!(none.results[0].error_code, 69, "GROUP_ID_NOT_FOUND");
+    });
+}

@@ -1,0 +1,117 @@
+"""Consumer groups (classic protocol) and committed offsets with real clients."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+
+GROUP_SETTINGS = ["group.initial.rebalance.delay.ms=0"]
+
+
+def setup_topic(bootstrap, topic, partitions, records):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(records):
+        p.produce(topic, key=str(i), value=str(i))
+    assert p.flush(10) == 0
+
+
+def poll_all(consumers, want, seconds=30):
+    got = [[] for _ in consumers]
+    deadline = time.time() + seconds
+    while sum(map(len, got)) < want and time.time() < deadline:
+        for i, c in enumerate(consumers):
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                got[i].append(int(m.value()))
+    return got
+
+
+def confluent(bootstrap, group, **extra):
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                     "session.timeout.ms": 6000, "enable.auto.commit": False, **extra})
+
+
+def test_confluent_group_splits_partitions_commits_and_survives_a_restart(fresh_broker):
+    b = fresh_broker(GROUP_SETTINGS)
+    setup_topic(b.bootstrap, "orders", 6, 300)
+    consumers = [confluent(b.bootstrap, "g1") for _ in range(3)]
+    for c in consumers:
+        c.subscribe(["orders"])
+    got = poll_all(consumers, 300)
+    assert sorted(sum(got, [])) == list(range(300)), "every record consumed once"
+    assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+    assert sorted(sum(assignments, [])) == list(range(6)) and all(len(a) == 2 for a in assignments), assignments
+    for c in consumers:
+        c.commit(asynchronous=False)
+        c.close()
+    b.stop()
+    b.start()
+    c = confluent(b.bootstrap, "g1")
+    committed = c.committed([TopicPartition("orders", p) for p in range(6)], timeout=10)
+    assert sum(tp.offset for tp in committed) == 300, committed
+    # a new member of the group resumes after the committed offsets: nothing left to read
+    c.subscribe(["orders"])
+    assert poll_all([c], 1, seconds=5) == [[]]
+    c.close()
+
+
+def test_confluent_rebalance_when_a_member_joins_and_when_one_is_killed(fresh_broker):
+    b = fresh_broker(GROUP_SETTINGS)
+    setup_topic(b.bootstrap, "events", 4, 0)
+    first = confluent(b.bootstrap, "g2")
+    first.subscribe(["events"])
+    deadline = time.time() + 20
+    while len(first.assignment()) < 4 and time.time() < deadline:
+        first.poll(0.2)
+    assert len(first.assignment()) == 4
+    # a second member in another process; the group rebalances to 2 + 2
+    script = textwrap.dedent(f"""
+        import time
+        from confluent_kafka import Consumer
+        c = Consumer({{"bootstrap.servers": "{b.bootstrap}", "group.id": "g2", "session.timeout.ms": 6000,
+                      "auto.offset.reset": "earliest"}})
+        c.subscribe(["events"])
+        while True:
+            c.poll(0.2)
+            print(len(c.assignment()), flush=True)
+    """)
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while len(first.assignment()) != 2 and time.time() < deadline:
+            first.poll(0.2)
+        assert len(first.assignment()) == 2
+        # kill -9 the other member: after its session times out, its partitions come back
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+        deadline = time.time() + 30
+        while len(first.assignment()) != 4 and time.time() < deadline:
+            first.poll(0.2)
+        assert len(first.assignment()) == 4
+    finally:
+        if other.poll() is None:
+            other.kill()
+        first.close()
+
+
+def test_kafka_python_group_consumer_commits(fresh_broker):
+    b = fresh_broker(GROUP_SETTINGS)
+    setup_topic(b.bootstrap, "kp", 2, 50)
+    k = KafkaConsumer("kp", bootstrap_servers=b.bootstrap, group_id="kp-group", auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=8000)
+    values = sorted(int(m.value) for m in k)
+    assert values == list(range(50))
+    k.commit()
+    k.close()
+    again = KafkaConsumer("kp", bootstrap_servers=b.bootstrap, group_id="kp-group", auto_offset_reset="earliest",
+                          consumer_timeout_ms=4000)
+    assert list(again) == []
+    again.close()
