@@ -268,3 +268,119 @@ fn group_protocol_errors_are_kafkas() {
         assert_eq!(none.results[0].error_code, 69, "GROUP_ID_NOT_FOUND");
     });
 }
+
+/// KIP-345: a static member that restarts within its session gets its place back without a
+/// rebalance, and the id it replaced is fenced.
+#[test]
+fn static_member_restart_skips_the_rebalance_and_fences_the_old_id() {
+    let server = Server::start(&["group.initial.rebalance.delay.ms=0"]);
+    let addr = server.addr();
+    let static_join = |member: &str, instance: &str| {
+        let mut request = join("s", member, "consumer");
+        request.group_instance_id = Some(str(instance));
+        request
+    };
+    let sync =
+        |generation: i32, member: &str, instance: &str, assignments: &[(&str, &'static [u8])]| {
+            SyncGroupRequest::default()
+                .with_group_id(GroupId(str("s")))
+                .with_generation_id(generation)
+                .with_member_id(str(member))
+                .with_group_instance_id(Some(str(instance)))
+                .with_assignments(
+                    assignments
+                        .iter()
+                        .map(|(m, a)| {
+                            sync_group_request::SyncGroupRequestAssignment::default()
+                                .with_member_id(str(m))
+                                .with_assignment(Bytes::from_static(a))
+                        })
+                        .collect(),
+                )
+        };
+    let heartbeat = |generation: i32, member: &str, instance: &str| {
+        HeartbeatRequest::default()
+            .with_group_id(GroupId(str("s")))
+            .with_generation_id(generation)
+            .with_member_id(str(member))
+            .with_group_instance_id(Some(str(instance)))
+    };
+    rt().block_on(async {
+        let mut a = Connection::connect(&addr).await.unwrap();
+        // A joins alone and leads generation 1
+        let ja = a.send_version(&static_join("", "i1"), 5).await.unwrap();
+        assert_eq!(ja.error_code, 0);
+        let a_id = ja.member_id.to_string();
+        a.send_version(&sync(ja.generation_id, &a_id, "i1", &[(&a_id, b"all")]), 3)
+            .await
+            .unwrap();
+        // B joins; A learns of the rebalance from its heartbeat and rejoins
+        let b_join = tokio::spawn({
+            let addr = addr.clone();
+            let request = static_join("", "i2");
+            async move {
+                let mut b2 = Connection::connect(&addr).await.unwrap();
+                (b2.send_version(&request, 5).await.unwrap(), b2)
+            }
+        });
+        let mut code = 0;
+        for _ in 0..100 {
+            code = a
+                .send_version(&heartbeat(ja.generation_id, &a_id, "i1"), 3)
+                .await
+                .unwrap()
+                .error_code;
+            if code == 27 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(code, 27, "REBALANCE_IN_PROGRESS");
+        let ja2 = a.send_version(&static_join(&a_id, "i1"), 5).await.unwrap();
+        let (jb, mut b) = b_join.await.unwrap();
+        let generation = ja2.generation_id;
+        assert_eq!(
+            (ja2.error_code, jb.error_code, jb.generation_id),
+            (0, 0, generation)
+        );
+        assert_eq!(ja2.leader.to_string(), a_id, "the leader stays");
+        let b_id = jb.member_id.to_string();
+        let leader_sync = sync(generation, &a_id, "i1", &[(&a_id, b"A"), (&b_id, b"B")]);
+        let follower_sync = sync(generation, &b_id, "i2", &[]);
+        let (sa, sb) = tokio::join!(
+            a.send_version(&leader_sync, 3),
+            b.send_version(&follower_sync, 3)
+        );
+        assert_eq!(
+            (&sa.unwrap().assignment[..], &sb.unwrap().assignment[..]),
+            (&b"A"[..], &b"B"[..])
+        );
+        // B's process restarts: same instance id, no member id
+        let mut restarted = Connection::connect(&addr).await.unwrap();
+        let again = restarted
+            .send_version(&static_join("", "i2"), 5)
+            .await
+            .unwrap();
+        assert_eq!(again.error_code, 0);
+        assert_eq!(again.generation_id, generation, "no rebalance");
+        assert_ne!(again.member_id.to_string(), b_id);
+        let resync = restarted
+            .send_version(&sync(generation, &again.member_id, "i2", &[]), 3)
+            .await
+            .unwrap();
+        assert_eq!(&resync.assignment[..], b"B", "same assignment");
+        // A sees no rebalance; the replaced id is fenced
+        assert_eq!(
+            a.send_version(&heartbeat(generation, &a_id, "i1"), 3)
+                .await
+                .unwrap()
+                .error_code,
+            0
+        );
+        let fenced = b
+            .send_version(&heartbeat(generation, &b_id, "i2"), 3)
+            .await
+            .unwrap();
+        assert_eq!(fenced.error_code, 82, "FENCED_INSTANCE_ID");
+    });
+}

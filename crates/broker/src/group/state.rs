@@ -251,6 +251,41 @@ impl Group {
         }
     }
 
+    /// Moves a static member to a new member id, keeping its assignment and leadership.
+    fn replace_member(&mut self, old: &str, new: &str) {
+        if let Some(mut m) = self.members.remove(old) {
+            m.id = new.to_string();
+            self.members.insert(new.to_string(), m);
+        }
+        if let Some(waiter) = self.join_waiters.remove(old) {
+            let _ = waiter.send(Group::error_join(ResponseError::FencedInstanceId, old));
+        }
+        if let Some(waiter) = self.sync_waiters.remove(old) {
+            let _ = waiter.send(SyncOutcome {
+                error: ResponseError::FencedInstanceId.code(),
+                ..SyncOutcome::default()
+            });
+        }
+        if self.leader.as_deref() == Some(old) {
+            self.leader = Some(new.to_string());
+        }
+    }
+
+    /// The error for a request naming `member_id` (and maybe an instance id) that is not a
+    /// member: a replaced static member is fenced, anything else is unknown.
+    fn unknown(&self, member_id: &str, instance_id: Option<&str>) -> ResponseError {
+        let replaced = instance_id.is_some_and(|i| {
+            self.members
+                .values()
+                .any(|m| m.instance_id.as_deref() == Some(i) && m.id != member_id)
+        });
+        if replaced {
+            ResponseError::FencedInstanceId
+        } else {
+            ResponseError::UnknownMemberId
+        }
+    }
+
     fn remove_member(&mut self, id: &str, initial_delay: Duration) {
         if self.members.remove(id).is_none() {
             return;
@@ -350,10 +385,14 @@ impl GroupCoordinator {
                     .find(|m| m.instance_id.as_ref() == Some(instance))
                     .map(|m| m.id.clone());
                 match existing {
-                    Some(old) if member_id.is_empty() || member_id == old => member_id = old,
-                    Some(old) => {
-                        // another live member claims this instance id: the newcomer is fenced
-                        let _ = old;
+                    Some(old) if member_id == old => {}
+                    Some(old) if member_id.is_empty() => {
+                        // KIP-345: a restarted instance replaces its old member under a new id;
+                        // the old id is fenced from then on
+                        member_id = format!("{}-{}", instance, uuid::Uuid::new_v4());
+                        group.replace_member(&old, &member_id);
+                    }
+                    Some(_) => {
                         return Group::error_join(ResponseError::FencedInstanceId, &member_id);
                     }
                     None if member_id.is_empty() => {
@@ -444,6 +483,7 @@ impl GroupCoordinator {
         group_id: &str,
         generation: i32,
         member_id: &str,
+        instance_id: Option<&str>,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncOutcome {
         let error = |e: ResponseError| SyncOutcome {
@@ -456,7 +496,7 @@ impl GroupCoordinator {
                 return error(ResponseError::UnknownMemberId);
             };
             if !group.members.contains_key(member_id) {
-                return error(ResponseError::UnknownMemberId);
+                return error(group.unknown(member_id, instance_id));
             }
             if generation != group.generation {
                 return error(ResponseError::IllegalGeneration);
@@ -511,11 +551,20 @@ impl GroupCoordinator {
     }
 
     /// Heartbeat: 0, or the error code telling the member what to do.
-    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> i16 {
         let mut groups = self.groups.lock().expect("groups lock");
         let Some(group) = groups.get_mut(group_id) else {
             return ResponseError::UnknownMemberId.code();
         };
+        if !group.members.contains_key(member_id) {
+            return group.unknown(member_id, instance_id).code();
+        }
         let Some(member) = group.members.get_mut(member_id) else {
             return ResponseError::UnknownMemberId.code();
         };
@@ -592,6 +641,7 @@ impl GroupCoordinator {
         group_id: &str,
         generation: i32,
         member_id: &str,
+        instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
@@ -609,7 +659,7 @@ impl GroupCoordinator {
             };
         }
         if !group.members.contains_key(member_id) {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(group.unknown(member_id, instance_id));
         }
         if generation != group.generation {
             return Err(ResponseError::IllegalGeneration);

@@ -11,6 +11,7 @@ pub fn handle(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatRespo
         &request.group_id.0,
         request.generation_id,
         &request.member_id,
+        request.group_instance_id.as_deref(),
     );
     HeartbeatResponse::default().with_error_code(code)
 }

@@ -17,6 +17,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommi
         &group,
         request.generation_id_or_member_epoch,
         &request.member_id,
+        request.group_instance_id.as_deref(),
     );
     let image = broker.controller.image();
     let max_metadata = broker.groups.config().max_metadata_bytes;

@@ -23,6 +23,7 @@ pub async fn handle(
             &request.group_id.0,
             request.generation_id,
             &request.member_id,
+            request.group_instance_id.as_deref(),
             assignments,
         )
         .await;
