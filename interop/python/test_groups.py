@@ -115,3 +115,39 @@ def test_kafka_python_group_consumer_commits(fresh_broker):
                           consumer_timeout_ms=4000)
     assert list(again) == []
     again.close()
+
+
+def test_groups_cli_describe_reset_delete(fresh_broker):
+    b = fresh_broker(GROUP_SETTINGS)
+    setup_topic(b.bootstrap, "cli", 2, 40)
+    c = confluent(b.bootstrap, "cli-group", **{"client.id": "cli-client"})
+    c.subscribe(["cli"])
+    assert len(sum(poll_all([c], 40), [])) == 40
+    c.commit(asynchronous=False)
+    described = b.cli("groups", "--bootstrap-server", b.bootstrap, "describe", "--group", "cli-group")
+    assert described.returncode == 0, described.stderr
+    rows = [l.split() for l in described.stdout.splitlines() if l.startswith("cli-group")]
+    assert len(rows) == 2 and all(r[2] in ("0", "1") and r[5] == "0" and r[8] == "cli-client" for r in rows), described.stdout
+    assert "is Stable with 1 member(s)" in described.stdout
+    listed = b.cli("groups", "--bootstrap-server", b.bootstrap, "list")
+    assert "cli-group" in listed.stdout.split()
+    # resetting needs an empty group
+    busy = b.cli("groups", "--bootstrap-server", b.bootstrap, "reset-offsets", "--group", "cli-group", "--topic", "cli",
+                 "--to-earliest", "--execute")
+    assert busy.returncode != 0 and "UnknownMemberId" in busy.stderr, busy.stderr
+    c.close()
+    dry = b.cli("groups", "--bootstrap-server", b.bootstrap, "reset-offsets", "--group", "cli-group", "--topic", "cli",
+                "--shift-by", "-5")
+    assert dry.returncode == 0 and "dry run" in dry.stdout
+    done = b.cli("groups", "--bootstrap-server", b.bootstrap, "reset-offsets", "--group", "cli-group", "--topic", "cli",
+                 "--to-earliest", "--execute")
+    assert done.returncode == 0, done.stderr
+    again = confluent(b.bootstrap, "cli-group")
+    again.subscribe(["cli"])
+    assert len(sum(poll_all([again], 40), [])) == 40, "re-read after the reset"
+    again.close()
+    deleted = b.cli("groups", "--bootstrap-server", b.bootstrap, "delete-offsets", "--group", "cli-group", "--topic", "cli")
+    assert deleted.returncode == 0 and "Successful" in deleted.stdout, deleted.stdout + deleted.stderr
+    gone = b.cli("groups", "--bootstrap-server", b.bootstrap, "delete", "--group", "cli-group")
+    assert gone.returncode == 0, gone.stderr
+    assert "cli-group" not in b.cli("groups", "--bootstrap-server", b.bootstrap, "list").stdout.split()

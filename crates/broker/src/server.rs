@@ -209,6 +209,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::ListGroups(r) => r.encode(&mut buf, version)?,
         Response::DescribeGroups(r) => r.encode(&mut buf, version)?,
         Response::DeleteGroups(r) => r.encode(&mut buf, version)?,
+        Response::OffsetDelete(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

@@ -3,6 +3,7 @@
 mod configs;
 mod console;
 mod dump_log;
+mod groups;
 mod perf;
 mod topics;
 
@@ -51,6 +52,8 @@ enum Command {
     DeleteRecords(configs::DeleteRecordsArgs),
     /// Print a segment file's batches and records (like kafka-dump-log.sh).
     DumpLog(dump_log::DumpLogArgs),
+    /// List, describe, reset and delete consumer groups (like kafka-consumer-groups.sh).
+    Groups(groups::GroupsArgs),
 }
 
 fn main() -> Result<()> {
@@ -80,6 +83,7 @@ fn main() -> Result<()> {
             Command::Configs(args) => configs::run(args).await,
             Command::DeleteRecords(args) => configs::delete_records(args).await,
             Command::DumpLog(args) => dump_log::run(args),
+            Command::Groups(args) => groups::run(args).await,
         }
     })
 }

@@ -21,6 +21,7 @@ pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
@@ -61,6 +62,7 @@ pub enum Response {
     ListGroups(ListGroupsResponse),
     DescribeGroups(DescribeGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
+    OffsetDelete(OffsetDeleteResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -94,6 +96,7 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListGroups, ListGroupsRequest::VERSIONS),
     (ApiKey::DescribeGroups, DescribeGroupsRequest::VERSIONS),
     (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),
+    (ApiKey::OffsetDelete, OffsetDeleteRequest::VERSIONS),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -144,6 +147,7 @@ pub enum Request {
     ListGroups(ListGroupsRequest),
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
+    OffsetDelete(OffsetDeleteRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -175,6 +179,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::ListGroups => Request::ListGroups(decode(b, v)?),
         ApiKey::DescribeGroups => Request::DescribeGroups(decode(b, v)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(decode(b, v)?),
+        ApiKey::OffsetDelete => Request::OffsetDelete(decode(b, v)?),
         other => return Err(anyhow!("{other:?} is not supported")),
     })
 }
@@ -237,6 +242,7 @@ pub async fn handle(
             Response::DescribeGroups(describe_groups::handle(broker, r, v))
         }
         Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, r)),
+        Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, r)),
     })
 }
 
