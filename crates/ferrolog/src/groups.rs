@@ -156,7 +156,7 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
             keys.sort();
             keys.dedup();
             println!(
-                "{:<20} {:<20} {:>9} {:>15} {:>15} {:>8} {:<40} {:<16} {}",
+                "{:<20} {:<20} {:>9} {:>15} {:>15} {:>8} {:<40} {:<16} CLIENT-ID",
                 "GROUP",
                 "TOPIC",
                 "PARTITION",
@@ -164,8 +164,7 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
                 "LOG-END-OFFSET",
                 "LAG",
                 "CONSUMER-ID",
-                "HOST",
-                "CLIENT-ID"
+                "HOST"
             );
             for (topic, partition) in keys {
                 let end = c
