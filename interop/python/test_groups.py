@@ -151,3 +151,27 @@ def test_groups_cli_describe_reset_delete(fresh_broker):
     gone = b.cli("groups", "--bootstrap-server", b.bootstrap, "delete", "--group", "cli-group")
     assert gone.returncode == 0, gone.stderr
     assert "cli-group" not in b.cli("groups", "--bootstrap-server", b.bootstrap, "list").stdout.split()
+
+
+def test_confluent_cooperative_sticky_rebalances_incrementally(fresh_broker):
+    b = fresh_broker(GROUP_SETTINGS)
+    setup_topic(b.bootstrap, "coop", 4, 0)
+    coop = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = confluent(b.bootstrap, "coop-group", **coop)
+    first.subscribe(["coop"])
+    deadline = time.time() + 20
+    while len(first.assignment()) < 4 and time.time() < deadline:
+        first.poll(0.2)
+    before = {tp.partition for tp in first.assignment()}
+    assert before == {0, 1, 2, 3}
+    second = confluent(b.bootstrap, "coop-group", **coop)
+    second.subscribe(["coop"])
+    deadline = time.time() + 30
+    while time.time() < deadline and not (len(first.assignment()) == 2 and len(second.assignment()) == 2):
+        first.poll(0.1)
+        second.poll(0.1)
+    kept = {tp.partition for tp in first.assignment()}
+    moved = {tp.partition for tp in second.assignment()}
+    assert len(kept) == 2 and len(moved) == 2 and kept | moved == before and kept <= before
+    first.close()
+    second.close()
