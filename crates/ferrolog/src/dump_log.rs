@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use ferrolog_client::kafka_protocol::records::{Compression, RecordBatchDecoder};
 use ferrolog_storage::batch::{self, BatchHeader, BatchIter};
 
 #[derive(Args)]
@@ -84,11 +83,14 @@ pub fn run(args: DumpLogArgs) -> Result<()> {
             if !deep || valid.is_err() {
                 continue;
             }
-            let mut buf = Bytes::copy_from_slice(raw);
-            let set = RecordBatchDecoder::decode(&mut buf)
-                .map_err(|e| anyhow::anyhow!("decoding batch at {position}: {e}"))?;
-            debug_assert!(set.compression == Compression::None || header.compression() != 0);
-            for r in set.records {
+            let records = match ferrolog_records::decode(raw, 1 << 30) {
+                Ok(records) => records,
+                Err(e) => {
+                    println!("| cannot decode the records of this batch: {e}");
+                    continue;
+                }
+            };
+            for r in records {
                 let timestamp = if header.is_log_append_time() {
                     header.max_timestamp
                 } else {
