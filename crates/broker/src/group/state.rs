@@ -41,6 +41,17 @@ pub struct Member {
     joined: bool,
 }
 
+impl Member {
+    /// The member's protocol metadata (its subscription) for `protocol`.
+    pub fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// What a JoinGroup request carries about the member.
 #[derive(Debug, Clone)]
 pub struct MemberRequest {
@@ -224,13 +235,11 @@ impl Group {
             .members
             .values()
             .map(|m| {
-                let metadata = m
-                    .protocols
-                    .iter()
-                    .find(|(n, _)| *n == protocol)
-                    .map(|(_, b)| b.clone())
-                    .unwrap_or_default();
-                (m.id.clone(), m.instance_id.clone(), metadata)
+                (
+                    m.id.clone(),
+                    m.instance_id.clone(),
+                    m.metadata_for(&protocol),
+                )
             })
             .collect();
         self.state = State::CompletingRebalance;

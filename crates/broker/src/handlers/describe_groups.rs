@@ -30,12 +30,7 @@ pub fn handle(
                 g.protocol_type = str(&protocol_type);
                 g.protocol_data = str(&protocol);
                 for m in members {
-                    let metadata = m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| *n == protocol)
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_default();
+                    let metadata = m.metadata_for(&protocol);
                     let mut member = DescribedGroupMember::default()
                         .with_member_id(str(&m.id))
                         .with_client_id(str(&m.client_id))
