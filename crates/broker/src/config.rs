@@ -469,6 +469,18 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         Int,
         "segment.bytes of __consumer_offsets.",
     ),
+    key(
+        "offsets.retention.minutes",
+        Some("10080"),
+        Int,
+        "Committed offsets of a group empty this long are deleted.",
+    ),
+    key(
+        "offsets.retention.check.interval.ms",
+        Some("600000"),
+        Long,
+        "How often expired offsets are looked for.",
+    ),
 ];
 
 /// Topic keys: name, synonym broker key, type, doc.

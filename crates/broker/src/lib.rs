@@ -167,6 +167,26 @@ impl Broker {
         Ok(())
     }
 
+    /// Deletes (with tombstones) the committed offsets of groups empty for longer than
+    /// `offsets.retention.minutes`.
+    pub fn expire_offsets(&self) {
+        let retention_ms = self
+            .config
+            .int_property("offsets.retention.minutes", 10_080)
+            .saturating_mul(60_000);
+        for (group_id, keys) in self.groups.expired_offsets(now_ms(), retention_ms) {
+            tracing::info!(
+                group = group_id,
+                partitions = keys.len(),
+                "expiring committed offsets"
+            );
+            let tombstones = keys.into_iter().map(|(t, p)| (t, p, None)).collect();
+            if let Err(e) = self.persist_offsets(&group_id, tombstones) {
+                tracing::error!(group = group_id, "expiring offsets failed: {e:#}");
+            }
+        }
+    }
+
     /// Rebuilds committed offsets by replaying `__consumer_offsets`.
     fn replay_offsets(&self) -> Result<()> {
         let Some(topic) = self.controller.image().topic(group::OFFSETS_TOPIC).cloned() else {
@@ -498,9 +518,15 @@ impl Broker {
             self.config.retention_check_interval_ms,
         ));
         let mut groups = tokio::time::interval(std::time::Duration::from_millis(100));
+        let mut offsets_expiry = tokio::time::interval(std::time::Duration::from_millis(
+            self.config
+                .int_property("offsets.retention.check.interval.ms", 600_000)
+                .max(1) as u64,
+        ));
         loop {
             tokio::select! {
                 _ = groups.tick() => self.groups.tick(),
+                _ = offsets_expiry.tick() => self.expire_offsets(),
                 _ = retention.tick() => self.enforce_retention(),
                 _ = flush.tick() => self.replicas.flush_by_time(now_ms()),
                 _ = checkpoint.tick() => {

@@ -111,6 +111,9 @@ struct Group {
     /// the first join into an empty group waits group.initial.rebalance.delay.ms for others
     initial_delay_until: Option<Instant>,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// When the group last became empty (ms since the epoch); `None` for a group known only
+    /// from replayed offsets, whose newest commit stands in for it.
+    empty_since_ms: Option<i64>,
 }
 
 impl Group {
@@ -128,6 +131,7 @@ impl Group {
             rebalance_started: Instant::now(),
             initial_delay_until: None,
             offsets: BTreeMap::new(),
+            empty_since_ms: None,
         }
     }
 
@@ -196,6 +200,7 @@ impl Group {
         self.generation += 1;
         if self.members.is_empty() {
             self.state = State::Empty;
+            self.empty_since_ms = Some(crate::now_ms());
             self.protocol = None;
             self.leader = None;
             return;
@@ -308,6 +313,7 @@ impl Group {
         }
         if self.members.is_empty() && self.join_waiters.is_empty() {
             self.state = State::Empty;
+            self.empty_since_ms = Some(crate::now_ms());
             self.generation += 1;
             self.protocol = None;
         } else {
@@ -748,6 +754,34 @@ impl GroupCoordinator {
         ))
     }
 
+    /// KIP-211: the offsets of groups that have been empty for `retention_ms` (measured from when
+    /// the group became empty, or from its newest commit when that is all that is known). The
+    /// caller writes tombstones for them.
+    pub fn expired_offsets(
+        &self,
+        now_ms: i64,
+        retention_ms: i64,
+    ) -> Vec<(String, Vec<(String, i32)>)> {
+        let groups = self.groups.lock().expect("groups lock");
+        let mut out = Vec::new();
+        for (id, g) in groups.iter() {
+            if !g.members.is_empty() || g.offsets.is_empty() {
+                continue;
+            }
+            let newest_commit = g
+                .offsets
+                .values()
+                .map(|o| o.commit_timestamp)
+                .max()
+                .unwrap_or(0);
+            let since = g.empty_since_ms.unwrap_or(newest_commit).max(newest_commit);
+            if now_ms.saturating_sub(since) > retention_ms {
+                out.push((id.clone(), g.offsets.keys().cloned().collect()));
+            }
+        }
+        out
+    }
+
     /// Removes an empty group and returns its committed offsets' keys (for tombstones).
     pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, ResponseError> {
         let mut groups = self.groups.lock().expect("groups lock");
@@ -760,5 +794,46 @@ impl GroupCoordinator {
         let keys = group.offsets.keys().cloned().collect();
         groups.remove(group_id);
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offset(commit_timestamp: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp,
+        }
+    }
+
+    #[test]
+    fn offsets_of_long_empty_groups_expire() {
+        let c = GroupCoordinator::new(GroupConfig {
+            min_session_timeout_ms: 1,
+            max_session_timeout_ms: 100_000,
+            initial_rebalance_delay: Duration::ZERO,
+            max_metadata_bytes: 100,
+        });
+        c.replay_offset("old", "t", 0, Some(offset(1_000)));
+        c.replay_offset("old", "t", 1, Some(offset(5_000)));
+        c.replay_offset("recent", "t", 0, Some(offset(50_000)));
+        // retention 10 s at t = 20 s: "old" (newest commit at 5 s) expires, "recent" stays
+        let expired = c.expired_offsets(20_000, 10_000);
+        assert_eq!(
+            expired,
+            vec![(
+                "old".to_string(),
+                vec![("t".to_string(), 0), ("t".to_string(), 1)]
+            )]
+        );
+        assert!(c
+            .expired_offsets(55_000, 10_000)
+            .iter()
+            .all(|(g, _)| g != "recent"));
+        assert_eq!(c.expired_offsets(61_000, 10_000).len(), 2);
     }
 }
