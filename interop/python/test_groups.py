@@ -24,9 +24,11 @@ def setup_topic(bootstrap, topic, partitions, records):
 
 
 def poll_all(consumers, want, seconds=30):
+    """Polls until `want` distinct records arrived (a rebalance may deliver some twice: the
+    consumers here commit only at the end, so a moved partition restarts at its last commit)."""
     got = [[] for _ in consumers]
     deadline = time.time() + seconds
-    while sum(map(len, got)) < want and time.time() < deadline:
+    while len(set(sum(got, []))) < want and time.time() < deadline:
         for i, c in enumerate(consumers):
             m = c.poll(0.1)
             if m is not None and not m.error():
@@ -46,7 +48,7 @@ def test_confluent_group_splits_partitions_commits_and_survives_a_restart(fresh_
     for c in consumers:
         c.subscribe(["orders"])
     got = poll_all(consumers, 300)
-    assert sorted(sum(got, [])) == list(range(300)), "every record consumed once"
+    assert sorted(set(sum(got, []))) == list(range(300)), "every record consumed, none skipped"
     assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
     assert sorted(sum(assignments, [])) == list(range(6)) and all(len(a) == 2 for a in assignments), assignments
     for c in consumers:
@@ -122,7 +124,7 @@ def test_groups_cli_describe_reset_delete(fresh_broker):
     setup_topic(b.bootstrap, "cli", 2, 40)
     c = confluent(b.bootstrap, "cli-group", **{"client.id": "cli-client"})
     c.subscribe(["cli"])
-    assert len(sum(poll_all([c], 40), [])) == 40
+    assert len(set(sum(poll_all([c], 40), []))) == 40
     c.commit(asynchronous=False)
     described = b.cli("groups", "--bootstrap-server", b.bootstrap, "describe", "--group", "cli-group")
     assert described.returncode == 0, described.stderr
@@ -144,7 +146,7 @@ def test_groups_cli_describe_reset_delete(fresh_broker):
     assert done.returncode == 0, done.stderr
     again = confluent(b.bootstrap, "cli-group")
     again.subscribe(["cli"])
-    assert len(sum(poll_all([again], 40), [])) == 40, "re-read after the reset"
+    assert len(set(sum(poll_all([again], 40), []))) == 40, "re-read after the reset"
     again.close()
     deleted = b.cli("groups", "--bootstrap-server", b.bootstrap, "delete-offsets", "--group", "cli-group", "--topic", "cli")
     assert deleted.returncode == 0 and "Successful" in deleted.stdout, deleted.stdout + deleted.stderr
