@@ -6,40 +6,10 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use common::Server;
+use common::{create_topic as create, rt, Server};
 use ferrolog_client::kafka_protocol::messages::*;
 use ferrolog_client::kafka_protocol::records::Compression;
-use ferrolog_client::{encode_batch, record, str, topic_name, Connection};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn create(c: &mut Connection, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
-    let mut t = create_topics_request::CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1);
-    for (k, v) in configs {
-        t.configs.push(
-            create_topics_request::CreatableTopicConfig::default()
-                .with_name(str(k))
-                .with_value(Some(str(v))),
-        );
-    }
-    let r = c
-        .send(
-            &CreateTopicsRequest::default()
-                .with_topics(vec![t])
-                .with_timeout_ms(10_000),
-        )
-        .await
-        .unwrap();
-    r.topics[0].error_code
-}
+use ferrolog_client::{encode_batch, record, topic_name, Connection};
 
 fn records(n: usize, prefix: &str) -> Vec<ferrolog_client::kafka_protocol::records::Record> {
     (0..n)

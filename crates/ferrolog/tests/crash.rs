@@ -8,10 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::Server;
-use ferrolog_client::kafka_protocol::messages::*;
+use common::{create_topic, Server};
 use ferrolog_client::kafka_protocol::records::Compression;
-use ferrolog_client::{record, str, topic_name, Connection};
+use ferrolog_client::{record, Connection};
 
 #[test]
 fn acknowledged_writes_survive_kill_9_loop() {
@@ -23,18 +22,10 @@ fn acknowledged_writes_survive_kill_9_loop() {
         .unwrap();
     runtime.block_on(async {
         let mut c = Connection::connect(&addr).await.unwrap();
-        let t = create_topics_request::CreatableTopic::default()
-            .with_name(topic_name("crash"))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-                .with_name(str("flush.messages"))
-                .with_value(Some(str("1")))]);
-        let r = c
-            .send(&CreateTopicsRequest::default().with_topics(vec![t]))
-            .await
-            .unwrap();
-        assert_eq!(r.topics[0].error_code, 0);
+        assert_eq!(
+            create_topic(&mut c, "crash", 1, &[("flush.messages", "1")]).await,
+            0
+        );
     });
     let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -169,28 +160,7 @@ fn compaction_survives_kill_9() {
             ("segment.bytes", "3000"),
             ("min.cleanable.dirty.ratio", "0.01"),
         ];
-        let t = create_topics_request::CreatableTopic::default()
-            .with_name(topic_name("cc"))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        create_topics_request::CreatableTopicConfig::default()
-                            .with_name(str(k))
-                            .with_value(Some(str(v)))
-                    })
-                    .collect(),
-            );
-        assert_eq!(
-            c.send(&CreateTopicsRequest::default().with_topics(vec![t]))
-                .await
-                .unwrap()
-                .topics[0]
-                .error_code,
-            0
-        );
+        assert_eq!(create_topic(&mut c, "cc", 1, &configs).await, 0);
     });
     let mut latest = std::collections::BTreeMap::new();
     let mut round = 0u64;

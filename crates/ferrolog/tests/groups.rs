@@ -3,16 +3,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::Server;
+use common::{create_topic, rt, Server};
 use ferrolog_client::kafka_protocol::messages::*;
 use ferrolog_client::{str, topic_name, Connection};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn join(group: &str, member: &str, protocol_type: &str) -> JoinGroupRequest {
     JoinGroupRequest::default()
@@ -55,13 +48,7 @@ fn group_protocol_errors_are_kafkas() {
     let server = Server::start(&["group.initial.rebalance.delay.ms=0"]);
     rt().block_on(async {
         let mut c = Connection::connect(&server.addr()).await.unwrap();
-        let t = create_topics_request::CreatableTopic::default()
-            .with_name(topic_name("t"))
-            .with_num_partitions(1)
-            .with_replication_factor(1);
-        c.send(&CreateTopicsRequest::default().with_topics(vec![t]))
-            .await
-            .unwrap();
+        assert_eq!(create_topic(&mut c, "t", 1, &[]).await, 0);
         let coordinator = c
             .send_version(
                 &FindCoordinatorRequest::default()

@@ -6,35 +6,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::Server;
+use common::{create_topic, rt, Server};
 use ferrolog_client::kafka_protocol::messages::*;
 use ferrolog_client::kafka_protocol::records::Compression;
 use ferrolog_client::{record, str, topic_name, Connection};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn create(c: &mut Connection, name: &str, configs: &[(&str, &str)]) {
-    let mut t = create_topics_request::CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(1)
-        .with_replication_factor(1);
-    for (k, v) in configs {
-        t.configs.push(
-            create_topics_request::CreatableTopicConfig::default()
-                .with_name(str(k))
-                .with_value(Some(str(v))),
-        );
-    }
-    let r = c
-        .send(&CreateTopicsRequest::default().with_topics(vec![t]))
-        .await
-        .unwrap();
-    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(create_topic(c, name, 1, configs).await, 0);
 }
 
 async fn produce_n(c: &mut Connection, topic: &str, batches: usize, timestamp: i64) {

@@ -136,3 +136,45 @@ impl Drop for Server {
         self.kill9();
     }
 }
+
+/// A current-thread runtime for a test's async part.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// CreateTopics for one topic (replication factor 1); returns its error code.
+pub async fn create_topic(
+    c: &mut ferrolog_client::Connection,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> i16 {
+    use ferrolog_client::kafka_protocol::messages::{create_topics_request, CreateTopicsRequest};
+    use ferrolog_client::{str, topic_name};
+    let t = create_topics_request::CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    create_topics_request::CreatableTopicConfig::default()
+                        .with_name(str(k))
+                        .with_value(Some(str(v)))
+                })
+                .collect(),
+        );
+    let r = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![t])
+                .with_timeout_ms(10_000),
+        )
+        .await
+        .unwrap();
+    r.topics[0].error_code
+}
