@@ -196,32 +196,17 @@ impl Broker {
             let Some(partition) = self.replicas.get(group::OFFSETS_TOPIC, index) else {
                 continue;
             };
-            let (start, end) = partition.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
-            let mut offset = start;
-            while offset < end {
-                let read =
-                    partition.read(offset, 1 << 20, ferrolog_storage::ReadBound::LogEnd, true)?;
-                let Some(slice) = read.slice else { break };
-                let bytes = slice.read()?;
-                let before = offset;
-                for item in ferrolog_storage::batch::BatchIter::new(&bytes) {
-                    let Ok((_, raw)) = item else { break };
-                    let header = ferrolog_storage::batch::BatchHeader::parse(raw)?;
-                    for record in ferrolog_records::decode(raw, usize::MAX)? {
-                        let Some((group_id, topic, p)) =
-                            record.key.and_then(group::offsets_log::parse_key)
-                        else {
-                            continue;
-                        };
+            partition.with_log(|log| {
+                log.for_each_record(|record| -> Result<()> {
+                    if let Some((group_id, topic, p)) =
+                        record.key.and_then(group::offsets_log::parse_key)
+                    {
                         let value = record.value.and_then(group::offsets_log::parse_value);
                         self.groups.replay_offset(&group_id, &topic, p, value);
                     }
-                    offset = header.next_offset();
-                }
-                if offset == before {
-                    break;
-                }
-            }
+                    Ok(())
+                })
+            })?;
         }
         Ok(())
     }

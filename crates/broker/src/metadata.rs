@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{anyhow, Context, Result};
 use ferrolog_records::{Compression, Record};
-use ferrolog_storage::{Log, LogConfig, LogOpenOptions, ReadBound};
+use ferrolog_storage::{Log, LogConfig, LogOpenOptions};
 use uuid::Uuid;
 
 use crate::config::Properties;
@@ -247,32 +247,13 @@ impl Controller {
         )
         .context("opening the metadata log")?;
         let mut image = MetadataImage::default();
-        let mut offset = log.log_start_offset();
-        while offset < log.log_end_offset() {
-            let read = log.read(offset, 1 << 20, ReadBound::LogEnd, true)?;
-            let Some(slice) = read.slice else { break };
-            let mut bytes = bytes::Bytes::from(slice.read()?);
-            let before = offset;
-            while bytes.len() >= ferrolog_storage::batch::HEADER_SIZE {
-                let header = ferrolog_storage::batch::BatchHeader::parse(&bytes)?;
-                if header.size() > bytes.len() {
-                    break;
-                }
-                let one = bytes.split_to(header.size());
-                let records = ferrolog_records::decode(&one, usize::MAX)
-                    .map_err(|e| anyhow!("metadata log: {e}"))?;
-                for record in records {
-                    if let Some(value) = record.value {
-                        let line = std::str::from_utf8(&value).context("metadata record")?;
-                        image.replay(&MetadataRecord::decode(line)?);
-                    }
-                }
-                offset = header.next_offset();
+        log.for_each_record(|record| -> Result<()> {
+            if let Some(value) = record.value {
+                let line = std::str::from_utf8(&value).context("metadata record")?;
+                image.replay(&MetadataRecord::decode(line)?);
             }
-            if offset == before {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         let next = image.next_producer_id_block;
         Ok(Controller {
             log: Mutex::new(log),

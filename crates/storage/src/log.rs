@@ -670,6 +670,33 @@ impl Log {
         Ok(result)
     }
 
+    /// Calls `visit` with every record from the log start to the log end, decoded, in offset
+    /// order: how internal logs (cluster metadata, committed offsets) are replayed at start.
+    pub fn for_each_record<E: From<StorageError>>(
+        &self,
+        mut visit: impl FnMut(ferrolog_records::Record) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        for segment in self.segments.values() {
+            let mut position = 0;
+            while let Some(header) = segment.read_header(position)? {
+                if header.last_offset() >= self.log_start_offset {
+                    let bytes = segment.read_batch(position, &header)?;
+                    let records =
+                        ferrolog_records::decode(&bytes, self.config.max_decompressed_bytes())
+                            .map_err(decode_error)?;
+                    for record in records
+                        .into_iter()
+                        .filter(|r| r.offset >= self.log_start_offset)
+                    {
+                        visit(record)?;
+                    }
+                }
+                position += header.size() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// The first batch with a timestamp ≥ `timestamp` (below the high watermark): its bytes, so
     /// the caller can find the exact record. `None` when every record is older.
     pub fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<(BatchHeader, Vec<u8>)>> {
