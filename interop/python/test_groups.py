@@ -177,3 +177,106 @@ def test_confluent_cooperative_sticky_rebalances_incrementally(fresh_broker):
     assert len(kept) == 2 and len(moved) == 2 and kept | moved == before and kept <= before
     first.close()
     second.close()
+
+
+# KIP-848: the consumer protocol. A short heartbeat interval makes reconciliation quick.
+CONSUMER_PROTOCOL_SETTINGS = ["group.consumer.heartbeat.interval.ms=500", "group.consumer.session.timeout.ms=6000"]
+
+
+def new_protocol(bootstrap, group, **extra):
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False, **extra})
+
+
+def poll_until(consumers, done, seconds=30, seen=None):
+    deadline = time.time() + seconds
+    while not done() and time.time() < deadline:
+        for c in consumers:
+            m = c.poll(0.05)
+            if m is not None and not m.error() and seen is not None:
+                seen.add(int(m.value()))
+
+
+def sizes(consumers):
+    return sorted(len(c.assignment()) for c in consumers)
+
+
+def test_librdkafka_consumer_protocol_join_crash_and_commit(fresh_broker):
+    b = fresh_broker(CONSUMER_PROTOCOL_SETTINGS)
+    setup_topic(b.bootstrap, "kip848", 6, 300)
+    consumers = [new_protocol(b.bootstrap, "g848") for _ in range(3)]
+    for c in consumers:
+        c.subscribe(["kip848"])
+    seen = set()
+    poll_until(consumers, lambda: len(seen) == 300 and sizes(consumers) == [2, 2, 2], seen=seen)
+    assert sorted(seen) == list(range(300)), "every record consumed, none skipped"
+    assert sizes(consumers) == [2, 2, 2]
+    for c in consumers:
+        c.commit(asynchronous=False)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    listed = admin.list_consumer_groups().result(10)
+    assert [str(g.type) for g in listed.valid if g.group_id == "g848"] == ["ConsumerGroupType.CONSUMER"], (listed.valid, listed.errors)
+    # a fourth member in another process: the coordinator moves one partition to it from two members
+    script = textwrap.dedent(f"""
+        from confluent_kafka import Consumer
+        c = Consumer({{"bootstrap.servers": "{b.bootstrap}", "group.id": "g848", "group.protocol": "consumer"}})
+        c.subscribe(["kip848"])
+        while True:
+            c.poll(0.1)
+            print(len(c.assignment()), flush=True)
+    """)
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL)
+    try:
+        # (the newcomer gets one or two of the six partitions: 1+1+2+2 either way)
+        poll_until(consumers, lambda: sizes(consumers) in ([1, 1, 2], [1, 2, 2]))
+        assert sizes(consumers) in ([1, 1, 2], [1, 2, 2])
+        # kill -9 it: after group.consumer.session.timeout.ms its partitions come back
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+        poll_until(consumers, lambda: sizes(consumers) == [2, 2, 2])
+        assert sizes(consumers) == [2, 2, 2]
+    finally:
+        if other.poll() is None:
+            other.kill()
+    for c in consumers:
+        c.close()
+    fresh = new_protocol(b.bootstrap, "g848")
+    committed = fresh.committed([TopicPartition("kip848", p) for p in range(6)], timeout=10)
+    assert sum(tp.offset for tp in committed) == 300, committed
+    fresh.close()
+
+
+def test_librdkafka_consumer_protocol_static_member_restart_keeps_partitions(fresh_broker):
+    b = fresh_broker(CONSUMER_PROTOCOL_SETTINGS)
+    setup_topic(b.bootstrap, "static848", 6, 0)
+    stay = new_protocol(b.bootstrap, "s848", **{"group.instance.id": "stay"})
+    mover = new_protocol(b.bootstrap, "s848", **{"group.instance.id": "mover"})
+    for c in (stay, mover):
+        c.subscribe(["static848"])
+    poll_until([stay, mover], lambda: sizes([stay, mover]) == [3, 3])
+    assert sizes([stay, mover]) == [3, 3]
+    before = {tp.partition for tp in mover.assignment()}
+    mover.close()  # a static member leaves with epoch -2: its partitions wait for it
+    again = new_protocol(b.bootstrap, "s848", **{"group.instance.id": "mover"})
+    again.subscribe(["static848"])
+    most = 0
+    deadline = time.time() + 20
+    while len(again.assignment()) < 3 and time.time() < deadline:
+        again.poll(0.05)
+        stay.poll(0.05)
+        most = max(most, len(stay.assignment()))
+    assert {tp.partition for tp in again.assignment()} == before, "the restarted instance gets its partitions back"
+    assert most == 3, "the other member never took them over"
+    # a second live member with the same instance id is refused
+    clash = new_protocol(b.bootstrap, "s848", **{"group.instance.id": "mover"})
+    clash.subscribe(["static848"])
+    deadline = time.time() + 10
+    error = None
+    while error is None and time.time() < deadline:
+        m = clash.poll(0.2)
+        if m is not None and m.error():
+            error = m.error()
+    # librdkafka reports UNRELEASED_INSTANCE_ID as a fatal error of the second consumer
+    assert error is not None and "instance ID is still used" in error.str(), error
+    for c in (clash, again, stay):
+        c.close()

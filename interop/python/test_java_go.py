@@ -16,12 +16,22 @@ def run(cmd):
     assert "0 failed" in result.stdout
 
 
-def test_java_client(broker):
+def java(*args):
     classpath_file = os.path.join(JAVA_DIR, "target", "classpath.txt")
     jar = os.path.join(JAVA_DIR, "target", "interop-java-0.1.0.jar")
     assert os.path.exists(classpath_file) and os.path.exists(jar), "run scripts/test.sh (it builds interop/java)"
     classpath = open(classpath_file).read().strip()
-    run(["java", "-cp", f"{jar}:{classpath}", "interop.Main", broker.bootstrap])
+    run(["java", "-cp", f"{jar}:{classpath}", "interop.Main", *args])
+
+
+def test_java_client(broker):
+    java(broker.bootstrap)
+
+
+def test_java_consumer_protocol_group(fresh_broker):
+    """group.protocol=consumer (KIP-848): join, a fourth member, leave, describe, list, commit."""
+    b = fresh_broker(["group.consumer.heartbeat.interval.ms=500"])
+    java(b.bootstrap, "consumer-protocol")
 
 
 def test_franz_go(broker):

@@ -458,6 +458,18 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Largest session timeout a member may ask for.",
     ),
     key(
+        "group.consumer.session.timeout.ms",
+        Some("45000"),
+        Int,
+        "Session timeout of consumer-protocol (KIP-848) group members.",
+    ),
+    key(
+        "group.consumer.heartbeat.interval.ms",
+        Some("5000"),
+        Int,
+        "Heartbeat interval the coordinator gives consumer-protocol group members.",
+    ),
+    key(
         "offset.metadata.max.bytes",
         Some("4096"),
         Int,

@@ -80,6 +80,15 @@ impl Broker {
                 max_metadata_bytes: config
                     .int_property("offset.metadata.max.bytes", 4096)
                     .max(0) as usize,
+                consumer_session_timeout: std::time::Duration::from_millis(
+                    config
+                        .int_property("group.consumer.session.timeout.ms", 45_000)
+                        .max(1) as u64,
+                ),
+                consumer_heartbeat_interval_ms: config
+                    .int_property("group.consumer.heartbeat.interval.ms", 5000)
+                    .clamp(1, i64::from(i32::MAX))
+                    as i32,
             }),
             config,
         };

@@ -210,6 +210,8 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::DescribeGroups(r) => r.encode(&mut buf, version)?,
         Response::DeleteGroups(r) => r.encode(&mut buf, version)?,
         Response::OffsetDelete(r) => r.encode(&mut buf, version)?,
+        Response::ConsumerGroupHeartbeat(r) => r.encode(&mut buf, version)?,
+        Response::ConsumerGroupDescribe(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

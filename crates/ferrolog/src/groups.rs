@@ -150,6 +150,29 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
                     }
                 }
             }
+            // a consumer-protocol (KIP-848) group: the coordinator knows the assignments
+            let kip848 = c
+                .send(
+                    &ConsumerGroupDescribeRequest::default()
+                        .with_group_ids(vec![GroupId(str(&group))]),
+                )
+                .await?;
+            if let Some(g) = kip848.groups.first().filter(|g| g.error_code == 0) {
+                for m in &g.members {
+                    for tp in &m.assignment.topic_partitions {
+                        for p in &tp.partitions {
+                            owners.insert(
+                                (tp.topic_name.0.to_string(), *p),
+                                (
+                                    m.member_id.to_string(),
+                                    m.client_host.to_string(),
+                                    m.client_id.to_string(),
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
             let offsets = committed(&mut c, &group).await?;
             let mut keys: Vec<(String, i32)> = offsets.keys().cloned().collect();
             keys.extend(owners.keys().cloned());

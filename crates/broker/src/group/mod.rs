@@ -10,6 +10,8 @@
 //! Concurrency: all groups sit behind one mutex, never held across an await; a member waiting
 //! for the join or sync phase to complete waits on a oneshot channel registered in the group.
 
+pub mod assignor;
+pub mod consumer;
 pub mod offsets_log;
 mod state;
 

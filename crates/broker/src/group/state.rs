@@ -8,6 +8,9 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
+use super::assignor::Topics;
+use super::consumer::{ConsumerGroup, ConsumerHeartbeat, HeartbeatError, HeartbeatOutcome};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Empty,
@@ -114,6 +117,9 @@ struct Group {
     /// When the group last became empty (ms since the epoch); `None` for a group known only
     /// from replayed offsets, whose newest commit stands in for it.
     empty_since_ms: Option<i64>,
+    /// Set when the group uses the consumer protocol (KIP-848); its classic fields then stay
+    /// empty. Offsets are shared by both kinds.
+    consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -132,7 +138,16 @@ impl Group {
             initial_delay_until: None,
             offsets: BTreeMap::new(),
             empty_since_ms: None,
+            consumer: None,
         }
+    }
+
+    fn has_members(&self) -> bool {
+        !self.members.is_empty()
+            || self
+                .consumer
+                .as_ref()
+                .is_some_and(|c| !c.members.is_empty())
     }
 
     fn error_join(code: ResponseError, member_id: &str) -> JoinOutcome {
@@ -329,6 +344,20 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     pub initial_rebalance_delay: Duration,
     pub max_metadata_bytes: usize,
+    /// `group.consumer.session.timeout.ms`
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms`
+    pub consumer_heartbeat_interval_ms: i32,
+}
+
+/// What ListGroups reports about a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub id: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// "classic" or "consumer"
+    pub kind: &'static str,
 }
 
 pub struct GroupCoordinator {
@@ -368,6 +397,17 @@ impl GroupCoordinator {
             let group = groups
                 .entry(request.group_id.clone())
                 .or_insert_with(Group::new);
+            match &group.consumer {
+                Some(c) if !c.members.is_empty() => {
+                    return Group::error_join(
+                        ResponseError::InconsistentGroupProtocol,
+                        &request.member_id,
+                    )
+                }
+                // an empty consumer-protocol group becomes a classic one, keeping its offsets
+                Some(_) => group.consumer = None,
+                None => {}
+            }
             if request.protocols.is_empty()
                 || group
                     .protocol_type
@@ -647,6 +687,78 @@ impl GroupCoordinator {
                 .pending
                 .retain(|_, at| now.duration_since(*at) < Duration::from_secs(300));
             group.maybe_complete_join(now);
+            if let Some(c) = &mut group.consumer {
+                for id in c.expired(now, self.config.consumer_session_timeout) {
+                    tracing::info!(member = id, "consumer group member expired");
+                    c.remove(&id);
+                    if c.members.is_empty() {
+                        group.empty_since_ms = Some(crate::now_ms());
+                    }
+                }
+            }
+        }
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848); `topics` are all topics that exist.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        request: &ConsumerHeartbeat,
+        topics: &Topics,
+    ) -> Result<HeartbeatOutcome, HeartbeatError> {
+        if group_id.is_empty() {
+            return Err((
+                ResponseError::InvalidRequest,
+                "GroupId can't be empty.".into(),
+            ));
+        }
+        let mut groups = self.groups.lock().expect("groups lock");
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(Group::new);
+        if group.consumer.is_none() {
+            if !group.members.is_empty() || !group.join_waiters.is_empty() {
+                return Err((
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} is not a consumer group."),
+                ));
+            }
+            // an empty classic group (or a new id) becomes a consumer-protocol group
+            group.state = State::Empty;
+            group.protocol_type = Some("consumer".into());
+            group.protocol = None;
+            group.consumer = Some(ConsumerGroup::default());
+        }
+        let c = group.consumer.as_mut().expect("consumer group");
+        let outcome = c.heartbeat(
+            request,
+            topics,
+            super::assignor::ASSIGNORS[0],
+            now_instant(),
+        );
+        if c.members.is_empty() {
+            group.empty_since_ms = Some(crate::now_ms());
+        }
+        outcome
+    }
+
+    /// A consumer-protocol group, for ConsumerGroupDescribe.
+    pub fn consumer_group(&self, group_id: &str) -> Option<ConsumerGroup> {
+        let groups = self.groups.lock().expect("groups lock");
+        groups.get(group_id).and_then(|g| g.consumer.clone())
+    }
+
+    /// Validates an OffsetFetch by a consumer-protocol member (OffsetFetch v9+).
+    pub fn check_fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let groups = self.groups.lock().expect("groups lock");
+        match groups.get(group_id).and_then(|g| g.consumer.as_ref()) {
+            Some(c) => c.check_member(member_id, epoch),
+            None => Ok(()),
         }
     }
 
@@ -667,11 +779,14 @@ impl GroupCoordinator {
         };
         if generation < 0 && member_id.is_empty() {
             // a commit from outside the group protocol (assign()-style consumers, admin tools)
-            return if group.members.is_empty() {
+            return if !group.has_members() {
                 Ok(())
             } else {
                 Err(ResponseError::UnknownMemberId)
             };
+        }
+        if let Some(c) = &group.consumer {
+            return c.check_member(member_id, generation);
         }
         if !group.members.contains_key(member_id) {
             return Err(group.unknown(member_id, instance_id));
@@ -725,20 +840,26 @@ impl GroupCoordinator {
             .unwrap_or_default()
     }
 
-    /// (group id, state, protocol type) of every known group.
-    pub fn list(&self) -> Vec<(String, State, String)> {
+    /// Every known group, by id.
+    pub fn list(&self) -> Vec<GroupListing> {
         let groups = self.groups.lock().expect("groups lock");
         let mut out: Vec<_> = groups
             .iter()
-            .map(|(id, g)| {
-                (
-                    id.clone(),
-                    g.state,
-                    g.protocol_type.clone().unwrap_or_default(),
-                )
+            .map(|(id, g)| GroupListing {
+                id: id.clone(),
+                state: match &g.consumer {
+                    Some(c) => c.state_name().to_string(),
+                    None => g.state.name().to_string(),
+                },
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                kind: if g.consumer.is_some() {
+                    "consumer"
+                } else {
+                    "classic"
+                },
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
@@ -765,7 +886,7 @@ impl GroupCoordinator {
         let groups = self.groups.lock().expect("groups lock");
         let mut out = Vec::new();
         for (id, g) in groups.iter() {
-            if !g.members.is_empty() || g.offsets.is_empty() {
+            if g.has_members() || g.offsets.is_empty() {
                 continue;
             }
             let newest_commit = g
@@ -788,7 +909,7 @@ impl GroupCoordinator {
         let Some(group) = groups.get(group_id) else {
             return Err(ResponseError::GroupIdNotFound);
         };
-        if !group.members.is_empty() {
+        if group.has_members() {
             return Err(ResponseError::NonEmptyGroup);
         }
         let keys = group.offsets.keys().cloned().collect();
@@ -817,6 +938,8 @@ mod tests {
             max_session_timeout_ms: 100_000,
             initial_rebalance_delay: Duration::ZERO,
             max_metadata_bytes: 100,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval_ms: 5000,
         });
         c.replay_offset("old", "t", 0, Some(offset(1_000)));
         c.replay_offset("old", "t", 1, Some(offset(5_000)));

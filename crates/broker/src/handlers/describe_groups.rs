@@ -23,6 +23,23 @@ pub fn handle(
                 i32::MIN
             };
         }
+        if let Some(c) = broker.groups.consumer_group(&id.0) {
+            // a consumer-protocol group: its state and members (they have no classic metadata)
+            g.group_state = str(c.state_name());
+            g.protocol_type = str("consumer");
+            for m in c.members.values() {
+                let mut member = DescribedGroupMember::default()
+                    .with_member_id(str(&m.id))
+                    .with_client_id(str(&m.client_id))
+                    .with_client_host(str(&m.client_host));
+                if version >= 4 {
+                    member.group_instance_id = m.instance_id.as_deref().map(str);
+                }
+                g.members.push(member);
+            }
+            response.groups.push(g);
+            continue;
+        }
         match broker.groups.describe(&id.0) {
             None => g.group_state = str("Dead"),
             Some((state, protocol_type, protocol, members)) => {

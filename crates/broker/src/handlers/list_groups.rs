@@ -14,28 +14,28 @@ pub fn handle(
     version: i16,
 ) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
-    for (id, state, protocol_type) in broker.groups.list() {
+    for listing in broker.groups.list() {
         let state_ok = request.states_filter.is_empty()
             || request
                 .states_filter
                 .iter()
-                .any(|s| s.eq_ignore_ascii_case(state.name()));
+                .any(|s| s.eq_ignore_ascii_case(&listing.state));
         let type_ok = request.types_filter.is_empty()
             || request
                 .types_filter
                 .iter()
-                .any(|t| t.eq_ignore_ascii_case("classic"));
+                .any(|t| t.eq_ignore_ascii_case(listing.kind));
         if !state_ok || !type_ok {
             continue;
         }
         let mut g = ListedGroup::default()
-            .with_group_id(GroupId(str(&id)))
-            .with_protocol_type(str(&protocol_type));
+            .with_group_id(GroupId(str(&listing.id)))
+            .with_protocol_type(str(&listing.protocol_type));
         if version >= 4 {
-            g.group_state = str(state.name());
+            g.group_state = str(&listing.state);
         }
         if version >= 5 {
-            g.group_type = str("classic");
+            g.group_type = str(listing.kind);
         }
         response.groups.push(g);
     }

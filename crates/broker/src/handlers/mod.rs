@@ -2,6 +2,8 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -63,6 +65,8 @@ pub enum Response {
     DescribeGroups(DescribeGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
     OffsetDelete(OffsetDeleteResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -97,6 +101,14 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeGroups, DescribeGroupsRequest::VERSIONS),
     (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),
     (ApiKey::OffsetDelete, OffsetDeleteRequest::VERSIONS),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        ConsumerGroupHeartbeatRequest::VERSIONS,
+    ),
+    (
+        ApiKey::ConsumerGroupDescribe,
+        ConsumerGroupDescribeRequest::VERSIONS,
+    ),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -148,6 +160,8 @@ pub enum Request {
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -180,6 +194,8 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::DescribeGroups => Request::DescribeGroups(decode(b, v)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(decode(b, v)?),
         ApiKey::OffsetDelete => Request::OffsetDelete(decode(b, v)?),
+        ApiKey::ConsumerGroupHeartbeat => Request::ConsumerGroupHeartbeat(decode(b, v)?),
+        ApiKey::ConsumerGroupDescribe => Request::ConsumerGroupDescribe(decode(b, v)?),
         other => return Err(anyhow!("{other:?} is not supported")),
     })
 }
@@ -243,6 +259,12 @@ pub async fn handle(
         }
         Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, r)),
         Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, r)),
+        Request::ConsumerGroupHeartbeat(r) => {
+            Response::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(broker, ctx, r))
+        }
+        Request::ConsumerGroupDescribe(r) => {
+            Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, v))
+        }
     })
 }
 

@@ -18,6 +18,20 @@ use crate::Broker;
 
 /// Topics the live members subscribe to, from their consumer-protocol metadata.
 fn subscribed_topics(broker: &Broker, group: &str) -> Option<HashSet<String>> {
+    if let Some(c) = broker.groups.consumer_group(group) {
+        // consumer protocol: the named subscriptions and every topic a member owns or is due
+        let image = broker.controller.image();
+        let mut topics = HashSet::new();
+        for m in c.members.values() {
+            topics.extend(m.subscribed_names.iter().cloned());
+            let owned = m
+                .assigned
+                .iter()
+                .chain(c.target.get(&m.id).into_iter().flatten());
+            topics.extend(owned.filter_map(|(id, _)| image.ids.get(id).cloned()));
+        }
+        return Some(topics);
+    }
     let (_, protocol_type, _, members) = broker.groups.describe(group)?;
     let mut topics = HashSet::new();
     if protocol_type != "consumer" {

@@ -74,6 +74,16 @@ pub fn handle(
                     .collect()
             });
             let mut group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            // v9: a consumer-protocol member fetches at its member epoch
+            if let Some(member) = g.member_id.as_deref().filter(|m| !m.is_empty()) {
+                if let Err(e) = broker
+                    .groups
+                    .check_fetch(&g.group_id.0, member, g.member_epoch)
+                {
+                    response.groups.push(group.with_error_code(e.code()));
+                    continue;
+                }
+            }
             for (topic, entries) in fetch(broker, &g.group_id.0, topics) {
                 let partitions = entries
                     .into_iter()

@@ -25,6 +25,13 @@ public class Main {
 
     public static void main(String[] args) throws Exception {
         bootstrap = args[0];
+        if (args.length > 1 && args[1].equals("consumer-protocol")) {
+            try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap))) {
+                consumerProtocol(admin);
+            }
+            System.out.println(passed + " passed, 0 failed");
+            return;
+        }
         try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap))) {
             for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
                 produceConsume(admin, codec);
@@ -188,12 +195,20 @@ public class Main {
     }
 
     static KafkaConsumer<String, String> groupConsumer(String group) {
+        return groupConsumer(group, "classic");
+    }
+
+    static KafkaConsumer<String, String> newProtocolConsumer(String group) {
+        return groupConsumer(group, "consumer");
+    }
+
+    static KafkaConsumer<String, String> groupConsumer(String group, String protocol) {
         Map<String, Object> c = new HashMap<>();
         c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         c.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         return new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer());
     }
 
@@ -228,6 +243,72 @@ public class Main {
             while (System.currentTimeMillis() < deadline) extra += c.poll(Duration.ofMillis(500)).count();
             check(extra == 0, "nothing re-read after the commit, got " + extra);
         }
+        admin.deleteConsumerGroups(List.of(group)).all().get();
+    }
+
+    /** Polls every consumer in turn until `done` holds or 30 s pass, adding the values read to `seen`. */
+    static void pollUntil(List<KafkaConsumer<String, String>> consumers, Set<String> seen, java.util.function.BooleanSupplier done) {
+        long deadline = System.currentTimeMillis() + 30000;
+        while (!done.getAsBoolean() && System.currentTimeMillis() < deadline) {
+            for (KafkaConsumer<String, String> c : consumers) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100))) seen.add(r.value());
+            }
+        }
+    }
+
+    static List<Integer> sizes(List<KafkaConsumer<String, String>> consumers) {
+        List<Integer> out = new ArrayList<>();
+        for (KafkaConsumer<String, String> c : consumers) out.add(c.assignment().size());
+        Collections.sort(out);
+        return out;
+    }
+
+    /** group.protocol=consumer (KIP-848): the coordinator assigns, members reconcile. */
+    static void consumerProtocol(Admin admin) throws Exception {
+        String topic = create(admin, "java-848", 6, Map.of());
+        try (KafkaProducer<String, String> p = producer("none", Map.of())) {
+            for (int i = 0; i < 120; i++) p.send(new ProducerRecord<>(topic, "k" + i, "v" + i)).get();
+        }
+        String group = "java-848-" + UUID.randomUUID();
+        List<KafkaConsumer<String, String>> cs = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            cs.add(newProtocolConsumer(group));
+            cs.get(i).subscribe(List.of(topic));
+        }
+        Set<String> seen = new HashSet<>();
+        pollUntil(cs, seen, () -> sizes(cs).equals(List.of(2, 2, 2)) && seen.size() == 120);
+        check(sizes(cs).equals(List.of(2, 2, 2)), "three members get two partitions each: " + sizes(cs));
+        check(seen.size() == 120, "the members read all 120 records, got " + seen.size());
+        Set<TopicPartition> union = new HashSet<>();
+        for (KafkaConsumer<String, String> c : cs) union.addAll(c.assignment());
+        check(union.size() == 6, "the assignments cover all six partitions");
+        var described = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+        check(described.type() == org.apache.kafka.common.GroupType.CONSUMER, "describe says a consumer-protocol group: " + described);
+        check(described.members().size() == 3, "describe lists three members: " + described);
+        check(described.groupState() == org.apache.kafka.common.GroupState.STABLE, "the group is stable: " + described.groupState());
+        int described_partitions = 0;
+        for (var m : described.members()) described_partitions += m.assignment().topicPartitions().size();
+        check(described_partitions == 6, "describe shows each member's partitions: " + described);
+        // a fourth member: the coordinator moves partitions to it, two members give one up each
+        KafkaConsumer<String, String> fourth = newProtocolConsumer(group);
+        fourth.subscribe(List.of(topic));
+        cs.add(fourth);
+        pollUntil(cs, seen, () -> sizes(cs).equals(List.of(1, 1, 2, 2)));
+        check(sizes(cs).equals(List.of(1, 1, 2, 2)), "after a fourth joins: " + sizes(cs));
+        // commits at the member epoch, then the fourth leaves and the others take its partition
+        for (KafkaConsumer<String, String> c : cs) c.commitSync();
+        fourth.close();
+        cs.remove(fourth);
+        pollUntil(cs, seen, () -> sizes(cs).equals(List.of(2, 2, 2)));
+        check(sizes(cs).equals(List.of(2, 2, 2)), "after the fourth leaves: " + sizes(cs));
+        var listed = admin.listGroups(ListGroupsOptions.forConsumerGroups()).all().get();
+        check(listed.stream().anyMatch(g -> g.groupId().equals(group) && g.type().orElse(null) == org.apache.kafka.common.GroupType.CONSUMER),
+              "listGroups reports the group with type consumer: " + listed);
+        for (KafkaConsumer<String, String> c : cs) c.close();
+        var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+        check(offsets.values().stream().mapToLong(o -> o.offset()).sum() == 120, "committed offsets sum to 120: " + offsets);
+        var after = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+        check(after.members().isEmpty() && after.groupState() == org.apache.kafka.common.GroupState.EMPTY, "empty after close: " + after);
         admin.deleteConsumerGroups(List.of(group)).all().get();
     }
 

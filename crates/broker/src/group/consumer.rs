@@ -1,0 +1,619 @@
+//! Consumer groups of the consumer protocol (KIP-848): the coordinator computes a target
+//! assignment with a server-side assignor whenever the group epoch moves (a member joins,
+//! leaves or changes its subscription, or a subscribed topic changes), and walks each member
+//! to its target through ConsumerGroupHeartbeat: partitions to give up are revoked first, and a
+//! partition is handed to its new owner only once the previous owner has released it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+
+use super::assignor::{self, Assignment, AssignorMember, Topics, Tp};
+
+/// Member epoch in a request that leaves the group.
+pub const LEAVE_EPOCH: i32 = -1;
+/// Member epoch in a request by a static member that will come back.
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// The member owns its target assignment (or is on its way, nothing blocking).
+    Stable,
+    /// The member must first give up `pending_revocation`.
+    UnrevokedPartitions,
+    /// The member waits for partitions that other members still own.
+    UnreleasedPartitions,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    pub state: MemberState,
+    pub subscribed_names: BTreeSet<String>,
+    pub subscribed_regex: Option<String>,
+    regex: Option<regex::Regex>,
+    pub server_assignor: Option<String>,
+    pub rebalance_timeout: Duration,
+    /// Partitions the member owns now.
+    pub assigned: Assignment,
+    /// Partitions the member was asked to give up and has not yet.
+    pub pending_revocation: Assignment,
+    /// A static member that left with epoch -2: kept, with its partitions, until its session
+    /// runs out or its instance comes back.
+    pub left_static: bool,
+    last_heartbeat: Instant,
+    revoke_by: Option<Instant>,
+}
+
+impl ConsumerMember {
+    fn new(id: String, now: Instant) -> ConsumerMember {
+        ConsumerMember {
+            id,
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            epoch: 0,
+            previous_epoch: 0,
+            state: MemberState::Stable,
+            subscribed_names: BTreeSet::new(),
+            subscribed_regex: None,
+            regex: None,
+            server_assignor: None,
+            rebalance_timeout: Duration::from_secs(300),
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            left_static: false,
+            last_heartbeat: now,
+            revoke_by: None,
+        }
+    }
+
+    /// The topics (that exist) this member subscribes to, by name or by regex.
+    fn subscribed<'a>(&'a self, topics: &'a Topics) -> impl Iterator<Item = &'a String> + 'a {
+        topics.keys().filter(move |name| {
+            self.subscribed_names.contains(*name)
+                || self
+                    .regex
+                    .as_ref()
+                    .is_some_and(|r| !name.starts_with("__") && r.is_match(name))
+        })
+    }
+}
+
+/// A ConsumerGroupHeartbeat, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerHeartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    pub owned: Option<Assignment>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeartbeatOutcome {
+    pub member_id: String,
+    pub member_epoch: i32,
+    /// Sent when it changed, or when the member needs the whole picture.
+    pub assignment: Option<Assignment>,
+}
+
+pub type HeartbeatError = (ResponseError, String);
+
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerGroup {
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    pub target: BTreeMap<String, Assignment>,
+    pub assignor: String,
+    /// The subscribed topics the current target was computed from.
+    subscribed_topics: Topics,
+}
+
+impl ConsumerGroup {
+    pub fn state_name(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self.epoch > self.assignment_epoch {
+            "Assigning"
+        } else if self.members.values().any(|m| {
+            !m.left_static && (m.epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        }) {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    /// Handles one heartbeat at `now`, with `topics` every topic that exists.
+    pub fn heartbeat(
+        &mut self,
+        req: &ConsumerHeartbeat,
+        topics: &Topics,
+        default_assignor: &str,
+        now: Instant,
+    ) -> Result<HeartbeatOutcome, HeartbeatError> {
+        if req.member_epoch == LEAVE_EPOCH || req.member_epoch == STATIC_LEAVE_EPOCH {
+            return self.leave(req, topics, default_assignor);
+        }
+        if let Some(a) = &req.server_assignor {
+            if !assignor::ASSIGNORS.contains(&a.as_str()) {
+                return Err((
+                    ResponseError::UnsupportedAssignor,
+                    format!(
+                        "ServerAssignor {a} is not supported. Supported assignors: uniform, range."
+                    ),
+                ));
+            }
+        }
+        let regex = match req.subscribed_topic_regex.as_deref() {
+            Some(r) if !r.is_empty() => {
+                Some(regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                    (
+                        ResponseError::InvalidRegularExpression,
+                        format!(
+                            "SubscribedTopicRegex `{r}` is not a valid regular expression: {e}"
+                        ),
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        let mut bump = false;
+        let member_id = if req.member_epoch == 0 {
+            if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in the first request."
+                        .into(),
+                ));
+            }
+            let id = if req.member_id.is_empty() {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                req.member_id.clone()
+            };
+            bump = self.join(&id, req.instance_id.as_deref(), now)?;
+            id
+        } else {
+            let Some(m) = self.members.get(&req.member_id) else {
+                return Err((
+                    ResponseError::UnknownMemberId,
+                    format!("Member {} is not a member of the group.", req.member_id),
+                ));
+            };
+            let retried = req.member_epoch == m.previous_epoch
+                && req.owned.as_ref().is_some_and(|o| *o == m.assigned);
+            if req.member_epoch > m.epoch || (req.member_epoch < m.epoch && !retried) {
+                return Err((
+                    ResponseError::FencedMemberEpoch,
+                    format!(
+                        "The member epoch {} does not match the expected member epoch {}.",
+                        req.member_epoch, m.epoch
+                    ),
+                ));
+            }
+            req.member_id.clone()
+        };
+        let m = self
+            .members
+            .get_mut(&member_id)
+            .expect("member just checked");
+        m.last_heartbeat = now;
+        m.client_id = req.client_id.clone();
+        m.client_host = req.client_host.clone();
+        if req.instance_id.is_some() {
+            m.instance_id = req.instance_id.clone();
+        }
+        if req.rack_id.is_some() {
+            m.rack_id = req.rack_id.clone();
+        }
+        if req.rebalance_timeout_ms >= 0 {
+            m.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms as u64);
+        }
+        if let Some(names) = &req.subscribed_topic_names {
+            let names: BTreeSet<String> = names.iter().cloned().collect();
+            bump |= names != m.subscribed_names;
+            m.subscribed_names = names;
+        }
+        if let Some(r) = &req.subscribed_topic_regex {
+            let r = (!r.is_empty()).then(|| r.clone());
+            bump |= r != m.subscribed_regex;
+            m.subscribed_regex = r;
+            m.regex = regex;
+        }
+        if req.server_assignor.is_some() && req.server_assignor != m.server_assignor {
+            m.server_assignor = req.server_assignor.clone();
+            bump = true;
+        }
+        if bump {
+            self.epoch += 1;
+        }
+        self.refresh(topics, default_assignor);
+        let before = self.members[&member_id].assigned.clone();
+        self.reconcile(&member_id, req.owned.as_ref(), now);
+        let m = &self.members[&member_id];
+        let full = req.member_epoch == 0
+            || req.owned.as_ref().is_some_and(|o| *o != m.assigned)
+            || before != m.assigned;
+        Ok(HeartbeatOutcome {
+            member_id,
+            member_epoch: m.epoch,
+            assignment: full.then(|| m.assigned.clone()),
+        })
+    }
+
+    /// A member (re)joins with epoch 0 under `id`; true if the group has a new member.
+    fn join(
+        &mut self,
+        id: &str,
+        instance: Option<&str>,
+        now: Instant,
+    ) -> Result<bool, HeartbeatError> {
+        if let Some(instance) = instance {
+            let holder = self
+                .members
+                .values()
+                .find(|m| m.instance_id.as_deref() == Some(instance) && m.id != id)
+                .map(|m| (m.id.clone(), m.left_static));
+            match holder {
+                Some((old, true)) => {
+                    // KIP-848 static membership: the instance comes back under a new member id
+                    // and takes over its partitions and epoch, without a rebalance
+                    let mut m = self.members.remove(&old).expect("holder exists");
+                    m.id = id.to_string();
+                    m.left_static = false;
+                    m.last_heartbeat = now;
+                    if let Some(t) = self.target.remove(&old) {
+                        self.target.insert(id.to_string(), t);
+                    }
+                    self.members.insert(id.to_string(), m);
+                    return Ok(false);
+                }
+                Some((_, false)) => {
+                    return Err((
+                        ResponseError::UnreleasedInstanceId,
+                        format!("Static member with instance id {instance} is still in the group."),
+                    ))
+                }
+                None => {}
+            }
+        }
+        let new = !self.members.contains_key(id);
+        let m = self
+            .members
+            .entry(id.to_string())
+            .or_insert_with(|| ConsumerMember::new(id.to_string(), now));
+        // a known member joining again has lost its partitions
+        m.epoch = 0;
+        m.previous_epoch = 0;
+        m.state = MemberState::Stable;
+        m.assigned.clear();
+        m.pending_revocation.clear();
+        m.left_static = false;
+        m.revoke_by = None;
+        Ok(new)
+    }
+
+    fn leave(
+        &mut self,
+        req: &ConsumerHeartbeat,
+        topics: &Topics,
+        default_assignor: &str,
+    ) -> Result<HeartbeatOutcome, HeartbeatError> {
+        let id = if self.members.contains_key(&req.member_id) {
+            req.member_id.clone()
+        } else if let Some(m) = req.instance_id.as_deref().and_then(|i| {
+            self.members
+                .values()
+                .find(|m| m.instance_id.as_deref() == Some(i))
+        }) {
+            m.id.clone()
+        } else {
+            return Err((
+                ResponseError::UnknownMemberId,
+                format!("Member {} is not a member of the group.", req.member_id),
+            ));
+        };
+        let static_leave = req.member_epoch == STATIC_LEAVE_EPOCH;
+        let m = self.members.get_mut(&id).expect("member found");
+        if static_leave && m.instance_id.is_some() {
+            m.left_static = true;
+        } else {
+            self.remove(&id);
+            self.refresh(topics, default_assignor);
+        }
+        Ok(HeartbeatOutcome {
+            member_id: id,
+            member_epoch: req.member_epoch,
+            assignment: None,
+        })
+    }
+
+    /// Drops a member (it left, its session ran out, or it did not revoke in time). The next
+    /// heartbeat computes the new target assignment.
+    pub fn remove(&mut self, id: &str) {
+        if self.members.remove(id).is_some() {
+            self.target.remove(id);
+            self.epoch += 1;
+        }
+    }
+
+    /// Recomputes the target assignment if the group epoch moved or subscribed topics changed.
+    fn refresh(&mut self, topics: &Topics, default_assignor: &str) {
+        let names: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|m| m.subscribed(topics))
+            .collect();
+        let subscribed: Topics = names.into_iter().map(|n| (n.clone(), topics[n])).collect();
+        if subscribed != self.subscribed_topics {
+            self.subscribed_topics = subscribed;
+            if self.epoch <= self.assignment_epoch {
+                self.epoch = self.assignment_epoch + 1;
+            }
+        }
+        if self.epoch <= self.assignment_epoch {
+            return;
+        }
+        // the assignor most members ask for, else the default
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(a) = &m.server_assignor {
+                *votes.entry(a).or_default() += 1;
+            }
+        }
+        self.assignor = votes
+            .into_iter()
+            .max_by_key(|(name, n)| (*n, std::cmp::Reverse(*name)))
+            .map(|(name, _)| name.to_string())
+            .unwrap_or_else(|| default_assignor.to_string());
+        let subscriptions: Vec<(String, BTreeSet<String>)> = self
+            .members
+            .values()
+            .map(|m| (m.id.clone(), m.subscribed(topics).cloned().collect()))
+            .collect();
+        let empty = Assignment::new();
+        let inputs: Vec<AssignorMember> = subscriptions
+            .iter()
+            .map(|(id, subs)| AssignorMember {
+                id,
+                topics: subs,
+                previous: self.target.get(id).unwrap_or(&empty),
+            })
+            .collect();
+        self.target = assignor::assign(&self.assignor, &inputs, &self.subscribed_topics);
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// Whether a member other than `id` still owns `tp`.
+    fn owned_by_other(&self, id: &str, tp: &Tp) -> bool {
+        self.members
+            .values()
+            .any(|m| m.id != id && (m.assigned.contains(tp) || m.pending_revocation.contains(tp)))
+    }
+
+    /// Moves a member one step towards its target assignment.
+    fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now: Instant) {
+        let target = self.target.get(id).cloned().unwrap_or_default();
+        let target_epoch = self.assignment_epoch;
+        let Some(m) = self.members.get(id) else {
+            return;
+        };
+        match m.state {
+            MemberState::UnrevokedPartitions => {
+                let released = owned.is_some_and(|o| o.is_disjoint(&m.pending_revocation));
+                if !released {
+                    return;
+                }
+            }
+            MemberState::Stable if m.epoch == target_epoch => return,
+            _ => {}
+        }
+        // partitions to give up come first; new ones only once no one else owns them
+        let revoke: Assignment = m.assigned.difference(&target).copied().collect();
+        let wanted: Vec<Tp> = target.difference(&m.assigned).copied().collect();
+        let free: Vec<Tp> = wanted
+            .iter()
+            .filter(|tp| !self.owned_by_other(id, tp))
+            .copied()
+            .collect();
+        let m = self.members.get_mut(id).expect("member exists");
+        if !revoke.is_empty() {
+            m.assigned.retain(|tp| target.contains(tp));
+            m.pending_revocation = revoke;
+            m.state = MemberState::UnrevokedPartitions;
+            m.revoke_by = Some(now + m.rebalance_timeout);
+            return;
+        }
+        m.pending_revocation.clear();
+        m.revoke_by = None;
+        m.assigned.extend(free.iter().copied());
+        if m.epoch != target_epoch {
+            m.previous_epoch = m.epoch;
+            m.epoch = target_epoch;
+        }
+        m.state = if free.len() < wanted.len() {
+            MemberState::UnreleasedPartitions
+        } else {
+            MemberState::Stable
+        };
+    }
+
+    /// Members to drop at `now`: sessions that ran out and revocations that took too long.
+    pub fn expired(&self, now: Instant, session_timeout: Duration) -> Vec<String> {
+        self.members
+            .values()
+            .filter(|m| {
+                now.duration_since(m.last_heartbeat) > session_timeout
+                    || m.revoke_by.is_some_and(|t| now > t)
+            })
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    /// Checks an offset commit (or a fetch, with `fetch`) made by a member at `epoch`.
+    pub fn check_member(&self, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
+        let Some(m) = self.members.get(member_id) else {
+            return Err(ResponseError::UnknownMemberId);
+        };
+        if epoch != m.epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> Topics {
+        [("t".to_string(), (uuid::Uuid::from_u128(7), 4))].into()
+    }
+
+    fn join(id: &str) -> ConsumerHeartbeat {
+        ConsumerHeartbeat {
+            member_id: id.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Assignment::new()),
+            ..ConsumerHeartbeat::default()
+        }
+    }
+
+    fn beat(id: &str, epoch: i32, owned: &Assignment) -> ConsumerHeartbeat {
+        ConsumerHeartbeat {
+            member_id: id.into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: -1,
+            owned: Some(owned.clone()),
+            ..ConsumerHeartbeat::default()
+        }
+    }
+
+    #[test]
+    fn a_second_member_gets_partitions_only_after_the_first_revokes_them() {
+        let (t, now) = (topics(), Instant::now());
+        let mut g = ConsumerGroup::default();
+        let a = g.heartbeat(&join("a"), &t, "uniform", now).unwrap();
+        let a_owned = a.assignment.clone().unwrap();
+        assert_eq!(a_owned.len(), 4);
+        assert_eq!(a.member_epoch, 1);
+
+        let b = g.heartbeat(&join("b"), &t, "uniform", now).unwrap();
+        assert_eq!(b.member_epoch, 2, "b is at the new epoch");
+        assert!(b.assignment.unwrap().is_empty(), "a still owns everything");
+        assert_eq!(g.state_name(), "Reconciling");
+
+        // a is told to keep only two; its epoch stays until it has revoked the others
+        let a2 = g
+            .heartbeat(&beat("a", 1, &a_owned), &t, "uniform", now)
+            .unwrap();
+        let kept = a2.assignment.unwrap();
+        assert_eq!((kept.len(), a2.member_epoch), (2, 1));
+        // a acknowledges the revocation by reporting only what it kept
+        let a3 = g
+            .heartbeat(&beat("a", 1, &kept), &t, "uniform", now)
+            .unwrap();
+        assert_eq!(a3.member_epoch, 2);
+        // now b gets the two released partitions
+        let b2 = g
+            .heartbeat(&beat("b", 2, &Assignment::new()), &t, "uniform", now)
+            .unwrap();
+        let b_owned = b2.assignment.unwrap();
+        assert_eq!(b_owned.len(), 2);
+        assert!(b_owned.is_disjoint(&kept));
+        assert_eq!(g.state_name(), "Stable");
+    }
+
+    #[test]
+    fn epochs_are_fenced_and_leaving_frees_partitions() {
+        let (t, now) = (topics(), Instant::now());
+        let mut g = ConsumerGroup::default();
+        g.heartbeat(&join("a"), &t, "uniform", now).unwrap();
+        let err = g.heartbeat(&beat("a", 5, &Assignment::new()), &t, "uniform", now);
+        assert_eq!(err.unwrap_err().0, ResponseError::FencedMemberEpoch);
+        let err = g.heartbeat(&beat("zz", 1, &Assignment::new()), &t, "uniform", now);
+        assert_eq!(err.unwrap_err().0, ResponseError::UnknownMemberId);
+        g.heartbeat(&join("b"), &t, "uniform", now).unwrap();
+        let leave = ConsumerHeartbeat {
+            member_id: "a".into(),
+            member_epoch: LEAVE_EPOCH,
+            ..ConsumerHeartbeat::default()
+        };
+        assert_eq!(
+            g.heartbeat(&leave, &t, "uniform", now)
+                .unwrap()
+                .member_epoch,
+            -1
+        );
+        let b = g
+            .heartbeat(&beat("b", 2, &Assignment::new()), &t, "uniform", now)
+            .unwrap();
+        assert_eq!(
+            b.assignment.unwrap().len(),
+            4,
+            "b takes over all of a's partitions"
+        );
+    }
+
+    #[test]
+    fn a_static_member_comes_back_to_its_partitions() {
+        let (t, now) = (topics(), Instant::now());
+        let mut g = ConsumerGroup::default();
+        let with_instance = |id: &str, instance: &str| ConsumerHeartbeat {
+            instance_id: Some(instance.into()),
+            ..join(id)
+        };
+        let a = g
+            .heartbeat(&with_instance("a", "ia"), &t, "range", now)
+            .unwrap();
+        g.heartbeat(&with_instance("b", "ib"), &t, "range", now)
+            .unwrap();
+        // a revokes, then b picks up the released partitions: the group is stable
+        let kept = g
+            .heartbeat(&beat("a", 1, &a.assignment.unwrap()), &t, "range", now)
+            .unwrap()
+            .assignment
+            .unwrap();
+        g.heartbeat(&beat("a", 1, &kept), &t, "range", now).unwrap();
+        g.heartbeat(&beat("b", 2, &Assignment::new()), &t, "range", now)
+            .unwrap();
+        assert_eq!(g.state_name(), "Stable");
+        let leave = ConsumerHeartbeat {
+            member_id: "a".into(),
+            member_epoch: STATIC_LEAVE_EPOCH,
+            instance_id: Some("ia".into()),
+            ..ConsumerHeartbeat::default()
+        };
+        g.heartbeat(&leave, &t, "range", now).unwrap();
+        // a live member's instance id cannot be taken
+        let err = g.heartbeat(&with_instance("d", "ib"), &t, "range", now);
+        assert_eq!(err.unwrap_err().0, ResponseError::UnreleasedInstanceId);
+        // a restarts under a new member id: same partitions, same epoch, no rebalance
+        let epoch = g.epoch;
+        let back = g
+            .heartbeat(&with_instance("a2", "ia"), &t, "range", now)
+            .unwrap();
+        assert_eq!(g.epoch, epoch, "no new group epoch");
+        assert_eq!((back.member_epoch, back.assignment), (2, Some(kept)));
+        assert!(!g.members.contains_key("a"));
+    }
+}
