@@ -371,3 +371,129 @@ fn static_member_restart_skips_the_rebalance_and_fences_the_old_id() {
         assert_eq!(fenced.error_code, 82, "FENCED_INSTANCE_ID");
     });
 }
+
+fn consumer_heartbeat(group: &str, member: &str, epoch: i32) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str(group)))
+        .with_member_id(str(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+        .with_subscribed_topic_names((epoch == 0).then(|| vec![topic_name("t")]))
+        .with_topic_partitions((epoch == 0).then(Vec::new))
+}
+
+#[test]
+fn consumer_protocol_errors_are_kafkas() {
+    let server = Server::start(&[]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        assert_eq!(create_topic(&mut c, "t", 2, &[]).await, 0);
+        let code = |r: &ConsumerGroupHeartbeatResponse| r.error_code;
+
+        let joined = c.send(&consumer_heartbeat("g", "m1", 0)).await.unwrap();
+        assert_eq!(code(&joined), 0, "{joined:?}");
+        assert_eq!(joined.member_epoch, 1);
+        let assigned: usize = joined
+            .assignment
+            .as_ref()
+            .map(|a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum())
+            .unwrap_or(0);
+        assert_eq!(assigned, 2, "the only member gets both partitions");
+
+        // an epoch from the future, and an unknown member
+        let fenced = c.send(&consumer_heartbeat("g", "m1", 9)).await.unwrap();
+        assert_eq!(code(&fenced), 110, "FENCED_MEMBER_EPOCH");
+        let unknown = c.send(&consumer_heartbeat("g", "nobody", 1)).await.unwrap();
+        assert_eq!(code(&unknown), 25, "UNKNOWN_MEMBER_ID");
+        // v1 requires the client to pick its member id; empty group ids are refused
+        let no_id = c.send(&consumer_heartbeat("g", "", 0)).await.unwrap();
+        assert_eq!(code(&no_id), 42, "INVALID_REQUEST");
+        let no_group = c.send(&consumer_heartbeat("", "m2", 0)).await.unwrap();
+        assert_eq!(code(&no_group), 42, "INVALID_REQUEST");
+        // the first heartbeat must say what the member subscribes to
+        let no_sub = c
+            .send(&consumer_heartbeat("g", "m2", 0).with_subscribed_topic_names(None))
+            .await
+            .unwrap();
+        assert_eq!(code(&no_sub), 42, "INVALID_REQUEST");
+        let bad_assignor = c
+            .send(&consumer_heartbeat("g", "m2", 0).with_server_assignor(Some(str("sticky"))))
+            .await
+            .unwrap();
+        assert_eq!(code(&bad_assignor), 112, "UNSUPPORTED_ASSIGNOR");
+        let bad_regex = c
+            .send(
+                &consumer_heartbeat("g", "m2", 0)
+                    .with_subscribed_topic_names(None)
+                    .with_subscribed_topic_regex(Some(str("t("))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code(&bad_regex), 128, "INVALID_REGULAR_EXPRESSION");
+
+        // a classic JoinGroup cannot take over a live consumer-protocol group
+        let classic = c.send(&join("g", "", "consumer")).await.unwrap();
+        assert_eq!(classic.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+
+        // commits are checked against the member epoch
+        let stale = c.send(&commit("g", 0, "m1", "t", "")).await.unwrap();
+        assert_eq!(
+            stale.topics[0].partitions[0].error_code, 113,
+            "STALE_MEMBER_EPOCH"
+        );
+        let ok = c.send(&commit("g", 1, "m1", "t", "")).await.unwrap();
+        assert_eq!(ok.topics[0].partitions[0].error_code, 0);
+
+        // ListGroups with the type filter, ConsumerGroupDescribe with epochs and assignments
+        let listed = c
+            .send(&ListGroupsRequest::default().with_types_filter(vec![str("consumer")]))
+            .await
+            .unwrap();
+        let g: Vec<_> = listed
+            .groups
+            .iter()
+            .map(|g| (g.group_id.0.to_string(), g.group_type.to_string()))
+            .collect();
+        assert_eq!(g, vec![("g".to_string(), "consumer".to_string())]);
+        let classic_only = c
+            .send(&ListGroupsRequest::default().with_types_filter(vec![str("classic")]))
+            .await
+            .unwrap();
+        assert!(classic_only.groups.is_empty());
+        let described = c
+            .send(
+                &ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![GroupId(str("g")), GroupId(str("none"))]),
+            )
+            .await
+            .unwrap();
+        let g = &described.groups[0];
+        assert_eq!((g.error_code, &*g.group_state), (0, "Stable"));
+        assert_eq!(
+            (g.group_epoch, g.assignment_epoch, &*g.assignor_name),
+            (1, 1, "uniform")
+        );
+        assert_eq!(
+            g.members[0].assignment.topic_partitions[0]
+                .topic_name
+                .0
+                .as_str(),
+            "t"
+        );
+        assert_eq!(described.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+
+        // leaving empties the group; a non-empty group cannot be deleted, an empty one can
+        let busy = c
+            .send(&DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str("g"))]))
+            .await
+            .unwrap();
+        assert_eq!(busy.results[0].error_code, 68, "NON_EMPTY_GROUP");
+        let left = c.send(&consumer_heartbeat("g", "m1", -1)).await.unwrap();
+        assert_eq!((code(&left), left.member_epoch), (0, -1));
+        let deleted = c
+            .send(&DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str("g"))]))
+            .await
+            .unwrap();
+        assert_eq!(deleted.results[0].error_code, 0);
+    });
+}

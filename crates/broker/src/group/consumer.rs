@@ -575,6 +575,31 @@ mod tests {
     }
 
     #[test]
+    fn a_regex_subscription_follows_the_topics_that_match() {
+        let now = Instant::now();
+        let mut t = topics();
+        let mut g = ConsumerGroup::default();
+        let by_regex = ConsumerHeartbeat {
+            subscribed_topic_names: None,
+            subscribed_topic_regex: Some("t|u.*".into()),
+            ..join("a")
+        };
+        let a = g.heartbeat(&by_regex, &t, "uniform", now).unwrap();
+        assert_eq!(a.assignment.as_ref().map(|a| a.len()), Some(4));
+        // a new matching topic joins the subscription at the next heartbeat
+        t.insert("u1".into(), (uuid::Uuid::from_u128(8), 2));
+        t.insert("v".into(), (uuid::Uuid::from_u128(9), 2));
+        let owned = a.assignment.unwrap();
+        let a = g
+            .heartbeat(&beat("a", 1, &owned), &t, "uniform", now)
+            .unwrap();
+        assert_eq!(
+            (a.member_epoch, a.assignment.map(|a| a.len())),
+            (2, Some(6))
+        );
+    }
+
+    #[test]
     fn a_static_member_comes_back_to_its_partitions() {
         let (t, now) = (topics(), Instant::now());
         let mut g = ConsumerGroup::default();

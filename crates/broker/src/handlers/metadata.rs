@@ -53,9 +53,13 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     }
     let allow_create = c.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     for requested in request.topics.unwrap_or_default() {
-        let name = requested.name.as_ref().map(|n| n.0.to_string());
+        // by topic id (v10+): the name is null, or empty as the Java client sends it
+        let name = requested
+            .name
+            .as_ref()
+            .map(|n| n.0.to_string())
+            .filter(|n| !n.is_empty() || requested.topic_id.is_nil());
         let Some(name) = name else {
-            // by topic id (v10+)
             let entry = match image.topic_by_id(&requested.topic_id) {
                 Some(t) => describe(broker, t, version, topic_ops),
                 None => MetadataResponseTopic::default()

@@ -310,6 +310,14 @@ public class Main {
         var after = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
         check(after.members().isEmpty() && after.groupState() == org.apache.kafka.common.GroupState.EMPTY, "empty after close: " + after);
         admin.deleteConsumerGroups(List.of(group)).all().get();
+        // a regex subscription the coordinator resolves (RE2 syntax, KIP-848)
+        try (KafkaConsumer<String, String> c = newProtocolConsumer(group + "-regex")) {
+            c.subscribe(new SubscriptionPattern("java-8[0-9]8-.*"));
+            Set<String> byPattern = new HashSet<>();
+            pollUntil(List.of(c), byPattern, () -> byPattern.size() == 120);
+            check(c.assignment().size() == 6 && byPattern.size() == 120,
+                  "a SubscriptionPattern member gets the matching topic: " + c.assignment() + ", " + byPattern.size());
+        }
     }
 
     static void tooLarge(Admin admin) throws Exception {
