@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then style, lints, unit and integration tests,
 # and interop tests with real Kafka clients (kcat, confluent-kafka, kafka-python, the Java
-# client, franz-go) against the real binary.
+# client, franz-go, kafkajs) against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,10 +26,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build"
 cargo build --workspace
 
-step "building the Java and Go interop programs, fetching Apache Kafka's jars"
+step "building the Java, Go and Node interop programs, fetching Apache Kafka's jars"
 (cd bench/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$root/target/kafka-lib")
 (cd interop/java && mvn -q -B package dependency:build-classpath -DskipTests -Dmdep.outputFile=target/classpath.txt)
 (cd interop/go && go build -o "$root/target/interop-go" .)
+(cd interop/node && npm ci --no-audit --no-fund --silent)
 
 step "unit and integration tests"
 cargo test --workspace

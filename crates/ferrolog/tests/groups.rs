@@ -369,6 +369,32 @@ fn static_member_restart_skips_the_rebalance_and_fences_the_old_id() {
             .await
             .unwrap();
         assert_eq!(fenced.error_code, 82, "FENCED_INSTANCE_ID");
+
+        // the leader's process restarts: with JoinGroup v9 it gets the members but is told to
+        // skip the assignment (KIP-814), and the generation does not move
+        let mut leader = Connection::connect(&addr).await.unwrap();
+        let back = leader
+            .send_version(&static_join("", "i1"), 9)
+            .await
+            .unwrap();
+        assert_eq!(back.error_code, 0);
+        assert_eq!(back.generation_id, generation, "no rebalance");
+        assert!(
+            back.skip_assignment,
+            "the leader keeps the standing assignment"
+        );
+        assert_eq!(back.leader, back.member_id);
+        assert_eq!(back.members.len(), 2, "the leader still learns the members");
+        let resync = leader
+            .send_version(&sync(generation, &back.member_id, "i1", &[]), 5)
+            .await
+            .unwrap();
+        assert_eq!(&resync.assignment[..], b"A", "same assignment");
+        let others = restarted
+            .send_version(&heartbeat(generation, &again.member_id, "i2"), 3)
+            .await
+            .unwrap();
+        assert_eq!(others.error_code, 0, "the follower sees no rebalance");
     });
 }
 

@@ -69,6 +69,8 @@ pub struct MemberRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: an unknown member first gets a member id to rejoin with.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+ (KIP-814): a returning static leader can be told to skip the assignment.
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -81,6 +83,8 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// (member id, instance id, metadata) for the leader; empty for followers.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader gets the members but must not assign: the assignment stands.
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -276,6 +280,7 @@ impl Group {
                     Vec::new()
                 },
                 member_id: id,
+                skip_assignment: false,
             });
         }
     }
@@ -496,10 +501,29 @@ impl GroupCoordinator {
             };
             // A known member rejoining a stable group with the same protocols (e.g. a static
             // member restarting) gets the current generation without a rebalance.
+            // A returning static leader (JoinGroup v9+) gets the members but keeps the current
+            // assignment (KIP-814); an older leader client makes the group rebalance.
             if group.state == State::Stable && !changed && group.members.contains_key(&member_id) {
                 let leader = group.leader.clone().unwrap_or_default();
                 group.members.insert(member_id.clone(), member);
-                if leader != member_id {
+                let is_leader = leader == member_id;
+                if !is_leader || request.supports_skip_assignment {
+                    let protocol = group.protocol.clone().unwrap_or_default();
+                    let members = if is_leader {
+                        group
+                            .members
+                            .values()
+                            .map(|m| {
+                                (
+                                    m.id.clone(),
+                                    m.instance_id.clone(),
+                                    m.metadata_for(&protocol),
+                                )
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     return JoinOutcome {
                         error: 0,
                         generation: group.generation,
@@ -507,7 +531,8 @@ impl GroupCoordinator {
                         protocol: group.protocol.clone(),
                         leader,
                         member_id,
-                        members: Vec::new(),
+                        members,
+                        skip_assignment: is_leader,
                     };
                 }
             } else {

@@ -33,6 +33,7 @@ pub async fn handle(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: ctx.version >= 4,
+        supports_skip_assignment: ctx.version >= 9,
     };
     let outcome = broker.groups.join(member).await;
     let mut response = JoinGroupResponse::default()
@@ -49,6 +50,9 @@ pub async fn handle(
         .with_member_id(str(&outcome.member_id));
     if ctx.version >= 7 {
         response.protocol_type = outcome.protocol_type.as_deref().map(str);
+    }
+    if ctx.version >= 9 {
+        response.skip_assignment = outcome.skip_assignment;
     }
     response.members = outcome
         .members
