@@ -78,3 +78,36 @@ def test_kafka_dump_log_reads_our_segments(fresh_broker):
     out = dump("--files", logs[0], "--deep-iteration", "--print-data-log")
     assert "key: none-0 payload: value-none-0-" in out
     assert "compresscodec: none" in out.lower() or "compresscodec: NONE" in out
+
+
+def test_kafka_decodes_our_consumer_offsets_records(fresh_broker):
+    """Committed offsets and group metadata are written in Kafka's __consumer_offsets format."""
+    import time
+    from confluent_kafka import Consumer
+    b = fresh_broker(["group.initial.rebalance.delay.ms=0"])
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("decoded", 1, 1)])["decoded"].result(10)
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(5):
+        p.produce("decoded", value=str(i))
+    assert p.flush(10) == 0
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "decoded-group", "group.instance.id": "inst-1",
+                  "client.id": "decoder-client", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe(["decoded"])
+    read, deadline = 0, time.time() + 20
+    while read < 5 and time.time() < deadline:
+        m = c.poll(0.2)
+        read += m is not None and not m.error()
+    c.commit(asynchronous=False)
+    c.close()
+    b.stop()
+    logs = [f for f in glob.glob(os.path.join(b.dir, "__consumer_offsets-*", "*.log")) if os.path.getsize(f) > 0]
+    assert len(logs) == 1, logs
+    decoded = records(dump("--files", logs[0], "--offsets-decoder", "--print-data-log"))
+    kinds = {key.split('"type":"')[1].split('"')[0] for _, key, _ in decoded}
+    assert kinds == {"1", "2"}, decoded  # offset commits and group metadata
+    group = [payload for _, key, payload in decoded if '"type":"2"' in key]
+    assert '"protocolType":"consumer"' in group[0] and '"groupInstanceId":"inst-1"' in group[0], group[0]
+    assert '"clientId":"decoder-client"' in group[0], group[0]
+    offsets = [payload for _, key, payload in decoded if '"type":"1"' in key]
+    assert '"offset":5' in offsets[-1], offsets

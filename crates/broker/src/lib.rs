@@ -137,6 +137,54 @@ impl Broker {
         group_id: &str,
         entries: Vec<(String, i32, Option<group::CommittedOffset>)>,
     ) -> Result<()> {
+        let records = entries
+            .iter()
+            .map(|(topic, p, value)| {
+                (
+                    group::offsets_log::key(group_id, topic, *p),
+                    value.as_ref().map(group::offsets_log::value),
+                )
+            })
+            .collect();
+        self.append_group_records(group_id, records)?;
+        for (topic, p, value) in entries {
+            self.groups.replay_offset(group_id, &topic, p, value);
+        }
+        Ok(())
+    }
+
+    /// Writes the membership of classic groups that settled on a new generation, so a restart
+    /// (or a new coordinator) brings the group back without a rebalance.
+    pub fn persist_groups(&self) {
+        for (group_id, record) in self.groups.take_unpersisted() {
+            let value = group::offsets_log::group_value(&record);
+            let key = group::offsets_log::group_key(&group_id);
+            if let Err(e) = self.append_group_records(&group_id, vec![(key, Some(value))]) {
+                tracing::error!(group = group_id, "writing group metadata failed: {e:#}");
+            }
+        }
+    }
+
+    /// Deletes an empty group: tombstones for its offsets and its metadata.
+    pub fn delete_group(&self, group_id: &str) -> Result<(), kafka_protocol::ResponseError> {
+        let keys = self.groups.delete(group_id)?;
+        let mut records: Vec<_> = keys
+            .iter()
+            .map(|(t, p)| (group::offsets_log::key(group_id, t, *p), None))
+            .collect();
+        records.push((group::offsets_log::group_key(group_id), None));
+        self.append_group_records(group_id, records).map_err(|e| {
+            tracing::error!(group = group_id, "deleting the group failed: {e:#}");
+            kafka_protocol::ResponseError::CoordinatorNotAvailable
+        })
+    }
+
+    /// Appends (key, value) records to the group's `__consumer_offsets` partition in one batch.
+    fn append_group_records(
+        &self,
+        group_id: &str,
+        entries: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
+    ) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -150,16 +198,11 @@ impl Broker {
             })?;
         let now = now_ms();
         let records: Vec<_> = entries
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, (topic, p, value))| ferrolog_records::Record {
+            .map(|(i, (key, value))| ferrolog_records::Record {
                 offset: i as i64,
-                ..ferrolog_records::plain_record(
-                    Some(group::offsets_log::key(group_id, topic, *p)),
-                    value.as_ref().map(group::offsets_log::value),
-                    vec![],
-                    now,
-                )
+                ..ferrolog_records::plain_record(Some(key), value, vec![], now)
             })
             .collect();
         let mut batch = ferrolog_records::encode(
@@ -170,9 +213,6 @@ impl Broker {
         )?;
         partition.append_as_leader(&mut batch, now)?;
         self.replicas.appended.notify_waiters();
-        for (topic, p, value) in entries {
-            self.groups.replay_offset(group_id, &topic, p, value);
-        }
         Ok(())
     }
 
@@ -189,9 +229,9 @@ impl Broker {
                 partitions = keys.len(),
                 "expiring committed offsets"
             );
-            let tombstones = keys.into_iter().map(|(t, p)| (t, p, None)).collect();
-            if let Err(e) = self.persist_offsets(&group_id, tombstones) {
-                tracing::error!(group = group_id, "expiring offsets failed: {e:#}");
+            // an empty group whose offsets all expired is gone (Kafka: Dead)
+            if let Err(e) = self.delete_group(&group_id) {
+                tracing::error!(group = group_id, "expiring offsets failed: {e:?}");
             }
         }
     }
@@ -207,11 +247,15 @@ impl Broker {
             };
             partition.with_log(|log| {
                 log.for_each_record(|record| -> Result<()> {
-                    if let Some((group_id, topic, p)) =
-                        record.key.and_then(group::offsets_log::parse_key)
-                    {
+                    let Some(key) = record.key else {
+                        return Ok(());
+                    };
+                    if let Some((group_id, topic, p)) = group::offsets_log::parse_key(key.clone()) {
                         let value = record.value.and_then(group::offsets_log::parse_value);
                         self.groups.replay_offset(&group_id, &topic, p, value);
+                    } else if let Some(group_id) = group::offsets_log::parse_group_key(key) {
+                        let value = record.value.and_then(group::offsets_log::parse_group_value);
+                        self.groups.replay_group(&group_id, value);
                     }
                     Ok(())
                 })
@@ -519,7 +563,10 @@ impl Broker {
         ));
         loop {
             tokio::select! {
-                _ = groups.tick() => self.groups.tick(),
+                _ = groups.tick() => {
+                    self.groups.tick();
+                    self.persist_groups();
+                }
                 _ = offsets_expiry.tick() => self.expire_offsets(),
                 _ = retention.tick() => self.enforce_retention(),
                 _ = flush.tick() => self.replicas.flush_by_time(now_ms()),

@@ -523,3 +523,90 @@ fn consumer_protocol_errors_are_kafkas() {
         assert_eq!(deleted.results[0].error_code, 0);
     });
 }
+
+/// Group membership is a record in `__consumer_offsets`: after a `kill -9` and restart, the
+/// members of a stable group carry on at their generation with their assignments, and a deleted
+/// group stays deleted.
+#[test]
+fn a_stable_group_survives_a_broker_crash_without_a_rebalance() {
+    let mut server = Server::start(&["group.initial.rebalance.delay.ms=0"]);
+    let addr = server.addr();
+    let (generation, member) = rt().block_on(async {
+        let mut c = Connection::connect(&addr).await.unwrap();
+        let required = c.send_version(&join("p", "", "consumer"), 9).await.unwrap();
+        assert_eq!(required.error_code, 79, "MEMBER_ID_REQUIRED");
+        let joined = c
+            .send_version(&join("p", &required.member_id, "consumer"), 9)
+            .await
+            .unwrap();
+        assert_eq!(joined.error_code, 0);
+        let member = joined.member_id.to_string();
+        let synced = c
+            .send_version(
+                &SyncGroupRequest::default()
+                    .with_group_id(GroupId(str("p")))
+                    .with_generation_id(joined.generation_id)
+                    .with_member_id(str(&member))
+                    .with_assignments(vec![
+                        sync_group_request::SyncGroupRequestAssignment::default()
+                            .with_member_id(str(&member))
+                            .with_assignment(Bytes::from_static(b"mine")),
+                    ]),
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!(synced.error_code, 0);
+        (joined.generation_id, member)
+    });
+    server.kill9();
+    server.spawn();
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        let beat = c
+            .send(
+                &HeartbeatRequest::default()
+                    .with_group_id(GroupId(str("p")))
+                    .with_generation_id(generation)
+                    .with_member_id(str(&member)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            beat.error_code, 0,
+            "the member carries on at its generation"
+        );
+        let described = c
+            .send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(str("p"))]))
+            .await
+            .unwrap();
+        let g = &described.groups[0];
+        assert_eq!((&*g.group_state, &*g.protocol_data), ("Stable", "range"));
+        assert_eq!(g.members.len(), 1);
+        assert_eq!(&g.members[0].member_assignment[..], b"mine");
+        // the member leaves; the deleted group does not come back at the next restart
+        let left = c
+            .send(
+                &LeaveGroupRequest::default()
+                    .with_group_id(GroupId(str("p")))
+                    .with_members(vec![
+                        leave_group_request::MemberIdentity::default().with_member_id(str(&member))
+                    ]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(left.error_code, 0);
+        let deleted = c
+            .send(&DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str("p"))]))
+            .await
+            .unwrap();
+        assert_eq!(deleted.results[0].error_code, 0);
+    });
+    server.kill9();
+    server.spawn();
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        let listed = c.send(&ListGroupsRequest::default()).await.unwrap();
+        assert!(listed.groups.is_empty(), "{listed:?}");
+    });
+}

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::assignor::Topics;
 use super::consumer::{ConsumerGroup, ConsumerHeartbeat, HeartbeatError, HeartbeatOutcome};
+use super::offsets_log::{GroupRecord, MemberRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -124,6 +125,8 @@ struct Group {
     /// Set when the group uses the consumer protocol (KIP-848); its classic fields then stay
     /// empty. Offsets are shared by both kinds.
     consumer: Option<ConsumerGroup>,
+    /// The generation last written to `__consumer_offsets` (-1: none).
+    persisted_generation: i32,
 }
 
 impl Group {
@@ -143,7 +146,42 @@ impl Group {
             offsets: BTreeMap::new(),
             empty_since_ms: None,
             consumer: None,
+            persisted_generation: -1,
         }
+    }
+
+    /// The membership to write, if the group settled on a generation not yet written.
+    fn unpersisted(&self) -> Option<GroupRecord> {
+        let settled = matches!(self.state, State::Stable | State::Empty);
+        if self.consumer.is_some()
+            || !settled
+            || self.generation <= 0
+            || self.generation == self.persisted_generation
+        {
+            return None;
+        }
+        let protocol = self.protocol.clone().unwrap_or_default();
+        Some(GroupRecord {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp: crate::now_ms(),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberRecord {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
+                    session_timeout_ms: m.session_timeout.as_millis() as i32,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
     }
 
     fn has_members(&self) -> bool {
@@ -765,6 +803,66 @@ impl GroupCoordinator {
             group.empty_since_ms = Some(crate::now_ms());
         }
         outcome
+    }
+
+    /// Classic groups that settled on a generation not yet written to `__consumer_offsets`,
+    /// marked as written: the caller writes them.
+    pub fn take_unpersisted(&self) -> Vec<(String, GroupRecord)> {
+        let mut groups = self.groups.lock().expect("groups lock");
+        let mut out = Vec::new();
+        for (id, g) in groups.iter_mut() {
+            if let Some(record) = g.unpersisted() {
+                g.persisted_generation = record.generation;
+                out.push((id.clone(), record));
+            }
+        }
+        out
+    }
+
+    /// Applies a group-metadata record replayed from `__consumer_offsets` (`None`: the group
+    /// was deleted). Replayed members get a fresh session to come back in.
+    pub fn replay_group(&self, group_id: &str, record: Option<GroupRecord>) {
+        let mut groups = self.groups.lock().expect("groups lock");
+        let Some(record) = record else {
+            groups.remove(group_id);
+            return;
+        };
+        let g = groups
+            .entry(group_id.to_string())
+            .or_insert_with(Group::new);
+        let protocol = record.protocol.clone().unwrap_or_default();
+        g.generation = record.generation;
+        g.persisted_generation = record.generation;
+        g.protocol_type = Some(record.protocol_type);
+        g.protocol = record.protocol;
+        g.leader = record.leader;
+        g.consumer = None;
+        g.members = record
+            .members
+            .into_iter()
+            .map(|m| {
+                let member = Member {
+                    id: m.member_id.clone(),
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    last_heartbeat: now_instant(),
+                    joined: true,
+                };
+                (m.member_id, member)
+            })
+            .collect();
+        if g.members.is_empty() {
+            g.state = State::Empty;
+            g.empty_since_ms = Some(record.state_timestamp);
+        } else {
+            g.state = State::Stable;
+            g.empty_since_ms = None;
+        }
     }
 
     /// A consumer-protocol group, for ConsumerGroupDescribe.

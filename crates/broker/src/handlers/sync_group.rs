@@ -27,6 +27,10 @@ pub async fn handle(
             assignments,
         )
         .await;
+    if outcome.error == 0 {
+        // the new generation's membership is written before the members hear of it
+        broker.persist_groups();
+    }
     let mut response = SyncGroupResponse::default()
         .with_error_code(outcome.error)
         .with_assignment(outcome.assignment);
