@@ -1,5 +1,7 @@
-"""Rebalance benchmark: time from an 11th consumer joining a 10-member group (classic protocol)
-until every member consumes again. Prints seconds. Usage: python3 bench/groups.py BOOTSTRAP"""
+"""Rebalance benchmark: time from an 11th consumer joining a 10-member group until every member
+consumes again. Prints seconds. Usage: python3 bench/groups.py BOOTSTRAP [classic|consumer]
+(the group protocol: classic with the client's eager range assignor, or KIP-848 where the broker
+assigns and its group.consumer.heartbeat.interval.ms paces the members)."""
 
 import sys
 import threading
@@ -10,6 +12,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 bootstrap = sys.argv[1]
+protocol = sys.argv[2] if len(sys.argv) > 2 else "classic"
+settings = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000} if protocol == "classic" else {}
 topic = f"rebalance-{uuid.uuid4().hex[:6]}"
 group = topic + "-group"
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -34,8 +38,8 @@ class Member(threading.Thread):
         super().__init__(daemon=True)
         self.last = 0.0
         self.assigned = 0
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 10000,
-                                  "heartbeat.interval.ms": 1000, "auto.offset.reset": "latest"})
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": protocol,
+                                  "auto.offset.reset": "latest", **settings})
 
     def run(self):
         self.consumer.subscribe([topic])

@@ -41,6 +41,7 @@ public class Main {
             tooLarge(admin);
             lifecycle(admin);
             groups(admin);
+            cooperative(admin);
         }
         System.out.println(passed + " passed, 0 failed");
     }
@@ -261,6 +262,36 @@ public class Main {
         for (KafkaConsumer<String, String> c : consumers) out.add(c.assignment().size());
         Collections.sort(out);
         return out;
+    }
+
+    /** The classic protocol with the cooperative-sticky assignor: a join moves only what it must. */
+    static void cooperative(Admin admin) throws Exception {
+        String topic = create(admin, "java-coop", 4, Map.of());
+        String group = "java-coop-" + UUID.randomUUID();
+        List<TopicPartition> revokedFromFirst = new ArrayList<>();
+        List<KafkaConsumer<String, String>> cs = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            Map<String, Object> c = new HashMap<>();
+            c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            c.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+            c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+            c.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, CooperativeStickyAssignor.class.getName());
+            cs.add(new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer()));
+        }
+        cs.get(0).subscribe(List.of(topic), new ConsumerRebalanceListener() {
+            public void onPartitionsRevoked(Collection<TopicPartition> parts) { revokedFromFirst.addAll(parts); }
+            public void onPartitionsAssigned(Collection<TopicPartition> parts) {}
+        });
+        Set<String> none = new HashSet<>();
+        pollUntil(cs.subList(0, 1), none, () -> cs.get(0).assignment().size() == 4);
+        Set<TopicPartition> before = new HashSet<>(cs.get(0).assignment());
+        check(before.size() == 4, "the first member owns all four partitions");
+        cs.get(1).subscribe(List.of(topic));
+        pollUntil(cs, none, () -> sizes(cs).equals(List.of(2, 2)));
+        check(sizes(cs).equals(List.of(2, 2)), "cooperative rebalance splits 2 + 2: " + sizes(cs));
+        check(before.containsAll(cs.get(0).assignment()), "the first member kept two of its own");
+        check(revokedFromFirst.size() == 2, "only the two moved partitions were revoked: " + revokedFromFirst);
+        for (KafkaConsumer<String, String> c : cs) c.close();
     }
 
     /** group.protocol=consumer (KIP-848): the coordinator assigns, members reconcile. */
