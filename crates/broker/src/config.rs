@@ -488,6 +488,30 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Committed offsets of a group empty this long are deleted.",
     ),
     key(
+        "transaction.max.timeout.ms",
+        Some("900000"),
+        Int,
+        "Largest transaction.timeout.ms a producer may ask for.",
+    ),
+    key(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Some("10000"),
+        Int,
+        "How often open transactions are checked against their timeout.",
+    ),
+    key(
+        "transaction.state.log.num.partitions",
+        Some("50"),
+        Int,
+        "Partitions of __transaction_state.",
+    ),
+    key(
+        "transaction.state.log.segment.bytes",
+        Some("104857600"),
+        Int,
+        "segment.bytes of __transaction_state.",
+    ),
+    key(
         "offsets.retention.check.interval.ms",
         Some("600000"),
         Long,

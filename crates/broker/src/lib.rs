@@ -12,6 +12,7 @@ pub mod replica_manager;
 pub mod response;
 pub mod server;
 pub mod sys;
+pub mod txn;
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,6 +41,8 @@ pub struct Broker {
     pub fetch_sessions: fetch_session::FetchSessions,
     /// Classic consumer groups and committed offsets.
     pub groups: group::GroupCoordinator,
+    /// Transactional ids and their transactions.
+    pub txns: txn::TxnCoordinator,
     /// `config` with the dynamic broker configs of the metadata on top.
     effective: std::sync::RwLock<Arc<BrokerConfig>>,
     /// Set when a clean shutdown begins; background work stops touching logs.
@@ -66,6 +69,7 @@ impl Broker {
             admin: Mutex::new(()),
             shutting_down: Default::default(),
             effective: std::sync::RwLock::new(Arc::new(config.clone())),
+            txns: txn::TxnCoordinator::default(),
             groups: group::GroupCoordinator::new(group::GroupConfig {
                 min_session_timeout_ms: config.int_property("group.min.session.timeout.ms", 6000)
                     as i32,
@@ -96,6 +100,9 @@ impl Broker {
         broker.refresh_effective(&image);
         broker.publish(&image)?;
         broker.replay_offsets()?;
+        broker.replay_transactions()?;
+        // transactions a crash left between Prepare and Complete get their markers now
+        broker.expire_transactions();
         // Directories of topics the metadata does not know (e.g. a delete interrupted by a crash).
         for (topic, partition) in broker.replicas.log_manager().partition_dirs()? {
             let known = image
@@ -111,23 +118,57 @@ impl Broker {
 
     /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) if missing.
     pub fn ensure_offsets_topic(&self) -> Result<i32> {
-        let partitions = self
-            .config
-            .int_property("offsets.topic.num.partitions", 50)
-            .clamp(1, 1000) as i32;
-        if let Some(t) = self.controller.image().topic(group::OFFSETS_TOPIC) {
+        self.ensure_internal_topic(
+            group::OFFSETS_TOPIC,
+            "offsets.topic.num.partitions",
+            "offsets.topic.segment.bytes",
+        )
+    }
+
+    /// Creates a compacted internal topic on first use, sized by the broker keys given;
+    /// returns its partition count.
+    pub(crate) fn ensure_internal_topic(
+        &self,
+        topic: &str,
+        partitions_key: &str,
+        segment_bytes_key: &str,
+    ) -> Result<i32> {
+        if let Some(t) = self.controller.image().topic(topic) {
             return Ok(t.partitions);
         }
+        let partitions = self.config.int_property(partitions_key, 50).clamp(1, 1000) as i32;
         let mut configs = config::Properties::new();
         configs.insert("cleanup.policy".into(), "compact".into());
         configs.insert(
             "segment.bytes".into(),
             self.config
-                .int_property("offsets.topic.segment.bytes", 104_857_600)
+                .int_property(segment_bytes_key, 104_857_600)
                 .to_string(),
         );
-        self.create_topic(group::OFFSETS_TOPIC, partitions, &configs)?;
+        self.create_topic(topic, partitions, &configs)?;
         Ok(partitions)
+    }
+
+    /// Appends records (one uncompressed batch) to a partition of an internal topic.
+    pub(crate) fn append_internal(
+        &self,
+        topic: &str,
+        index: i32,
+        records: &[ferrolog_records::Record],
+    ) -> Result<()> {
+        let partition = self
+            .replicas
+            .get(topic, index)
+            .ok_or_else(|| anyhow::anyhow!("{topic}-{index} is not hosted here"))?;
+        let mut batch = ferrolog_records::encode(
+            records,
+            ferrolog_records::Compression::None,
+            Default::default(),
+            None,
+        )?;
+        partition.append_as_leader(&mut batch, now_ms())?;
+        self.replicas.appended.notify_waiters();
+        Ok(())
     }
 
     /// Writes committed offsets (or their deletion) to the group's `__consumer_offsets`
@@ -190,12 +231,6 @@ impl Broker {
         }
         let partitions = self.ensure_offsets_topic()?;
         let index = group::offsets_partition(group_id, partitions);
-        let partition = self
-            .replicas
-            .get(group::OFFSETS_TOPIC, index)
-            .ok_or_else(|| {
-                anyhow::anyhow!("{}-{index} is not hosted here", group::OFFSETS_TOPIC)
-            })?;
         let now = now_ms();
         let records: Vec<_> = entries
             .into_iter()
@@ -205,15 +240,7 @@ impl Broker {
                 ..ferrolog_records::plain_record(Some(key), value, vec![], now)
             })
             .collect();
-        let mut batch = ferrolog_records::encode(
-            &records,
-            ferrolog_records::Compression::None,
-            Default::default(),
-            None,
-        )?;
-        partition.append_as_leader(&mut batch, now)?;
-        self.replicas.appended.notify_waiters();
-        Ok(())
+        self.append_internal(group::OFFSETS_TOPIC, index, &records)
     }
 
     /// Deletes (with tombstones) the committed offsets of groups empty for longer than
@@ -247,12 +274,27 @@ impl Broker {
             };
             partition.with_log(|log| {
                 log.for_each_record(|record| -> Result<()> {
+                    if record.control {
+                        // a transaction marker: the producer's offsets commit or vanish
+                        let commit = record
+                            .key
+                            .as_ref()
+                            .is_some_and(|k| k.get(2..4) == Some(&[0, 1][..]));
+                        self.groups.complete_txn_offsets(record.producer_id, commit);
+                        return Ok(());
+                    }
                     let Some(key) = record.key else {
                         return Ok(());
                     };
                     if let Some((group_id, topic, p)) = group::offsets_log::parse_key(key.clone()) {
-                        let value = record.value.and_then(group::offsets_log::parse_value);
-                        self.groups.replay_offset(&group_id, &topic, p, value);
+                        match record.value.and_then(group::offsets_log::parse_value) {
+                            Some(o) if record.transactional => self.groups.add_txn_offsets(
+                                record.producer_id,
+                                &group_id,
+                                vec![(topic, p, o)],
+                            ),
+                            value => self.groups.replay_offset(&group_id, &topic, p, value),
+                        }
                     } else if let Some(group_id) = group::offsets_log::parse_group_key(key) {
                         let value = record.value.and_then(group::offsets_log::parse_group_value);
                         self.groups.replay_group(&group_id, value);
@@ -561,8 +603,17 @@ impl Broker {
                 .int_property("offsets.retention.check.interval.ms", 600_000)
                 .max(1) as u64,
         ));
+        let mut transactions = tokio::time::interval(std::time::Duration::from_millis(
+            self.config
+                .int_property(
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                    10_000,
+                )
+                .max(1) as u64,
+        ));
         loop {
             tokio::select! {
+                _ = transactions.tick() => self.expire_transactions(),
                 _ = groups.tick() => {
                     self.groups.tick();
                     self.persist_groups();

@@ -39,6 +39,29 @@ impl Partition {
         Ok(result)
     }
 
+    /// Writes a transaction marker for `producer_id` (single node: committed at once).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<i64, StorageError> {
+        let mut log = self.log.lock().expect("log lock");
+        let offset = log.append_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            self.leader_epoch,
+            now_ms,
+        )?;
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+        Ok(offset)
+    }
+
     /// Resolves what a read returns; read the slice's bytes after this returns.
     pub fn read(
         &self,

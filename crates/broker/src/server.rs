@@ -212,6 +212,10 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::OffsetDelete(r) => r.encode(&mut buf, version)?,
         Response::ConsumerGroupHeartbeat(r) => r.encode(&mut buf, version)?,
         Response::ConsumerGroupDescribe(r) => r.encode(&mut buf, version)?,
+        Response::AddPartitionsToTxn(r) => r.encode(&mut buf, version)?,
+        Response::AddOffsetsToTxn(r) => r.encode(&mut buf, version)?,
+        Response::TxnOffsetCommit(r) => r.encode(&mut buf, version)?,
+        Response::EndTxn(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

@@ -69,8 +69,22 @@ fn group_protocol_errors_are_kafkas() {
             .await
             .unwrap();
         assert_eq!(
-            txn.error_code, 15,
-            "COORDINATOR_NOT_AVAILABLE for transactions"
+            (txn.error_code, txn.node_id.0),
+            (0, 1),
+            "this node coordinates transactions too"
+        );
+        let other = c
+            .send_version(
+                &FindCoordinatorRequest::default()
+                    .with_key(str("x"))
+                    .with_key_type(7),
+                3,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            other.error_code, 42,
+            "INVALID_REQUEST for unknown key types"
         );
 
         // v4+: an unknown member first gets MEMBER_ID_REQUIRED and an id

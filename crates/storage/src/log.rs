@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::{self, BatchHeader, BatchIter};
 use crate::checkpoint;
 use crate::error::{BatchError, Result, StorageError};
-use crate::producer_state::{ProducerStateManager, SequenceCheck};
+use crate::producer_state::{AbortedTxn, ProducerInfo, ProducerStateManager, SequenceCheck};
 use crate::segment::{DeletedSegment, FileSlice, Segment, SegmentConfig};
 use ferrolog_records::{Compression, Levels};
 
@@ -145,6 +145,8 @@ pub struct AppendResult {
 pub enum ReadBound {
     /// Consumers (read_uncommitted).
     HighWatermark,
+    /// read_committed consumers: below the first offset of any open transaction.
+    LastStable,
     /// Followers and internal readers.
     LogEnd,
 }
@@ -152,8 +154,12 @@ pub enum ReadBound {
 pub struct ReadResult {
     pub slice: Option<FileSlice>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// For `ReadBound::LastStable`: aborted transactions with records from the read offset up
+    /// to the last stable offset.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 pub struct Log {
@@ -170,6 +176,8 @@ pub struct Log {
     /// (epoch, start offset), ascending.
     epochs: Vec<(i32, i64)>,
     pub(crate) producers: ProducerStateManager,
+    /// Aborted transactions, by marker offset (rebuilt from the log at open).
+    aborted: Vec<AbortedTxn>,
     /// When the oldest tombstone the cleaner kept becomes removable (in memory only).
     pub(crate) tombstones_expire_at: Option<i64>,
 }
@@ -256,6 +264,7 @@ impl Log {
             last_flush_ms: options.now_ms,
             epochs: checkpoint::read_epochs(&dir.join(LEADER_EPOCH_CHECKPOINT)).unwrap_or_default(),
             producers: ProducerStateManager::new(),
+            aborted: Vec::new(),
             tombstones_expire_at: None,
         };
         let segment_config = log.config.segment_config();
@@ -324,14 +333,109 @@ impl Log {
 
     fn rebuild_producer_state(&mut self) -> Result<()> {
         self.producers.clear();
+        self.aborted.clear();
         for segment in self.segments.values() {
             let mut position = 0;
             while let Some(header) = segment.read_header(position)? {
                 self.producers.update(&header);
+                if header.is_control() && header.has_producer_id() {
+                    let bytes = segment.read_batch(position, &header)?;
+                    if let Some(commit) = marker_is_commit(&bytes) {
+                        let offset = header.base_offset;
+                        if let Some(a) =
+                            self.producers
+                                .complete_txn(header.producer_id, offset, commit)
+                        {
+                            self.aborted.push(a);
+                        }
+                    }
+                }
                 position += header.size() as u64;
             }
         }
         Ok(())
+    }
+
+    /// Appends a transaction marker (a control batch) for `producer_id` at `producer_epoch`: the
+    /// end of its transaction in this partition. Returns the marker's offset.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<i64> {
+        if let Some(current) = self.producers.epoch_of(producer_id) {
+            if producer_epoch < current {
+                return Err(StorageError::ProducerFenced {
+                    producer_id,
+                    epoch: producer_epoch,
+                    current,
+                });
+            }
+        }
+        let mut key = Vec::with_capacity(4);
+        key.extend_from_slice(&0i16.to_be_bytes());
+        key.extend_from_slice(&i16::from(commit).to_be_bytes());
+        let mut value = Vec::with_capacity(6);
+        value.extend_from_slice(&0i16.to_be_bytes());
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        let record = ferrolog_records::Record {
+            transactional: true,
+            control: true,
+            producer_id,
+            producer_epoch,
+            ..ferrolog_records::plain_record(Some(key.into()), Some(value.into()), vec![], now_ms)
+        };
+        let mut bytes = ferrolog_records::encode(
+            &[record],
+            ferrolog_records::Compression::None,
+            ferrolog_records::Levels {
+                gzip: None,
+                lz4: None,
+                zstd: None,
+            },
+            None,
+        )
+        .map_err(decode_error)?;
+        let offset = self.log_end_offset();
+        self.assign_epoch(leader_epoch, offset)?;
+        batch::set_base_offset(&mut bytes, offset);
+        batch::set_partition_leader_epoch(&mut bytes, leader_epoch);
+        let header = batch::validate(&bytes)?;
+        self.maybe_roll(bytes.len(), header.max_timestamp, now_ms)?;
+        self.active_mut().append(&bytes, &header)?;
+        self.producers.update(&header);
+        if let Some(a) = self.producers.complete_txn(producer_id, offset, commit) {
+            self.aborted.push(a);
+        }
+        let start = self.log_start_offset;
+        self.aborted.retain(|a| a.last_offset >= start);
+        Ok(offset)
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of the oldest open
+    /// transaction if that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+    }
+
+    /// Aborted transactions with records in `from..upper`.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < upper)
+            .copied()
+            .collect()
+    }
+
+    /// The producers that wrote to this partition, for DescribeProducers.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        self.producers.describe()
     }
 
     pub fn topic(&self) -> &str {
@@ -628,6 +732,7 @@ impl Log {
         let end = self.log_end_offset();
         let upper = match bound {
             ReadBound::HighWatermark => self.high_watermark,
+            ReadBound::LastStable => self.last_stable_offset(),
             ReadBound::LogEnd => end,
         };
         if offset < self.log_start_offset || offset > end {
@@ -640,8 +745,14 @@ impl Log {
         let mut result = ReadResult {
             slice: None,
             high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset(),
             log_start_offset: self.log_start_offset,
             log_end_offset: end,
+            aborted: if bound == ReadBound::LastStable {
+                self.aborted_transactions(offset, upper)
+            } else {
+                Vec::new()
+            },
         };
         if offset >= upper {
             return Ok(result);
@@ -949,6 +1060,18 @@ fn write_partition_metadata(dir: &Path, topic_id: &[u8; 16]) -> Result<()> {
     Ok(())
 }
 
+/// COMMIT (true) or ABORT (false), from a control batch's first record key
+/// (`[int16 version][int16 type]`); `None` for other control records.
+fn marker_is_commit(batch_bytes: &[u8]) -> Option<bool> {
+    let records = ferrolog_records::decode(batch_bytes, 1 << 20).ok()?;
+    let key = records.first()?.key.clone()?;
+    match key.get(2..4)? {
+        [0, 0] => Some(false),
+        [0, 1] => Some(true),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,6 +1097,70 @@ mod tests {
 
     fn open(dir: &Path, clean: bool) -> Log {
         Log::open(dir, "t", 0, [1; 16], small_config(), options(clean)).unwrap()
+    }
+
+    /// A producer's batch flagged transactional (CRC recomputed).
+    fn transactional_batch(count: i32, producer_id: i64, sequence: i32, now: i64) -> Vec<u8> {
+        let mut b = sample_batch_with_producer(0, count, now, 20, producer_id, 0, sequence);
+        let attributes = batch::ATTR_TRANSACTIONAL.to_be_bytes();
+        b[21..23].copy_from_slice(&attributes);
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn open_transactions_bound_the_last_stable_offset_and_aborts_are_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_000_000;
+        let mut log = open(dir.path(), true);
+        let mut plain = sample_batch(0, 2, now, 10);
+        log.append_as_leader(&mut plain, 0, now).unwrap();
+        // producer 7 opens a transaction at offset 2; producer 8 at offset 5
+        let mut t7 = transactional_batch(3, 7, 0, now);
+        log.append_as_leader(&mut t7, 0, now).unwrap();
+        let mut t8 = transactional_batch(1, 8, 0, now);
+        log.append_as_leader(&mut t8, 0, now).unwrap();
+        log.update_high_watermark(log.log_end_offset());
+        assert_eq!(log.last_stable_offset(), 2);
+        // a read_committed read stops at the last stable offset
+        let read = log.read(0, 1 << 20, ReadBound::LastStable, true).unwrap();
+        assert_eq!(read.last_stable_offset, 2);
+        assert_eq!(read.slice.map(|s| s.length), Some(plain.len()));
+        // 7 aborts (marker at 6), 8 commits (marker at 7)
+        assert_eq!(log.append_marker(7, 0, false, 0, 0, now).unwrap(), 6);
+        assert_eq!(log.append_marker(8, 0, true, 0, 0, now).unwrap(), 7);
+        log.update_high_watermark(log.log_end_offset());
+        assert_eq!(log.last_stable_offset(), 8);
+        let aborted = vec![AbortedTxn {
+            producer_id: 7,
+            first_offset: 2,
+            last_offset: 6,
+        }];
+        assert_eq!(log.aborted_transactions(0, 8), aborted);
+        assert!(log.aborted_transactions(7, 8).is_empty());
+        // a marker from an older epoch is refused
+        assert!(matches!(
+            log.append_marker(7, -1, true, 0, 0, now),
+            Err(StorageError::ProducerFenced { .. })
+        ));
+        // reopening rebuilds the aborted index and the open-transaction state from the log
+        log.close().unwrap();
+        let mut log = open(dir.path(), true);
+        log.update_high_watermark(log.log_end_offset());
+        assert_eq!(log.aborted_transactions(0, 8), aborted);
+        assert_eq!(log.last_stable_offset(), 8);
+        let mut t9 = transactional_batch(1, 9, 0, now);
+        log.append_as_leader(&mut t9, 0, now).unwrap();
+        log.close().unwrap();
+        let log = open(dir.path(), false);
+        assert_eq!(
+            log.producers()
+                .iter()
+                .find(|p| p.producer_id == 9)
+                .and_then(|p| p.txn_first_offset),
+            Some(8)
+        );
     }
 
     #[test]

@@ -2,8 +2,12 @@
 //! and the metadata of its last five batches, so a retried batch gets its original offsets back
 //! and a gap in sequence numbers is refused.
 //!
-//! Rebuilt from batch headers when a log is loaded. Persistent producer snapshots and
-//! transactional state come with the transactions work.
+//! Transactions: a producer's first transactional batch opens its transaction in this
+//! partition; the COMMIT or ABORT marker closes it. The first offset of the oldest open
+//! transaction bounds the last stable offset, and aborted transactions are remembered so
+//! read_committed consumers can skip their records.
+//!
+//! Rebuilt from batch headers (and marker records) when a log is loaded.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -27,6 +31,29 @@ pub struct BatchMetadata {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// First offset of the producer's open transaction in this partition.
+    txn_first_offset: Option<i64>,
+    /// Timestamp of the producer's last write (for DescribeProducers).
+    last_timestamp: i64,
+}
+
+/// A transaction that ended with an ABORT marker: its records in `first_offset..=last_offset`
+/// (the marker's offset) from `producer_id` are not to be read by read_committed consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// What DescribeProducers reports about one producer of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub txn_first_offset: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +142,10 @@ impl ProducerStateManager {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
+        if header.is_transactional() && !header.is_control() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(header.base_offset);
+        }
         if header.base_sequence < 0 || header.is_control() {
             return;
         }
@@ -136,7 +167,8 @@ impl ProducerStateManager {
         for entry in self.producers.values_mut() {
             entry.batches.retain(|b| b.last_offset < offset);
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| !e.batches.is_empty() || e.txn_first_offset.is_some_and(|f| f < offset));
     }
 
     /// Whether the batch ending at `last_offset` is the newest one of `producer_id` (compaction
@@ -150,6 +182,55 @@ impl ProducerStateManager {
 
     pub fn clear(&mut self) {
         self.producers.clear();
+    }
+
+    /// A marker at `marker_offset` ends the producer's open transaction; an aborted one is
+    /// returned for the aborted-transaction index.
+    pub fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        marker_offset: i64,
+        commit: bool,
+    ) -> Option<AbortedTxn> {
+        let first = self
+            .producers
+            .get_mut(&producer_id)?
+            .txn_first_offset
+            .take()?;
+        (!commit).then_some(AbortedTxn {
+            producer_id,
+            first_offset: first,
+            last_offset: marker_offset,
+        })
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset's bound.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+    }
+
+    /// The producer's current epoch here, if it has written to this partition.
+    pub fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|e| e.epoch)
+    }
+
+    pub fn describe(&self) -> Vec<ProducerInfo> {
+        let mut out: Vec<ProducerInfo> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerInfo {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp: e.last_timestamp,
+                txn_first_offset: e.txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 }
 

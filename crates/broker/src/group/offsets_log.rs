@@ -12,7 +12,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::state::CommittedOffset;
 
-fn put_string(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(buf: &mut BytesMut, s: &str) {
     buf.put_i16(s.len() as i16);
     buf.put_slice(s.as_bytes());
 }
@@ -169,7 +169,7 @@ pub fn parse_group_value(mut v: Bytes) -> Option<GroupRecord> {
     })
 }
 
-fn get_string(buf: &mut Bytes) -> Option<String> {
+pub(crate) fn get_string(buf: &mut Bytes) -> Option<String> {
     if buf.remaining() < 2 {
         return None;
     }

@@ -393,6 +393,9 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
 }
 
+/// An offset committed inside an open transaction: (group, topic, partition, offset).
+type PendingTxnOffset = (String, String, i32, CommittedOffset);
+
 /// What ListGroups reports about a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
@@ -406,6 +409,9 @@ pub struct GroupListing {
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     config: GroupConfig,
+    /// Offsets committed inside open transactions, by producer id: (group, topic, partition,
+    /// offset). They become committed offsets with the transaction's COMMIT marker.
+    pending_txn: Mutex<HashMap<i64, Vec<PendingTxnOffset>>>,
 }
 
 fn now_instant() -> Instant {
@@ -417,6 +423,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             config,
+            pending_txn: Mutex::new(HashMap::new()),
         }
     }
 
@@ -863,6 +870,46 @@ impl GroupCoordinator {
             g.state = State::Stable;
             g.empty_since_ms = None;
         }
+    }
+
+    /// Offsets a transaction committed (TxnOffsetCommit), pending its marker.
+    pub fn add_txn_offsets(
+        &self,
+        producer_id: i64,
+        group: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) {
+        let mut pending = self.pending_txn.lock().expect("pending lock");
+        let entry = pending.entry(producer_id).or_default();
+        for (topic, p, o) in offsets {
+            entry.push((group.to_string(), topic, p, o));
+        }
+    }
+
+    /// The producer's transaction ended: its offsets are committed, or dropped.
+    pub fn complete_txn_offsets(&self, producer_id: i64, commit: bool) {
+        let done = self
+            .pending_txn
+            .lock()
+            .expect("pending lock")
+            .remove(&producer_id)
+            .unwrap_or_default();
+        if commit {
+            for (group, topic, p, o) in done {
+                self.replay_offset(&group, &topic, p, Some(o));
+            }
+        }
+    }
+
+    /// Whether an open transaction holds an offset for the partition (OffsetFetch with
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn
+            .lock()
+            .expect("pending lock")
+            .values()
+            .flatten()
+            .any(|(g, t, p, _)| g == group && t == topic && *p == partition)
     }
 
     /// A consumer-protocol group, for ConsumerGroupDescribe.

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrolog_storage::{FileSlice, ReadBound, StorageError};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
@@ -113,11 +115,28 @@ fn read(
             Some(p) => {
                 let max = (w.max_bytes.max(0) as usize).min(remaining);
                 let min_one = total == 0;
-                match p.read(w.fetch_offset, max, ReadBound::HighWatermark, min_one) {
+                let bound = if read_committed {
+                    ReadBound::LastStable
+                } else {
+                    ReadBound::HighWatermark
+                };
+                match p.read(w.fetch_offset, max, bound, min_one) {
                     Ok(read) => {
                         data.high_watermark = read.high_watermark;
-                        data.last_stable_offset = read.high_watermark;
+                        data.last_stable_offset = read.last_stable_offset;
                         data.log_start_offset = read.log_start_offset;
+                        if read_committed {
+                            data.aborted_transactions = Some(
+                                read.aborted
+                                    .iter()
+                                    .map(|a| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(a.producer_id))
+                                            .with_first_offset(a.first_offset)
+                                    })
+                                    .collect(),
+                            );
+                        }
                         if let Some(slice) = read.slice {
                             total += slice.length;
                             remaining = remaining.saturating_sub(slice.length);
@@ -128,7 +147,7 @@ fn read(
                         if let StorageError::OffsetOutOfRange { log_start, .. } = &e {
                             p.with_log(|l| {
                                 data.high_watermark = l.high_watermark();
-                                data.last_stable_offset = l.high_watermark();
+                                data.last_stable_offset = l.last_stable_offset();
                             });
                             data.log_start_offset = *log_start;
                         }

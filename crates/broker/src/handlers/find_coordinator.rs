@@ -11,6 +11,7 @@ use super::str;
 use crate::Broker;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -28,17 +29,23 @@ pub fn handle(
     };
     let c = &broker.config;
     let outcome = |key: &str| -> Result<(), (ResponseError, String)> {
-        if request.key_type != GROUP {
+        if key.is_empty() {
             return Err((
-                ResponseError::CoordinatorNotAvailable,
-                "transactions are not supported yet".into(),
+                ResponseError::InvalidRequest,
+                "empty coordinator key".into(),
             ));
         }
-        if key.is_empty() {
-            return Err((ResponseError::InvalidRequest, "empty group id".into()));
-        }
-        broker
-            .ensure_offsets_topic()
+        let created = match request.key_type {
+            GROUP => broker.ensure_offsets_topic(),
+            TRANSACTION => broker.ensure_txn_topic(),
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("unknown coordinator key type {other}"),
+                ))
+            }
+        };
+        created
             .map(|_| ())
             .map_err(|e| (ResponseError::CoordinatorNotAvailable, format!("{e:#}")))
     };

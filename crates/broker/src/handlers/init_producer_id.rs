@@ -1,5 +1,5 @@
-//! InitProducerId for idempotent producers. Transactional ids are refused until the
-//! transaction coordinator exists (issue 5).
+//! InitProducerId: a producer id for idempotent producers; for transactional ones, the
+//! transaction coordinator's producer id and a new epoch (fencing earlier instances).
 
 use std::sync::Arc;
 
@@ -12,8 +12,25 @@ pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProdu
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
+    if request.enable_2_pc {
+        // two-phase commit with an external coordinator (KIP-939) is not supported
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if let Some(id) = &request.transactional_id {
+        if id.0.is_empty() {
+            return response.with_error_code(ResponseError::InvalidRequest.code());
+        }
+        return match broker.init_transactional_producer(
+            &id.0,
+            request.transaction_timeout_ms,
+            request.producer_id.0,
+            request.producer_epoch,
+        ) {
+            Ok((pid, epoch)) => response
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch),
+            Err(e) => response.with_error_code(e.code()),
+        };
     }
     match broker.controller.next_producer_id() {
         Ok(id) => response

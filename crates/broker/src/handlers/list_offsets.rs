@@ -23,6 +23,7 @@ pub fn handle(
     version: i16,
 ) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
+    let read_committed = version >= 2 && request.isolation_level == 1;
     for topic in request.topics {
         let mut topic_response = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
         for p in topic.partitions {
@@ -43,7 +44,7 @@ pub fn handle(
                             ResponseError::UnknownLeaderEpoch.code()
                         };
                     } else {
-                        match lookup(&partition, p.timestamp) {
+                        match lookup(&partition, p.timestamp, read_committed) {
                             Ok((offset, timestamp, epoch)) => {
                                 r.offset = offset;
                                 r.timestamp = timestamp;
@@ -70,6 +71,7 @@ pub fn handle(
 fn lookup(
     partition: &crate::replica_manager::Partition,
     target: i64,
+    read_committed: bool,
 ) -> anyhow::Result<(i64, i64, i32)> {
     partition.with_log(|log| {
         let epoch_of = |offset: i64| {
@@ -80,6 +82,8 @@ fn lookup(
                 .map_or(partition.leader_epoch, |(e, _)| *e)
         };
         Ok(match target {
+            // read_committed consumers see the log up to the last stable offset
+            LATEST if read_committed => (log.last_stable_offset(), -1, partition.leader_epoch),
             LATEST => (log.high_watermark(), -1, partition.leader_epoch),
             EARLIEST | EARLIEST_LOCAL => {
                 (log.log_start_offset(), -1, epoch_of(log.log_start_offset()))

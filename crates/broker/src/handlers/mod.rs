@@ -1,5 +1,7 @@
 //! One file per API: decode is done by the router, each handler turns a request into a response.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -13,6 +15,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -27,6 +30,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::sync::Arc;
 
@@ -67,6 +71,10 @@ pub enum Response {
     OffsetDelete(OffsetDeleteResponse),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
     ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
+    EndTxn(EndTxnResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -109,6 +117,13 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         ApiKey::ConsumerGroupDescribe,
         ConsumerGroupDescribeRequest::VERSIONS,
     ),
+    // Transactions as transaction version 1 clients run them: v4+ of AddPartitionsToTxn is
+    // broker-to-broker verification and EndTxn v5 / TxnOffsetCommit v5 are KIP-890's
+    // transaction version 2, which ferrolog does not advertise.
+    (ApiKey::AddPartitionsToTxn, VersionRange { min: 0, max: 3 }),
+    (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
+    (ApiKey::TxnOffsetCommit, VersionRange { min: 0, max: 4 }),
+    (ApiKey::EndTxn, VersionRange { min: 0, max: 4 }),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -162,6 +177,10 @@ pub enum Request {
     OffsetDelete(OffsetDeleteRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    EndTxn(EndTxnRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -196,6 +215,10 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::OffsetDelete => Request::OffsetDelete(decode(b, v)?),
         ApiKey::ConsumerGroupHeartbeat => Request::ConsumerGroupHeartbeat(decode(b, v)?),
         ApiKey::ConsumerGroupDescribe => Request::ConsumerGroupDescribe(decode(b, v)?),
+        ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(decode(b, v)?),
+        ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(decode(b, v)?),
+        ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(decode(b, v)?),
+        ApiKey::EndTxn => Request::EndTxn(decode(b, v)?),
         other => return Err(anyhow!("{other:?} is not supported")),
     })
 }
@@ -265,6 +288,16 @@ pub async fn handle(
         Request::ConsumerGroupDescribe(r) => {
             Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, v))
         }
+        Request::AddPartitionsToTxn(r) => {
+            Response::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r))
+        }
+        Request::AddOffsetsToTxn(r) => {
+            Response::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r))
+        }
+        Request::TxnOffsetCommit(r) => {
+            Response::TxnOffsetCommit(txn_offset_commit::handle(broker, r))
+        }
+        Request::EndTxn(r) => Response::EndTxn(end_txn::handle(broker, r)),
     })
 }
 

@@ -1,0 +1,505 @@
+//! The transaction coordinator: a state machine per transactional id over the compacted
+//! internal topic `__transaction_state` (partition = abs(javaHashCode(id)) % 50).
+//!
+//! On a single node this broker coordinates every transactional id and leads every partition,
+//! so ending a transaction writes its markers directly: EndTxn persists PrepareCommit or
+//! PrepareAbort, writes a COMMIT or ABORT control batch to every partition in the transaction
+//! (committing or dropping transactional offsets in `__consumer_offsets`), then persists
+//! CompleteCommit or CompleteAbort. A restart replays `__transaction_state` and finishes any
+//! transaction left in a Prepare state; open transactions are aborted when their timeout runs
+//! out, with an epoch bump that fences the producer.
+//!
+//! Concurrency: one mutex over all transactional ids, held for a whole operation (including
+//! its log writes), so operations on a transactional id never interleave. Lock order: this
+//! mutex, then partition logs, then the group coordinator's.
+
+pub mod log;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use anyhow::Result;
+use kafka_protocol::ResponseError;
+
+use crate::group::{CommittedOffset, OFFSETS_TOPIC};
+use crate::Broker;
+
+pub const TXN_TOPIC: &str = "__transaction_state";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    Empty = 0,
+    Ongoing = 1,
+    PrepareCommit = 2,
+    PrepareAbort = 3,
+    CompleteCommit = 4,
+    CompleteAbort = 5,
+    Dead = 6,
+    PrepareEpochFence = 7,
+}
+
+impl TxnState {
+    pub fn from_code(code: i8) -> Option<TxnState> {
+        use TxnState::*;
+        Some(match code {
+            0 => Empty,
+            1 => Ongoing,
+            2 => PrepareCommit,
+            3 => PrepareAbort,
+            4 => CompleteCommit,
+            5 => CompleteAbort,
+            6 => Dead,
+            7 => PrepareEpochFence,
+            _ => return None,
+        })
+    }
+
+    /// The names DescribeTransactions and ListTransactions use.
+    pub fn name(self) -> &'static str {
+        use TxnState::*;
+        match self {
+            Empty => "Empty",
+            Ongoing => "Ongoing",
+            PrepareCommit => "PrepareCommit",
+            PrepareAbort => "PrepareAbort",
+            CompleteCommit => "CompleteCommit",
+            CompleteAbort => "CompleteAbort",
+            Dead => "Dead",
+            PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMetadata {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The epoch before the last bump (-1: none), so a retried InitProducerId is recognised.
+    pub last_producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    pub partitions: BTreeSet<(String, i32)>,
+    pub last_update_ms: i64,
+    pub start_ms: i64,
+}
+
+/// The transactional id's `__transaction_state` partition.
+pub fn txn_partition(transactional_id: &str, partitions: i32) -> i32 {
+    crate::group::offsets_partition(transactional_id, partitions)
+}
+
+#[derive(Default)]
+pub struct TxnCoordinator {
+    txns: Mutex<HashMap<String, TxnMetadata>>,
+}
+
+type Txns = HashMap<String, TxnMetadata>;
+
+/// Per-partition errors of an AddPartitionsToTxn that was refused in part.
+pub type PartitionErrors = Vec<((String, i32), ResponseError)>;
+
+/// A transactional request's producer id and epoch against the coordinator's view.
+fn check_producer(
+    m: Option<&TxnMetadata>,
+    producer_id: i64,
+    epoch: i16,
+) -> Result<(), ResponseError> {
+    let Some(m) = m else {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    };
+    if m.producer_id != producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if m.producer_epoch != epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    Ok(())
+}
+
+impl TxnCoordinator {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Txns> {
+        self.txns.lock().expect("transactions lock")
+    }
+
+    /// A copy of every transactional id's metadata, for ListTransactions and
+    /// DescribeTransactions.
+    pub fn snapshot(&self) -> Vec<(String, TxnMetadata)> {
+        let mut out: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Applies a replayed `__transaction_state` record.
+    pub fn replay(&self, transactional_id: String, value: Option<TxnMetadata>) {
+        let mut txns = self.lock();
+        match value {
+            Some(mut m) => {
+                if let Some(old) = txns.get(&transactional_id) {
+                    if old.producer_id == m.producer_id && old.producer_epoch != m.producer_epoch {
+                        m.last_producer_epoch = old.producer_epoch;
+                    } else {
+                        m.last_producer_epoch = old.last_producer_epoch;
+                    }
+                }
+                txns.insert(transactional_id, m);
+            }
+            None => {
+                txns.remove(&transactional_id);
+            }
+        }
+    }
+}
+
+impl Broker {
+    /// Creates `__transaction_state` on first use.
+    pub fn ensure_txn_topic(&self) -> Result<i32> {
+        self.ensure_internal_topic(
+            TXN_TOPIC,
+            "transaction.state.log.num.partitions",
+            "transaction.state.log.segment.bytes",
+        )
+    }
+
+    fn persist_txn(&self, transactional_id: &str, m: &TxnMetadata) -> Result<()> {
+        let partitions = self.ensure_txn_topic()?;
+        let record = ferrolog_records::plain_record(
+            Some(log::key(transactional_id)),
+            Some(log::value(m)),
+            vec![],
+            crate::now_ms(),
+        );
+        let index = txn_partition(transactional_id, partitions);
+        self.append_internal(TXN_TOPIC, index, &[record])
+    }
+
+    /// Stores the new metadata: written to the log first, then applied.
+    fn commit_txn(
+        &self,
+        txns: &mut Txns,
+        id: &str,
+        mut m: TxnMetadata,
+    ) -> Result<(), ResponseError> {
+        m.last_update_ms = crate::now_ms();
+        self.persist_txn(id, &m).map_err(|e| {
+            tracing::error!(
+                transactional_id = id,
+                "writing transaction state failed: {e:#}"
+            );
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        txns.insert(id.to_string(), m);
+        Ok(())
+    }
+
+    /// Writes the markers of a transaction in a Prepare state and completes it.
+    fn finish_txn(
+        &self,
+        txns: &mut Txns,
+        id: &str,
+        mut m: TxnMetadata,
+    ) -> Result<(), ResponseError> {
+        let commit = m.state == TxnState::PrepareCommit;
+        let now = crate::now_ms();
+        for (topic, index) in &m.partitions {
+            let Some(partition) = self.replicas.get(topic, *index) else {
+                tracing::warn!(
+                    topic,
+                    partition = index,
+                    "transaction marker for a partition that is gone"
+                );
+                continue;
+            };
+            if let Err(e) = partition.append_marker(m.producer_id, m.producer_epoch, commit, 0, now)
+            {
+                tracing::error!(
+                    topic,
+                    partition = index,
+                    "writing a transaction marker failed: {e}"
+                );
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            if topic == OFFSETS_TOPIC {
+                self.groups.complete_txn_offsets(m.producer_id, commit);
+            }
+        }
+        self.replicas.appended.notify_waiters();
+        m.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        m.partitions.clear();
+        self.commit_txn(txns, id, m)
+    }
+
+    /// Aborts an open transaction after bumping the epoch, which fences its producer.
+    fn abort_with_bump(
+        &self,
+        txns: &mut Txns,
+        id: &str,
+        mut m: TxnMetadata,
+    ) -> Result<TxnMetadata, ResponseError> {
+        m.last_producer_epoch = m.producer_epoch;
+        m.producer_epoch = m.producer_epoch.saturating_add(1);
+        m.state = TxnState::PrepareAbort;
+        self.commit_txn(txns, id, m.clone())?;
+        self.finish_txn(txns, id, m)?;
+        Ok(txns[id].clone())
+    }
+
+    /// InitProducerId for a transactional id: a producer id and a new epoch, after aborting
+    /// (or completing) what the previous instance left open.
+    pub fn init_transactional_producer(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(i64, i16), ResponseError> {
+        let max = self
+            .config
+            .int_property("transaction.max.timeout.ms", 900_000);
+        if timeout_ms <= 0 || i64::from(timeout_ms) > max {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let mut txns = self.txns.lock();
+        let now = crate::now_ms();
+        let Some(mut m) = txns.get(id).cloned() else {
+            let pid = self.controller.next_producer_id().map_err(|e| {
+                tracing::error!("allocating a producer id failed: {e:#}");
+                ResponseError::CoordinatorNotAvailable
+            })?;
+            let m = TxnMetadata {
+                producer_id: pid,
+                producer_epoch: 0,
+                last_producer_epoch: -1,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                last_update_ms: now,
+                start_ms: -1,
+            };
+            self.commit_txn(&mut txns, id, m)?;
+            return Ok((pid, 0));
+        };
+        // KIP-360: a producer that names its id and epoch must be the current one (or retrying)
+        if producer_id >= 0 {
+            let current = producer_id == m.producer_id && producer_epoch == m.producer_epoch;
+            let retry = producer_id == m.producer_id && producer_epoch == m.last_producer_epoch;
+            if retry && matches!(m.state, TxnState::Empty) {
+                return Ok((m.producer_id, m.producer_epoch));
+            }
+            if !current && !retry {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        match m.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                self.finish_txn(&mut txns, id, m)?;
+                m = txns[id].clone();
+            }
+            TxnState::Ongoing => {
+                m = self.abort_with_bump(&mut txns, id, m)?;
+            }
+            _ => {}
+        }
+        let old_epoch = m.producer_epoch;
+        if m.producer_epoch >= i16::MAX - 1 {
+            m.producer_id = self.controller.next_producer_id().map_err(|e| {
+                tracing::error!("allocating a producer id failed: {e:#}");
+                ResponseError::CoordinatorNotAvailable
+            })?;
+            m.producer_epoch = 0;
+            m.last_producer_epoch = -1;
+        } else {
+            m.producer_epoch += 1;
+            m.last_producer_epoch = old_epoch;
+        }
+        m.timeout_ms = timeout_ms;
+        m.state = TxnState::Empty;
+        m.partitions.clear();
+        m.start_ms = -1;
+        let out = (m.producer_id, m.producer_epoch);
+        self.commit_txn(&mut txns, id, m)?;
+        Ok(out)
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, which adds the group's offsets partition).
+    /// `Err` is an error for the whole request; per-partition errors are in the `Ok` list.
+    pub fn add_partitions_to_txn(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<PartitionErrors, ResponseError> {
+        let mut txns = self.txns.lock();
+        check_producer(txns.get(id), producer_id, epoch)?;
+        let mut m = txns[id].clone();
+        if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        let image = self.controller.image();
+        let unknown: Vec<&(String, i32)> = partitions
+            .iter()
+            .filter(|(t, p)| image.topic(t).is_none_or(|t| *p < 0 || *p >= t.partitions))
+            .collect();
+        if !unknown.is_empty() {
+            return Ok(partitions
+                .iter()
+                .map(|tp| {
+                    let e = if unknown.contains(&tp) {
+                        ResponseError::UnknownTopicOrPartition
+                    } else {
+                        ResponseError::OperationNotAttempted
+                    };
+                    (tp.clone(), e)
+                })
+                .collect());
+        }
+        if m.state == TxnState::Ongoing && partitions.iter().all(|tp| m.partitions.contains(tp)) {
+            return Ok(Vec::new());
+        }
+        if m.state != TxnState::Ongoing {
+            m.state = TxnState::Ongoing;
+            m.start_ms = crate::now_ms();
+        }
+        m.partitions.extend(partitions.iter().cloned());
+        self.commit_txn(&mut txns, id, m)?;
+        Ok(Vec::new())
+    }
+
+    /// TxnOffsetCommit: the offsets are written to `__consumer_offsets` as part of the
+    /// transaction and become visible with its COMMIT marker.
+    pub fn txn_offset_commit(
+        &self,
+        id: &str,
+        group: &str,
+        producer_id: i64,
+        epoch: i16,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), ResponseError> {
+        let txns = self.txns.lock();
+        check_producer(txns.get(id), producer_id, epoch)?;
+        let offsets_partitions = self.ensure_offsets_topic().map_err(|e| {
+            tracing::error!("creating {OFFSETS_TOPIC} failed: {e:#}");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        let index = crate::group::offsets_partition(group, offsets_partitions);
+        if !txns[id]
+            .partitions
+            .contains(&(OFFSETS_TOPIC.to_string(), index))
+        {
+            // the producer must call AddOffsetsToTxn first (transaction version 1)
+            return Err(ResponseError::InvalidTxnState);
+        }
+        let now = crate::now_ms();
+        let records: Vec<_> = offsets
+            .iter()
+            .enumerate()
+            .map(|(i, (topic, p, o))| ferrolog_records::Record {
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                producer_id,
+                producer_epoch: epoch,
+                transactional: true,
+                ..ferrolog_records::plain_record(
+                    Some(crate::group::offsets_log::key(group, topic, *p)),
+                    Some(crate::group::offsets_log::value(o)),
+                    vec![],
+                    now,
+                )
+            })
+            .collect();
+        if let Err(e) = self.append_internal(OFFSETS_TOPIC, index, &records) {
+            tracing::error!(group, "writing transactional offsets failed: {e:#}");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        self.groups.add_txn_offsets(producer_id, group, offsets);
+        Ok(())
+    }
+
+    /// EndTxn: commit or abort.
+    pub fn end_txn(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let mut txns = self.txns.lock();
+        check_producer(txns.get(id), producer_id, epoch)?;
+        let mut m = txns[id].clone();
+        match (m.state, commit) {
+            (TxnState::Ongoing, _) => {}
+            // a retry of an EndTxn that completed
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => return Ok(()),
+            (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            _ => return Err(ResponseError::InvalidTxnState),
+        }
+        m.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        self.commit_txn(&mut txns, id, m.clone())?;
+        self.finish_txn(&mut txns, id, m)
+    }
+
+    /// Aborts transactions open longer than their timeout (the producer is fenced by the
+    /// epoch bump) and finishes any left in a Prepare state.
+    pub fn expire_transactions(&self) {
+        let now = crate::now_ms();
+        let mut txns = self.txns.lock();
+        let due: Vec<(String, TxnMetadata)> = txns
+            .iter()
+            .filter(|(_, m)| {
+                (m.state == TxnState::Ongoing && now - m.start_ms > i64::from(m.timeout_ms))
+                    || matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, m) in due {
+            let result = if m.state == TxnState::Ongoing {
+                tracing::info!(
+                    transactional_id = id,
+                    "aborting a transaction that timed out"
+                );
+                self.abort_with_bump(&mut txns, &id, m).map(|_| ())
+            } else {
+                self.finish_txn(&mut txns, &id, m)
+            };
+            if let Err(e) = result {
+                tracing::error!(transactional_id = id, "ending a transaction failed: {e:?}");
+            }
+        }
+    }
+
+    /// Rebuilds transaction state by replaying `__transaction_state`.
+    pub(crate) fn replay_transactions(&self) -> Result<()> {
+        let Some(topic) = self.controller.image().topic(TXN_TOPIC).cloned() else {
+            return Ok(());
+        };
+        for index in 0..topic.partitions {
+            let Some(partition) = self.replicas.get(TXN_TOPIC, index) else {
+                continue;
+            };
+            partition.with_log(|log| {
+                log.for_each_record(|record| -> Result<()> {
+                    if let Some(id) = record.key.and_then(log::parse_key) {
+                        self.txns
+                            .replay(id, record.value.and_then(log::parse_value));
+                    }
+                    Ok(())
+                })
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+"""Transactions and exactly-once with real clients (librdkafka via confluent-kafka,
+kafka-python's idempotent producer): commit/abort visibility, the last stable offset, fencing,
+timeouts, a consume-transform-produce loop killed with SIGKILL, and a broker crash mid-transaction."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaProducer
+
+SETTINGS = ["group.initial.rebalance.delay.ms=0",
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms=500"]
+
+
+def create(bootstrap, topic, partitions):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
+
+
+def read_all(bootstrap, topic, isolation, seconds=6, want=None):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time()}", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": isolation})
+    c.subscribe([topic])
+    got, deadline = [], time.time() + seconds
+    while time.time() < deadline and (want is None or len(got) < want):
+        m = c.poll(0.1)
+        if m is not None and not m.error():
+            got.append((m.partition(), m.offset(), m.value().decode()))
+    c.close()
+    return got
+
+
+def transactional(bootstrap, txn_id, **extra):
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, **extra})
+    p.init_transactions(15)
+    return p
+
+
+def test_commit_abort_and_the_last_stable_offset(fresh_broker):
+    b = fresh_broker(SETTINGS)
+    create(b.bootstrap, "tx", 2)
+    p = transactional(b.bootstrap, "tx-1")
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("tx", key=str(i), value=f"committed-{i}")
+    p.commit_transaction(10)
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("tx", key=str(i), value=f"aborted-{i}")
+    p.flush(10)
+    p.abort_transaction(10)
+    # an open transaction holds read_committed readers back at its first offset...
+    p.begin_transaction()
+    for i in range(4):
+        p.produce("tx", key=str(i), value=f"pending-{i}")
+    p.flush(10)
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(4):
+        plain.produce("tx", key=str(i), value=f"after-{i}")
+    assert plain.flush(10) == 0
+    committed = {v for _, _, v in read_all(b.bootstrap, "tx", "read_committed")}
+    assert committed == {f"committed-{i}" for i in range(10)}, committed
+    uncommitted = {v for _, _, v in read_all(b.bootstrap, "tx", "read_uncommitted", want=38)}
+    assert {v.split("-")[0] for v in uncommitted} == {"committed", "aborted", "pending", "after"}
+    # ...until it commits: then the pending and the later plain records are stable
+    p.commit_transaction(10)
+    committed = {v for _, _, v in read_all(b.bootstrap, "tx", "read_committed", want=18)}
+    assert {v.split("-")[0] for v in committed} == {"committed", "pending", "after"}, committed
+    assert len(committed) == 18
+
+
+def test_a_second_producer_with_the_same_id_fences_the_first(fresh_broker):
+    b = fresh_broker(SETTINGS)
+    create(b.bootstrap, "fence", 1)
+    first = transactional(b.bootstrap, "fenced-id")
+    first.begin_transaction()
+    first.produce("fence", value="zombie")
+    first.flush(10)
+    second = transactional(b.bootstrap, "fenced-id")  # aborts the first one's open transaction
+    with pytest.raises(KafkaException) as fenced:
+        first.commit_transaction(10)
+    assert fenced.value.args[0].fatal(), fenced.value
+    second.begin_transaction()
+    second.produce("fence", value="live")
+    second.commit_transaction(10)
+    assert [v for _, _, v in read_all(b.bootstrap, "fence", "read_committed")] == ["live"]
+
+
+def test_a_transaction_past_its_timeout_is_aborted(fresh_broker):
+    b = fresh_broker(SETTINGS)
+    create(b.bootstrap, "slow", 1)
+    p = transactional(b.bootstrap, "slow-id", **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    p.produce("slow", value="too-late")
+    p.flush(10)
+    time.sleep(4)
+    with pytest.raises(KafkaException):
+        p.commit_transaction(10)
+    assert read_all(b.bootstrap, "slow", "read_committed", seconds=3) == []
+    assert [v for _, _, v in read_all(b.bootstrap, "slow", "read_uncommitted", want=1)] == ["too-late"]
+
+
+def test_an_open_transaction_survives_a_broker_crash(fresh_broker):
+    b = fresh_broker(SETTINGS)
+    create(b.bootstrap, "crash", 1)
+    p = transactional(b.bootstrap, "crash-id")
+    p.begin_transaction()
+    for i in range(5):
+        p.produce("crash", value=f"v{i}")
+    p.flush(10)
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait()
+    b.log.close()
+    b.start()
+    p.commit_transaction(30)
+    assert sorted(v for _, _, v in read_all(b.bootstrap, "crash", "read_committed", want=5)) == [f"v{i}" for i in range(5)]
+
+
+APP = textwrap.dedent("""
+    import sys, time
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    bootstrap = sys.argv[1]
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "eos-app", "enable.auto.commit": False,
+                  "session.timeout.ms": 6000,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": "eos-app-1"})
+    p.init_transactions(30)
+    c.subscribe(["eos-in"])
+    while True:
+        batch = c.consume(20, 0.5)
+        batch = [m for m in batch if not m.error()]
+        if not batch:
+            continue
+        p.begin_transaction()
+        for m in batch:
+            p.produce("eos-out", key=m.key(), value=b"out-" + m.value(), partition=m.partition())
+        p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+        p.commit_transaction(30)
+        print(len(batch), flush=True)
+        time.sleep(0.05)
+""")
+
+
+def test_consume_transform_produce_is_exactly_once_across_sigkill(fresh_broker):
+    b = fresh_broker(SETTINGS)
+    create(b.bootstrap, "eos-in", 3)
+    create(b.bootstrap, "eos-out", 3)
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(600):
+        p.produce("eos-in", key=str(i), value=str(i), partition=i % 3)
+    assert p.flush(10) == 0
+    # run the app, kill -9 it mid-stream, run it again until everything is through
+    app = subprocess.Popen([sys.executable, "-c", APP, b.bootstrap], stdout=subprocess.PIPE, text=True)
+    done = 0
+    while done < 200:
+        line = app.stdout.readline()
+        assert line, "the app exited"
+        done += int(line)
+    app.send_signal(signal.SIGKILL)
+    app.wait()
+    again = subprocess.Popen([sys.executable, "-c", APP, b.bootstrap], stdout=subprocess.DEVNULL)
+    try:
+        read_all(b.bootstrap, "eos-out", "read_committed", seconds=60, want=600)
+    finally:
+        again.kill()
+        again.wait()
+    # everything the output topic holds, read_committed: each input exactly once
+    out = read_all(b.bootstrap, "eos-out", "read_committed", seconds=4)
+    values = [v for _, _, v in out]
+    assert sorted(values, key=lambda v: int(v[4:])) == [f"out-{i}" for i in range(600)], \
+        f"{len(values)} records, {len(set(values))} distinct"
+    # order within each partition follows the input
+    for part in range(3):
+        seq = [int(v[4:]) for pp, _, v in sorted(out) if pp == part]
+        assert seq == sorted(seq)
+
+
+def test_kafka_python_idempotent_producer(fresh_broker):
+    b = fresh_broker(SETTINGS)
+    create(b.bootstrap, "idem", 1)
+    p = KafkaProducer(bootstrap_servers=b.bootstrap, enable_idempotence=True, acks="all")
+    for i in range(100):
+        p.send("idem", value=str(i).encode())
+    p.flush(10)
+    p.close()
+    values = [v for _, _, v in read_all(b.bootstrap, "idem", "read_uncommitted", want=100)]
+    assert values == [str(i) for i in range(100)]
