@@ -16,7 +16,14 @@ use crate::Broker;
 /// (topic, [(partition, offset, leader epoch, metadata, error)])
 type Fetched = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
-fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+/// `require_stable` (v7+): a partition with an offset pending in an open transaction answers
+/// UNSTABLE_OFFSET_COMMIT, and the consumer retries once the transaction ends.
+fn fetch(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Fetched {
     let committed = broker.groups.offsets(group);
     let image = broker.controller.image();
     match topics {
@@ -43,6 +50,17 @@ fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) 
                 let entries = partitions
                     .into_iter()
                     .map(|p| match committed.get(&(topic.clone(), p)) {
+                        _ if require_stable
+                            && broker.groups.has_pending_txn_offset(group, &topic, p) =>
+                        {
+                            (
+                                p,
+                                -1,
+                                -1,
+                                String::new(),
+                                ResponseError::UnstableOffsetCommit.code(),
+                            )
+                        }
                         Some(o) => (p, o.offset, o.leader_epoch, o.metadata.clone(), 0),
                         None if known => (p, -1, -1, String::new(), 0),
                         None => (
@@ -84,7 +102,7 @@ pub fn handle(
                     continue;
                 }
             }
-            for (topic, entries) in fetch(broker, &g.group_id.0, topics) {
+            for (topic, entries) in fetch(broker, &g.group_id.0, topics, request.require_stable) {
                 let partitions = entries
                     .into_iter()
                     .map(|(p, offset, epoch, metadata, error)| {
@@ -111,7 +129,8 @@ pub fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    for (topic, entries) in fetch(broker, &request.group_id.0, topics) {
+    let stable = version >= 7 && request.require_stable;
+    for (topic, entries) in fetch(broker, &request.group_id.0, topics, stable) {
         let partitions = entries
             .into_iter()
             .map(|(p, offset, epoch, metadata, error)| {

@@ -7,6 +7,7 @@ import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidTopicException;
@@ -42,6 +43,7 @@ public class Main {
             lifecycle(admin);
             groups(admin);
             cooperative(admin);
+            transactions(admin);
         }
         System.out.println(passed + " passed, 0 failed");
     }
@@ -262,6 +264,90 @@ public class Main {
         for (KafkaConsumer<String, String> c : consumers) out.add(c.assignment().size());
         Collections.sort(out);
         return out;
+    }
+
+    static List<String> readAll(String topic, String isolation, int want) {
+        Map<String, Object> c = new HashMap<>();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        List<String> out = new ArrayList<>();
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
+            List<TopicPartition> parts = new ArrayList<>();
+            for (var info : consumer.partitionsFor(topic)) parts.add(new TopicPartition(topic, info.partition()));
+            consumer.assign(parts);
+            consumer.seekToBeginning(parts);
+            long deadline = System.currentTimeMillis() + 8000;
+            while (out.size() < want && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) out.add(r.value());
+            }
+        }
+        return out;
+    }
+
+    /** Exactly-once consume-transform-produce with sendOffsetsToTransaction; aborts; fencing. */
+    static void transactions(Admin admin) throws Exception {
+        String in = create(admin, "java-eos-in", 3, Map.of());
+        String out = create(admin, "java-eos-out", 3, Map.of());
+        try (KafkaProducer<String, String> p = producer("none", Map.of())) {
+            for (int i = 0; i < 90; i++) p.send(new ProducerRecord<>(in, "k" + i, "" + i)).get();
+        }
+        String group = "java-eos-" + UUID.randomUUID();
+        String txnId = "java-eos-" + UUID.randomUUID();
+        Map<String, Object> cc = new HashMap<>();
+        cc.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        cc.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        cc.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        cc.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        cc.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        int processed = 0;
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cc, new StringDeserializer(), new StringDeserializer());
+             KafkaProducer<String, String> p = producer("none", Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txnId))) {
+            p.initTransactions();
+            c.subscribe(List.of(in));
+            long deadline = System.currentTimeMillis() + 30000;
+            while (processed < 90 && System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> records = c.poll(Duration.ofMillis(200));
+                if (records.isEmpty()) continue;
+                p.beginTransaction();
+                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                for (ConsumerRecord<String, String> r : records) {
+                    p.send(new ProducerRecord<>(out, r.partition(), r.key(), "out-" + r.value()));
+                    offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                    processed++;
+                }
+                p.sendOffsetsToTransaction(offsets, c.groupMetadata());
+                p.commitTransaction();
+            }
+            // an aborted transaction leaves nothing a read_committed reader sees
+            p.beginTransaction();
+            for (int i = 0; i < 10; i++) p.send(new ProducerRecord<>(out, "x", "aborted-" + i));
+            p.flush();
+            p.abortTransaction();
+        }
+        check(processed == 90, "the loop processed all 90 inputs, got " + processed);
+        List<String> committed = readAll(out, "read_committed", 90);
+        check(committed.size() == 90 && new HashSet<>(committed).size() == 90 && committed.stream().allMatch(v -> v.startsWith("out-")),
+              "read_committed sees each output once and nothing aborted: " + committed.size());
+        List<String> everything = readAll(out, "read_uncommitted", 100);
+        check(everything.size() == 100, "read_uncommitted also sees the aborted records: " + everything.size());
+        var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+        check(offsets.values().stream().mapToLong(o -> o.offset()).sum() == 90, "the transaction committed the group's offsets: " + offsets);
+        // a second producer with the same transactional id fences the first
+        try (KafkaProducer<String, String> first = producer("none", Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txnId))) {
+            first.initTransactions();
+            try (KafkaProducer<String, String> second = producer("none", Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txnId))) {
+                second.initTransactions();
+                first.beginTransaction();
+                first.send(new ProducerRecord<>(out, "zombie"));
+                first.commitTransaction();
+                check(false, "a fenced producer committed");
+            } catch (org.apache.kafka.common.errors.ProducerFencedException
+                     | org.apache.kafka.common.errors.InvalidProducerEpochException e) {
+                check(true, "the first producer is fenced");
+            } catch (KafkaException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.ProducerFencedException, "fenced, got " + e);
+            }
+        }
     }
 
     /** The classic protocol with the cooperative-sticky assignor: a join moves only what it must. */
