@@ -2,6 +2,8 @@
 kafka-python's idempotent producer): commit/abort visibility, the last stable offset, fencing,
 timeouts, a consume-transform-produce loop killed with SIGKILL, and a broker crash mid-transaction."""
 
+import glob
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +14,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
+
+from conftest import ROOT
 
 SETTINGS = ["group.initial.rebalance.delay.ms=0",
             "transaction.abort.timed.out.transaction.cleanup.interval.ms=500"]
@@ -190,3 +194,47 @@ def test_kafka_python_idempotent_producer(fresh_broker):
     p.close()
     values = [v for _, _, v in read_all(b.bootstrap, "idem", "read_uncommitted", want=100)]
     assert values == [str(i) for i in range(100)]
+
+
+def kafka_transactions_tool(bootstrap, *args):
+    """Apache Kafka's kafka-transactions.sh (org.apache.kafka.tools.TransactionsCommand)."""
+    lib = os.path.join(ROOT, "target", "kafka-lib")
+    assert glob.glob(os.path.join(lib, "kafka-tools-*.jar")), "run scripts/test.sh (it fetches Kafka's jars)"
+    result = subprocess.run(["java", "-cp", os.path.join(lib, "*"), "org.apache.kafka.tools.TransactionsCommand",
+                             "--bootstrap-server", bootstrap, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    return [line.split() for line in result.stdout.splitlines()]
+
+
+def test_hanging_transaction_found_and_aborted_with_the_cli_and_kafkas_tool(fresh_broker):
+    b = fresh_broker(SETTINGS)
+    create(b.bootstrap, "hang", 1)
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    plain.produce("hang", value="before")
+    assert plain.flush(10) == 0
+    p = transactional(b.bootstrap, "hanger")
+    p.begin_transaction()
+    p.produce("hang", value="stuck")
+    p.flush(10)
+    plain.produce("hang", value="after")
+    assert plain.flush(10) == 0
+    # the open transaction holds read_committed readers at offset 1
+    assert [v for _, _, v in read_all(b.bootstrap, "hang", "read_committed", seconds=3)] == ["before"]
+
+    listed = b.cli("transactions", "--bootstrap-server", b.bootstrap, "list")
+    assert ["hanger", "0", "Ongoing"] in [l.split() for l in listed.stdout.splitlines()], listed.stdout
+    described = b.cli("transactions", "--bootstrap-server", b.bootstrap, "describe", "--transactional-id", "hanger")
+    assert described.returncode == 0 and "hang-0" in described.stdout, described.stdout + described.stderr
+    producers = b.cli("transactions", "--bootstrap-server", b.bootstrap, "describe-producers", "--topic", "hang",
+                      "--partition", "0")
+    assert producers.stdout.splitlines()[1].split()[-1] == "1", producers.stdout
+    # Kafka's own tool sees the same, and aborts the transaction by its start offset
+    rows = kafka_transactions_tool(b.bootstrap, "list")
+    assert any(r[:1] == ["hanger"] and "Ongoing" in r for r in rows), rows
+    rows = kafka_transactions_tool(b.bootstrap, "describe-producers", "--topic", "hang", "--partition", "0")
+    assert rows[1][-1] == "1", rows
+    kafka_transactions_tool(b.bootstrap, "abort", "--topic", "hang", "--partition", "0", "--start-offset", "1")
+    assert [v for _, _, v in read_all(b.bootstrap, "hang", "read_committed", want=2)] == ["before", "after"]
+    # unknown ids and bad patterns get Kafka's errors
+    missing = b.cli("transactions", "--bootstrap-server", b.bootstrap, "describe", "--transactional-id", "nope")
+    assert missing.returncode != 0 and "TransactionalIdNotFound" in missing.stderr, missing.stderr

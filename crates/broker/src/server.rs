@@ -216,6 +216,10 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::AddOffsetsToTxn(r) => r.encode(&mut buf, version)?,
         Response::TxnOffsetCommit(r) => r.encode(&mut buf, version)?,
         Response::EndTxn(r) => r.encode(&mut buf, version)?,
+        Response::DescribeProducers(r) => r.encode(&mut buf, version)?,
+        Response::DescribeTransactions(r) => r.encode(&mut buf, version)?,
+        Response::ListTransactions(r) => r.encode(&mut buf, version)?,
+        Response::WriteTxnMarkers(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

@@ -6,6 +6,7 @@ mod dump_log;
 mod groups;
 mod perf;
 mod topics;
+mod transactions;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,9 @@ enum Command {
     DumpLog(dump_log::DumpLogArgs),
     /// List, describe, reset and delete consumer groups (like kafka-consumer-groups.sh).
     Groups(groups::GroupsArgs),
+    /// List and describe transactions and producers, abort hanging transactions (like
+    /// kafka-transactions.sh).
+    Transactions(transactions::TransactionsArgs),
 }
 
 fn main() -> Result<()> {
@@ -84,6 +88,7 @@ fn main() -> Result<()> {
             Command::DeleteRecords(args) => configs::delete_records(args).await,
             Command::DumpLog(args) => dump_log::run(args),
             Command::Groups(args) => groups::run(args).await,
+            Command::Transactions(args) => transactions::run(args).await,
         }
     })
 }

@@ -15,6 +15,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -24,6 +26,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -31,6 +34,7 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -75,6 +79,10 @@ pub enum Response {
     AddOffsetsToTxn(AddOffsetsToTxnResponse),
     TxnOffsetCommit(TxnOffsetCommitResponse),
     EndTxn(EndTxnResponse),
+    DescribeProducers(DescribeProducersResponse),
+    DescribeTransactions(DescribeTransactionsResponse),
+    ListTransactions(ListTransactionsResponse),
+    WriteTxnMarkers(WriteTxnMarkersResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -124,6 +132,16 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
     (ApiKey::TxnOffsetCommit, VersionRange { min: 0, max: 4 }),
     (ApiKey::EndTxn, VersionRange { min: 0, max: 4 }),
+    (ApiKey::WriteTxnMarkers, WriteTxnMarkersRequest::VERSIONS),
+    (
+        ApiKey::DescribeProducers,
+        DescribeProducersRequest::VERSIONS,
+    ),
+    (
+        ApiKey::DescribeTransactions,
+        DescribeTransactionsRequest::VERSIONS,
+    ),
+    (ApiKey::ListTransactions, ListTransactionsRequest::VERSIONS),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -181,6 +199,10 @@ pub enum Request {
     AddOffsetsToTxn(AddOffsetsToTxnRequest),
     TxnOffsetCommit(TxnOffsetCommitRequest),
     EndTxn(EndTxnRequest),
+    DescribeProducers(DescribeProducersRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
+    WriteTxnMarkers(WriteTxnMarkersRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -219,6 +241,10 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(decode(b, v)?),
         ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(decode(b, v)?),
         ApiKey::EndTxn => Request::EndTxn(decode(b, v)?),
+        ApiKey::DescribeProducers => Request::DescribeProducers(decode(b, v)?),
+        ApiKey::DescribeTransactions => Request::DescribeTransactions(decode(b, v)?),
+        ApiKey::ListTransactions => Request::ListTransactions(decode(b, v)?),
+        ApiKey::WriteTxnMarkers => Request::WriteTxnMarkers(decode(b, v)?),
         other => return Err(anyhow!("{other:?} is not supported")),
     })
 }
@@ -298,6 +324,18 @@ pub async fn handle(
             Response::TxnOffsetCommit(txn_offset_commit::handle(broker, r))
         }
         Request::EndTxn(r) => Response::EndTxn(end_txn::handle(broker, r)),
+        Request::DescribeProducers(r) => {
+            Response::DescribeProducers(describe_producers::handle(broker, r))
+        }
+        Request::DescribeTransactions(r) => {
+            Response::DescribeTransactions(describe_transactions::handle(broker, r))
+        }
+        Request::ListTransactions(r) => {
+            Response::ListTransactions(list_transactions::handle(broker, r))
+        }
+        Request::WriteTxnMarkers(r) => {
+            Response::WriteTxnMarkers(write_txn_markers::handle(broker, r))
+        }
     })
 }
 
