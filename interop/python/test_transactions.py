@@ -238,3 +238,97 @@ def test_hanging_transaction_found_and_aborted_with_the_cli_and_kafkas_tool(fres
     # unknown ids and bad patterns get Kafka's errors
     missing = b.cli("transactions", "--bootstrap-server", b.bootstrap, "describe", "--transactional-id", "nope")
     assert missing.returncode != 0 and "TransactionalIdNotFound" in missing.stderr, missing.stderr
+
+
+class ChaosProxy:
+    """A TCP proxy in front of the broker that cuts every connection through it every
+    `period` seconds, mid-request or not."""
+
+    def __init__(self, port, upstream, period):
+        import socket
+        import threading
+        self.upstream, self.period = upstream, period
+        self.pairs, self.lock, self.stopped = [], threading.Lock(), threading.Event()
+        self.cuts = 0
+        self.server = socket.create_server(("127.0.0.1", port))
+        threading.Thread(target=self.accept, daemon=True).start()
+        threading.Thread(target=self.chaos, daemon=True).start()
+
+    def accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                continue
+            with self.lock:
+                self.pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def chaos(self):
+        import socket
+        last = time.time()
+        while not self.stopped.wait(0.02):
+            if time.time() - last < self.period:
+                continue
+            last = time.time()
+            with self.lock:
+                pairs, self.pairs = self.pairs, []
+            for pair in pairs:
+                for s in pair:
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                        s.close()
+                    except OSError:
+                        pass
+                self.cuts += 1
+
+    def calm(self):
+        """Stops the cutting; the proxy keeps forwarding."""
+        self.stopped.set()
+
+
+def test_idempotent_producer_through_cut_connections_has_no_duplicates_or_reordering(fresh_broker):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        proxy_port = s.getsockname()[1]
+    b = fresh_broker(SETTINGS + [f"advertised.listeners=PLAINTEXT://127.0.0.1:{proxy_port}"])
+    proxy = ChaosProxy(proxy_port, b.port, period=1000)  # calm while the topic is created
+    create(f"127.0.0.1:{proxy_port}", "cut", 1)
+    proxy.period = 0.3
+    p = Producer({"bootstrap.servers": f"127.0.0.1:{proxy_port}", "enable.idempotence": True, "acks": "all",
+                  "max.in.flight.requests.per.connection": 5, "linger.ms": 5, "batch.num.messages": 50,
+                  "message.timeout.ms": 120000, "reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 100})
+    failures = []
+    for i in range(5000):
+        p.produce("cut", value=str(i), on_delivery=lambda err, _m: err and failures.append(err))
+        if i % 100 == 0:
+            p.poll(0)
+            time.sleep(0.05)
+    assert p.flush(120) == 0
+    proxy.calm()
+    assert not failures, failures[:3]
+    assert proxy.cuts > 3, "the proxy cut connections while the producer ran"
+    values = [int(v) for _, _, v in read_all(f"127.0.0.1:{proxy_port}", "cut", "read_uncommitted", seconds=20,
+                                                    want=5000)]
+    assert values == list(range(5000)), f"{len(values)} records, {len(set(values))} distinct"
