@@ -332,3 +332,21 @@ def test_idempotent_producer_through_cut_connections_has_no_duplicates_or_reorde
     values = [int(v) for _, _, v in read_all(f"127.0.0.1:{proxy_port}", "cut", "read_uncommitted", seconds=20,
                                                     want=5000)]
     assert values == list(range(5000)), f"{len(values)} records, {len(set(values))} distinct"
+
+
+def test_idle_transactional_ids_expire_and_stay_gone_after_a_restart(fresh_broker):
+    b = fresh_broker(SETTINGS + ["transactional.id.expiration.ms=1500"])
+    create(b.bootstrap, "idle", 1)
+    p = transactional(b.bootstrap, "idle-id")
+    p.begin_transaction()
+    p.produce("idle", value="v")
+    p.commit_transaction(10)
+    listed = lambda: [l.split()[0] for l in b.cli("transactions", "--bootstrap-server", b.bootstrap, "list").stdout.splitlines()[1:]]
+    assert listed() == ["idle-id"]
+    deadline = time.time() + 15
+    while "idle-id" in listed() and time.time() < deadline:
+        time.sleep(0.3)
+    assert listed() == [], "expired"
+    b.stop()
+    b.start()
+    assert listed() == [], "the tombstone is replayed"

@@ -500,6 +500,24 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "How often open transactions are checked against their timeout.",
     ),
     key(
+        "transactional.id.expiration.ms",
+        Some("604800000"),
+        Int,
+        "A transactional id with no transaction for this long is forgotten.",
+    ),
+    key(
+        "producer.id.expiration.ms",
+        Some("86400000"),
+        Int,
+        "An idle producer's sequence state in a partition is forgotten after this long.",
+    ),
+    key(
+        "producer.id.expiration.check.interval.ms",
+        Some("600000"),
+        Int,
+        "How often idle producers are looked for.",
+    ),
+    key(
         "transaction.state.log.num.partitions",
         Some("50"),
         Int,

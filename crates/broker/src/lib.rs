@@ -611,8 +611,19 @@ impl Broker {
                 )
                 .max(1) as u64,
         ));
+        let mut producers = tokio::time::interval(std::time::Duration::from_millis(
+            self.config
+                .int_property("producer.id.expiration.check.interval.ms", 600_000)
+                .max(1) as u64,
+        ));
         loop {
             tokio::select! {
+                _ = producers.tick() => {
+                    let expiration = self.config.int_property("producer.id.expiration.ms", 86_400_000);
+                    for p in self.replicas.all() {
+                        p.with_log(|log| log.expire_producers(now_ms(), expiration));
+                    }
+                }
                 _ = transactions.tick() => self.expire_transactions(),
                 _ = groups.tick() => {
                     self.groups.tick();

@@ -433,6 +433,11 @@ impl Log {
             .collect()
     }
 
+    /// `producer.id.expiration.ms`: forgets idle producers without an open transaction.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire(now_ms, expiration_ms)
+    }
+
     /// The producers that wrote to this partition, for DescribeProducers.
     pub fn producers(&self) -> Vec<ProducerInfo> {
         self.producers.describe()

@@ -204,6 +204,16 @@ impl ProducerStateManager {
         })
     }
 
+    /// Forgets producers idle since before `now_ms - expiration_ms` (by their last batch's
+    /// timestamp) with no open transaction (`producer.id.expiration.ms`); returns how many.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
     /// The first offset of the oldest open transaction: the last stable offset's bound.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.producers
@@ -282,6 +292,21 @@ mod tests {
         assert!(state.check(&header(0, 1, 7, 2, 3)).is_err());
         assert_eq!(
             state.check(&header(0, 1, 7, 2, 0)).unwrap(),
+            SequenceCheck::Accept
+        );
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut state = ProducerStateManager::new();
+        state.update(&header(0, 1, 1, 0, 0)); // timestamp 0
+        state.update(&header(1, 1, 2, 0, 0));
+        assert_eq!(state.expire(500, 1000), 0, "not idle long enough");
+        assert_eq!(state.expire(5000, 1000), 2);
+        assert!(state.is_empty());
+        // an expired producer is unknown: any sequence is accepted again, as in Kafka
+        assert_eq!(
+            state.check(&header(0, 1, 1, 0, 7)).unwrap(),
             SequenceCheck::Accept
         );
     }

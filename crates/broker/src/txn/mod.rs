@@ -164,6 +164,19 @@ impl Broker {
         )
     }
 
+    /// A tombstone for the transactional id.
+    fn remove_txn_record(&self, transactional_id: &str) -> Result<()> {
+        let partitions = self.ensure_txn_topic()?;
+        let record = ferrolog_records::plain_record(
+            Some(log::key(transactional_id)),
+            None,
+            vec![],
+            crate::now_ms(),
+        );
+        let index = txn_partition(transactional_id, partitions);
+        self.append_internal(TXN_TOPIC, index, &[record])
+    }
+
     fn persist_txn(&self, transactional_id: &str, m: &TxnMetadata) -> Result<()> {
         let partitions = self.ensure_txn_topic()?;
         let record = ferrolog_records::plain_record(
@@ -465,6 +478,29 @@ impl Broker {
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // transactional.id.expiration.ms: ids idle that long, with no transaction, are removed
+        let expiration = self
+            .config
+            .int_property("transactional.id.expiration.ms", 604_800_000);
+        let idle: Vec<String> = txns
+            .iter()
+            .filter(|(_, m)| {
+                matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now - m.last_update_ms > expiration
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in idle {
+            tracing::info!(transactional_id = id, "transactional id expired");
+            match self.remove_txn_record(&id) {
+                Ok(()) => {
+                    txns.remove(&id);
+                }
+                Err(e) => tracing::error!(transactional_id = id, "expiring failed: {e:#}"),
+            }
+        }
         for (id, m) in due {
             let result = if m.state == TxnState::Ongoing {
                 tracing::info!(
