@@ -125,10 +125,12 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         ApiKey::ConsumerGroupDescribe,
         ConsumerGroupDescribeRequest::VERSIONS,
     ),
-    // Transactions as transaction version 1 clients run them: v4+ of AddPartitionsToTxn is
-    // broker-to-broker verification and EndTxn v5 / TxnOffsetCommit v5 are KIP-890's
-    // transaction version 2, which ferrolog does not advertise.
-    (ApiKey::AddPartitionsToTxn, VersionRange { min: 0, max: 3 }),
+    // Transactions as transaction version 1 clients run them: EndTxn v5 / TxnOffsetCommit v5
+    // are KIP-890's transaction version 2, which ferrolog does not advertise.
+    (
+        ApiKey::AddPartitionsToTxn,
+        AddPartitionsToTxnRequest::VERSIONS,
+    ),
     (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
     (ApiKey::TxnOffsetCommit, VersionRange { min: 0, max: 4 }),
     (ApiKey::EndTxn, VersionRange { min: 0, max: 4 }),
@@ -315,7 +317,7 @@ pub async fn handle(
             Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, v))
         }
         Request::AddPartitionsToTxn(r) => {
-            Response::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r))
+            Response::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v))
         }
         Request::AddOffsetsToTxn(r) => {
             Response::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r))

@@ -11,6 +11,16 @@ use super::str;
 use crate::errors::storage_error_code;
 use crate::Broker;
 
+/// The producer id and epoch of the first transactional batch among `records` (headers only:
+/// the append validates the batches).
+fn transactional_producer(records: Option<&[u8]>) -> Option<(i64, i16)> {
+    ferrolog_storage::batch::BatchIter::new(records?)
+        .map_while(Result::ok)
+        .filter_map(|(_, bytes)| ferrolog_storage::batch::BatchHeader::parse(bytes).ok())
+        .find(|h| h.is_transactional())
+        .map(|h| (h.producer_id, h.producer_epoch))
+}
+
 pub fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
@@ -53,14 +63,34 @@ pub fn handle(
                         ))
                     } else {
                         let mut records = data.records.as_deref().unwrap_or(&[]).to_vec();
-                        p.append_as_leader(&mut records, now).map_err(|e| {
-                            tracing::debug!(
-                                topic = t.name,
-                                partition = data.index,
-                                "produce rejected: {e}"
-                            );
-                            (storage_error_code(&e), Some(str(&e.to_string())))
-                        })
+                        let mut append = || {
+                            p.append_as_leader(&mut records, now).map_err(|e| {
+                                tracing::debug!(
+                                    topic = t.name,
+                                    partition = data.index,
+                                    "produce rejected: {e}"
+                                );
+                                (storage_error_code(&e), Some(str(&e.to_string())))
+                            })
+                        };
+                        match transactional_producer(data.records.as_deref()) {
+                            None => append(),
+                            Some((pid, epoch)) => broker
+                                .append_verified(
+                                    request.transactional_id.as_ref().map(|t| &*t.0),
+                                    pid,
+                                    epoch,
+                                    &t.name,
+                                    data.index,
+                                    append,
+                                )
+                                .unwrap_or_else(|e| {
+                                    Err((
+                                        e.code(),
+                                        Some(str("the partition is not in the producer's ongoing transaction")),
+                                    ))
+                                }),
+                        }
                     }
                 }
             };

@@ -386,6 +386,54 @@ impl Broker {
         Ok(Vec::new())
     }
 
+    /// KIP-890 verification: a transactional batch for `topic`-`partition` from `producer_id` at
+    /// `epoch` is appended (by `append`) only if the partition is in that producer's ongoing
+    /// transaction, so a late or stray write cannot open a transaction no coordinator will end.
+    /// The transactions lock is held across the append: no EndTxn can slip in between.
+    pub fn append_verified<T>(
+        &self,
+        transactional_id: Option<&str>,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+        append: impl FnOnce() -> T,
+    ) -> Result<T, ResponseError> {
+        let txns = self.txns.lock();
+        let Some(m) = transactional_id.and_then(|id| txns.get(id)) else {
+            return Err(ResponseError::InvalidTxnState);
+        };
+        if m.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if epoch < m.producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if m.state != TxnState::Ongoing || !m.partitions.contains(&(topic.to_string(), partition)) {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(append())
+    }
+
+    /// AddPartitionsToTxn v4+ `verify_only`: per partition, whether it is in the producer's
+    /// ongoing transaction.
+    pub fn verify_txn_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<PartitionErrors, ResponseError> {
+        let txns = self.txns.lock();
+        check_producer(txns.get(id), producer_id, epoch)?;
+        let m = &txns[id];
+        Ok(partitions
+            .iter()
+            .filter(|tp| m.state != TxnState::Ongoing || !m.partitions.contains(*tp))
+            .map(|tp| (tp.clone(), ResponseError::InvalidTxnState))
+            .collect())
+    }
+
     /// TxnOffsetCommit: the offsets are written to `__consumer_offsets` as part of the
     /// transaction and become visible with its COMMIT marker.
     pub fn txn_offset_commit(
