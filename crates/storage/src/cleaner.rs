@@ -98,7 +98,8 @@ impl Log {
         for (i, base) in bases.iter().enumerate() {
             let segment = &self.segments[base];
             let Some(&next) = bases.get(i + 1) else { break }; // the active segment
-            if next > self.high_watermark {
+                                                               // open transactions are not cleaned: their outcome decides what stays
+            if next > self.last_stable_offset() {
                 break;
             }
             if next <= first_dirty {
@@ -152,7 +153,10 @@ impl Log {
         'build: for segment in self.segments.range(..end).map(|(_, s)| s) {
             let mut position = 0;
             while let Some(header) = segment.read_header(position)? {
-                if header.last_offset() < first_dirty || header.is_control() {
+                if header.last_offset() < first_dirty
+                    || header.is_control()
+                    || self.is_aborted(&header)
+                {
                     position += header.size() as u64;
                     continue;
                 }
@@ -259,6 +263,11 @@ impl Log {
     ) -> Result<(Kept, bool)> {
         if header.is_control() {
             return Ok((Kept::Whole, false));
+        }
+        // records of aborted transactions go (their keys were kept out of the offset map); the
+        // producer's epoch survives in the transaction's marker, which stays
+        if self.is_aborted(header) {
+            return Ok((Kept::Nothing, false));
         }
         let records = ferrolog_records::decode(bytes, self.config.max_decompressed_bytes())
             .map_err(corrupt)?;
@@ -382,6 +391,100 @@ mod tests {
             offset = next;
         }
         out
+    }
+
+    /// A transactional write of `key` by `producer_id` (sequence `seq`).
+    fn put_transactional(
+        log: &mut Log,
+        key: &str,
+        value: &str,
+        producer_id: i64,
+        seq: i32,
+        ts: i64,
+    ) {
+        let r = ferrolog_records::Record {
+            producer_id,
+            producer_epoch: 0,
+            sequence: seq,
+            transactional: true,
+            ..ferrolog_records::plain_record(
+                Some(Bytes::from(key.to_string())),
+                Some(Bytes::from(value.to_string())),
+                vec![],
+                ts,
+            )
+        };
+        let mut batch =
+            ferrolog_records::encode(&[r], Compression::None, Default::default(), None).unwrap();
+        log.append_as_leader(&mut batch, 0, ts).unwrap();
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+    }
+
+    #[test]
+    fn aborted_writes_are_removed_and_open_transactions_are_not_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), true);
+        put(&mut log, "k", Some("committed"), 1000, Compression::None);
+        // an aborted transaction overwrites k: after cleaning, k keeps its committed value
+        put_transactional(&mut log, "k", "aborted", 7, 0, 1001);
+        log.append_marker(7, 0, false, 0, 0, 1001).unwrap();
+        // filler closes segments; then a transaction stays open, with more filler after it
+        for i in 0..15 {
+            put(
+                &mut log,
+                &format!("f{}", i % 3),
+                Some("x"),
+                1002 + i,
+                Compression::None,
+            );
+        }
+        let open_at = log.log_end_offset();
+        put_transactional(&mut log, "open", "pending", 8, 0, 1020);
+        for i in 0..15 {
+            put(
+                &mut log,
+                &format!("f{}", i % 3),
+                Some("y"),
+                1021 + i,
+                Compression::None,
+            );
+        }
+        let (cleaned_to, _) = log.clean(0, 1 << 20, 100_000).unwrap();
+        assert!(
+            cleaned_to > 0 && cleaned_to <= open_at,
+            "the pass stops at the open transaction ({open_at}), got {cleaned_to}"
+        );
+        let kv: Vec<(String, Option<String>)> =
+            contents(&log).into_iter().map(|(_, k, v)| (k, v)).collect();
+        assert!(
+            kv.contains(&("k".into(), Some("committed".into()))),
+            "{kv:?}"
+        );
+        assert!(
+            !kv.contains(&("k".into(), Some("aborted".into()))),
+            "{kv:?}"
+        );
+        assert!(kv.contains(&("open".into(), Some("pending".into()))));
+        // once it commits, the rest is cleanable
+        log.append_marker(8, 0, true, 0, 0, 1100).unwrap();
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+        let (second, _) = log.clean(cleaned_to, 1 << 20, 100_000).unwrap();
+        assert!(
+            second > open_at,
+            "cleanable past the committed transaction, got {second}"
+        );
+        let kv: Vec<(String, Option<String>)> =
+            contents(&log).into_iter().map(|(_, k, v)| (k, v)).collect();
+        assert!(
+            kv.contains(&("k".into(), Some("committed".into()))),
+            "{kv:?}"
+        );
+        assert!(
+            kv.contains(&("open".into(), Some("pending".into()))),
+            "{kv:?}"
+        );
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub struct Log {
     epochs: Vec<(i32, i64)>,
     pub(crate) producers: ProducerStateManager,
     /// Aborted transactions, by marker offset (rebuilt from the log at open).
-    aborted: Vec<AbortedTxn>,
+    pub(crate) aborted: Vec<AbortedTxn>,
     /// When the oldest tombstone the cleaner kept becomes removable (in memory only).
     pub(crate) tombstones_expire_at: Option<i64>,
 }
@@ -422,6 +422,17 @@ impl Log {
         self.producers
             .first_unstable_offset()
             .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+    }
+
+    /// Whether a batch's records belong to an aborted transaction.
+    pub(crate) fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.iter().any(|a| {
+                a.producer_id == header.producer_id
+                    && a.first_offset <= header.base_offset
+                    && header.last_offset() <= a.last_offset
+            })
     }
 
     /// Aborted transactions with records in `from..upper`.
