@@ -111,3 +111,29 @@ def test_kafka_decodes_our_consumer_offsets_records(fresh_broker):
     assert '"clientId":"decoder-client"' in group[0], group[0]
     offsets = [payload for _, key, payload in decoded if '"type":"1"' in key]
     assert '"offset":5' in offsets[-1], offsets
+
+
+def test_kafka_reads_our_producer_snapshots_and_transaction_indexes(fresh_broker):
+    """A clean shutdown leaves a producer snapshot and the aborted transaction in a .txnindex;
+    Kafka's DumpLogSegments decodes both."""
+    b = fresh_broker()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("snap", 1, 1)])["snap"].result(10)
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "snap-tx"})
+    p.init_transactions(10)
+    p.begin_transaction()
+    p.produce("snap", value="kept")
+    p.commit_transaction(10)
+    p.begin_transaction()
+    p.produce("snap", value="dropped")
+    p.flush(10)
+    p.abort_transaction(10)
+    b.stop()
+    part = os.path.join(b.dir, "snap-0")
+    snapshots = glob.glob(os.path.join(part, "*.snapshot"))
+    assert snapshots, os.listdir(part)
+    out = dump("--files", sorted(snapshots)[-1])
+    assert "producerId: 0" in out and "producerEpoch: 0" in out, out
+    out = dump("--files", os.path.join(part, "00000000000000000000.txnindex"))
+    # the aborted transaction: its record at offset 2, its ABORT marker at 3
+    assert "producerId: 0" in out and "firstOffset: 2" in out and "lastOffset: 3" in out, out

@@ -10,6 +10,7 @@ pub mod index;
 pub mod log;
 pub mod producer_state;
 pub mod segment;
+pub mod snapshot;
 
 pub use cleaner::CleanStats;
 pub use error::{BatchError, Result, StorageError};

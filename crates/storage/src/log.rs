@@ -18,6 +18,7 @@ use crate::checkpoint;
 use crate::error::{BatchError, Result, StorageError};
 use crate::producer_state::{AbortedTxn, ProducerInfo, ProducerStateManager, SequenceCheck};
 use crate::segment::{DeletedSegment, FileSlice, Segment, SegmentConfig};
+use crate::snapshot;
 use ferrolog_records::{Compression, Levels};
 
 /// Topic-level log settings, with Kafka's names and defaults.
@@ -331,12 +332,47 @@ impl Log {
         Ok(log)
     }
 
+    /// Producer state and aborted transactions: from the newest snapshot at or below the log
+    /// end plus the batches after it (with the transaction indexes for the aborted transactions
+    /// before it), or from every batch if there is no usable snapshot.
     fn rebuild_producer_state(&mut self) -> Result<()> {
         self.producers.clear();
         self.aborted.clear();
-        for segment in self.segments.values() {
+        let end = self.log_end_offset();
+        let mut scan_from = self.log_start_offset;
+        let usable = snapshot::list_snapshots(&self.dir)?
+            .into_iter()
+            .rev()
+            .find(|&o| o <= end && o >= self.log_start_offset);
+        if let Some(offset) = usable {
+            match snapshot::read_snapshot(&snapshot::snapshot_path(&self.dir, offset)) {
+                Ok(entries) => {
+                    self.producers.load(&entries);
+                    scan_from = offset;
+                    for &base in self.segments.keys() {
+                        self.aborted.extend(
+                            snapshot::read_txn_index(&self.dir, base)?
+                                .into_iter()
+                                .filter(|a| a.last_offset < offset),
+                        );
+                    }
+                    self.aborted.sort_by_key(|a| a.last_offset);
+                }
+                Err(e) => tracing::warn!(offset, "ignoring a producer snapshot: {e}"),
+            }
+        }
+        let first_segment = self
+            .segments
+            .range(..=scan_from)
+            .next_back()
+            .map_or(scan_from, |(&b, _)| b);
+        for segment in self.segments.range(first_segment..).map(|(_, s)| s) {
             let mut position = 0;
             while let Some(header) = segment.read_header(position)? {
+                if header.base_offset < scan_from {
+                    position += header.size() as u64;
+                    continue;
+                }
                 self.producers.update(&header);
                 if header.is_control() && header.has_producer_id() {
                     let bytes = segment.read_batch(position, &header)?;
@@ -351,6 +387,37 @@ impl Log {
                     }
                 }
                 position += header.size() as u64;
+            }
+        }
+        // the transaction indexes of the scanned segments now match the log
+        let bases: Vec<i64> = self
+            .segments
+            .range(first_segment..)
+            .map(|(&b, _)| b)
+            .collect();
+        for (i, &base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let mine: Vec<AbortedTxn> = self
+                .aborted
+                .iter()
+                .filter(|a| a.last_offset >= base && a.last_offset < next)
+                .copied()
+                .collect();
+            snapshot::rewrite_txn_index(&self.dir, base, &mine)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a producer snapshot at the log end and keeps the two newest at or above the log
+    /// start.
+    pub fn write_producer_snapshot(&mut self) -> Result<()> {
+        let offset = self.log_end_offset();
+        snapshot::write_snapshot(&self.dir, offset, &self.producers.snapshot_entries())?;
+        let all = snapshot::list_snapshots(&self.dir)?;
+        let keep_from = all.len().saturating_sub(2);
+        for (i, o) in all.into_iter().enumerate() {
+            if i < keep_from || o < self.log_start_offset {
+                let _ = fs::remove_file(snapshot::snapshot_path(&self.dir, o));
             }
         }
         Ok(())
@@ -409,6 +476,8 @@ impl Log {
         self.active_mut().append(&bytes, &header)?;
         self.producers.update(&header);
         if let Some(a) = self.producers.complete_txn(producer_id, offset, commit) {
+            let base = self.active().base_offset();
+            snapshot::append_txn_index(&self.dir, base, &a, self.last_stable_offset())?;
             self.aborted.push(a);
         }
         let start = self.log_start_offset;
@@ -733,6 +802,8 @@ impl Log {
         self.active_mut().on_roll()?;
         let (segment, _) = Segment::open(&self.dir, base, self.config.segment_config(), now_ms)?;
         self.segments.insert(base, segment);
+        // Kafka snapshots producer state at every roll, so opening reads only the newest batches
+        self.write_producer_snapshot()?;
         Ok(())
     }
 
@@ -963,6 +1034,7 @@ impl Log {
         for base in bases {
             if let Some(segment) = self.segments.remove(&base) {
                 deleted.push(segment.mark_deleted()?);
+                snapshot::rewrite_txn_index(&self.dir, base, &[])?;
             }
         }
         let first = *self
@@ -1010,6 +1082,13 @@ impl Log {
             }
             if let Some(segment) = self.segments.remove(&base) {
                 segment.delete_files()?;
+                snapshot::rewrite_txn_index(&self.dir, base, &[])?;
+            }
+        }
+        // snapshots past the new end describe records that are gone
+        for o in snapshot::list_snapshots(&self.dir)? {
+            if o > offset {
+                fs::remove_file(snapshot::snapshot_path(&self.dir, o))?;
             }
         }
         self.active_mut().truncate_to(offset)?;
@@ -1049,6 +1128,7 @@ impl Log {
     /// Clean shutdown: flush, trim the active segment's indexes.
     pub fn close(&mut self) -> Result<()> {
         self.flush()?;
+        self.write_producer_snapshot()?;
         for segment in self.segments.values_mut() {
             segment.close()?;
         }
@@ -1169,14 +1249,35 @@ mod tests {
         let mut t9 = transactional_batch(1, 9, 0, now);
         log.append_as_leader(&mut t9, 0, now).unwrap();
         log.close().unwrap();
-        let log = open(dir.path(), false);
-        assert_eq!(
-            log.producers()
+        // the clean close left a producer snapshot at the log end and the abort in a txn index
+        assert!(crate::snapshot::list_snapshots(dir.path())
+            .unwrap()
+            .contains(&9));
+        let indexed: Vec<AbortedTxn> = log
+            .segments
+            .keys()
+            .flat_map(|&b| crate::snapshot::read_txn_index(dir.path(), b).unwrap())
+            .collect();
+        assert_eq!(indexed, aborted);
+        let open_txn = |l: &Log| {
+            l.producers()
                 .iter()
                 .find(|p| p.producer_id == 9)
-                .and_then(|p| p.txn_first_offset),
-            Some(8)
-        );
+                .and_then(|p| p.txn_first_offset)
+        };
+        let reopened = open(dir.path(), false);
+        assert_eq!(open_txn(&reopened), Some(8));
+        assert_eq!(reopened.aborted_transactions(0, 9), aborted);
+        // a damaged snapshot is ignored: everything is rebuilt from the batches
+        drop(reopened);
+        let path = crate::snapshot::snapshot_path(dir.path(), 9);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        let rebuilt = open(dir.path(), false);
+        assert_eq!(open_txn(&rebuilt), Some(8));
+        assert_eq!(rebuilt.aborted_transactions(0, 9), aborted);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::batch::BatchHeader;
 use crate::error::{Result, StorageError};
+use crate::snapshot::SnapshotEntry;
 
 /// How many batches per producer are remembered for duplicate detection (Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, matching max.in.flight.requests = 5).
@@ -220,6 +221,53 @@ impl ProducerStateManager {
             .values()
             .filter_map(|e| e.txn_first_offset)
             .min()
+    }
+
+    /// The state to write to a snapshot: per producer its epoch, last batch and open
+    /// transaction.
+    pub fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
+        let mut out: Vec<SnapshotEntry> = self
+            .producers
+            .iter()
+            .map(|(id, e)| {
+                let last = e.batches.back();
+                SnapshotEntry {
+                    producer_id: *id,
+                    epoch: e.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_sequence),
+                    last_offset: last.map_or(-1, |b| b.last_offset),
+                    offset_delta: last.map_or(0, |b| (b.last_offset - b.first_offset) as i32),
+                    timestamp: e.last_timestamp,
+                    coordinator_epoch: -1,
+                    txn_first_offset: e.txn_first_offset.unwrap_or(-1),
+                }
+            })
+            .collect();
+        out.sort_by_key(|e| e.producer_id);
+        out
+    }
+
+    /// Starts from a snapshot (the batches after it are then replayed with `update`).
+    pub fn load(&mut self, entries: &[SnapshotEntry]) {
+        self.producers.clear();
+        for e in entries {
+            let mut entry = ProducerEntry {
+                epoch: e.epoch,
+                last_timestamp: e.timestamp,
+                txn_first_offset: (e.txn_first_offset >= 0).then_some(e.txn_first_offset),
+                ..ProducerEntry::default()
+            };
+            if e.last_sequence >= 0 && e.last_offset >= 0 {
+                entry.batches.push_back(BatchMetadata {
+                    first_sequence: e.last_sequence.wrapping_sub(e.offset_delta),
+                    last_sequence: e.last_sequence,
+                    first_offset: e.last_offset - i64::from(e.offset_delta),
+                    last_offset: e.last_offset,
+                    max_timestamp: e.timestamp,
+                });
+            }
+            self.producers.insert(e.producer_id, entry);
+        }
     }
 
     /// The producer's current epoch here, if it has written to this partition.
