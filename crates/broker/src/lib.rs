@@ -202,6 +202,7 @@ impl Broker {
             let key = group::offsets_log::group_key(&group_id);
             if let Err(e) = self.append_group_records(&group_id, vec![(key, Some(value))]) {
                 tracing::error!(group = group_id, "writing group metadata failed: {e:#}");
+                self.groups.persist_failed(&group_id, &record);
             }
         }
     }

@@ -340,6 +340,12 @@ impl Log {
         self.aborted.clear();
         let end = self.log_end_offset();
         let mut scan_from = self.log_start_offset;
+        // snapshots past the end describe records a crash took: never use them later
+        for o in snapshot::list_snapshots(&self.dir)? {
+            if o > end {
+                fs::remove_file(snapshot::snapshot_path(&self.dir, o))?;
+            }
+        }
         let usable = snapshot::list_snapshots(&self.dir)?
             .into_iter()
             .rev()
@@ -479,6 +485,10 @@ impl Log {
             let base = self.active().base_offset();
             snapshot::append_txn_index(&self.dir, base, &a, self.last_stable_offset())?;
             self.aborted.push(a);
+        }
+        self.unflushed_messages += 1;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
         }
         let start = self.log_start_offset;
         self.aborted.retain(|a| a.last_offset >= start);

@@ -127,6 +127,11 @@ struct Group {
     consumer: Option<ConsumerGroup>,
     /// The generation last written to `__consumer_offsets` (-1: none).
     persisted_generation: i32,
+    /// Write order of each offset's latest record (see `GroupCoordinator::order`).
+    offset_order: BTreeMap<(String, i32), u64>,
+    /// A classic group became a consumer-protocol group after its membership was written: an
+    /// empty record must replace that membership, or a restart would bring it back.
+    write_empty: bool,
 }
 
 impl Group {
@@ -147,11 +152,23 @@ impl Group {
             empty_since_ms: None,
             consumer: None,
             persisted_generation: -1,
+            offset_order: BTreeMap::new(),
+            write_empty: false,
         }
     }
 
     /// The membership to write, if the group settled on a generation not yet written.
     fn unpersisted(&self) -> Option<GroupRecord> {
+        if self.write_empty {
+            return Some(GroupRecord {
+                protocol_type: "consumer".into(),
+                generation: self.generation,
+                protocol: None,
+                leader: None,
+                state_timestamp: crate::now_ms(),
+                members: Vec::new(),
+            });
+        }
         let settled = matches!(self.state, State::Stable | State::Empty);
         if self.consumer.is_some()
             || !settled
@@ -394,7 +411,8 @@ pub struct GroupConfig {
 }
 
 /// An offset committed inside an open transaction: (group, topic, partition, offset).
-type PendingTxnOffset = (String, String, i32, CommittedOffset);
+/// The last number is its write order (see `GroupCoordinator::order`).
+type PendingTxnOffset = (String, String, i32, CommittedOffset, u64);
 
 /// What ListGroups reports about a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,6 +430,9 @@ pub struct GroupCoordinator {
     /// Offsets committed inside open transactions, by producer id: (group, topic, partition,
     /// offset). They become committed offsets with the transaction's COMMIT marker.
     pending_txn: Mutex<HashMap<i64, Vec<PendingTxnOffset>>>,
+    /// Counts offset writes in log order (live and replayed alike), so a transaction's offset
+    /// that commits late never replaces one written after it, as in Kafka.
+    order: std::sync::atomic::AtomicU64,
 }
 
 fn now_instant() -> Instant {
@@ -424,6 +445,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             config,
             pending_txn: Mutex::new(HashMap::new()),
+            order: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -794,6 +816,7 @@ impl GroupCoordinator {
                 ));
             }
             // an empty classic group (or a new id) becomes a consumer-protocol group
+            group.write_empty = group.persisted_generation >= 0;
             group.state = State::Empty;
             group.protocol_type = Some("consumer".into());
             group.protocol = None;
@@ -820,10 +843,22 @@ impl GroupCoordinator {
         for (id, g) in groups.iter_mut() {
             if let Some(record) = g.unpersisted() {
                 g.persisted_generation = record.generation;
+                g.write_empty = false;
                 out.push((id.clone(), record));
             }
         }
         out
+    }
+
+    /// A write of `take_unpersisted` failed: try the group again at the next tick.
+    pub fn persist_failed(&self, group_id: &str, record: &GroupRecord) {
+        let mut groups = self.groups.lock().expect("groups lock");
+        if let Some(g) = groups.get_mut(group_id) {
+            if g.persisted_generation == record.generation {
+                g.persisted_generation = -1;
+                g.write_empty |= g.consumer.is_some() && record.members.is_empty();
+            }
+        }
     }
 
     /// Applies a group-metadata record replayed from `__consumer_offsets` (`None`: the group
@@ -882,7 +917,7 @@ impl GroupCoordinator {
         let mut pending = self.pending_txn.lock().expect("pending lock");
         let entry = pending.entry(producer_id).or_default();
         for (topic, p, o) in offsets {
-            entry.push((group.to_string(), topic, p, o));
+            entry.push((group.to_string(), topic, p, o, self.next_order()));
         }
     }
 
@@ -895,8 +930,8 @@ impl GroupCoordinator {
             .remove(&producer_id)
             .unwrap_or_default();
         if commit {
-            for (group, topic, p, o) in done {
-                self.replay_offset(&group, &topic, p, Some(o));
+            for (group, topic, p, o, order) in done {
+                self.apply_offset(&group, &topic, p, Some(o), order);
             }
         }
     }
@@ -909,7 +944,7 @@ impl GroupCoordinator {
             .expect("pending lock")
             .values()
             .flatten()
-            .any(|(g, t, p, _)| g == group && t == topic && *p == partition)
+            .any(|(g, t, p, _, _)| g == group && t == topic && *p == partition)
     }
 
     /// A consumer-protocol group, for ConsumerGroupDescribe.
@@ -945,7 +980,14 @@ impl GroupCoordinator {
         }
         let mut groups = self.groups.lock().expect("groups lock");
         let Some(group) = groups.get_mut(group_id) else {
-            return Ok(());
+            // Kafka: only commits from outside the group protocol may create a group
+            return if !member_id.is_empty() {
+                Err(ResponseError::UnknownMemberId)
+            } else if generation >= 0 {
+                Err(ResponseError::IllegalGeneration)
+            } else {
+                Ok(())
+            };
         };
         if generation < 0 && member_id.is_empty() {
             // a commit from outside the group protocol (assign()-style consumers, admin tools)
@@ -984,20 +1026,42 @@ impl GroupCoordinator {
         partition: i32,
         value: Option<CommittedOffset>,
     ) {
+        let order = self.next_order();
+        self.apply_offset(group_id, topic, partition, value, order);
+    }
+
+    fn next_order(&self) -> u64 {
+        self.order
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Applies an offset written at `order`, unless a later write of the key is already in.
+    fn apply_offset(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+        value: Option<CommittedOffset>,
+        order: u64,
+    ) {
         let mut groups = self.groups.lock().expect("groups lock");
         let key = (topic.to_string(), partition);
+        if value.is_none() && !groups.contains_key(group_id) {
+            return;
+        }
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(Group::new);
+        if group.offset_order.get(&key).is_some_and(|&o| o > order) {
+            return;
+        }
+        group.offset_order.insert(key.clone(), order);
         match value {
             Some(v) => {
-                groups
-                    .entry(group_id.to_string())
-                    .or_insert_with(Group::new)
-                    .offsets
-                    .insert(key, v);
+                group.offsets.insert(key, v);
             }
             None => {
-                if let Some(group) = groups.get_mut(group_id) {
-                    group.offsets.remove(&key);
-                }
+                group.offsets.remove(&key);
             }
         }
     }
@@ -1092,6 +1156,10 @@ impl GroupCoordinator {
 mod tests {
     use super::*;
 
+    fn offset_at(commit_timestamp: i64) -> CommittedOffset {
+        offset(commit_timestamp)
+    }
+
     fn offset(commit_timestamp: i64) -> CommittedOffset {
         CommittedOffset {
             offset: 1,
@@ -1099,6 +1167,47 @@ mod tests {
             metadata: String::new(),
             commit_timestamp,
         }
+    }
+
+    #[test]
+    fn a_transaction_committing_late_does_not_replace_a_newer_offset() {
+        let c = GroupCoordinator::new(GroupConfig {
+            min_session_timeout_ms: 1,
+            max_session_timeout_ms: 100_000,
+            initial_rebalance_delay: Duration::ZERO,
+            max_metadata_bytes: 100,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval_ms: 5000,
+        });
+        let at = |offset| CommittedOffset {
+            offset,
+            ..offset_at(0)
+        };
+        c.add_txn_offsets(
+            7,
+            "g",
+            vec![("t".into(), 0, at(100)), ("t".into(), 1, at(100))],
+        );
+        c.replay_offset("g", "t", 0, Some(at(500))); // a plain commit after the transaction's
+        c.complete_txn_offsets(7, true);
+        let offsets = c.offsets("g");
+        assert_eq!(
+            offsets[&("t".to_string(), 0)].offset,
+            500,
+            "the newer commit stands"
+        );
+        assert_eq!(
+            offsets[&("t".to_string(), 1)].offset,
+            100,
+            "the transaction's own offset lands"
+        );
+        c.add_txn_offsets(8, "g", vec![("t".into(), 1, at(7))]);
+        c.complete_txn_offsets(8, false);
+        assert_eq!(
+            c.offsets("g")[&("t".to_string(), 1)].offset,
+            100,
+            "aborted offsets vanish"
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         let appended = broker.replicas.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
+        // what each partition last sent changes only with a response that is sent
+        let before = wanted.clone();
         let (response, files, bytes, errors) = read(
             broker,
             &request,
@@ -58,6 +60,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
             broker.fetch_sessions.finish(session_id, &wanted);
             return (response, files);
         }
+        wanted = before;
         tokio::select! {
             _ = &mut appended => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}

@@ -110,7 +110,14 @@ fn lookup(
                         false,
                         log.config().max_decompressed_bytes(),
                     )?;
-                    (offset, timestamp, epoch_of(offset))
+                    // never below the log start, nor inside an open transaction for
+                    // read_committed readers
+                    let offset = offset.max(log.log_start_offset());
+                    if read_committed && offset >= log.last_stable_offset() {
+                        (-1, -1, -1)
+                    } else {
+                        (offset, timestamp, epoch_of(offset))
+                    }
                 }
                 None => (-1, -1, -1),
             },

@@ -53,8 +53,8 @@ pub fn handle(broker: &Arc<Broker>, request: ListTransactionsRequest) -> ListTra
                 .producer_id_filters
                 .iter()
                 .any(|p| p.0 == m.producer_id);
-        let duration_ok = request.duration_filter < 0
-            || (m.state == TxnState::Ongoing && now - m.start_ms >= request.duration_filter);
+        // Kafka: transactions running longer than the filter, in any state
+        let duration_ok = request.duration_filter < 0 || now - m.start_ms > request.duration_filter;
         let pattern_ok = pattern.as_ref().is_none_or(|r| r.is_match(&id));
         if state_ok && producer_ok && duration_ok && pattern_ok {
             response.transaction_states.push(

@@ -25,7 +25,6 @@ fn fetch(
     require_stable: bool,
 ) -> Fetched {
     let committed = broker.groups.offsets(group);
-    let image = broker.controller.image();
     match topics {
         None => {
             let mut out: Fetched = Vec::new();
@@ -46,7 +45,6 @@ fn fetch(
         Some(topics) => topics
             .into_iter()
             .map(|(topic, partitions)| {
-                let known = image.topic(&topic).is_some();
                 let entries = partitions
                     .into_iter()
                     .map(|p| match committed.get(&(topic.clone(), p)) {
@@ -62,14 +60,8 @@ fn fetch(
                             )
                         }
                         Some(o) => (p, o.offset, o.leader_epoch, o.metadata.clone(), 0),
-                        None if known => (p, -1, -1, String::new(), 0),
-                        None => (
-                            p,
-                            -1,
-                            -1,
-                            String::new(),
-                            ResponseError::UnknownTopicOrPartition.code(),
-                        ),
+                        // Kafka answers "no offset" without an error, known topic or not
+                        None => (p, -1, -1, String::new(), 0),
                     })
                     .collect();
                 (topic, entries)

@@ -396,6 +396,8 @@ public class Main {
         pollUntil(cs, seen, () -> sizes(cs).equals(List.of(2, 2, 2)) && seen.size() == 120);
         check(sizes(cs).equals(List.of(2, 2, 2)), "three members get two partitions each: " + sizes(cs));
         check(seen.size() == 120, "the members read all 120 records, got " + seen.size());
+        // commits at the member epoch, once everything is read
+        for (KafkaConsumer<String, String> c : cs) c.commitSync();
         Set<TopicPartition> union = new HashSet<>();
         for (KafkaConsumer<String, String> c : cs) union.addAll(c.assignment());
         check(union.size() == 6, "the assignments cover all six partitions");
@@ -412,8 +414,7 @@ public class Main {
         cs.add(fourth);
         pollUntil(cs, seen, () -> sizes(cs).equals(List.of(1, 1, 2, 2)));
         check(sizes(cs).equals(List.of(1, 1, 2, 2)), "after a fourth joins: " + sizes(cs));
-        // commits at the member epoch, then the fourth leaves and the others take its partition
-        for (KafkaConsumer<String, String> c : cs) c.commitSync();
+        // the fourth leaves and the others take its partitions back
         fourth.close();
         cs.remove(fourth);
         pollUntil(cs, seen, () -> sizes(cs).equals(List.of(2, 2, 2)));
