@@ -32,13 +32,21 @@ fn fetch(
                 if out.last().is_none_or(|(t, _)| *t != topic) {
                     out.push((topic.clone(), Vec::new()));
                 }
-                out.last_mut().expect("pushed").1.push((
-                    partition,
-                    o.offset,
-                    o.leader_epoch,
-                    o.metadata,
-                    0,
-                ));
+                let unstable = require_stable
+                    && broker
+                        .groups
+                        .has_pending_txn_offset(group, &topic, partition);
+                out.last_mut().expect("pushed").1.push(if unstable {
+                    (
+                        partition,
+                        -1,
+                        -1,
+                        String::new(),
+                        ResponseError::UnstableOffsetCommit.code(),
+                    )
+                } else {
+                    (partition, o.offset, o.leader_epoch, o.metadata, 0)
+                });
             }
             out
         }
