@@ -35,16 +35,24 @@ pub struct SessionPartition {
 }
 
 impl SessionPartition {
-    /// Records what goes out and says whether it differs from what went out last time.
-    pub fn update_sent(&mut self, data: &PartitionData, has_records: bool) -> bool {
-        let now = (
+    /// What a response tells the client about the partition, besides records.
+    pub fn sent_state(data: &PartitionData) -> (i64, i64, i64) {
+        (
             data.high_watermark,
             data.last_stable_offset,
             data.log_start_offset,
-        );
-        let changed = has_records || data.error_code != 0 || self.sent != Some(now);
-        self.sent = Some(now);
-        changed
+        )
+    }
+
+    /// Whether `data` differs from what went out last time (an incremental response carries only
+    /// such partitions).
+    pub fn has_news(&self, data: &PartitionData, has_records: bool) -> bool {
+        has_records || data.error_code != 0 || self.sent != Some(Self::sent_state(data))
+    }
+
+    /// Records what a response that is actually sent told the client.
+    pub fn record_sent(&mut self, state: (i64, i64, i64)) {
+        self.sent = Some(state);
     }
 
     pub fn name_or_empty(&self) -> String {

@@ -310,17 +310,7 @@ impl Group {
         }
         let leader = self.leader.clone().unwrap_or_default();
         let protocol = protocol.unwrap_or_default();
-        let members: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .map(|m| {
-                (
-                    m.id.clone(),
-                    m.instance_id.clone(),
-                    m.metadata_for(&protocol),
-                )
-            })
-            .collect();
+        let members = self.leader_view(&protocol);
         self.state = State::CompletingRebalance;
         for (id, waiter) in self.join_waiters.drain() {
             let _ = waiter.send(JoinOutcome {
@@ -338,6 +328,20 @@ impl Group {
                 skip_assignment: false,
             });
         }
+    }
+
+    /// What the leader learns of the members: (member id, instance id, metadata for `protocol`).
+    fn leader_view(&self, protocol: &str) -> Vec<(String, Option<String>, Bytes)> {
+        self.members
+            .values()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    m.instance_id.clone(),
+                    m.metadata_for(protocol),
+                )
+            })
+            .collect()
     }
 
     /// Moves a static member to a new member id, keeping its assignment and leadership.
@@ -575,19 +579,8 @@ impl GroupCoordinator {
                 group.members.insert(member_id.clone(), member);
                 let is_leader = leader == member_id;
                 if !is_leader || request.supports_skip_assignment {
-                    let protocol = group.protocol.clone().unwrap_or_default();
                     let members = if is_leader {
-                        group
-                            .members
-                            .values()
-                            .map(|m| {
-                                (
-                                    m.id.clone(),
-                                    m.instance_id.clone(),
-                                    m.metadata_for(&protocol),
-                                )
-                            })
-                            .collect()
+                        group.leader_view(&group.protocol.clone().unwrap_or_default())
                     } else {
                         Vec::new()
                     };

@@ -42,25 +42,20 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         let appended = broker.replicas.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        // what each partition last sent changes only with a response that is sent
-        let before = wanted.clone();
-        let (response, files, bytes, errors) = read(
-            broker,
-            &request,
-            version,
-            &mut wanted,
-            session_id,
-            incremental,
-        );
+        let (response, files, bytes, errors, sent) =
+            read(broker, &request, version, &wanted, session_id, incremental);
         let done = bytes >= request.min_bytes.max(0) as usize
             || errors
             || request.max_wait_ms <= 0
             || Instant::now() >= deadline;
         if done {
+            // what each partition told the client changes only with a response that is sent
+            for (w, state) in wanted.iter_mut().zip(sent) {
+                w.record_sent(state);
+            }
             broker.fetch_sessions.finish(session_id, &wanted);
             return (response, files);
         }
-        wanted = before;
         tokio::select! {
             _ = &mut appended => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -68,23 +63,34 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     }
 }
 
-/// One pass over the partitions. Returns the response, the file slices of its records, the record
-/// bytes in it, and whether any partition has an error (which answers at once, as in Kafka).
+/// What one pass over the partitions yields: the response, the file slices of its records, the
+/// record bytes in it, whether any partition has an error (which answers at once, as in Kafka),
+/// and per wanted partition what the response tells the client (to record if it is sent).
+type Pass = (
+    FetchResponse,
+    Vec<Option<FileSlice>>,
+    usize,
+    bool,
+    Vec<(i64, i64, i64)>,
+);
+
+/// One pass over the partitions.
 fn read(
     broker: &Arc<Broker>,
     request: &FetchRequest,
     version: i16,
-    wanted: &mut [SessionPartition],
+    wanted: &[SessionPartition],
     session_id: i32,
     incremental: bool,
-) -> (FetchResponse, Vec<Option<FileSlice>>, usize, bool) {
+) -> Pass {
     let mut response = FetchResponse::default().with_session_id(session_id);
     let mut files = Vec::new();
     let mut remaining = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
     let read_committed = request.isolation_level == 1;
-    for w in wanted.iter_mut() {
+    let mut sent = Vec::with_capacity(wanted.len());
+    for w in wanted {
         let mut data = PartitionData::default()
             .with_partition_index(w.partition)
             .with_high_watermark(-1)
@@ -161,7 +167,8 @@ fn read(
         }
         errors |= data.error_code != 0;
         // An incremental response carries only partitions with news.
-        let changed = w.update_sent(&data, file.is_some());
+        let changed = w.has_news(&data, file.is_some());
+        sent.push(SessionPartition::sent_state(&data));
         if incremental && !changed {
             continue;
         }
@@ -189,7 +196,7 @@ fn read(
             .push(data);
         files.push(file);
     }
-    (response, files, total, errors)
+    (response, files, total, errors, sent)
 }
 
 /// Topic id → name for v13+ requests, name → id for older ones.

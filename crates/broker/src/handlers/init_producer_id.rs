@@ -32,13 +32,10 @@ pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProdu
             Err(e) => response.with_error_code(e.code()),
         };
     }
-    match broker.controller.next_producer_id() {
+    match broker.allocate_producer_id() {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
-        Err(e) => {
-            tracing::error!("allocating a producer id failed: {e:#}");
-            response.with_error_code(ResponseError::CoordinatorNotAvailable.code())
-        }
+        Err(e) => response.with_error_code(e.code()),
     }
 }

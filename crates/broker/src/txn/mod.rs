@@ -264,6 +264,14 @@ impl Broker {
         Ok(txns[id].clone())
     }
 
+    /// A new producer id from the durable blocks of the metadata log.
+    pub fn allocate_producer_id(&self) -> Result<i64, ResponseError> {
+        self.controller.next_producer_id().map_err(|e| {
+            tracing::error!("allocating a producer id failed: {e:#}");
+            ResponseError::CoordinatorNotAvailable
+        })
+    }
+
     /// InitProducerId for a transactional id: a producer id and a new epoch, after aborting
     /// (or completing) what the previous instance left open.
     pub fn init_transactional_producer(
@@ -282,10 +290,7 @@ impl Broker {
         let mut txns = self.txns.lock();
         let now = crate::now_ms();
         let Some(mut m) = txns.get(id).cloned() else {
-            let pid = self.controller.next_producer_id().map_err(|e| {
-                tracing::error!("allocating a producer id failed: {e:#}");
-                ResponseError::CoordinatorNotAvailable
-            })?;
+            let pid = self.allocate_producer_id()?;
             let m = TxnMetadata {
                 producer_id: pid,
                 producer_epoch: 0,
@@ -322,10 +327,7 @@ impl Broker {
         }
         let old_epoch = m.producer_epoch;
         if m.producer_epoch >= i16::MAX - 1 {
-            m.producer_id = self.controller.next_producer_id().map_err(|e| {
-                tracing::error!("allocating a producer id failed: {e:#}");
-                ResponseError::CoordinatorNotAvailable
-            })?;
+            m.producer_id = self.allocate_producer_id()?;
             m.producer_epoch = 0;
             m.last_producer_epoch = -1;
         } else {
