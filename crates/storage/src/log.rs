@@ -715,6 +715,89 @@ impl Log {
         })
     }
 
+    /// Appends batches a follower fetched from its leader, offsets and leader epochs as the
+    /// leader assigned them. Batches the log already has are skipped; a gap is an error.
+    /// Returns the new log end offset.
+    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<i64> {
+        for item in BatchIter::new(records) {
+            // a fetch response may end with a partial batch: stop there
+            let Ok((_, bytes)) = item else { break };
+            let header = batch::validate(bytes)?;
+            let end = self.log_end_offset();
+            if header.next_offset() <= end {
+                continue;
+            }
+            if header.base_offset != end {
+                return Err(StorageError::InvalidRecord(
+                    "replicated batch does not start at the log end",
+                ));
+            }
+            self.assign_epoch(header.partition_leader_epoch, header.base_offset)?;
+            self.maybe_roll(bytes.len(), header.max_timestamp, now_ms)?;
+            self.active_mut().append(bytes, &header)?;
+            self.producers.update(&header);
+            if header.is_control() {
+                let commit = ferrolog_records::decode(bytes, 1 << 20)
+                    .ok()
+                    .and_then(|r| r.into_iter().next())
+                    .and_then(|r| r.key)
+                    .is_some_and(|k| k.get(2..4) == Some(&[0, 1][..]));
+                if let Some(a) =
+                    self.producers
+                        .complete_txn(header.producer_id, header.base_offset, commit)
+                {
+                    let base = self.active().base_offset();
+                    snapshot::append_txn_index(&self.dir, base, &a, self.last_stable_offset())?;
+                    self.aborted.push(a);
+                }
+            }
+            self.unflushed_messages += i64::from(header.records_count);
+        }
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(self.log_end_offset())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch not above `epoch` this log knows, and the offset
+    /// where it ended (the start of the next epoch, or the log end for the latest);
+    /// `(-1, -1)` if the log has no such epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let Some(pos) = self.epochs.iter().rposition(|&(e, _)| e <= epoch) else {
+            return (-1, -1);
+        };
+        let end = self
+            .epochs
+            .get(pos + 1)
+            .map_or(self.log_end_offset(), |&(_, start)| start);
+        (self.epochs[pos].0, end)
+    }
+
+    /// Starts the log over at `offset` (a follower far behind a leader whose log now starts
+    /// later): every segment goes.
+    pub fn reset_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete_files()?;
+                snapshot::rewrite_txn_index(&self.dir, base, &[])?;
+            }
+        }
+        for o in snapshot::list_snapshots(&self.dir)? {
+            fs::remove_file(snapshot::snapshot_path(&self.dir, o))?;
+        }
+        let (segment, _) = Segment::open(&self.dir, offset, self.config.segment_config(), now_ms)?;
+        self.segments.insert(offset, segment);
+        self.log_start_offset = offset;
+        self.high_watermark = offset;
+        self.recovery_point = offset;
+        self.epochs.clear();
+        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
+        self.aborted.clear();
+        self.rebuild_producer_state()?;
+        Ok(())
+    }
+
     /// Compacted topics refuse records without a key; `compression.type` other than `producer`
     /// recompresses batches that arrive in another codec. Batches that need neither are copied.
     fn convert_records(&self, records: &[u8]) -> Result<Vec<u8>> {
@@ -779,7 +862,8 @@ impl Log {
         Ok(())
     }
 
-    fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+    /// Records that `epoch` starts at `start_offset` (a new leader does, before any append).
+    pub fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
         if epoch < 0 || self.latest_epoch().is_some_and(|latest| latest >= epoch) {
             return Ok(());
         }
