@@ -1,19 +1,22 @@
 //! Cluster metadata: an immutable [`MetadataImage`] rebuilt by replaying metadata records, and
-//! the single-node controller that appends those records to the metadata log
-//! (`<log.dir>/__cluster_metadata-0`, a Kafka-format log) before applying them.
+//! the [`Controller`] that commits records to the metadata log before applying them.
 //!
-//! Records are one text line each (`topic <name> <id>`, `partitions <id> <count>`,
-//! `config <id> <key> <value>`, `config-delete <id> <key>`, `remove-topic <id>`,
-//! `producer-ids <next block start>`). The controller quorum (issue 3) replaces the local log
-//! with a replicated one; the image and the replay stay.
+//! Records are JSON, one per log record. A single node keeps them in a local Kafka-format log
+//! (`<log.dir>/__cluster_metadata-0`); a cluster replicates them through the Raft quorum of the
+//! controllers ([`crate::quorum`]). Both apply records the same way: [`MetadataImage::replay`]
+//! is deterministic and checks each record's precondition (a topic name not taken, a partition
+//! epoch, the next producer-id block), so concurrent proposals from several nodes cannot
+//! conflict: the later one is rejected and its proposer sees that in the outcome.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ferrolog_records::{Compression, Record};
 use ferrolog_storage::{Log, LogConfig, LogOpenOptions};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::Properties;
@@ -22,7 +25,7 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Producer ids are handed out in durable blocks of this size (as Kafka does).
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicImage {
     pub name: String,
     pub id: Uuid,
@@ -30,7 +33,46 @@ pub struct TopicImage {
     pub configs: Properties,
 }
 
-#[derive(Debug, Clone, Default)]
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// Changes with every registration (a restart): Kafka's broker epoch.
+    pub epoch: i64,
+    pub fenced: bool,
+    /// Set by a controlled shutdown; cleared by the next registration.
+    pub shutting_down: bool,
+}
+
+/// Replicas, ISR and leader of one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1 when no replica can lead.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// Bumped by every change of this partition's state.
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    /// The state of a single-node broker's partition: it alone holds it.
+    pub fn solo(node: i32) -> PartitionState {
+        PartitionState {
+            replicas: vec![node],
+            isr: vec![node],
+            leader: node,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     pub ids: BTreeMap<Uuid, String>,
@@ -38,11 +80,41 @@ pub struct MetadataImage {
     pub next_producer_id_block: i64,
     /// Dynamic broker configs by scope ("" = cluster-wide default, else a node id).
     pub broker_configs: BTreeMap<String, Properties>,
+    /// Registered brokers (empty on a single node, which needs no registration).
+    pub brokers: BTreeMap<i32, BrokerImage>,
+    /// Partition states by topic id and index (absent on a single node: it holds them all).
+    #[serde(with = "partition_map")]
+    pub partitions: BTreeMap<(Uuid, i32), PartitionState>,
+    /// The index of the last metadata log entry applied (the Raft log index in a cluster).
+    #[serde(default)]
+    pub applied: u64,
+}
+
+/// JSON object keys must be strings: the partition map is written as a list.
+mod partition_map {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<(Uuid, i32), PartitionState>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<(Uuid, i32), PartitionState>, D::Error> {
+        let list: Vec<((Uuid, i32), PartitionState)> = Vec::deserialize(d)?;
+        Ok(list.into_iter().collect())
+    }
 }
 
 /// One metadata record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum MetadataRecord {
+    /// Rejected if the name is taken.
     Topic {
         name: String,
         id: Uuid,
@@ -63,6 +135,7 @@ pub enum MetadataRecord {
     RemoveTopic {
         id: Uuid,
     },
+    /// Reserves the block that ends at `next_block`: rejected unless it is the next one.
     ProducerIds {
         next_block: i64,
     },
@@ -76,79 +149,44 @@ pub enum MetadataRecord {
         scope: String,
         key: String,
     },
+    RegisterBroker {
+        broker: BrokerImage,
+    },
+    /// Fences (or unfences) a broker; `shutting_down` marks a controlled shutdown.
+    FenceBroker {
+        id: i32,
+        fenced: bool,
+        shutting_down: bool,
+    },
+    /// A partition's new state; with `expect_epoch`, rejected unless the partition epoch is
+    /// still that (the compare-and-set behind ISR changes and elections).
+    Partition {
+        topic: Uuid,
+        index: i32,
+        state: PartitionState,
+        expect_epoch: Option<i32>,
+    },
 }
 
 impl MetadataRecord {
-    fn encode(&self) -> String {
-        match self {
-            MetadataRecord::Topic { name, id } => format!("topic\t{name}\t{id}"),
-            MetadataRecord::Partitions { id, count } => format!("partitions\t{id}\t{count}"),
-            MetadataRecord::Config { id, key, value } => format!("config\t{id}\t{key}\t{value}"),
-            MetadataRecord::ConfigDelete { id, key } => format!("config-delete\t{id}\t{key}"),
-            MetadataRecord::RemoveTopic { id } => format!("remove-topic\t{id}"),
-            MetadataRecord::ProducerIds { next_block } => format!("producer-ids\t{next_block}"),
-            MetadataRecord::BrokerConfig { scope, key, value } => {
-                format!("broker-config\t{scope}\t{key}\t{value}")
-            }
-            MetadataRecord::BrokerConfigDelete { scope, key } => {
-                format!("broker-config-delete\t{scope}\t{key}")
-            }
-        }
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("metadata records serialize")
     }
 
-    fn decode(line: &str) -> Result<MetadataRecord> {
-        let f: Vec<&str> = line.splitn(4, '\t').collect();
-        let id = |i: usize| -> Result<Uuid> {
-            Ok(Uuid::parse_str(
-                f.get(i).ok_or_else(|| anyhow!("missing id"))?,
-            )?)
-        };
-        let s = |i: usize| -> Result<String> {
-            Ok(f.get(i)
-                .ok_or_else(|| anyhow!("missing field"))?
-                .to_string())
-        };
-        Ok(match f[0] {
-            "topic" => MetadataRecord::Topic {
-                name: s(1)?,
-                id: id(2)?,
-            },
-            "partitions" => MetadataRecord::Partitions {
-                id: id(1)?,
-                count: s(2)?.parse()?,
-            },
-            "config" => MetadataRecord::Config {
-                id: id(1)?,
-                key: s(2)?,
-                value: s(3)?,
-            },
-            "config-delete" => MetadataRecord::ConfigDelete {
-                id: id(1)?,
-                key: s(2)?,
-            },
-            "remove-topic" => MetadataRecord::RemoveTopic { id: id(1)? },
-            "producer-ids" => MetadataRecord::ProducerIds {
-                next_block: s(1)?.parse()?,
-            },
-            "broker-config" => MetadataRecord::BrokerConfig {
-                scope: s(1)?,
-                key: s(2)?,
-                value: s(3)?,
-            },
-            "broker-config-delete" => MetadataRecord::BrokerConfigDelete {
-                scope: s(1)?,
-                key: s(2)?,
-            },
-            other => return Err(anyhow!("unknown metadata record type {other}")),
-        })
+    pub fn decode(text: &str) -> Result<MetadataRecord> {
+        serde_json::from_str(text).with_context(|| format!("metadata record {text}"))
     }
 }
 
 impl MetadataImage {
-    /// Applies one record (the only way the image changes).
-    pub fn replay(&mut self, record: &MetadataRecord) {
+    /// Applies one record (the only way the image changes); false if its precondition failed
+    /// and it changed nothing.
+    pub fn replay(&mut self, record: &MetadataRecord) -> bool {
         match record {
             MetadataRecord::Topic { name, id } => {
+                if self.topics.contains_key(name) || self.ids.contains_key(id) {
+                    return false;
+                }
                 self.ids.insert(*id, name.clone());
                 self.topics.insert(
                     name.clone(),
@@ -160,28 +198,34 @@ impl MetadataImage {
                     },
                 );
             }
-            MetadataRecord::Partitions { id, count } => {
-                if let Some(t) = self.topic_by_id_mut(id) {
-                    t.partitions = *count;
-                }
-            }
-            MetadataRecord::Config { id, key, value } => {
-                if let Some(t) = self.topic_by_id_mut(id) {
+            MetadataRecord::Partitions { id, count } => match self.topic_by_id_mut(id) {
+                Some(t) if *count >= t.partitions => t.partitions = *count,
+                _ => return false,
+            },
+            MetadataRecord::Config { id, key, value } => match self.topic_by_id_mut(id) {
+                Some(t) => {
                     t.configs.insert(key.clone(), value.clone());
                 }
-            }
-            MetadataRecord::ConfigDelete { id, key } => {
-                if let Some(t) = self.topic_by_id_mut(id) {
+                None => return false,
+            },
+            MetadataRecord::ConfigDelete { id, key } => match self.topic_by_id_mut(id) {
+                Some(t) => {
                     t.configs.remove(key);
                 }
-            }
+                None => return false,
+            },
             MetadataRecord::RemoveTopic { id } => {
-                if let Some(name) = self.ids.remove(id) {
-                    self.topics.remove(&name);
-                }
+                let Some(name) = self.ids.remove(id) else {
+                    return false;
+                };
+                self.topics.remove(&name);
+                self.partitions.retain(|(t, _), _| t != id);
             }
             MetadataRecord::ProducerIds { next_block } => {
-                self.next_producer_id_block = self.next_producer_id_block.max(*next_block);
+                if *next_block != self.next_producer_id_block + PRODUCER_ID_BLOCK {
+                    return false;
+                }
+                self.next_producer_id_block = *next_block;
             }
             MetadataRecord::BrokerConfig { scope, key, value } => {
                 self.broker_configs
@@ -194,7 +238,39 @@ impl MetadataImage {
                     layer.remove(key);
                 }
             }
+            MetadataRecord::RegisterBroker { broker } => {
+                self.brokers.insert(broker.id, broker.clone());
+            }
+            MetadataRecord::FenceBroker {
+                id,
+                fenced,
+                shutting_down,
+            } => match self.brokers.get_mut(id) {
+                Some(b) => {
+                    b.fenced = *fenced;
+                    b.shutting_down = *shutting_down;
+                }
+                None => return false,
+            },
+            MetadataRecord::Partition {
+                topic,
+                index,
+                state,
+                expect_epoch,
+            } => {
+                if !self.ids.contains_key(topic) {
+                    return false;
+                }
+                let current = self.partitions.get(&(*topic, *index));
+                if let Some(expected) = expect_epoch {
+                    if current.map(|c| c.partition_epoch) != Some(*expected) {
+                        return false;
+                    }
+                }
+                self.partitions.insert((*topic, *index), state.clone());
+            }
         }
+        true
     }
 
     fn topic_by_id_mut(&mut self, id: &Uuid) -> Option<&mut TopicImage> {
@@ -209,23 +285,43 @@ impl MetadataImage {
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
         self.ids.get(id).and_then(|n| self.topics.get(n))
     }
+
+    /// The state of a partition; on a single node (no registered brokers) `node` holds it alone.
+    pub fn partition(&self, topic: &Uuid, index: i32, node: i32) -> Option<PartitionState> {
+        match self.partitions.get(&(*topic, index)) {
+            Some(s) => Some(s.clone()),
+            None if self.brokers.is_empty() => Some(PartitionState::solo(node)),
+            None => None,
+        }
+    }
+
+    /// Brokers that serve clients (registered and not fenced), by id.
+    pub fn live_brokers(&self) -> Vec<&BrokerImage> {
+        self.brokers.values().filter(|b| !b.fenced).collect()
+    }
 }
 
-/// The single-node controller: serialises metadata changes through the metadata log.
-pub struct Controller {
+/// Where committed metadata lives: the local log of a single node, or the controller quorum.
+pub trait MetadataLog: Send + Sync {
+    fn image(&self) -> Arc<MetadataImage>;
+    /// Commits `records` (in order, atomically with respect to other commits) and returns the
+    /// image after them and, per record, whether it was accepted.
+    fn commit(&self, records: &[MetadataRecord]) -> Result<(Arc<MetadataImage>, Vec<bool>)>;
+    /// Sees every new image.
+    fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>>;
+    fn close(&self) -> Result<()>;
+}
+
+/// A single node's metadata log: records are durable in `__cluster_metadata-0` before they
+/// apply.
+pub struct LocalLog {
     log: Mutex<Log>,
-    image: RwLock<Arc<MetadataImage>>,
-    /// (next id, end of reserved block)
-    producer_ids: Mutex<(i64, i64)>,
+    image: watch::Sender<Arc<MetadataImage>>,
 }
 
-fn now_ms() -> i64 {
-    crate::now_ms()
-}
-
-impl Controller {
+impl LocalLog {
     /// Opens the metadata log under `log_dir` and replays it.
-    pub fn open(log_dir: &Path, clean_shutdown: bool) -> Result<Controller> {
+    pub fn open(log_dir: &Path, clean_shutdown: bool) -> Result<LocalLog> {
         let dir = log_dir.join(format!("{METADATA_TOPIC}-0"));
         let config = LogConfig {
             segment_bytes: 100 * 1024 * 1024,
@@ -249,27 +345,26 @@ impl Controller {
         let mut image = MetadataImage::default();
         log.for_each_record(|record| -> Result<()> {
             if let Some(value) = record.value {
-                let line = std::str::from_utf8(&value).context("metadata record")?;
-                image.replay(&MetadataRecord::decode(line)?);
+                let text = std::str::from_utf8(&value).context("metadata record")?;
+                image.replay(&MetadataRecord::decode(text)?);
             }
             Ok(())
         })?;
-        let next = image.next_producer_id_block;
-        Ok(Controller {
+        Ok(LocalLog {
             log: Mutex::new(log),
-            image: RwLock::new(Arc::new(image)),
-            producer_ids: Mutex::new((next, next)),
+            image: watch::Sender::new(Arc::new(image)),
         })
     }
+}
 
-    pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().expect("image lock").clone()
+impl MetadataLog for LocalLog {
+    fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
     }
 
-    /// Appends `records` durably, then applies them to a new image.
-    pub fn commit(&self, records: &[MetadataRecord]) -> Result<Arc<MetadataImage>> {
+    fn commit(&self, records: &[MetadataRecord]) -> Result<(Arc<MetadataImage>, Vec<bool>)> {
         if records.is_empty() {
-            return Ok(self.image());
+            return Ok((self.image(), Vec::new()));
         }
         let now = now_ms();
         let encoded: Vec<Record> = records
@@ -292,34 +387,103 @@ impl Controller {
         log.append_as_leader(&mut batch, 0, now)?;
         let end = log.log_end_offset();
         log.update_high_watermark(end);
-        let mut guard = self.image.write().expect("image lock");
-        let mut image = (**guard).clone();
-        for r in records {
-            image.replay(r);
-        }
+        let mut image = (*self.image()).clone();
+        let accepted = records.iter().map(|r| image.replay(r)).collect();
         let image = Arc::new(image);
-        *guard = image.clone();
-        Ok(image)
+        self.image.send_replace(image.clone());
+        Ok((image, accepted))
     }
 
-    /// A new producer id, from the current durable block (reserving another when it runs out).
+    fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image.subscribe()
+    }
+
+    fn close(&self) -> Result<()> {
+        self.log.lock().expect("metadata log lock").close()?;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::now_ms()
+}
+
+/// The broker's handle on cluster metadata: reads the latest image, commits changes.
+pub struct Controller {
+    log: Box<dyn MetadataLog>,
+    /// (next id, end of reserved block)
+    producer_ids: Mutex<(i64, i64)>,
+    /// Serialises this node's producer-id block reservations.
+    reserving: RwLock<()>,
+}
+
+impl Controller {
+    /// A single node's controller over its local metadata log.
+    pub fn open(log_dir: &Path, clean_shutdown: bool) -> Result<Controller> {
+        Ok(Controller::new(Box::new(LocalLog::open(
+            log_dir,
+            clean_shutdown,
+        )?)))
+    }
+
+    pub fn new(log: Box<dyn MetadataLog>) -> Controller {
+        Controller {
+            log,
+            producer_ids: Mutex::new((0, 0)),
+            reserving: RwLock::new(()),
+        }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.log.image()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.log.subscribe()
+    }
+
+    /// Commits `records`, then returns the image with them applied.
+    pub fn commit(&self, records: &[MetadataRecord]) -> Result<Arc<MetadataImage>> {
+        Ok(self.log.commit(records)?.0)
+    }
+
+    /// Commits `records`; also says which were accepted.
+    pub fn commit_checked(
+        &self,
+        records: &[MetadataRecord],
+    ) -> Result<(Arc<MetadataImage>, Vec<bool>)> {
+        self.log.commit(records)
+    }
+
+    /// A new producer id, from this node's current durable block (reserving another when it
+    /// runs out: blocks are unique across the cluster).
     pub fn next_producer_id(&self) -> Result<i64> {
-        let mut ids = self.producer_ids.lock().expect("producer ids lock");
+        let _one_at_a_time = self.reserving.write().expect("reserving lock");
+        let mut ids = *self.producer_ids.lock().expect("producer ids lock");
         if ids.0 >= ids.1 {
-            let start = ids.1.max(self.image().next_producer_id_block);
-            self.commit(&[MetadataRecord::ProducerIds {
-                next_block: start + PRODUCER_ID_BLOCK,
-            }])?;
-            *ids = (start, start + PRODUCER_ID_BLOCK);
+            let mut attempts = 0;
+            ids = loop {
+                let start = self.image().next_producer_id_block;
+                let (_, accepted) = self.commit_checked(&[MetadataRecord::ProducerIds {
+                    next_block: start + PRODUCER_ID_BLOCK,
+                }])?;
+                if accepted.first() == Some(&true) {
+                    break (start, start + PRODUCER_ID_BLOCK);
+                }
+                attempts += 1;
+                if attempts > 20 {
+                    bail!("could not reserve a producer-id block");
+                }
+            };
         }
         let id = ids.0;
         ids.0 += 1;
+        *self.producer_ids.lock().expect("producer ids lock") = ids;
         Ok(id)
     }
 
     pub fn close(&self) -> Result<()> {
-        self.log.lock().expect("metadata log lock").close()?;
-        Ok(())
+        self.log.close()
     }
 }
 

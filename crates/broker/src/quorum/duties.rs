@@ -1,0 +1,207 @@
+//! The active controller's duties: fence brokers whose heartbeats stopped
+//! (`broker.session.timeout.ms`), take brokers in a controlled shutdown out of leadership and
+//! the ISR, and elect partition leaders from the ISR (from any live replica only where
+//! `unclean.leader.election.enable` is true).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metadata::{MetadataImage, MetadataRecord, PartitionState};
+
+use super::{Proposal, RaftQuorum};
+
+/// What the active controller knows of each broker.
+#[derive(Debug, Default, Clone)]
+pub struct Liveness {
+    /// Brokers heard from within the session timeout.
+    pub alive: HashSet<i32>,
+    /// Alive brokers in a controlled shutdown.
+    pub shutting_down: HashSet<i32>,
+}
+
+impl Liveness {
+    fn eligible(&self, broker: i32) -> bool {
+        self.alive.contains(&broker) && !self.shutting_down.contains(&broker)
+    }
+}
+
+/// A partition's state once ineligible brokers leave its ISR and leadership; `None` if unchanged.
+pub fn next_state(
+    state: &PartitionState,
+    live: &Liveness,
+    unclean: bool,
+) -> Option<PartitionState> {
+    let mut next = state.clone();
+    let isr: Vec<i32> = state
+        .isr
+        .iter()
+        .copied()
+        .filter(|b| live.eligible(*b))
+        .collect();
+    // the last ISR member stays, so a returning broker can tell it has the committed data
+    if !isr.is_empty() {
+        next.isr = isr;
+    }
+    if next.leader < 0 || !live.eligible(next.leader) {
+        let from_isr = state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| next.isr.contains(r) && live.eligible(*r));
+        next.leader = match from_isr {
+            Some(leader) => leader,
+            None if unclean => match state.replicas.iter().copied().find(|r| live.eligible(*r)) {
+                Some(leader) => {
+                    next.isr = vec![leader];
+                    leader
+                }
+                None => -1,
+            },
+            None => -1,
+        };
+    }
+    if next == *state {
+        return None;
+    }
+    if next.leader != state.leader {
+        next.leader_epoch += 1;
+    }
+    next.partition_epoch += 1;
+    Some(next)
+}
+
+/// The records that bring the metadata in line with broker liveness.
+pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for b in image.brokers.values() {
+        let fenced = !live.alive.contains(&b.id);
+        let shutting_down = live.shutting_down.contains(&b.id);
+        if b.fenced != fenced || b.shutting_down != shutting_down {
+            records.push(MetadataRecord::FenceBroker {
+                id: b.id,
+                fenced,
+                shutting_down,
+            });
+        }
+    }
+    for ((topic, index), state) in &image.partitions {
+        let unclean = image.topic_by_id(topic).is_some_and(|t| {
+            t.configs
+                .get("unclean.leader.election.enable")
+                .is_some_and(|v| v == "true")
+        });
+        if let Some(next) = next_state(state, live, unclean) {
+            records.push(MetadataRecord::Partition {
+                topic: *topic,
+                index: *index,
+                state: next,
+                expect_epoch: Some(state.partition_epoch),
+            });
+        }
+    }
+    records
+}
+
+/// Runs on every controller; acts while this one is the active controller.
+pub async fn run(quorum: Arc<RaftQuorum>, session_timeout: Duration) {
+    let mut active = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if !quorum.is_leader() {
+            active = false;
+            continue;
+        }
+        let image = crate::metadata::MetadataLog::image(&quorum);
+        let live = {
+            let mut heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
+            let now = Instant::now();
+            if !active {
+                // a new active controller gives every broker a full session to check in
+                heartbeats.clear();
+            }
+            for id in image.brokers.keys() {
+                heartbeats.entry(*id).or_insert((now, false));
+            }
+            liveness(&heartbeats, session_timeout)
+        };
+        active = true;
+        let records = plan(&image, &live);
+        if records.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            records = records.len(),
+            "controller: applying liveness changes"
+        );
+        if let Err(e) = quorum.propose(Proposal { records }).await {
+            tracing::warn!("controller: {e:#}");
+        }
+    }
+}
+
+fn liveness(heartbeats: &HashMap<i32, (Instant, bool)>, timeout: Duration) -> Liveness {
+    let mut live = Liveness::default();
+    for (id, (seen, shutting_down)) in heartbeats {
+        if seen.elapsed() < timeout {
+            live.alive.insert(*id);
+            if *shutting_down {
+                live.shutting_down.insert(*id);
+            }
+        }
+    }
+    live
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(replicas: &[i32], isr: &[i32], leader: i32) -> PartitionState {
+        PartitionState {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch: 5,
+            partition_epoch: 9,
+        }
+    }
+
+    fn live(alive: &[i32], shutting: &[i32]) -> Liveness {
+        Liveness {
+            alive: alive.iter().copied().collect(),
+            shutting_down: shutting.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn leader_loss_elects_from_the_isr() {
+        let s = state(&[1, 2, 3], &[1, 3], 1);
+        let next = next_state(&s, &live(&[2, 3], &[]), false).unwrap();
+        assert_eq!(next.leader, 3, "2 is not in the ISR");
+        assert_eq!(next.isr, vec![3]);
+        assert_eq!((next.leader_epoch, next.partition_epoch), (6, 10));
+    }
+
+    #[test]
+    fn no_isr_member_left_means_offline_unless_unclean() {
+        let s = state(&[1, 2], &[1], 1);
+        let next = next_state(&s, &live(&[2], &[]), false).unwrap();
+        assert_eq!((next.leader, next.isr.clone()), (-1, vec![1]));
+        let next = next_state(&s, &live(&[2], &[]), true).unwrap();
+        assert_eq!((next.leader, next.isr), (2, vec![2]));
+        // the old leader comes back: it leads again, from the ISR it kept
+        let offline = state(&[1, 2], &[1], -1);
+        let next = next_state(&offline, &live(&[1, 2], &[]), false).unwrap();
+        assert_eq!(next.leader, 1);
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership_and_leaves_the_isr() {
+        let s = state(&[1, 2, 3], &[1, 2, 3], 1);
+        let next = next_state(&s, &live(&[1, 2, 3], &[1]), false).unwrap();
+        assert_eq!((next.leader, next.isr), (2, vec![2, 3]));
+        assert!(next_state(&s, &live(&[1, 2, 3], &[]), false).is_none());
+    }
+}
