@@ -100,13 +100,13 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "controller.quorum.voters",
         None,
         List,
-        "Static controller quorum, id@host:port (single node only for now).",
+        "Static controller quorum, id@host:port,...: with it set, the controllers form a Raft quorum (a cluster); unset, the node is a single-node cluster.",
     ),
     key(
         "controller.quorum.bootstrap.servers",
         None,
         List,
-        "Controller bootstrap servers (single node only for now).",
+        "Controller bootstrap servers (dynamic quorums are not supported yet: use controller.quorum.voters).",
     ),
     key(
         "log.dirs",
@@ -361,6 +361,36 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Accepted for compatibility.",
     ),
     key("broker.rack", None, STR, "Rack of this broker."),
+    key(
+        "broker.session.timeout.ms",
+        Some("9000"),
+        Int,
+        "A broker not heard from for this long is fenced and loses its leaderships.",
+    ),
+    key(
+        "broker.heartbeat.interval.ms",
+        Some("500"),
+        Int,
+        "How often a broker heartbeats to the active controller.",
+    ),
+    key(
+        "replica.lag.time.max.ms",
+        Some("30000"),
+        Int,
+        "A follower that has not caught up with the leader for this long leaves the ISR.",
+    ),
+    key(
+        "replica.fetch.wait.max.ms",
+        Some("500"),
+        Int,
+        "Longest a follower's fetch waits at the leader for new data.",
+    ),
+    key(
+        "replica.fetch.max.bytes",
+        Some("1048576"),
+        Int,
+        "Bytes a follower fetches per partition and request.",
+    ),
     key(
         "group.initial.rebalance.delay.ms",
         Some("3000"),
@@ -779,6 +809,9 @@ pub struct BrokerConfig {
     pub cleaner_backoff_ms: u64,
     pub cleaner_dedupe_buffer_bytes: usize,
     pub rack: Option<String>,
+    /// The controller quorum (`controller.quorum.voters`): set for a cluster.
+    pub controller_voters: Option<BTreeMap<u64, String>>,
+    pub controller_listener: Option<Listener>,
     /// Keys set dynamically (AlterConfigs on a BROKER resource), with their source.
     pub dynamic_sources: BTreeMap<String, i8>,
     pub cluster_id: Option<String>,
@@ -895,8 +928,30 @@ impl BrokerConfig {
         if node_id < 0 {
             bail!("Invalid value {node_id} for configuration node.id: must be non-negative");
         }
+        let controller_voters = match properties.get("controller.quorum.voters") {
+            Some(v) if !v.trim().is_empty() => Some(crate::quorum::parse_voters(v)?),
+            _ => None,
+        };
+        if let Some(voters) = &controller_voters {
+            if roles.iter().any(|r| r == "controller") && !voters.contains_key(&(node_id as u64)) {
+                bail!("Invalid value {} for configuration controller.quorum.voters: node {node_id} is a controller but not a voter", get("controller.quorum.voters"));
+            }
+            if !roles.iter().any(|r| r == "controller") {
+                bail!("Invalid value {} for configuration process.roles: dedicated brokers are not supported yet (every node of a cluster is broker,controller)", get("process.roles"));
+            }
+        }
+        let controller_listener = listeners
+            .iter()
+            .find(|l| controller_names.contains(&l.name))
+            .cloned();
+        if controller_voters.is_some() && controller_listener.is_none() {
+            bail!("Invalid value {} for configuration listeners: a controller needs a listener named in controller.listener.names", get("listeners"));
+        }
         let replication = int("default.replication.factor")?;
-        if replication != 1 {
+        if replication < 1 || replication > i64::from(i16::MAX) {
+            bail!("Invalid value {replication} for configuration default.replication.factor");
+        }
+        if replication != 1 && controller_voters.is_none() {
             bail!("Invalid value {replication} for configuration default.replication.factor: a single node supports 1");
         }
         Ok(BrokerConfig {
@@ -920,8 +975,16 @@ impl BrokerConfig {
             cleaner_dedupe_buffer_bytes: int("log.cleaner.dedupe.buffer.size")?.clamp(1024, 1 << 34)
                 as usize,
             rack: properties.get("broker.rack").cloned(),
+            controller_voters,
+            controller_listener,
             dynamic_sources: BTreeMap::new(),
-            cluster_id: properties.get("cluster.id").cloned(),
+            // every node of a cluster must agree: without cluster.id, it comes from the quorum
+            cluster_id: properties.get("cluster.id").cloned().or_else(|| {
+                properties
+                    .get("controller.quorum.voters")
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| cluster_id_from(v))
+            }),
             properties,
             explicit,
         })
@@ -1068,6 +1131,28 @@ pub fn parse_properties_file(text: &str) -> Properties {
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
     out
+}
+
+/// A cluster id (22 characters of URL-safe base64, as Kafka's) derived from the quorum voters,
+/// so nodes configured alike agree on it without a formatting step.
+fn cluster_id_from(voters: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 16];
+    let a = crc32c::crc32c(voters.as_bytes());
+    let b = crc32c::crc32c_append(a, b"ferrolog-cluster");
+    let c = crc32c::crc32c_append(b, voters.as_bytes());
+    let d = crc32c::crc32c_append(c, b"id");
+    for (i, v) in [a, b, c, d].iter().enumerate() {
+        bytes[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    let mut bits = u128::from_be_bytes(bytes);
+    (0..22)
+        .map(|_| {
+            let c = ALPHABET[(bits & 63) as usize] as char;
+            bits >>= 6;
+            c
+        })
+        .collect()
 }
 
 #[cfg(test)]

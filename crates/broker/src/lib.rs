@@ -8,7 +8,9 @@ pub mod group;
 pub mod handlers;
 pub mod log_manager;
 pub mod metadata;
+pub mod quorum;
 pub mod replica_manager;
+pub mod replication;
 pub mod response;
 pub mod server;
 pub mod sys;
@@ -49,6 +51,16 @@ pub struct Broker {
     pub shutting_down: std::sync::atomic::AtomicBool,
     /// Serialises topic creation, deletion and partition growth.
     admin: Mutex<()>,
+    /// Serialises applying metadata images to the hosted partitions.
+    publishing: Mutex<()>,
+    /// This node's member of the controller quorum (a cluster; `None` on a single node).
+    pub quorum: Option<Arc<quorum::RaftQuorum>>,
+    /// Identifies this run of the broker to the controller (Kafka's broker epoch).
+    pub broker_epoch: i64,
+    /// Woken when this broker starts following a partition (the fetchers re-plan).
+    pub followers_changed: tokio::sync::Notify,
+    /// Set by a controlled shutdown: the controller moves leadership away.
+    pub controlled_shutdown: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -59,12 +71,28 @@ impl Broker {
             config.node_id,
             config.cluster_id.as_deref(),
         )?;
-        let controller = Controller::open(&config.log_dir, log_manager.clean_shutdown)?;
+        let (controller, quorum) = match &config.controller_voters {
+            None => (
+                Controller::open(&config.log_dir, log_manager.clean_shutdown)?,
+                None,
+            ),
+            Some(voters) => {
+                let dir = config.log_dir.join("__cluster_metadata-raft");
+                let quorum =
+                    quorum::RaftQuorum::start(config.node_id as u64, voters.clone(), &dir)?;
+                (Controller::new(Box::new(quorum.clone())), Some(quorum))
+            }
+        };
         let cluster_id = log_manager.cluster_id.clone();
         let broker = Broker {
             cluster_id,
             controller,
-            replicas: ReplicaManager::new(log_manager),
+            quorum,
+            broker_epoch: now_ms(),
+            publishing: Mutex::new(()),
+            followers_changed: tokio::sync::Notify::new(),
+            controlled_shutdown: Default::default(),
+            replicas: ReplicaManager::new(config.node_id, log_manager),
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
             admin: Mutex::new(()),
             shutting_down: Default::default(),
@@ -104,7 +132,13 @@ impl Broker {
         // transactions a crash left between Prepare and Complete get their markers now
         broker.expire_transactions();
         // Directories of topics the metadata does not know (e.g. a delete interrupted by a crash).
-        for (topic, partition) in broker.replicas.log_manager().partition_dirs()? {
+        // A cluster node's image may still be catching up here: it keeps its directories.
+        let stray_check = if broker.quorum.is_some() {
+            Vec::new()
+        } else {
+            broker.replicas.log_manager().partition_dirs()?
+        };
+        for (topic, partition) in stray_check {
             let known = image
                 .topic(&topic)
                 .is_some_and(|t| partition < t.partitions);
@@ -145,7 +179,16 @@ impl Broker {
                 .int_property(segment_bytes_key, 104_857_600)
                 .to_string(),
         );
-        self.create_topic(topic, partitions, &configs)?;
+        let image = self.controller.image();
+        let live = image.live_brokers().len().max(1) as i64;
+        let rf = self
+            .config
+            .int_property(replication_key(topic), 3)
+            .clamp(1, live) as i16;
+        let replicas = self
+            .place_replicas(&image, partitions, rf)
+            .map_err(|m| anyhow::anyhow!(m))?;
+        self.create_topic(topic, partitions, &configs, &replicas)?;
         Ok(partitions)
     }
 
@@ -358,17 +401,60 @@ impl Broker {
         Ok(())
     }
 
-    /// Makes the hosted partitions match the image (the metadata publisher).
+    /// Makes the hosted partitions match the image (the metadata publisher): opens the logs of
+    /// partitions this broker holds a replica of, makes it leader or follower as the image
+    /// says, and deletes the partitions it no longer holds.
     fn publish(&self, image: &MetadataImage) -> Result<()> {
+        let _one_at_a_time = self.publishing.lock().expect("publishing lock");
+        let node = self.config.node_id;
+        let mut followers = false;
         for topic in image.topics.values() {
             let config = self.effective().log_config(&topic.configs);
             for p in 0..topic.partitions {
-                self.replicas
-                    .become_leader(&topic.name, p, topic.id, config.clone())
+                let Some(state) = image.partition(&topic.id, p, node) else {
+                    continue;
+                };
+                if !state.replicas.contains(&node) {
+                    if self.replicas.get(&topic.name, p).is_some() {
+                        tracing::info!(topic = topic.name, partition = p, "no longer a replica");
+                        self.replicas.delete_partition(&topic.name, p)?;
+                    }
+                    continue;
+                }
+                followers |= self
+                    .replicas
+                    .apply(&topic.name, p, topic.id, config.clone(), &state)
                     .with_context(|| format!("opening {}-{p}", topic.name))?;
             }
         }
+        for p in self.replicas.all() {
+            let gone = match image.topic(&p.topic) {
+                Some(t) => t.id != p.topic_id || p.index >= t.partitions,
+                None => true,
+            };
+            if gone {
+                self.replicas.delete_partition(&p.topic, p.index)?;
+            }
+        }
+        if followers {
+            self.followers_changed.notify_one();
+        }
         Ok(())
+    }
+
+    /// Applies every new metadata image to this broker.
+    pub async fn follow_metadata(self: Arc<Self>) {
+        let mut images = self.controller.subscribe();
+        loop {
+            if images.changed().await.is_err() {
+                return;
+            }
+            let image = images.borrow_and_update().clone();
+            self.refresh_effective(&image);
+            if let Err(e) = self.publish(&image) {
+                tracing::error!("applying metadata failed: {e:#}");
+            }
+        }
     }
 
     /// Creates a topic (the caller validated name, partitions and configs).
@@ -377,6 +463,7 @@ impl Broker {
         name: &str,
         partitions: i32,
         configs: &config::Properties,
+        replicas: &[Vec<i32>],
     ) -> Result<Uuid> {
         let _guard = self.admin.lock().expect("admin lock");
         if let Some(existing) = self.controller.image().topic(name) {
@@ -400,10 +487,12 @@ impl Broker {
                 value: value.clone(),
             });
         }
+        records.extend(partition_records(id, 0, replicas));
         let image = self.controller.commit(&records)?;
         self.publish(&image)?;
         self.replicas.checkpoint()?;
-        Ok(id)
+        // another node may have created it first: its id is the one
+        Ok(image.topic(name).map_or(id, |t| t.id))
     }
 
     pub fn delete_topic(&self, id: Uuid) -> Result<()> {
@@ -582,10 +671,69 @@ impl Broker {
 
     pub fn create_partitions(&self, id: Uuid, count: i32) -> Result<()> {
         let _guard = self.admin.lock().expect("admin lock");
-        let image = self
-            .controller
-            .commit(&[MetadataRecord::Partitions { id, count }])?;
+        let image = self.controller.image();
+        let current = image.topic_by_id(&id).map_or(0, |t| t.partitions);
+        let rf = image
+            .partitions
+            .get(&(id, 0))
+            .map_or(1, |s| s.replicas.len() as i16);
+        let mut records = vec![MetadataRecord::Partitions { id, count }];
+        if count > current {
+            let replicas = self
+                .place_replicas(&image, count, rf)
+                .map_err(|m| anyhow::anyhow!(m))?;
+            records.extend(partition_records(
+                id,
+                current,
+                // empty on a single node
+                replicas.get(current as usize..).unwrap_or_default(),
+            ));
+        }
+        let image = self.controller.commit(&records)?;
         self.publish(&image)
+    }
+
+    /// Places `rf` replicas of each of `partitions` partitions on the live brokers, round
+    /// robin from a random start (DESIGN §6); empty on a single node (it holds everything).
+    pub fn place_replicas(
+        &self,
+        image: &MetadataImage,
+        partitions: i32,
+        rf: i16,
+    ) -> std::result::Result<Vec<Vec<i32>>, String> {
+        let live: Vec<i32> = image
+            .live_brokers()
+            .iter()
+            .filter(|b| !b.shutting_down)
+            .map(|b| b.id)
+            .collect();
+        let n = if image.brokers.is_empty() {
+            1
+        } else {
+            live.len()
+        };
+        if rf as usize > n || rf < 1 {
+            return Err(format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {n} broker(s) are registered."));
+        }
+        if image.brokers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let start = (uuid::Uuid::new_v4().as_u128() % n as u128) as usize;
+        Ok((0..partitions as usize)
+            .map(|i| {
+                (0..rf as usize)
+                    .map(|j| live[(start + i + j) % n])
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The active controller's node id (this node on a single node; -1 while there is none).
+    pub fn active_controller(&self) -> i32 {
+        match &self.quorum {
+            None => self.config.node_id,
+            Some(q) => q.leader().map_or(-1, |l| l as i32),
+        }
     }
 
     /// Background work: `flush.ms` flushing, retention and the periodic offset checkpoints.
@@ -648,4 +796,34 @@ impl Broker {
         self.replicas.shutdown()?;
         self.controller.close()
     }
+}
+
+/// The key sizing an internal topic's replication factor.
+fn replication_key(topic: &str) -> &'static str {
+    if topic == txn::TXN_TOPIC {
+        "transaction.state.log.replication.factor"
+    } else {
+        "offsets.topic.replication.factor"
+    }
+}
+
+/// Initial partition states for partitions `first..` with the given replicas: the first
+/// replica leads, all are in sync.
+fn partition_records(id: Uuid, first: i32, replicas: &[Vec<i32>]) -> Vec<MetadataRecord> {
+    replicas
+        .iter()
+        .enumerate()
+        .map(|(i, r)| MetadataRecord::Partition {
+            topic: id,
+            index: first + i as i32,
+            state: metadata::PartitionState {
+                replicas: r.clone(),
+                isr: r.clone(),
+                leader: r[0],
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+            expect_epoch: None,
+        })
+        .collect()
 }

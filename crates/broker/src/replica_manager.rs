@@ -1,9 +1,10 @@
-//! Partitions hosted by this broker and the logs behind them.
+//! Partitions hosted by this broker and the logs behind them, as leader or follower.
 //!
 //! Concurrency: the partition map is behind an `RwLock` (taken briefly to look up or change the
-//! set of partitions); each partition's log is behind its own `Mutex` (the append lock). Readers
-//! take that lock only to resolve a file slice; the bytes are read after it is released. Lock
-//! order: partition map, then a partition's log.
+//! set of partitions); each partition's replica state and its log are behind their own
+//! `Mutex`es (the log's is the append lock). Readers take the log lock only to resolve a file
+//! slice; the bytes are read after it is released. Lock order: partition map, then a
+//! partition's replica state, then its log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,32 +15,160 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::log_manager::{LogManager, LogOffsets};
+use crate::metadata::PartitionState;
 
-/// One partition replica. On a single node this broker is always the leader; the leader epoch,
-/// high watermark and ISR have their places for replication (issue 3).
+/// What a leader knows of one follower.
+#[derive(Debug, Clone, Copy)]
+struct FollowerProgress {
+    /// Its log end offset (the offset of its last fetch); -1 until it fetches.
+    leo: i64,
+    /// When it last had everything the leader had.
+    caught_up_ms: i64,
+    /// The leader's log end and the time at its previous fetch.
+    last_fetch_leader_leo: i64,
+    last_fetch_ms: i64,
+}
+
+/// This broker's view of a partition's replication.
+#[derive(Debug, Clone)]
+pub struct ReplicaState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    /// This broker leads the partition.
+    pub leading: bool,
+    /// Follower only: the log must be reconciled with the leader's (OffsetForLeaderEpoch)
+    /// before fetching.
+    pub needs_truncation: bool,
+    /// Leader only: the partition epoch an ISR change was proposed against.
+    pub isr_change_pending: Option<i32>,
+    /// Leader only: the log end when leadership began; a follower joins the ISR past it.
+    leader_start: i64,
+    followers: HashMap<i32, FollowerProgress>,
+}
+
+/// One partition replica.
 pub struct Partition {
     pub topic: String,
     pub index: i32,
     pub topic_id: Uuid,
-    pub leader_epoch: i32,
+    /// This broker.
+    node: i32,
+    state: Mutex<ReplicaState>,
     log: Mutex<Log>,
 }
 
 impl Partition {
+    pub fn state(&self) -> ReplicaState {
+        self.state.lock().expect("replica state lock").clone()
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.state.lock().expect("replica state lock").leader_epoch
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.state.lock().expect("replica state lock").leading
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.log.lock().expect("log lock").high_watermark()
+    }
+
+    /// Applies the partition's state from the metadata; true if this broker just became its
+    /// follower (the fetcher must reconcile and fetch).
+    pub fn apply(&self, next: &PartitionState, now_ms: i64) -> Result<bool, StorageError> {
+        let mut st = self.state.lock().expect("replica state lock");
+        let leading = next.leader == self.node;
+        let new_term = leading != st.leading || next.leader_epoch != st.leader_epoch;
+        st.replicas = next.replicas.clone();
+        st.isr = next.isr.clone();
+        st.leader = next.leader;
+        st.partition_epoch = next.partition_epoch;
+        if st
+            .isr_change_pending
+            .is_some_and(|e| next.partition_epoch > e)
+        {
+            st.isr_change_pending = None;
+        }
+        if !new_term {
+            if leading {
+                self.advance_high_watermark(&st);
+            }
+            return Ok(false);
+        }
+        st.leader_epoch = next.leader_epoch;
+        st.leading = leading;
+        st.followers.clear();
+        st.isr_change_pending = None;
+        if leading {
+            let mut log = self.log.lock().expect("log lock");
+            let end = log.log_end_offset();
+            log.assign_epoch(next.leader_epoch, end)?;
+            st.leader_start = end;
+            for r in next.replicas.iter().filter(|r| **r != self.node) {
+                st.followers.insert(
+                    *r,
+                    FollowerProgress {
+                        leo: -1,
+                        caught_up_ms: now_ms,
+                        last_fetch_leader_leo: -1,
+                        last_fetch_ms: now_ms,
+                    },
+                );
+            }
+            drop(log);
+            st.needs_truncation = false;
+            self.advance_high_watermark(&st);
+            Ok(false)
+        } else {
+            st.needs_truncation = true;
+            Ok(next.leader >= 0)
+        }
+    }
+
+    /// Leader: the high watermark is the smallest log end among the ISR. Returns true if it
+    /// moved.
+    fn advance_high_watermark(&self, st: &ReplicaState) -> bool {
+        let mut log = self.log.lock().expect("log lock");
+        let mut hw = log.log_end_offset();
+        for r in &st.isr {
+            if *r == self.node {
+                continue;
+            }
+            match st.followers.get(r) {
+                Some(f) if f.leo >= 0 => hw = hw.min(f.leo),
+                _ => return false,
+            }
+        }
+        if hw > log.high_watermark() {
+            log.update_high_watermark(hw);
+            return true;
+        }
+        false
+    }
+
     pub fn append_as_leader(
         &self,
         records: &mut Vec<u8>,
         now_ms: i64,
     ) -> Result<AppendResult, StorageError> {
-        let mut log = self.log.lock().expect("log lock");
-        let result = log.append_as_leader(records, self.leader_epoch, now_ms)?;
-        // The ISR is this replica alone: everything appended is committed.
-        let end = log.log_end_offset();
-        log.update_high_watermark(end);
+        let st = self.state.lock().expect("replica state lock");
+        if !st.leading {
+            return Err(StorageError::NotLeader);
+        }
+        let result = self.log.lock().expect("log lock").append_as_leader(
+            records,
+            st.leader_epoch,
+            now_ms,
+        )?;
+        self.advance_high_watermark(&st);
         Ok(result)
     }
 
-    /// Writes a transaction marker for `producer_id` (single node: committed at once).
+    /// Writes a transaction marker for `producer_id`.
     pub fn append_marker(
         &self,
         producer_id: i64,
@@ -48,18 +177,152 @@ impl Partition {
         coordinator_epoch: i32,
         now_ms: i64,
     ) -> Result<i64, StorageError> {
-        let mut log = self.log.lock().expect("log lock");
-        let offset = log.append_marker(
+        let st = self.state.lock().expect("replica state lock");
+        if !st.leading {
+            return Err(StorageError::NotLeader);
+        }
+        let offset = self.log.lock().expect("log lock").append_marker(
             producer_id,
             producer_epoch,
             commit,
             coordinator_epoch,
-            self.leader_epoch,
+            st.leader_epoch,
             now_ms,
         )?;
-        let end = log.log_end_offset();
-        log.update_high_watermark(end);
+        self.advance_high_watermark(&st);
         Ok(offset)
+    }
+
+    /// Leader: a follower fetched from `fetch_offset`, so its log ends there. Returns true if
+    /// the high watermark moved, and the ISR to propose if the follower should join it.
+    pub fn follower_fetched(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> (bool, Option<(Vec<i32>, i32)>) {
+        let mut st = self.state.lock().expect("replica state lock");
+        if !st.leading {
+            return (false, None);
+        }
+        let (leader_end, hw) = {
+            let log = self.log.lock().expect("log lock");
+            (log.log_end_offset(), log.high_watermark())
+        };
+        let Some(f) = st.followers.get_mut(&replica) else {
+            return (false, None);
+        };
+        if fetch_offset >= leader_end {
+            f.caught_up_ms = now_ms;
+        } else if f.last_fetch_leader_leo >= 0 && fetch_offset >= f.last_fetch_leader_leo {
+            f.caught_up_ms = f.caught_up_ms.max(f.last_fetch_ms);
+        }
+        f.leo = fetch_offset.min(leader_end);
+        f.last_fetch_leader_leo = leader_end;
+        f.last_fetch_ms = now_ms;
+        let advanced = self.advance_high_watermark(&st);
+        let joins = !st.isr.contains(&replica)
+            && fetch_offset >= hw
+            && fetch_offset >= st.leader_start
+            && st.isr_change_pending.is_none();
+        if joins {
+            let mut isr = st.isr.clone();
+            isr.push(replica);
+            st.isr_change_pending = Some(st.partition_epoch);
+            return (advanced, Some((isr, st.partition_epoch)));
+        }
+        (advanced, None)
+    }
+
+    /// Leader: the ISR without followers that have not caught up for `lag_max_ms`, if any
+    /// must go, with the partition epoch to propose it against.
+    pub fn shrink_isr(&self, now_ms: i64, lag_max_ms: i64) -> Option<(Vec<i32>, i32)> {
+        let mut st = self.state.lock().expect("replica state lock");
+        if !st.leading || st.isr_change_pending.is_some() {
+            return None;
+        }
+        let isr: Vec<i32> = st
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| {
+                *r == self.node
+                    || st
+                        .followers
+                        .get(r)
+                        .is_some_and(|f| now_ms - f.caught_up_ms <= lag_max_ms)
+            })
+            .collect();
+        if isr.len() == st.isr.len() {
+            return None;
+        }
+        st.isr_change_pending = Some(st.partition_epoch);
+        Some((isr, st.partition_epoch))
+    }
+
+    /// Leader: an ISR change was not accepted; a later check may propose again.
+    pub fn isr_change_failed(&self) {
+        self.state
+            .lock()
+            .expect("replica state lock")
+            .isr_change_pending = None;
+    }
+
+    /// Follower: truncates the log to `offset` (where it agrees with the leader's), unless
+    /// the leader changed since `epoch` was asked about.
+    pub fn truncate_for(&self, epoch: i32, offset: i64) -> Result<(), StorageError> {
+        let mut st = self.state.lock().expect("replica state lock");
+        if st.leading || st.leader_epoch != epoch || !st.needs_truncation {
+            return Ok(());
+        }
+        let mut log = self.log.lock().expect("log lock");
+        if offset < log.log_end_offset() {
+            tracing::info!(
+                topic = self.topic,
+                partition = self.index,
+                from = log.log_end_offset(),
+                to = offset,
+                "truncating a divergent tail"
+            );
+            log.truncate_to(offset)?;
+        }
+        st.needs_truncation = false;
+        Ok(())
+    }
+
+    /// Follower: the log must be reconciled with the leader's again.
+    pub fn needs_reconcile(&self, epoch: i32) {
+        let mut st = self.state.lock().expect("replica state lock");
+        if !st.leading && st.leader_epoch == epoch {
+            st.needs_truncation = true;
+        }
+    }
+
+    /// Follower: appends what the leader of `epoch` sent and follows its high watermark
+    /// (nothing, if leadership changed since the fetch was sent). Returns segments a moved log
+    /// start removed, to delete later.
+    pub fn append_as_follower(
+        &self,
+        epoch: i32,
+        records: &[u8],
+        leader_hw: i64,
+        leader_log_start: i64,
+        now_ms: i64,
+    ) -> Result<Vec<ferrolog_storage::segment::DeletedSegment>, StorageError> {
+        let st = self.state.lock().expect("replica state lock");
+        if st.leading || st.leader_epoch != epoch || st.needs_truncation {
+            return Ok(Vec::new());
+        }
+        let mut log = self.log.lock().expect("log lock");
+        let end = log.append_as_follower(records, now_ms)?;
+        let hw = leader_hw.min(end);
+        if hw > log.high_watermark() {
+            log.update_high_watermark(hw);
+        }
+        if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark() {
+            return Ok(log.delete_records_before(leader_log_start, now_ms)?.1);
+        }
+        Ok(Vec::new())
     }
 
     /// Resolves what a read returns; read the slice's bytes after this returns.
@@ -93,15 +356,20 @@ impl Partition {
 }
 
 pub struct ReplicaManager {
+    node: i32,
     log_manager: LogManager,
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// Woken on every append (delayed fetches wait on it).
     pub appended: Notify,
+    /// Woken when a high watermark moves (acks=all produces wait on it).
+    pub committed: Notify,
 }
 
 impl ReplicaManager {
-    pub fn new(log_manager: LogManager) -> ReplicaManager {
+    pub fn new(node: i32, log_manager: LogManager) -> ReplicaManager {
         ReplicaManager {
+            node,
+            committed: Notify::new(),
             log_manager,
             partitions: RwLock::new(HashMap::new()),
             appended: Notify::new(),
@@ -129,16 +397,21 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// Opens (creating if new) the log of a partition this broker now leads.
-    pub fn become_leader(
+    /// Opens (creating if new) a partition's log and applies its replica state; true if this
+    /// broker just became a follower of it.
+    pub fn apply(
         &self,
         topic: &str,
         partition: i32,
         topic_id: Uuid,
         config: LogConfig,
-    ) -> Result<()> {
-        if self.get(topic, partition).is_some() {
-            return Ok(());
+        state: &PartitionState,
+    ) -> Result<bool> {
+        let now = crate::now_ms();
+        if let Some(p) = self.get(topic, partition) {
+            let became_follower = p.apply(state, now)?;
+            self.committed.notify_waiters();
+            return Ok(became_follower);
         }
         let log = self
             .log_manager
@@ -147,14 +420,27 @@ impl ReplicaManager {
             topic: topic.to_string(),
             index: partition,
             topic_id,
-            leader_epoch: 0,
+            node: self.node,
+            state: Mutex::new(ReplicaState {
+                replicas: Vec::new(),
+                isr: Vec::new(),
+                leader: -1,
+                leader_epoch: -1,
+                partition_epoch: -1,
+                leading: false,
+                needs_truncation: false,
+                isr_change_pending: None,
+                leader_start: 0,
+                followers: HashMap::new(),
+            }),
             log: Mutex::new(log),
         });
+        let became_follower = p.apply(state, now)?;
         self.partitions
             .write()
             .expect("partitions lock")
             .insert((topic.to_string(), partition), p);
-        Ok(())
+        Ok(became_follower)
     }
 
     /// Stops hosting a partition and deletes its data.

@@ -220,6 +220,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::DescribeTransactions(r) => r.encode(&mut buf, version)?,
         Response::ListTransactions(r) => r.encode(&mut buf, version)?,
         Response::WriteTxnMarkers(r) => r.encode(&mut buf, version)?,
+        Response::OffsetForLeaderEpoch(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

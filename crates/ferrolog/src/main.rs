@@ -1,5 +1,6 @@
 //! The ferrolog binary: the server and the operator tools.
 
+mod cluster;
 mod configs;
 mod console;
 mod dump_log;
@@ -39,6 +40,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Start a local cluster of N nodes (each broker+controller), or describe a cluster.
+    Cluster(cluster::ClusterArgs),
     /// Create, list, describe and delete topics (like kafka-topics.sh).
     Topics(topics::TopicsArgs),
     /// Read lines from stdin and produce them (like kafka-console-producer.sh).
@@ -64,7 +67,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERROLOG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -80,6 +83,7 @@ fn main() -> Result<()> {
                 overrides,
                 data_dir,
             } => server(config, overrides, data_dir).await,
+            Command::Cluster(args) => cluster::run(args).await,
             Command::Topics(args) => topics::run(args).await,
             Command::Produce(args) => console::produce(args).await,
             Command::Consume(args) => console::consume(args).await,
@@ -131,7 +135,37 @@ async fn server(
     if config.advertised.port == 0 {
         config.advertised.port = local.port();
     }
+    let controller_listener = match (&config.controller_voters, &config.controller_listener) {
+        (Some(_), Some(l)) => {
+            let host = if l.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                &l.host
+            };
+            let bind = format!("{host}:{}", l.port);
+            Some(
+                tokio::net::TcpListener::bind(&bind)
+                    .await
+                    .with_context(|| format!("binding controller listener {bind}"))?,
+            )
+        }
+        _ => None,
+    };
     let broker = ferrolog_broker::Broker::open(config)?;
+    tokio::spawn(broker.clone().follow_metadata());
+    if let (Some(quorum), Some(l)) = (broker.quorum.clone(), controller_listener) {
+        // the listener was bound on this runtime: serve it from a std listener on the
+        // controller's
+        let l = l.into_std()?;
+        let q = quorum.clone();
+        quorum.spawn(async move {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => q.serve(l).await,
+                Err(e) => tracing::error!("controller listener: {e}"),
+            }
+        });
+        tokio::spawn(broker.clone().run_cluster());
+    }
     tracing::info!(
         "ferrolog node {} serving Kafka clients on {local} (advertised {}:{}), data in {}, cluster id {}",
         broker.config.node_id,
@@ -154,6 +188,10 @@ async fn server(
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    // a controlled shutdown first: leadership moves to other in-sync replicas
+    broker
+        .controlled_shutdown(std::time::Duration::from_secs(30))
+        .await;
     serve.abort();
     background.abort();
     broker.shutdown()?;

@@ -47,14 +47,14 @@ pub fn handle(
                 response.topics.push(fail(result, error, &message));
                 continue;
             }
-            Ok((partitions, configs)) => {
+            Ok((partitions, configs, replicas)) => {
                 if version >= 5 {
                     result.num_partitions = partitions;
-                    result.replication_factor = 1;
+                    result.replication_factor = replicas.first().map_or(1, |r| r.len() as i16);
                     result.configs = Some(describe_configs(broker, &configs));
                 }
                 if !request.validate_only {
-                    match broker.create_topic(&name, partitions, &configs) {
+                    match broker.create_topic(&name, partitions, &configs, &replicas) {
                         Ok(id) => {
                             if version >= 7 {
                                 result.topic_id = id;
@@ -87,6 +87,9 @@ fn fail(result: CreatableTopicResult, error: ResponseError, message: &str) -> Cr
         .with_configs(None)
 }
 
+/// Partition count, config overrides and replica placement of a valid request.
+type Checked = (i32, Properties, Vec<Vec<i32>>);
+
 type Assignments = [kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment];
 type Configs = [kafka_protocol::messages::create_topics_request::CreatableTopicConfig];
 
@@ -97,7 +100,7 @@ fn check(
     replication_factor: i16,
     assignments: &Assignments,
     configs: &Configs,
-) -> Result<(i32, Properties), (ResponseError, String)> {
+) -> Result<Checked, (ResponseError, String)> {
     validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
     let image = broker.controller.image();
     if image.topic(name).is_some() {
@@ -113,6 +116,7 @@ fn check(
         ));
     }
     let node = broker.config.node_id;
+    let mut replicas = Vec::new();
     let partitions = if !assignments.is_empty() {
         if num_partitions != -1 || replication_factor != -1 {
             return Err((
@@ -128,13 +132,32 @@ fn check(
                 "Partitions should be a consecutive 0-based integer sequence".into(),
             ));
         }
-        for a in assignments {
-            if a.broker_ids.len() != 1 || a.broker_ids[0].0 != node {
+        let mut sorted: Vec<_> = assignments.iter().collect();
+        sorted.sort_by_key(|a| a.partition_index);
+        let known = |b: i32| {
+            if image.brokers.is_empty() {
+                b == node
+            } else {
+                image.brokers.contains_key(&b)
+            }
+        };
+        let rf = sorted[0].broker_ids.len();
+        for a in &sorted {
+            let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+            let distinct: std::collections::HashSet<_> = ids.iter().collect();
+            if ids.is_empty() || ids.len() != rf || distinct.len() != ids.len() {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
-                    format!("The manual partition assignment includes broker(s) other than the single broker {node}"),
+                    "Every partition needs the same number of distinct replicas".into(),
                 ));
             }
+            if let Some(b) = ids.iter().find(|b| !known(**b)) {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("The manual partition assignment includes broker {b}, which is not registered"),
+                ));
+            }
+            replicas.push(ids);
         }
         assignments.len() as i32
     } else {
@@ -160,12 +183,9 @@ fn check(
                 "Replication factor must be larger than 0.".into(),
             ));
         }
-        if rf > 1 {
-            return Err((
-                ResponseError::InvalidReplicationFactor,
-                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
-            ));
-        }
+        replicas = broker
+            .place_replicas(&image, partitions, rf)
+            .map_err(|m| (ResponseError::InvalidReplicationFactor, m))?;
         partitions
     };
     let mut props = Properties::new();
@@ -176,7 +196,7 @@ fn check(
             .map_err(|m| (ResponseError::InvalidConfig, m))?;
         props.insert(key, value.unwrap_or_default().trim().to_string());
     }
-    Ok((partitions, props))
+    Ok((partitions, props, replicas))
 }
 
 fn describe_configs(broker: &Arc<Broker>, overrides: &Properties) -> Vec<CreatableTopicConfigs> {

@@ -1,4 +1,4 @@
-//! DescribeCluster: this node, as broker and as controller.
+//! DescribeCluster: the live brokers and the active controller.
 
 use std::sync::Arc;
 
@@ -10,10 +10,9 @@ use super::str;
 use crate::Broker;
 
 pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let c = &broker.config;
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(str(&broker.cluster_id))
-        .with_controller_id(BrokerId(c.node_id))
+        .with_controller_id(BrokerId(broker.active_controller()))
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             0
@@ -28,12 +27,16 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest) -> Describe
                 request.endpoint_type
             ))));
     }
-    response.brokers.push(
-        DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(c.node_id))
-            .with_host(str(&c.advertised.host))
-            .with_port(i32::from(c.advertised.port))
-            .with_rack(c.rack.as_deref().map(str)),
-    );
+    let image = broker.controller.image();
+    response.brokers = super::metadata::brokers(broker, &image)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(b.node_id)
+                .with_host(b.host)
+                .with_port(b.port)
+                .with_rack(b.rack)
+        })
+        .collect();
     response
 }

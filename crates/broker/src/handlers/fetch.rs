@@ -38,12 +38,53 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
                 incremental,
             } => (session_id, partitions, incremental),
         };
+    // a follower's fetch tells the leader how far its log goes (replica_id moved in v15)
+    let replica = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let follower = replica >= 0;
+    if follower {
+        let now = crate::now_ms();
+        for w in &wanted {
+            let Some(p) = w
+                .name
+                .as_deref()
+                .and_then(|n| broker.replicas.get(n, w.partition))
+            else {
+                continue;
+            };
+            let (advanced, joins) = p.follower_fetched(replica, w.fetch_offset, now);
+            if advanced {
+                broker.replicas.committed.notify_waiters();
+                broker.replicas.appended.notify_waiters();
+            }
+            if let Some((isr, epoch)) = joins {
+                tracing::info!(
+                    topic = p.topic,
+                    partition = p.index,
+                    replica,
+                    "follower caught up: expanding the ISR"
+                );
+                let broker = broker.clone();
+                tokio::spawn(async move { broker.propose_isr(&p, isr, epoch).await });
+            }
+        }
+    }
     loop {
         let appended = broker.replicas.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (response, files, bytes, errors, sent) =
-            read(broker, &request, version, &wanted, session_id, incremental);
+        let (response, files, bytes, errors, sent) = read(
+            broker,
+            &request,
+            version,
+            &wanted,
+            session_id,
+            incremental,
+            follower,
+        );
         let done = bytes >= request.min_bytes.max(0) as usize
             || errors
             || request.max_wait_ms <= 0
@@ -82,6 +123,7 @@ fn read(
     wanted: &[SessionPartition],
     session_id: i32,
     incremental: bool,
+    follower: bool,
 ) -> Pass {
     let mut response = FetchResponse::default().with_session_id(session_id);
     let mut files = Vec::new();
@@ -114,8 +156,13 @@ fn read(
                     ResponseError::UnknownTopicOrPartition.code()
                 };
             }
-            Some(p) if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch => {
-                data.error_code = if w.current_leader_epoch < p.leader_epoch {
+            Some(p) if !p.is_leader() => {
+                data.error_code = ResponseError::NotLeaderOrFollower.code();
+            }
+            Some(p)
+                if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch() =>
+            {
+                data.error_code = if w.current_leader_epoch < p.leader_epoch() {
                     ResponseError::FencedLeaderEpoch.code()
                 } else {
                     ResponseError::UnknownLeaderEpoch.code()
@@ -124,7 +171,9 @@ fn read(
             Some(p) => {
                 let max = (w.max_bytes.max(0) as usize).min(remaining);
                 let min_one = total == 0;
-                let bound = if read_committed {
+                let bound = if follower {
+                    ReadBound::LogEnd
+                } else if read_committed {
                     ReadBound::LastStable
                 } else {
                     ReadBound::HighWatermark

@@ -34,11 +34,13 @@ pub fn handle(
                 .with_leader_epoch(-1);
             match broker.replicas.get(&topic.name.0, p.partition_index) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) if !partition.is_leader() => {
+                    r.error_code = ResponseError::NotLeaderOrFollower.code()
+                }
                 Some(partition) => {
-                    if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch != partition.leader_epoch
-                    {
-                        r.error_code = if p.current_leader_epoch < partition.leader_epoch {
+                    let leader_epoch = partition.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != leader_epoch {
+                        r.error_code = if p.current_leader_epoch < leader_epoch {
                             ResponseError::FencedLeaderEpoch.code()
                         } else {
                             ResponseError::UnknownLeaderEpoch.code()
@@ -73,18 +75,19 @@ fn lookup(
     target: i64,
     read_committed: bool,
 ) -> anyhow::Result<(i64, i64, i32)> {
+    let leader_epoch = partition.leader_epoch();
     partition.with_log(|log| {
         let epoch_of = |offset: i64| {
             log.epochs()
                 .iter()
                 .rev()
                 .find(|(_, start)| *start <= offset)
-                .map_or(partition.leader_epoch, |(e, _)| *e)
+                .map_or(leader_epoch, |(e, _)| *e)
         };
         Ok(match target {
             // read_committed consumers see the log up to the last stable offset
-            LATEST if read_committed => (log.last_stable_offset(), -1, partition.leader_epoch),
-            LATEST => (log.high_watermark(), -1, partition.leader_epoch),
+            LATEST if read_committed => (log.last_stable_offset(), -1, leader_epoch),
+            LATEST => (log.high_watermark(), -1, leader_epoch),
             EARLIEST | EARLIEST_LOCAL => {
                 (log.log_start_offset(), -1, epoch_of(log.log_start_offset()))
             }

@@ -20,16 +20,11 @@ const ALL_TOPIC_OPERATIONS: i32 = 0b1101_1111_1000;
 
 pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
     let c = &broker.config;
+    let image = broker.controller.image();
     let mut response = MetadataResponse::default()
         .with_cluster_id(Some(str(&broker.cluster_id)))
-        .with_controller_id(BrokerId(c.node_id));
-    response.brokers.push(
-        MetadataResponseBroker::default()
-            .with_node_id(BrokerId(c.node_id))
-            .with_host(str(&c.advertised.host))
-            .with_port(i32::from(c.advertised.port))
-            .with_rack(c.rack.as_deref().map(str)),
-    );
+        .with_controller_id(BrokerId(broker.active_controller()));
+    response.brokers = brokers(broker, &image);
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = 0;
     }
@@ -38,7 +33,6 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     } else {
         i32::MIN
     };
-    let image = broker.controller.image();
     let all = match &request.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
@@ -76,7 +70,13 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
             error_topic(&name, ResponseError::InvalidTopicException)
         } else if allow_create {
             let partitions = c.num_partitions;
-            match broker.create_topic(&name, partitions, &Default::default()) {
+            let created = broker
+                .place_replicas(&image, partitions, c.default_replication_factor)
+                .map_err(|m| anyhow::anyhow!(m))
+                .and_then(|replicas| {
+                    broker.create_topic(&name, partitions, &Default::default(), &replicas)
+                });
+            match created {
                 Ok(_) => match broker.controller.image().topic(&name) {
                     Some(t) => describe(broker, t, version, topic_ops),
                     None => error_topic(&name, ResponseError::LeaderNotAvailable),
@@ -107,7 +107,8 @@ fn describe(
     version: i16,
     topic_ops: i32,
 ) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
+    let image = broker.controller.image();
+    let node = broker.config.node_id;
     let mut entry = MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_is_internal(
@@ -117,19 +118,58 @@ fn describe(
     if version >= 10 {
         entry.topic_id = topic.id;
     }
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     for p in 0..topic.partitions {
-        let epoch = broker
+        let Some(state) = image.partition(&topic.id, p, node) else {
+            continue;
+        };
+        let offline: Vec<i32> = state
             .replicas
-            .get(&topic.name, p)
-            .map_or(0, |p| p.leader_epoch);
+            .iter()
+            .copied()
+            .filter(|r| image.brokers.get(r).is_some_and(|b| b.fenced))
+            .collect();
         entry.partitions.push(
             MetadataResponsePartition::default()
+                .with_error_code(if state.leader < 0 {
+                    ResponseError::LeaderNotAvailable.code()
+                } else {
+                    0
+                })
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(epoch)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node]),
+                .with_leader_id(BrokerId(state.leader))
+                .with_leader_epoch(state.leader_epoch)
+                .with_replica_nodes(ids(&state.replicas))
+                .with_isr_nodes(ids(&state.isr))
+                .with_offline_replicas(ids(&offline)),
         );
     }
     entry
+}
+
+/// The brokers clients may talk to: every registered, unfenced broker (this one alone on a
+/// single node).
+pub fn brokers(
+    broker: &Arc<Broker>,
+    image: &crate::metadata::MetadataImage,
+) -> Vec<MetadataResponseBroker> {
+    let c = &broker.config;
+    if image.brokers.is_empty() {
+        return vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(c.node_id))
+            .with_host(str(&c.advertised.host))
+            .with_port(i32::from(c.advertised.port))
+            .with_rack(c.rack.as_deref().map(str))];
+    }
+    image
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.as_deref().map(str))
+        })
+        .collect()
 }

@@ -31,6 +31,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -83,6 +84,7 @@ pub enum Response {
     DescribeTransactions(DescribeTransactionsResponse),
     ListTransactions(ListTransactionsResponse),
     WriteTxnMarkers(WriteTxnMarkersResponse),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -144,6 +146,10 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         DescribeTransactionsRequest::VERSIONS,
     ),
     (ApiKey::ListTransactions, ListTransactionsRequest::VERSIONS),
+    (
+        ApiKey::OffsetForLeaderEpoch,
+        OffsetForLeaderEpochRequest::VERSIONS,
+    ),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -205,6 +211,7 @@ pub enum Request {
     DescribeTransactions(DescribeTransactionsRequest),
     ListTransactions(ListTransactionsRequest),
     WriteTxnMarkers(WriteTxnMarkersRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -213,6 +220,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
     Ok(match key {
         ApiKey::ApiVersions => Request::ApiVersions(decode(b, v)?),
         ApiKey::Metadata => Request::Metadata(decode(b, v)?),
+        ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(decode(b, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(decode(b, v)?),
@@ -274,7 +282,11 @@ pub async fn handle(
         Request::CreatePartitions(r) => {
             Response::CreatePartitions(create_partitions::handle(broker, r))
         }
-        Request::Produce(r) => Response::Produce(produce::handle(broker, r, v)?),
+        Request::Produce(r) => {
+            let timeout_ms = r.timeout_ms;
+            let (response, waits) = produce::handle(broker, r, v);
+            Response::Produce(produce::await_commit(broker, response?, waits, timeout_ms).await)
+        }
         Request::Fetch(r) => {
             let (response, files) = fetch::handle(broker, r, v).await;
             Response::Fetch(response, files)
@@ -337,6 +349,9 @@ pub async fn handle(
         }
         Request::WriteTxnMarkers(r) => {
             Response::WriteTxnMarkers(write_txn_markers::handle(broker, r))
+        }
+        Request::OffsetForLeaderEpoch(r) => {
+            Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
     })
 }

@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 
 use super::str;
 use crate::errors::storage_error_code;
+use crate::replica_manager::Partition;
 use crate::Broker;
 
 /// The producer id and epoch of the first transactional batch among `records` (headers only:
@@ -21,11 +22,62 @@ fn transactional_producer(records: Option<&[u8]>) -> Option<(i64, i16)> {
         .map(|h| (h.producer_id, h.producer_epoch))
 }
 
+/// An acks=all append waiting for the high watermark: (topic and partition position in the
+/// response, the partition, the offset the high watermark must reach, the leader epoch).
+pub struct Wait {
+    topic: usize,
+    partition: usize,
+    replica: Arc<Partition>,
+    required: i64,
+    epoch: i32,
+}
+
+/// Answers once every acks=all append is committed (the high watermark passed it), its
+/// leader lost leadership (NOT_LEADER_OR_FOLLOWER) or `timeout_ms` passed (REQUEST_TIMED_OUT).
+pub async fn await_commit(
+    broker: &Arc<Broker>,
+    mut response: ProduceResponse,
+    mut waits: Vec<Wait>,
+    timeout_ms: i32,
+) -> ProduceResponse {
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+    loop {
+        let committed = broker.replicas.committed.notified();
+        tokio::pin!(committed);
+        committed.as_mut().enable();
+        waits.retain(|w| {
+            let state = w.replica.state();
+            let error = if !state.leading || state.leader_epoch != w.epoch {
+                ResponseError::NotLeaderOrFollower
+            } else if w.replica.high_watermark() >= w.required {
+                return false;
+            } else if tokio::time::Instant::now() >= deadline {
+                ResponseError::RequestTimedOut
+            } else {
+                return true;
+            };
+            let r = &mut response.responses[w.topic].partition_responses[w.partition];
+            r.error_code = error.code();
+            r.base_offset = -1;
+            false
+        });
+        if waits.is_empty() {
+            return response;
+        }
+        tokio::select! {
+            _ = &mut committed => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
 pub fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
     version: i16,
-) -> Option<ProduceResponse> {
+) -> (Option<ProduceResponse>, Vec<Wait>) {
+    let mut waits = Vec::new();
     let image = broker.controller.image();
     let now = crate::now_ms();
     let mut response = ProduceResponse::default();
@@ -55,11 +107,14 @@ pub fn handle(
                 (None, _) if version >= 13 => Err((ResponseError::UnknownTopicId.code(), None)),
                 (None, _) | (_, None) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
                 (Some(t), Some(p)) => {
-                    if request.acks == -1 && broker.effective().min_insync_replicas(&t.configs) > 1
-                    {
+                    let state = p.state();
+                    let min_isr = broker.effective().min_insync_replicas(&t.configs);
+                    if !state.leading {
+                        Err((ResponseError::NotLeaderOrFollower.code(), None))
+                    } else if request.acks == -1 && (state.isr.len() as i64) < min_isr {
                         Err((
                             ResponseError::NotEnoughReplicas.code(),
-                            Some(str("The size of the current ISR (1) is insufficient to satisfy the min.isr requirement")),
+                            Some(str(&format!("The size of the current ISR ({}) is insufficient to satisfy the min.isr requirement of {min_isr}", state.isr.len()))),
                         ))
                     } else {
                         let mut records = data.records.as_deref().unwrap_or(&[]).to_vec();
@@ -97,6 +152,19 @@ pub fn handle(
             match outcome {
                 Ok(result) => {
                     appended |= result.records > 0;
+                    if request.acks == -1 && result.last_offset >= 0 {
+                        if let Some(replica) =
+                            resolved.and_then(|t| broker.replicas.get(&t.name, data.index))
+                        {
+                            waits.push(Wait {
+                                topic: response.responses.len(),
+                                partition: topic_response.partition_responses.len(),
+                                epoch: replica.leader_epoch(),
+                                replica,
+                                required: result.last_offset + 1,
+                            });
+                        }
+                    }
                     r.base_offset = result.first_offset;
                     r.log_append_time_ms = result.log_append_time;
                     r.log_start_offset = result.log_start_offset;
@@ -120,7 +188,7 @@ pub fn handle(
         if any_error {
             tracing::debug!("acks=0 produce had errors; the client is not told (as in Kafka)");
         }
-        return None;
+        return (None, Vec::new());
     }
-    Some(response)
+    (Some(response), waits)
 }

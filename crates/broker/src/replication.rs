@@ -1,0 +1,441 @@
+//! Replication the Kafka way, broker side: one fetcher per leader this broker follows
+//! partitions of (Fetch with this broker's replica id, many partitions per request), log
+//! reconciliation through OffsetForLeaderEpoch before fetching, ISR shrink and expand proposed
+//! to the controller, registration and heartbeats, and the controlled shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use ferrolog_client::Connection;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::metadata::{BrokerImage, MetadataRecord};
+use crate::quorum::{Heartbeat, Proposal};
+use crate::replica_manager::Partition;
+use crate::{now_ms, Broker};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+impl Broker {
+    /// Cluster duties of a broker: register with the controller, then heartbeat, check the
+    /// ISR of the partitions it leads and keep one fetcher per leader it follows.
+    pub async fn run_cluster(self: Arc<Self>) {
+        let Some(quorum) = self.quorum.clone() else {
+            return;
+        };
+        let timeout = self.config.int_property("broker.session.timeout.ms", 9000);
+        quorum.spawn(quorum.clone().serve_duties(timeout));
+        tokio::spawn(self.clone().run_fetchers());
+        let me = BrokerImage {
+            id: self.config.node_id,
+            host: self.config.advertised.host.clone(),
+            port: i32::from(self.config.advertised.port),
+            rack: self.config.rack.clone(),
+            epoch: self.broker_epoch,
+            fenced: false,
+            shutting_down: false,
+        };
+        loop {
+            let proposal = Proposal {
+                records: vec![MetadataRecord::RegisterBroker { broker: me.clone() }],
+            };
+            match quorum.propose(proposal).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!("registering with the controller: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        tracing::info!(
+            broker = me.id,
+            epoch = me.epoch,
+            "registered with the controller"
+        );
+        let heartbeat_every = Duration::from_millis(
+            self.config
+                .int_property("broker.heartbeat.interval.ms", 500)
+                .clamp(10, 60_000) as u64,
+        );
+        let lag_max = self.config.int_property("replica.lag.time.max.ms", 30_000);
+        let mut heartbeat = tokio::time::interval(heartbeat_every);
+        let mut isr_check =
+            tokio::time::interval(Duration::from_millis((lag_max / 2).clamp(50, 5000) as u64));
+        loop {
+            tokio::select! {
+                _ = heartbeat.tick() => {
+                    let beat = Heartbeat {
+                        broker: me.id,
+                        epoch: me.epoch,
+                        shutting_down: self.controlled_shutdown.load(Ordering::SeqCst),
+                    };
+                    if let Err(e) = quorum.heartbeat(beat).await {
+                        tracing::debug!("heartbeat: {e:#}");
+                    }
+                }
+                _ = isr_check.tick() => {
+                    for p in self.replicas.all() {
+                        if let Some((isr, epoch)) = p.shrink_isr(now_ms(), lag_max) {
+                            tracing::info!(topic = p.topic, partition = p.index, ?isr, "shrinking the ISR");
+                            self.propose_isr(&p, isr, epoch).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Proposes a new ISR for a partition this broker leads, against `epoch`.
+    pub async fn propose_isr(&self, p: &Partition, isr: Vec<i32>, epoch: i32) {
+        let Some(quorum) = &self.quorum else {
+            return;
+        };
+        let image = self.controller.image();
+        let Some(mut state) = image.partitions.get(&(p.topic_id, p.index)).cloned() else {
+            p.isr_change_failed();
+            return;
+        };
+        if state.partition_epoch != epoch || state.leader != self.config.node_id {
+            p.isr_change_failed();
+            return;
+        }
+        state.isr = isr;
+        state.partition_epoch += 1;
+        let record = MetadataRecord::Partition {
+            topic: p.topic_id,
+            index: p.index,
+            state,
+            expect_epoch: Some(epoch),
+        };
+        match quorum
+            .propose(Proposal {
+                records: vec![record],
+            })
+            .await
+        {
+            Ok((_, accepted)) if accepted.first() == Some(&true) => {}
+            Ok(_) => p.isr_change_failed(),
+            Err(e) => {
+                tracing::warn!(topic = p.topic, partition = p.index, "ISR change: {e:#}");
+                p.isr_change_failed();
+            }
+        }
+    }
+
+    /// A controlled shutdown: asks the controller to move leadership off this broker and waits
+    /// (up to `timeout`) until it leads nothing another in-sync replica could lead.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        let Some(quorum) = &self.quorum else {
+            return;
+        };
+        self.controlled_shutdown.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        let node = self.config.node_id;
+        while Instant::now() < deadline {
+            let _ = quorum
+                .heartbeat(Heartbeat {
+                    broker: node,
+                    epoch: self.broker_epoch,
+                    shutting_down: true,
+                })
+                .await;
+            let image = self.controller.image();
+            let leads_movable = image
+                .partitions
+                .values()
+                .any(|s| s.leader == node && s.isr.iter().any(|r| *r != node));
+            if !leads_movable {
+                tracing::info!("controlled shutdown: leadership moved");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!("controlled shutdown: timed out moving leadership");
+    }
+
+    /// Keeps one fetcher task per leader this broker follows partitions of.
+    async fn run_fetchers(self: Arc<Self>) {
+        let mut tasks: HashMap<i32, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = self.followers_changed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            let leaders: HashSet<i32> = self
+                .replicas
+                .all()
+                .iter()
+                .map(|p| p.state())
+                .filter(|s| !s.leading && s.leader >= 0)
+                .map(|s| s.leader)
+                .collect();
+            tasks.retain(|_, t| !t.is_finished());
+            for leader in leaders {
+                tasks
+                    .entry(leader)
+                    .or_insert_with(|| tokio::spawn(self.clone().fetch_from(leader)));
+            }
+        }
+    }
+
+    /// The partitions this broker follows `leader` for.
+    fn following(&self, leader: i32) -> Vec<Arc<Partition>> {
+        self.replicas
+            .all()
+            .into_iter()
+            .filter(|p| {
+                let s = p.state();
+                !s.leading && s.leader == leader
+            })
+            .collect()
+    }
+
+    /// One leader's fetcher: reconciles, then fetches, until this broker follows nothing of it.
+    async fn fetch_from(self: Arc<Self>, leader: i32) {
+        let mut conn: Option<Connection> = None;
+        let mut idle_since: Option<Instant> = None;
+        loop {
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            let partitions = self.following(leader);
+            if partitions.is_empty() {
+                // linger a moment: a leader change may bring partitions right back
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(2) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            idle_since = None;
+            if conn.is_none() {
+                let image = self.controller.image();
+                let Some(b) = image.brokers.get(&leader) else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                match Connection::connect(&format!("{}:{}", b.host, b.port)).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::debug!(leader, "replica fetcher cannot connect: {e:#}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+            let c = conn.as_mut().expect("connected");
+            let result = async {
+                let stale: Vec<_> = partitions
+                    .iter()
+                    .filter(|p| p.state().needs_truncation)
+                    .cloned()
+                    .collect();
+                if !stale.is_empty() {
+                    self.reconcile(c, &stale).await?;
+                }
+                let ready: Vec<_> = partitions
+                    .iter()
+                    .filter(|p| !p.state().needs_truncation)
+                    .cloned()
+                    .collect();
+                if ready.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return Ok(());
+                }
+                self.fetch_once(c, &ready).await
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::debug!(leader, "replica fetcher: {e:#}");
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Truncates each follower log to where it agrees with the leader's (OffsetForLeaderEpoch).
+    async fn reconcile(&self, c: &mut Connection, partitions: &[Arc<Partition>]) -> Result<()> {
+        let mut topics: Vec<OffsetForLeaderTopic> = Vec::new();
+        let mut asked = HashMap::new();
+        for p in partitions {
+            let st = p.state();
+            let latest = p.with_log(|l| l.latest_epoch()).unwrap_or(-1);
+            asked.insert((p.topic.clone(), p.index), (st.leader_epoch, latest));
+            let entry = OffsetForLeaderPartition::default()
+                .with_partition(p.index)
+                .with_current_leader_epoch(st.leader_epoch)
+                .with_leader_epoch(latest);
+            match topics.iter_mut().find(|t| *t.topic.0 == *p.topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(
+                    OffsetForLeaderTopic::default()
+                        .with_topic(name(&p.topic))
+                        .with_partitions(vec![entry]),
+                ),
+            }
+        }
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(self.config.node_id))
+            .with_topics(topics);
+        let response = c.send_version(&request, 4).await?;
+        for t in response.topics {
+            for r in t.partitions {
+                let Some(p) = self.replicas.get(&t.topic.0, r.partition) else {
+                    continue;
+                };
+                let Some(&(epoch, latest)) = asked.get(&(t.topic.0.to_string(), r.partition))
+                else {
+                    continue;
+                };
+                if r.error_code != 0 {
+                    tracing::debug!(
+                        topic = p.topic,
+                        partition = p.index,
+                        "OffsetForLeaderEpoch: {}",
+                        ferrolog_client::error_name(r.error_code)
+                    );
+                    continue;
+                }
+                let target = p.with_log(|log| {
+                    if latest < 0 || r.leader_epoch < 0 || r.end_offset < 0 {
+                        // nothing to compare epochs on: keep what is known committed
+                        return log.high_watermark();
+                    }
+                    let ours = if r.leader_epoch == latest {
+                        log.log_end_offset()
+                    } else {
+                        log.end_offset_for_epoch(r.leader_epoch).1
+                    };
+                    r.end_offset.min(ours.max(0))
+                });
+                p.truncate_for(epoch, target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One fetch from the leader for the partitions ready to fetch.
+    async fn fetch_once(&self, c: &mut Connection, partitions: &[Arc<Partition>]) -> Result<()> {
+        let max_bytes = self
+            .config
+            .int_property("replica.fetch.max.bytes", 1_048_576)
+            .clamp(1024, i64::from(i32::MAX)) as i32;
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        let mut epochs = HashMap::new();
+        for p in partitions {
+            let st = p.state();
+            epochs.insert((p.topic.clone(), p.index), st.leader_epoch);
+            let (end, start) = p.with_log(|l| (l.log_end_offset(), l.log_start_offset()));
+            let entry = FetchPartition::default()
+                .with_partition(p.index)
+                .with_current_leader_epoch(st.leader_epoch)
+                .with_fetch_offset(end)
+                .with_log_start_offset(start)
+                .with_partition_max_bytes(max_bytes);
+            match topics.iter_mut().find(|t| *t.topic.0 == *p.topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic(name(&p.topic))
+                        .with_partitions(vec![entry]),
+                ),
+            }
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(self.config.node_id))
+            .with_max_wait_ms(
+                self.config
+                    .int_property("replica.fetch.wait.max.ms", 500)
+                    .clamp(0, 30_000) as i32,
+            )
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes.saturating_mul(16))
+            .with_session_epoch(-1)
+            .with_topics(topics);
+        let response = c.send_version(&request, 12).await?;
+        if response.error_code != 0 {
+            bail!(
+                "fetch failed: {}",
+                ferrolog_client::error_name(response.error_code)
+            );
+        }
+        let now = now_ms();
+        for t in response.responses {
+            for data in t.partitions {
+                let Some(p) = self.replicas.get(&t.topic.0, data.partition_index) else {
+                    continue;
+                };
+                let Some(&epoch) = epochs.get(&(p.topic.clone(), p.index)) else {
+                    continue;
+                };
+                match ResponseError::try_from_code(data.error_code) {
+                    None => {
+                        let records = data.records.as_deref().unwrap_or(&[]);
+                        match p.append_as_follower(
+                            epoch,
+                            records,
+                            data.high_watermark,
+                            data.log_start_offset,
+                            now,
+                        ) {
+                            Ok(deleted) => {
+                                if !deleted.is_empty() {
+                                    self.schedule_deletion(
+                                        deleted,
+                                        self.effective()
+                                            .int_property("file.delete.delay.ms", 60_000),
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(
+                                    topic = p.topic,
+                                    partition = p.index,
+                                    "replica append: {e}"
+                                );
+                            }
+                        }
+                    }
+                    Some(ResponseError::OffsetOutOfRange) => {
+                        let end = p.with_log(|l| l.log_end_offset());
+                        if end < data.log_start_offset {
+                            tracing::info!(
+                                topic = p.topic,
+                                partition = p.index,
+                                start = data.log_start_offset,
+                                "follower behind the leader's log start: starting over there"
+                            );
+                            p.with_log(|l| l.reset_to(data.log_start_offset, now))?;
+                        } else {
+                            p.needs_reconcile(epoch);
+                        }
+                    }
+                    Some(e) => {
+                        tracing::debug!(
+                            topic = p.topic,
+                            partition = p.index,
+                            "replica fetch: {e:?}"
+                        );
+                    }
+                }
+            }
+        }
+        self.replicas.appended.notify_waiters();
+        Ok(())
+    }
+}
