@@ -399,9 +399,9 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     ),
     key(
         "offsets.topic.replication.factor",
-        Some("1"),
+        Some("3"),
         Int,
-        "Replication factor of __consumer_offsets (1 on a single node).",
+        "Replication factor of __consumer_offsets (at most the live brokers: 1 on a single node).",
     ),
     key(
         "offsets.topic.num.partitions",
@@ -411,9 +411,9 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     ),
     key(
         "transaction.state.log.replication.factor",
-        Some("1"),
+        Some("3"),
         Int,
-        "Transactions are not implemented yet.",
+        "Replication factor of __transaction_state (at most the live brokers: 1 on a single node).",
     ),
     key(
         "transaction.state.log.min.isr",

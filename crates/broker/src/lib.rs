@@ -127,8 +127,12 @@ impl Broker {
         let image = broker.controller.image();
         broker.refresh_effective(&image);
         broker.publish(&image)?;
-        broker.replay_offsets()?;
-        broker.replay_transactions()?;
+        // a cluster node loads coordinator state as it becomes leader of internal partitions
+        // (in publish); a single node coordinates everything it has
+        if broker.quorum.is_none() {
+            broker.replay_offsets()?;
+            broker.replay_transactions()?;
+        }
         // transactions a crash left between Prepare and Complete get their markers now
         broker.expire_transactions();
         // Directories of topics the metadata does not know (e.g. a delete interrupted by a crash).
@@ -209,8 +213,29 @@ impl Broker {
             Default::default(),
             None,
         )?;
-        partition.append_as_leader(&mut batch, now_ms())?;
+        let appended = partition.append_as_leader(&mut batch, now_ms())?;
         self.replicas.appended.notify_waiters();
+        // in a cluster, coordinator state is acknowledged once the ISR has it (acks=all)
+        if let Some(quorum) = &self.quorum {
+            let required = appended.last_offset + 1;
+            let p = partition.clone();
+            let committed = quorum.block_on(async move {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    if p.high_watermark() >= required {
+                        return Ok(());
+                    }
+                    if !p.is_leader() {
+                        anyhow::bail!("{}-{} lost leadership", p.topic, p.index);
+                    }
+                    if std::time::Instant::now() > deadline {
+                        anyhow::bail!("{}-{}: the ISR did not replicate in time", p.topic, p.index);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            })?;
+            committed?;
+        }
         Ok(())
     }
 
@@ -313,8 +338,50 @@ impl Broker {
             return Ok(());
         };
         for index in 0..topic.partitions {
+            self.load_offsets_partition(index)?;
+        }
+        Ok(())
+    }
+
+    /// The broker coordinating `key` (a group id in `__consumer_offsets`, a transactional id
+    /// in `__transaction_state`): the leader of the key's partition, as (id, host, port).
+    pub fn coordinator(&self, topic: &str, key: &str) -> Option<(i32, String, i32)> {
+        let image = self.controller.image();
+        if image.brokers.is_empty() {
+            let c = &self.config;
+            return Some((
+                c.node_id,
+                c.advertised.host.clone(),
+                i32::from(c.advertised.port),
+            ));
+        }
+        let t = image.topic(topic)?;
+        let index = group::offsets_partition(key, t.partitions);
+        let leader = image.partitions.get(&(t.id, index))?.leader;
+        let b = image.brokers.get(&leader).filter(|b| !b.fenced)?;
+        Some((b.id, b.host.clone(), b.port))
+    }
+
+    /// Whether this broker coordinates `key` now (it leads the key's partition).
+    pub fn coordinates(&self, topic: &str, key: &str) -> bool {
+        if self.quorum.is_none() {
+            return true;
+        }
+        let Some(t) = self.controller.image().topic(topic).cloned() else {
+            return false;
+        };
+        let index = group::offsets_partition(key, t.partitions);
+        self.replicas
+            .get(topic, index)
+            .is_some_and(|p| p.is_leader())
+    }
+
+    /// Loads groups and committed offsets from one `__consumer_offsets` partition (at start, or
+    /// when this broker becomes its leader and so the coordinator of its groups).
+    pub(crate) fn load_offsets_partition(&self, index: i32) -> Result<()> {
+        {
             let Some(partition) = self.replicas.get(group::OFFSETS_TOPIC, index) else {
-                continue;
+                return Ok(());
             };
             partition.with_log(|log| {
                 log.for_each_record(|record| -> Result<()> {
@@ -421,10 +488,26 @@ impl Broker {
                     }
                     continue;
                 }
-                followers |= self
+                let transition = self
                     .replicas
                     .apply(&topic.name, p, topic.id, config.clone(), &state)
                     .with_context(|| format!("opening {}-{p}", topic.name))?;
+                followers |= transition == replica_manager::Transition::Follower;
+                // a new leader of an internal partition becomes the coordinator of its keys
+                if transition == replica_manager::Transition::Leader && self.quorum.is_some() {
+                    let loaded = match topic.name.as_str() {
+                        group::OFFSETS_TOPIC => self.load_offsets_partition(p),
+                        txn::TXN_TOPIC => self.load_txn_partition(p),
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = loaded {
+                        tracing::error!(
+                            topic = topic.name,
+                            partition = p,
+                            "loading coordinator state: {e:#}"
+                        );
+                    }
+                }
             }
         }
         for p in self.replicas.all() {
@@ -446,13 +529,14 @@ impl Broker {
     pub async fn follow_metadata(self: Arc<Self>) {
         let mut images = self.controller.subscribe();
         loop {
-            if images.changed().await.is_err() {
-                return;
-            }
+            // the image current at subscription may be newer than the one `open` applied
             let image = images.borrow_and_update().clone();
             self.refresh_effective(&image);
             if let Err(e) = self.publish(&image) {
                 tracing::error!("applying metadata failed: {e:#}");
+            }
+            if images.changed().await.is_err() {
+                return;
             }
         }
     }

@@ -49,6 +49,16 @@ pub struct ReplicaState {
     followers: HashMap<i32, FollowerProgress>,
 }
 
+/// What applying a partition state did to this broker's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    None,
+    /// It leads the partition from now on (a new leader epoch).
+    Leader,
+    /// It follows a (new) leader.
+    Follower,
+}
+
 /// One partition replica.
 pub struct Partition {
     pub topic: String,
@@ -77,9 +87,9 @@ impl Partition {
         self.log.lock().expect("log lock").high_watermark()
     }
 
-    /// Applies the partition's state from the metadata; true if this broker just became its
-    /// follower (the fetcher must reconcile and fetch).
-    pub fn apply(&self, next: &PartitionState, now_ms: i64) -> Result<bool, StorageError> {
+    /// Applies the partition's state from the metadata; says if this broker just became its
+    /// leader or follower.
+    pub fn apply(&self, next: &PartitionState, now_ms: i64) -> Result<Transition, StorageError> {
         let mut st = self.state.lock().expect("replica state lock");
         let leading = next.leader == self.node;
         let new_term = leading != st.leading || next.leader_epoch != st.leader_epoch;
@@ -97,7 +107,7 @@ impl Partition {
             if leading {
                 self.advance_high_watermark(&st);
             }
-            return Ok(false);
+            return Ok(Transition::None);
         }
         st.leader_epoch = next.leader_epoch;
         st.leading = leading;
@@ -122,10 +132,14 @@ impl Partition {
             drop(log);
             st.needs_truncation = false;
             self.advance_high_watermark(&st);
-            Ok(false)
+            Ok(Transition::Leader)
         } else {
             st.needs_truncation = true;
-            Ok(next.leader >= 0)
+            Ok(if next.leader >= 0 {
+                Transition::Follower
+            } else {
+                Transition::None
+            })
         }
     }
 
@@ -397,8 +411,7 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// Opens (creating if new) a partition's log and applies its replica state; true if this
-    /// broker just became a follower of it.
+    /// Opens (creating if new) a partition's log and applies its replica state.
     pub fn apply(
         &self,
         topic: &str,
@@ -406,12 +419,12 @@ impl ReplicaManager {
         topic_id: Uuid,
         config: LogConfig,
         state: &PartitionState,
-    ) -> Result<bool> {
+    ) -> Result<Transition> {
         let now = crate::now_ms();
         if let Some(p) = self.get(topic, partition) {
-            let became_follower = p.apply(state, now)?;
+            let transition = p.apply(state, now)?;
             self.committed.notify_waiters();
-            return Ok(became_follower);
+            return Ok(transition);
         }
         let log = self
             .log_manager
@@ -435,12 +448,12 @@ impl ReplicaManager {
             }),
             log: Mutex::new(log),
         });
-        let became_follower = p.apply(state, now)?;
+        let transition = p.apply(state, now)?;
         self.partitions
             .write()
             .expect("partitions lock")
             .insert((topic.to_string(), partition), p);
-        Ok(became_follower)
+        Ok(transition)
     }
 
     /// Stops hosting a partition and deletes its data.

@@ -1,5 +1,5 @@
-//! FindCoordinator: this node coordinates every group (single node); transaction coordinators
-//! do not exist yet.
+//! FindCoordinator: the coordinator of a group or transactional id is the leader of its
+//! partition of `__consumer_offsets` or `__transaction_state` (this node on a single node).
 
 use std::sync::Arc;
 
@@ -27,8 +27,7 @@ pub fn handle(
     } else {
         vec![request.key.to_string()]
     };
-    let c = &broker.config;
-    let outcome = |key: &str| -> Result<(), (ResponseError, String)> {
+    let outcome = |key: &str| -> Result<(i32, String, i32), (ResponseError, String)> {
         if key.is_empty() {
             return Err((
                 ResponseError::InvalidRequest,
@@ -45,9 +44,18 @@ pub fn handle(
                 ))
             }
         };
-        created
-            .map(|_| ())
-            .map_err(|e| (ResponseError::CoordinatorNotAvailable, format!("{e:#}")))
+        created.map_err(|e| (ResponseError::CoordinatorNotAvailable, format!("{e:#}")))?;
+        let topic = if request.key_type == GROUP {
+            crate::group::OFFSETS_TOPIC
+        } else {
+            crate::txn::TXN_TOPIC
+        };
+        broker.coordinator(topic, key).ok_or_else(|| {
+            (
+                ResponseError::CoordinatorNotAvailable,
+                "the coordinator's partition has no leader".into(),
+            )
+        })
     };
     let mut response = FindCoordinatorResponse::default();
     for key in keys {
@@ -59,11 +67,11 @@ pub fn handle(
                 .with_host(str(""))
                 .with_port(-1);
             match result {
-                Ok(()) => {
+                Ok((id, host, port)) => {
                     coordinator = coordinator
-                        .with_node_id(BrokerId(c.node_id))
-                        .with_host(str(&c.advertised.host))
-                        .with_port(i32::from(c.advertised.port));
+                        .with_node_id(BrokerId(id))
+                        .with_host(str(&host))
+                        .with_port(port);
                 }
                 Err((e, message)) => {
                     coordinator = coordinator
@@ -74,10 +82,10 @@ pub fn handle(
             response.coordinators.push(coordinator);
         } else {
             match result {
-                Ok(()) => {
-                    response.node_id = BrokerId(c.node_id);
-                    response.host = str(&c.advertised.host);
-                    response.port = i32::from(c.advertised.port);
+                Ok((id, host, port)) => {
+                    response.node_id = BrokerId(id);
+                    response.host = str(&host);
+                    response.port = port;
                 }
                 Err((e, message)) => {
                     response.error_code = e.code();

@@ -274,6 +274,9 @@ pub async fn handle(
     request: Request,
 ) -> Option<Response> {
     let v = ctx.version;
+    if let Some(response) = not_coordinator(broker, &request, v) {
+        return Some(response);
+    }
     Some(match request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(r, v)),
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, r, v)),
@@ -353,6 +356,111 @@ pub async fn handle(
         Request::OffsetForLeaderEpoch(r) => {
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
+    })
+}
+
+/// In a cluster, group and transaction requests must reach the key's coordinator (the leader
+/// of its internal partition); elsewhere they get NOT_COORDINATOR and the client looks again.
+fn not_coordinator(broker: &Arc<Broker>, request: &Request, version: i16) -> Option<Response> {
+    use crate::group::OFFSETS_TOPIC;
+    use crate::txn::TXN_TOPIC;
+    broker.quorum.as_ref()?;
+    let (topic, key) = match request {
+        Request::JoinGroup(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::SyncGroup(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::Heartbeat(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::LeaveGroup(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::OffsetCommit(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::TxnOffsetCommit(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::OffsetFetch(r) if version < 8 => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::OffsetFetch(r) => (
+            OFFSETS_TOPIC,
+            r.groups.first().map(|g| g.group_id.to_string())?,
+        ),
+        Request::ConsumerGroupHeartbeat(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        Request::InitProducerId(r) => (TXN_TOPIC, r.transactional_id.as_ref()?.to_string()),
+        Request::AddOffsetsToTxn(r) => (TXN_TOPIC, r.transactional_id.to_string()),
+        Request::EndTxn(r) => (TXN_TOPIC, r.transactional_id.to_string()),
+        _ => return None,
+    };
+    if broker.coordinates(topic, &key) {
+        return None;
+    }
+    let code = kafka_protocol::ResponseError::NotCoordinator.code();
+    Some(match request {
+        Request::JoinGroup(_) => {
+            Response::JoinGroup(JoinGroupResponse::default().with_error_code(code))
+        }
+        Request::SyncGroup(_) => {
+            Response::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+        }
+        Request::Heartbeat(_) => {
+            Response::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+        }
+        Request::LeaveGroup(_) => {
+            Response::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+        }
+        Request::OffsetCommit(r) => {
+            let mut response = OffsetCommitResponse::default();
+            for t in &r.topics {
+                let mut topic = offset_commit_response::OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone());
+                for p in &t.partitions {
+                    topic.partitions.push(
+                        offset_commit_response::OffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code),
+                    );
+                }
+                response.topics.push(topic);
+            }
+            Response::OffsetCommit(response)
+        }
+        Request::TxnOffsetCommit(r) => {
+            let mut response = TxnOffsetCommitResponse::default();
+            for t in &r.topics {
+                let mut topic = txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone());
+                for p in &t.partitions {
+                    topic.partitions.push(
+                        txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code),
+                    );
+                }
+                response.topics.push(topic);
+            }
+            Response::TxnOffsetCommit(response)
+        }
+        Request::OffsetFetch(r) if version < 8 => {
+            Response::OffsetFetch(OffsetFetchResponse::default().with_error_code(code))
+        }
+        Request::OffsetFetch(r) => Response::OffsetFetch(
+            OffsetFetchResponse::default().with_groups(
+                r.groups
+                    .iter()
+                    .map(|g| {
+                        offset_fetch_response::OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        Request::ConsumerGroupHeartbeat(_) => Response::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default().with_error_code(code),
+        ),
+        Request::InitProducerId(_) => Response::InitProducerId(
+            InitProducerIdResponse::default()
+                .with_error_code(code)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        Request::AddOffsetsToTxn(_) => {
+            Response::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(code))
+        }
+        Request::EndTxn(_) => Response::EndTxn(EndTxnResponse::default().with_error_code(code)),
+        _ => return None,
     })
 }
 

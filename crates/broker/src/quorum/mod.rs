@@ -364,6 +364,29 @@ impl RaftQuorum {
             .await?
     }
 
+    /// Runs `task` on the controller runtime and waits for it, from synchronous code (a runtime
+    /// worker hands its other tasks on while it waits).
+    pub fn block_on<F>(&self, task: F) -> Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(task.await);
+        });
+        let wait = || {
+            rx.recv()
+                .map_err(|_| anyhow!("the controller runtime stopped"))
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
+    }
+
     /// Runs a task on the controller runtime.
     pub fn spawn<F>(&self, task: F)
     where
@@ -495,21 +518,7 @@ impl MetadataLog for Arc<RaftQuorum> {
             records: records.to_vec(),
         };
         let quorum = self.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.runtime.spawn(async move {
-            let _ = tx.send(quorum.propose_here(proposal).await);
-        });
-        let wait = || {
-            rx.recv()
-                .map_err(|_| anyhow!("the controller runtime stopped"))?
-        };
-        match tokio::runtime::Handle::try_current() {
-            // a runtime worker hands its other tasks on while it waits
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        }
+        self.block_on(async move { quorum.propose_here(proposal).await })?
     }
 
     fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {

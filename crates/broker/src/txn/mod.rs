@@ -15,7 +15,7 @@
 
 pub mod log;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -217,7 +217,12 @@ impl Broker {
     ) -> Result<(), ResponseError> {
         let commit = m.state == TxnState::PrepareCommit;
         let now = crate::now_ms();
-        for (topic, index) in &m.partitions {
+        // partitions led by other brokers get their markers through WriteTxnMarkers
+        let (local, remote): (Vec<_>, Vec<_>) = m.partitions.iter().cloned().partition(|(t, i)| {
+            self.replicas.get(t, *i).is_some_and(|p| p.is_leader()) || self.quorum.is_none()
+        });
+        self.write_remote_markers(&remote, m.producer_id, m.producer_epoch, commit)?;
+        for (topic, index) in &local {
             let Some(partition) = self.replicas.get(topic, *index) else {
                 tracing::warn!(
                     topic,
@@ -401,6 +406,11 @@ impl Broker {
         partition: i32,
         append: impl FnOnce() -> T,
     ) -> Result<T, ResponseError> {
+        // Another broker coordinates this id: the leader does not verify with it yet (the
+        // pre-KIP-890 behaviour); the coordinator's markers still end the transaction.
+        if transactional_id.is_some_and(|id| !self.coordinates(TXN_TOPIC, id)) {
+            return Ok(append());
+        }
         let txns = self.txns.lock();
         let Some(m) = transactional_id.and_then(|id| txns.get(id)) else {
             return Err(ResponseError::InvalidTxnState);
@@ -522,6 +532,8 @@ impl Broker {
         let mut txns = self.txns.lock();
         let due: Vec<(String, TxnMetadata)> = txns
             .iter()
+            // only the coordinator (the leader of the id's partition) acts on an id
+            .filter(|(id, _)| self.coordinates(TXN_TOPIC, id))
             .filter(|(_, m)| {
                 (m.state == TxnState::Ongoing && now - m.start_ms > i64::from(m.timeout_ms))
                     || matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
@@ -534,6 +546,7 @@ impl Broker {
             .int_property("transactional.id.expiration.ms", 604_800_000);
         let idle: Vec<String> = txns
             .iter()
+            .filter(|(id, _)| self.coordinates(TXN_TOPIC, id))
             .filter(|(_, m)| {
                 matches!(
                     m.state,
@@ -573,19 +586,114 @@ impl Broker {
             return Ok(());
         };
         for index in 0..topic.partitions {
-            let Some(partition) = self.replicas.get(TXN_TOPIC, index) else {
-                continue;
-            };
-            partition.with_log(|log| {
-                log.for_each_record(|record| -> Result<()> {
-                    if let Some(id) = record.key.and_then(log::parse_key) {
-                        self.txns
-                            .replay(id, record.value.and_then(log::parse_value));
-                    }
-                    Ok(())
-                })
-            })?;
+            self.load_txn_partition(index)?;
         }
         Ok(())
     }
+
+    /// Loads the transactional ids of one `__transaction_state` partition (at start, or when
+    /// this broker becomes its leader and so their coordinator).
+    pub(crate) fn load_txn_partition(&self, index: i32) -> Result<()> {
+        let Some(partition) = self.replicas.get(TXN_TOPIC, index) else {
+            return Ok(());
+        };
+        partition.with_log(|log| {
+            log.for_each_record(|record| -> Result<()> {
+                if let Some(id) = record.key.and_then(log::parse_key) {
+                    self.txns
+                        .replay(id, record.value.and_then(log::parse_value));
+                }
+                Ok(())
+            })
+        })
+    }
+
+    /// Sends the markers for partitions led by other brokers to their leaders.
+    fn write_remote_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let Some(quorum) = &self.quorum else {
+            return Ok(());
+        };
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let image = self.controller.image();
+        let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+        for (topic, index) in partitions {
+            let Some(t) = image.topic(topic) else {
+                continue; // deleted since
+            };
+            let leader = image
+                .partitions
+                .get(&(t.id, *index))
+                .map_or(-1, |s| s.leader);
+            by_leader
+                .entry(leader)
+                .or_default()
+                .push((topic.clone(), *index));
+        }
+        for (leader, parts) in by_leader {
+            let Some(b) = image.brokers.get(&leader).filter(|b| !b.fenced) else {
+                tracing::warn!(leader, "transaction markers wait for a leader");
+                return Err(ResponseError::CoordinatorNotAvailable);
+            };
+            let addr = format!("{}:{}", b.host, b.port);
+            let request = markers_request(&parts, producer_id, producer_epoch, commit);
+            let sent = quorum
+                .block_on(async move {
+                    let mut c = ferrolog_client::Connection::connect(&addr).await?;
+                    c.send_version(&request, 1).await
+                })
+                .and_then(|r| r);
+            let failed = match &sent {
+                Ok(r) => r
+                    .markers
+                    .iter()
+                    .flat_map(|m| m.topics.iter())
+                    .flat_map(|t| t.partitions.iter())
+                    .any(|p| p.error_code != 0),
+                Err(_) => true,
+            };
+            if failed {
+                tracing::warn!(leader, "writing transaction markers: {sent:?}");
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A WriteTxnMarkers request for `partitions`.
+fn markers_request(
+    partitions: &[(String, i32)],
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+) -> kafka_protocol::messages::WriteTxnMarkersRequest {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
+    for (topic, index) in partitions {
+        match topics.iter_mut().find(|t| *t.name.0 == **topic) {
+            Some(t) => t.partition_indexes.push(*index),
+            None => topics.push(
+                WritableTxnMarkerTopic::default()
+                    .with_name(crate::handlers::topic_name(topic))
+                    .with_partition_indexes(vec![*index]),
+            ),
+        }
+    }
+    kafka_protocol::messages::WriteTxnMarkersRequest::default().with_markers(vec![
+        WritableTxnMarker::default()
+            .with_producer_id(kafka_protocol::messages::ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_transaction_result(commit)
+            .with_topics(topics),
+    ])
 }
