@@ -492,6 +492,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn preconditions_make_concurrent_proposals_safe() {
+        let mut image = MetadataImage::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(image.replay(&MetadataRecord::Topic {
+            name: "t".into(),
+            id: a
+        }));
+        // a second creator of the same name loses, and its partitions go nowhere
+        assert!(!image.replay(&MetadataRecord::Topic {
+            name: "t".into(),
+            id: b
+        }));
+        assert!(!image.replay(&MetadataRecord::Partitions { id: b, count: 3 }));
+        assert_eq!(image.topic("t").unwrap().id, a);
+        let state = PartitionState {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let change = |isr: Vec<i32>, expect| MetadataRecord::Partition {
+            topic: a,
+            index: 0,
+            state: PartitionState {
+                isr,
+                partition_epoch: expect + 1,
+                ..state.clone()
+            },
+            expect_epoch: Some(expect),
+        };
+        assert!(
+            !image.replay(&change(vec![1], 0)),
+            "no state yet to compare with"
+        );
+        assert!(image.replay(&MetadataRecord::Partition {
+            topic: a,
+            index: 0,
+            state: state.clone(),
+            expect_epoch: None
+        }));
+        // two ISR changes against the same epoch: the first wins
+        assert!(image.replay(&change(vec![1, 2], 0)));
+        assert!(!image.replay(&change(vec![1, 3], 0)));
+        assert_eq!(image.partitions[&(a, 0)].isr, vec![1, 2]);
+        // producer-id blocks: only the next one
+        assert!(image.replay(&MetadataRecord::ProducerIds {
+            next_block: PRODUCER_ID_BLOCK
+        }));
+        assert!(!image.replay(&MetadataRecord::ProducerIds {
+            next_block: PRODUCER_ID_BLOCK
+        }));
+        // records and images round-trip through JSON (the Raft log and snapshots)
+        let r = change(vec![1], 1);
+        assert_eq!(MetadataRecord::decode(&r.encode()).unwrap(), r);
+        let back: MetadataImage =
+            serde_json::from_str(&serde_json::to_string(&image).unwrap()).unwrap();
+        assert_eq!(back.partitions, image.partitions);
+    }
+
+    #[test]
     fn records_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let id = Uuid::new_v4();

@@ -1299,6 +1299,62 @@ mod tests {
         b
     }
 
+    /// The leader's bytes, as a follower's fetch would return them.
+    fn leader_bytes(log: &Log) -> Vec<u8> {
+        let read = log.read(0, 1 << 20, ReadBound::LogEnd, true).unwrap();
+        let slice = read.slice.unwrap();
+        let mut bytes = vec![0u8; slice.length];
+        use std::os::unix::fs::FileExt;
+        slice
+            .file
+            .read_exact_at(&mut bytes, slice.position)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn followers_copy_the_leaders_batches_and_reconcile_by_epoch() {
+        let now = 1_000_000;
+        let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(ld.path(), true);
+        for epoch in [0, 0, 2] {
+            let mut b = sample_batch(0, 2, now, 10);
+            leader.append_as_leader(&mut b, epoch, now).unwrap();
+        }
+        assert_eq!(leader.epochs(), &[(0, 0), (2, 4)]);
+        // where each epoch ended, as OffsetForLeaderEpoch answers
+        assert_eq!(leader.end_offset_for_epoch(0), (0, 4));
+        assert_eq!(
+            leader.end_offset_for_epoch(1),
+            (0, 4),
+            "epoch 1 never led: 0 is the largest below"
+        );
+        assert_eq!(leader.end_offset_for_epoch(2), (2, 6));
+        assert_eq!(leader.end_offset_for_epoch(-1), (-1, -1));
+        let bytes = leader_bytes(&leader);
+        let mut follower = open(fd.path(), true);
+        assert_eq!(follower.append_as_follower(&bytes, now).unwrap(), 6);
+        assert_eq!(follower.epochs(), leader.epochs());
+        assert_eq!(leader_bytes(&follower), bytes, "byte-identical replica");
+        // appending the same batches again changes nothing; a gap is refused
+        assert_eq!(follower.append_as_follower(&bytes, now).unwrap(), 6);
+        let mut gap = sample_batch(10, 1, now, 10);
+        batch::set_partition_leader_epoch(&mut gap, 2);
+        let crc = crc32c::crc32c(&gap[21..]);
+        gap[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(follower.append_as_follower(&gap, now).is_err());
+        // a divergent tail (epoch 2 here) goes when the new leader says epoch 0 ended at 4
+        follower.truncate_to(4).unwrap();
+        assert_eq!(follower.log_end_offset(), 4);
+        assert_eq!(follower.epochs(), &[(0, 0)]);
+        // a follower behind the leader's log start starts over there
+        follower.reset_to(100, now).unwrap();
+        assert_eq!(
+            (follower.log_start_offset(), follower.log_end_offset()),
+            (100, 100)
+        );
+    }
+
     #[test]
     fn open_transactions_bound_the_last_stable_offset_and_aborts_are_indexed() {
         let dir = tempfile::tempdir().unwrap();
