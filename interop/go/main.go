@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -23,6 +26,12 @@ func check(ok bool, format string, args ...any) {
 
 func main() {
 	bootstrap := os.Args[1]
+	if len(os.Args) > 2 && os.Args[2] == "load" {
+		seconds, _ := strconv.Atoi(os.Args[4])
+		load(bootstrap, os.Args[3], seconds)
+		fmt.Printf("%d passed, 0 failed\n", passed)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	admin, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
@@ -106,4 +115,75 @@ func groupConsumer(ctx context.Context, bootstrap string, adm *kadm.Client) {
 	offsets.Each(func(o kadm.OffsetResponse) { total += o.At })
 	check(total == 60, "committed offsets sum to 60, got %d", total)
 	check(consume(3*time.Second) == 0, "nothing re-read after the commit")
+}
+
+// load: idempotent acks=all produce for `seconds` while the test changes leaders, then every
+// acknowledged value must be in the topic exactly once.
+func load(bootstrap, topic string, seconds int) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+120)*time.Second)
+	defer cancel()
+	seeds := strings.Split(bootstrap, ",")
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.RecordDeliveryTimeout(120 * time.Second)}
+	if os.Getenv("KGO_LOG") != "" {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
+	}
+	p, err := kgo.NewClient(opts...)
+	check(err == nil, "producer: %v", err)
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var firstErr error
+	end := time.Now().Add(time.Duration(seconds) * time.Second)
+	sent := 0
+	for time.Now().Before(end) {
+		v := fmt.Sprintf("g%d", sent)
+		sent++
+		p.Produce(ctx, &kgo.Record{Value: []byte(v)}, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			} else if err == nil {
+				acked[v] = true
+			}
+		})
+		if sent%200 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	check(p.Flush(ctx) == nil, "flush")
+	p.Close()
+	check(firstErr == nil, "no send failed: %v", firstErr)
+	check(len(acked) > 1000, "acknowledged: %d", len(acked))
+	c, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	check(err == nil, "consumer: %v", err)
+	seen := map[string]bool{}
+	dups := 0
+	idle := time.Now()
+	for time.Since(idle) < 5*time.Second {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		fetches := c.PollFetches(pctx)
+		pcancel()
+		fetches.EachRecord(func(r *kgo.Record) {
+			idle = time.Now()
+			v := string(r.Value)
+			if len(v) > 0 && v[0] == 'g' {
+				if seen[v] {
+					dups++
+				}
+				seen[v] = true
+			}
+		})
+	}
+	c.Close()
+	lost := 0
+	for v := range acked {
+		if !seen[v] {
+			lost++
+		}
+	}
+	check(lost == 0, "%d acknowledged records lost", lost)
+	check(dups == 0, "%d duplicates", dups)
+	fmt.Printf("acked %d of %d\n", len(acked), sent)
 }

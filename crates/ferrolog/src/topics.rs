@@ -37,6 +37,13 @@ enum Action {
         #[arg(long)]
         topic: String,
     },
+    /// Grow a topic to N partitions (CreatePartitions; the new ones are placed on live brokers).
+    Alter {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partitions: i32,
+    },
 }
 
 pub async fn run(args: TopicsArgs) -> Result<()> {
@@ -163,6 +170,28 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
                 );
             }
             println!("Deleted topic {topic}.");
+        }
+        Action::Alter { topic, partitions } => {
+            let request = CreatePartitionsRequest::default()
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(topic_name(&topic))
+                        .with_count(partitions),
+                ])
+                .with_timeout_ms(30_000);
+            let response = c.send(&request).await?;
+            let r = &response.results[0];
+            if r.error_code != 0 {
+                bail!(
+                    "Error while executing topic command: {}{}",
+                    error_name(r.error_code),
+                    r.error_message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                );
+            }
+            println!("Topic {topic} now has {partitions} partitions.");
         }
     }
     Ok(())

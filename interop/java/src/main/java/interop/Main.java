@@ -26,6 +26,11 @@ public class Main {
 
     public static void main(String[] args) throws Exception {
         bootstrap = args[0];
+        if (args.length > 1 && args[1].equals("load")) {
+            load(args[2], Integer.parseInt(args[3]));
+            System.out.println(passed + " passed, 0 failed");
+            return;
+        }
         if (args.length > 1 && args[1].equals("consumer-protocol")) {
             try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap))) {
                 consumerProtocol(admin);
@@ -46,6 +51,56 @@ public class Main {
             transactions(admin);
         }
         System.out.println(passed + " passed, 0 failed");
+    }
+
+    /** Idempotent acks=all sends for `seconds` (while the test changes leaders), then every
+     *  acknowledged value must be in the topic exactly once. */
+    static void load(String topic, int seconds) throws Exception {
+        Set<String> acked = Collections.synchronizedSet(new HashSet<>());
+        List<Exception> errors = Collections.synchronizedList(new ArrayList<>());
+        Map<String, Object> p = new HashMap<>();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 120000);
+        long end = System.currentTimeMillis() + seconds * 1000L;
+        int sent = 0;
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            while (System.currentTimeMillis() < end) {
+                String v = "j" + sent++;
+                producer.send(new ProducerRecord<>(topic, v), (md, e) -> {
+                    if (e != null) errors.add(e); else acked.add(v);
+                });
+                if (sent % 200 == 0) Thread.sleep(2);
+            }
+            producer.flush();
+        }
+        check(errors.isEmpty(), "no send failed: " + (errors.isEmpty() ? "" : errors.get(0)));
+        check(acked.size() > 1000, "records acknowledged: " + acked.size());
+        Map<String, Object> c = new HashMap<>();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        Set<String> seen = new HashSet<>();
+        int dups = 0;
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
+            List<TopicPartition> parts = new ArrayList<>();
+            consumer.partitionsFor(topic).forEach(pi -> parts.add(new TopicPartition(topic, pi.partition())));
+            consumer.assign(parts);
+            consumer.seekToBeginning(parts);
+            long idle = System.currentTimeMillis();
+            while (System.currentTimeMillis() - idle < 5000) {
+                ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(500));
+                if (!records.isEmpty()) idle = System.currentTimeMillis();
+                for (ConsumerRecord<String, String> r : records) {
+                    if (r.value().startsWith("j") && !seen.add(r.value())) dups++;
+                }
+            }
+        }
+        Set<String> lost = new HashSet<>(acked);
+        lost.removeAll(seen);
+        check(lost.isEmpty(), lost.size() + " acknowledged records lost");
+        check(dups == 0, dups + " duplicates");
+        System.out.println("acked " + acked.size() + " of " + sent);
     }
 
     static String create(Admin admin, String prefix, int partitions, Map<String, String> configs) throws Exception {

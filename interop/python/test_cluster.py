@@ -1,0 +1,422 @@
+"""A 3-node ferrolog cluster (each node broker+controller, a Raft controller quorum) against
+real clients: leader kill -9 during idempotent acks=all produce, controller kill, controlled
+shutdown, NOT_ENOUGH_REPLICAS, follower catch-up, and the Java client and franz-go while
+leaders change."""
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+from confluent_kafka import KafkaError, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import BINARY, ROOT
+
+NODES = 3
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Cluster:
+    def __init__(self, overrides=()):
+        self.dir = tempfile.mkdtemp(prefix="ferrolog-cluster-")
+        ports = free_ports(2 * NODES)
+        self.client_ports = {i + 1: ports[i] for i in range(NODES)}
+        self.controller_ports = {i + 1: ports[NODES + i] for i in range(NODES)}
+        self.voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
+        self.overrides = list(overrides)
+        self.procs = {}
+        for i in self.client_ports:
+            self.start(i)
+        self.wait_ready()
+
+    @property
+    def bootstrap(self):
+        return ",".join(f"127.0.0.1:{p}" for p in self.client_ports.values())
+
+    def node_bootstrap(self, i):
+        return f"127.0.0.1:{self.client_ports[i]}"
+
+    def start(self, i):
+        cmd = [BINARY, "server", "--data-dir", os.path.join(self.dir, f"node-{i}"),
+               "--override", f"node.id={i}",
+               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]},"
+                             f"CONTROLLER://127.0.0.1:{self.controller_ports[i]}",
+               "--override", f"controller.quorum.voters={self.voters}",
+               "--override", "broker.session.timeout.ms=3000",
+               "--override", "replica.lag.time.max.ms=5000",
+               "--override", "default.replication.factor=3",
+               "--override", "min.insync.replicas=2"]
+        for o in self.overrides:
+            cmd += ["--override", o]
+        log = open(os.path.join(self.dir, f"node-{i}.log"), "ab")
+        self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=log)
+        log.close()
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs[i]
+        p.send_signal(sig)
+        p.wait(timeout=60)
+
+    def alive(self):
+        return [i for i, p in self.procs.items() if p.poll() is None]
+
+    def cli(self, *args, node=None):
+        node = node or self.alive()[0]
+        return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=60)
+
+    def describe(self, topic, node=None):
+        """{partition: (leader, replicas, isr, epoch)} as `ferrolog topics describe` prints."""
+        node = node or self.alive()[0]
+        out = subprocess.run([BINARY, "topics", "--bootstrap-server", self.node_bootstrap(node),
+                              "describe", "--topic", topic], capture_output=True, text=True, timeout=30)
+        parts = {}
+        for m in re.finditer(r"Partition: (\d+)\tLeader: (-?\d+)\tReplicas: ([\d,]*)\tIsr: ([\d,]*)\tLeaderEpoch: (\d+)",
+                             out.stdout):
+            ids = lambda s: [int(x) for x in s.split(",") if x]
+            parts[int(m[1])] = (int(m[2]), ids(m[3]), ids(m[4]), int(m[5]))
+        return parts
+
+    def controller(self, node=None):
+        node = node or self.alive()[0]
+        out = subprocess.run([BINARY, "cluster", "describe", "--bootstrap-server", self.node_bootstrap(node)],
+                             capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"Controller: (-?\d+)", out)
+        return int(m[1]) if m else -1, out
+
+    def wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ctrl, out = self.controller()
+            if ctrl > 0 and out.count("Broker: ") == len(self.alive()):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("cluster did not form: " + self.logs())
+
+    def wait_for(self, what, check, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if check():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}\n" + self.logs())
+
+    def create(self, topic, partitions=3, rf=3, configs=None):
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        fs = admin.create_topics([NewTopic(topic, partitions, rf, config=configs or {})])
+        fs[topic].result(30)
+        self.wait_for(f"{topic} leaders", lambda: all(
+            v[0] > 0 for v in self.describe(topic).values()) and len(self.describe(topic)) == partitions)
+
+    def segment_digests(self, topic, partition):
+        digests = {}
+        for i in self.client_ports:
+            h = hashlib.md5()
+            for f in sorted(glob.glob(os.path.join(self.dir, f"node-{i}", f"{topic}-{partition}", "*.log"))):
+                h.update(open(f, "rb").read())
+            digests[i] = h.hexdigest()
+        return digests
+
+    def logs(self):
+        text = ""
+        for i in self.client_ports:
+            path = os.path.join(self.dir, f"node-{i}.log")
+            if os.path.exists(path):
+                lines = [l for l in open(path, errors="replace").read().splitlines() if "openraft" not in l]
+                text += f"--- node {i}\n" + "\n".join(lines[-15:]) + "\n"
+        return text
+
+    def stop(self):
+        for i, p in self.procs.items():
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    yield c
+    c.stop()
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+class Load:
+    """An idempotent acks=all librdkafka producer sending numbered values until stopped."""
+
+    def __init__(self, bootstrap, topic):
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "linger.ms": 5, "message.timeout.ms": 120000})
+        self.topic = topic
+        self.acked = set()
+        self.errors = []
+        self.sent = 0
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def on_delivery(self, err, msg):
+        if err:
+            self.errors.append(err)
+        else:
+            self.acked.add(msg.value().decode())
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            for _ in range(50):
+                try:
+                    self.producer.produce(self.topic, value=str(self.sent).encode(), on_delivery=self.on_delivery)
+                    self.sent += 1
+                except BufferError:
+                    break
+            self.producer.poll(0.01)
+        self.producer.flush(120)
+
+    def acked_now(self):
+        return len(self.acked)
+
+    def finish(self):
+        self.stop_flag.set()
+        self.thread.join(180)
+        return self
+
+
+def consume_all(bootstrap, topic):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    md = c.list_topics(topic, timeout=10)
+    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    values, dups = set(), 0
+    idle = time.time()
+    while time.time() - idle < 5:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        idle = time.time()
+        v = m.value().decode()
+        if v in values:
+            dups += 1
+        values.add(v)
+    c.close()
+    return values, dups
+
+
+def check_no_loss_no_duplicates(cluster, load):
+    assert not load.errors, load.errors[:5]
+    values, dups = consume_all(cluster.bootstrap, load.topic)
+    lost = load.acked - values
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:5]}"
+    assert dups == 0, f"{dups} duplicates"
+    assert len(load.acked) > 1000
+
+
+def test_replication_leader_kill_and_rejoin(cluster):
+    """kill -9 the leader while an idempotent acks=all producer sends: it continues against a
+    new leader from the ISR, nothing acknowledged is lost or duplicated; the old leader comes
+    back, catches up, rejoins the ISR, and every replica holds the same bytes."""
+    topic = "failover"
+    cluster.create(topic)
+    load = Load(cluster.bootstrap, topic)
+    cluster.wait_for("traffic", lambda: load.acked_now() > 2000)
+    leader = cluster.describe(topic)[0][0]
+    before = load.acked_now()
+    cluster.kill(leader)
+    cluster.wait_for("a new leader", lambda: cluster.describe(topic)[0][0] not in (-1, leader))
+    cluster.wait_for("produce resumed", lambda: load.acked_now() > before + 2000, timeout=60)
+    cluster.start(leader)
+    cluster.wait_for("the old leader back in every ISR", lambda: all(
+        len(v[2]) == 3 for v in cluster.describe(topic).values()), timeout=60)
+    load.finish()
+    check_no_loss_no_duplicates(cluster, load)
+    for p in range(3):
+        cluster.wait_for(f"replicas of partition {p} converge",
+                         lambda: len(set(cluster.segment_digests(topic, p).values())) == 1, timeout=30)
+
+
+def test_controller_kill(cluster):
+    """kill -9 the active controller: another takes over; topics can still be created and
+    written."""
+    controller, _ = cluster.controller()
+    assert controller > 0
+    cluster.kill(controller)
+    cluster.wait_for("a new controller", lambda: cluster.controller()[0] not in (-1, controller))
+    topic = "after-controller-kill"
+    cluster.create(topic, partitions=2, rf=2)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    failures = []
+    for i in range(100):
+        p.produce(topic, value=b"x", on_delivery=lambda e, m: e and failures.append(e))
+    p.flush(30)
+    assert not failures
+    cluster.start(controller)
+    cluster.wait_for("the old controller back", lambda: cluster.controller()[1].count("Broker: ") == 3)
+
+
+def test_min_insync_replicas(cluster):
+    """With the ISR below min.insync.replicas, acks=all gets NOT_ENOUGH_REPLICAS and acks=1
+    still works; when the follower returns the ISR is whole again. (Two of three combined
+    nodes down would also take the controller quorum down, so this uses
+    min.insync.replicas=3 and one follower down.)"""
+    topic = "min-isr"
+    cluster.create(topic, partitions=1, configs={"min.insync.replicas": "3"})
+    leader, replicas, _, _ = cluster.describe(topic)[0]
+    follower = [r for r in replicas if r != leader][0]
+    cluster.kill(follower)
+    cluster.wait_for("the ISR shrinks", lambda: len(cluster.describe(topic, node=leader)[0][2]) == 2)
+    errors = []
+    p = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "all",
+                  "message.timeout.ms": 3000, "retries": 0})
+    p.produce(topic, value=b"x", on_delivery=lambda e, m: errors.append(e))
+    p.flush(10)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS, errors
+    ok = []
+    p1 = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "1"})
+    p1.produce(topic, value=b"y", on_delivery=lambda e, m: ok.append(e))
+    p1.flush(10)
+    assert ok == [None]
+    cluster.start(follower)
+    cluster.wait_for("the ISR whole again", lambda: len(cluster.describe(topic, node=leader)[0][2]) == 3,
+                     timeout=60)
+    done = []
+    p2 = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "all", "message.timeout.ms": 10000})
+    p2.produce(topic, value=b"z", on_delivery=lambda e, m: done.append(e))
+    p2.flush(15)
+    assert done == [None]
+
+
+def test_controlled_shutdown(cluster):
+    """SIGTERM moves leadership off the broker before it exits; the producer sees no error."""
+    topic = "controlled"
+    cluster.create(topic)
+    load = Load(cluster.bootstrap, topic)
+    cluster.wait_for("traffic", lambda: load.acked_now() > 1000)
+    parts = cluster.describe(topic)
+    victim = parts[0][0]
+    started = time.time()
+    cluster.kill(victim, signal.SIGTERM)
+    took = time.time() - started
+    assert took < 30, took
+    other = [i for i in cluster.alive()][0]
+    after = cluster.describe(topic, node=other)
+    assert all(v[0] != victim for v in after.values()), after
+    before = load.acked_now()
+    cluster.wait_for("produce continues", lambda: load.acked_now() > before + 1000)
+    cluster.start(victim)
+    cluster.wait_for("back in every ISR", lambda: all(len(v[2]) == 3 for v in cluster.describe(topic).values()))
+    load.finish()
+    check_no_loss_no_duplicates(cluster, load)
+
+
+def leader_change_during(cluster, topic, cmd, seconds=25):
+    """Runs a client's load mode while the leader of partition 0 is killed and restarted."""
+    cluster.create(topic)
+    proc = subprocess.Popen(cmd + [cluster.bootstrap, "load", topic, str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    leader = cluster.describe(topic)[0][0]
+    cluster.kill(leader)
+    cluster.wait_for("a new leader", lambda: cluster.describe(topic)[0][0] not in (-1, leader))
+    time.sleep(3)
+    cluster.start(leader)
+    out, err = proc.communicate(timeout=seconds + 240)
+    print(out[-3000:], err[-3000:])
+    assert proc.returncode == 0 and "0 failed" in out, out[-2000:] + err[-2000:]
+    cluster.wait_for("every ISR whole", lambda: all(len(v[2]) == 3 for v in cluster.describe(topic).values()))
+
+
+def test_java_client_through_leader_change(cluster):
+    classpath_file = os.path.join(ROOT, "interop", "java", "target", "classpath.txt")
+    jar = os.path.join(ROOT, "interop", "java", "target", "interop-java-0.1.0.jar")
+    assert os.path.exists(classpath_file) and os.path.exists(jar), "run scripts/test.sh (it builds interop/java)"
+    classpath = open(classpath_file).read().strip()
+    leader_change_during(cluster, "java-load", ["java", "-cp", f"{jar}:{classpath}", "interop.Main"])
+
+
+def test_franz_go_through_leader_change(cluster):
+    binary = os.path.join(ROOT, "target", "interop-go")
+    assert os.path.exists(binary), "run scripts/test.sh (it builds interop/go)"
+    leader_change_during(cluster, "franz-load", [binary])
+
+
+def test_groups_and_transactions_follow_their_coordinator(cluster):
+    """Group offsets and transactions work in a cluster, and a group's committed offsets
+    survive kill -9 of its coordinator (the leader of its __consumer_offsets partition)."""
+    topic = "coord"
+    cluster.create(topic, partitions=2)
+    tp = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "coord-tx"})
+    tp.init_transactions(30)
+    for n in range(3):
+        tp.begin_transaction()
+        for i in range(10):
+            tp.produce(topic, value=f"t{n}-{i}".encode(), partition=i % 2)
+        tp.commit_transaction(30)
+    group = "coord-group"
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "isolation.level": "read_committed",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + 60
+    while len(got) < 30 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    assert len(got) == 30, got
+    c.commit(asynchronous=False)
+    committed = {p.partition: p.offset for p in c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 10)}
+    c.close()
+    assert sum(committed.values()) >= 30, committed  # the transaction markers take offsets too
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    desc = admin.describe_consumer_groups([group])[group].result(30)
+    coordinator = desc.coordinator.id
+    time.sleep(1)  # the commit replicates (offset commits do not wait for the ISR yet)
+    cluster.kill(coordinator)
+    c2 = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False})
+
+    def resumed():
+        now = {p.partition: p.offset for p in c2.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 5)}
+        return now == committed
+    cluster.wait_for("the new coordinator has the committed offsets", resumed, timeout=60)
+    c2.close()
+    cluster.start(coordinator)
+    cluster.wait_ready()
+
+
+def test_adding_partitions(cluster):
+    """`ferrolog topics alter --partitions` places new replicated partitions on live brokers."""
+    topic = "grow"
+    cluster.create(topic, partitions=1)
+    out = cluster.cli("topics", "--bootstrap-server", cluster.node_bootstrap(cluster.alive()[0]),
+                      "alter", "--topic", topic, "--partitions", "4")
+    assert out.returncode == 0, out.stderr
+    cluster.wait_for("4 led partitions, each with 3 in sync", lambda: len(cluster.describe(topic)) == 4 and all(
+        v[0] > 0 and len(v[2]) == 3 for v in cluster.describe(topic).values()))
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    errors = []
+    for part in range(4):
+        p.produce(topic, value=b"x", partition=part, on_delivery=lambda e, m: errors.append(e))
+    p.flush(30)
+    assert errors == [None] * 4
