@@ -420,3 +420,31 @@ def test_adding_partitions(cluster):
         p.produce(topic, value=b"x", partition=part, on_delivery=lambda e, m: errors.append(e))
     p.flush(30)
     assert errors == [None] * 4
+
+
+def test_preferred_leader_election(cluster):
+    """After a failover the first replica is back in sync but not leading; a preferred
+    election (ferrolog elect-leaders, and Kafka's own kafka-leader-election tool) gives
+    leadership back; an unclean election of a partition with a live leader is not needed."""
+    topic = "preferred"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=-1,
+                                  replica_assignment=[[1, 2, 3], [2, 3, 1]])])[topic].result(30)
+    cluster.wait_for("leaders 1 and 2", lambda: [cluster.describe(topic)[p][0] for p in (0, 1)] == [1, 2])
+    cluster.kill(1)
+    cluster.wait_for("partition 0 led by another", lambda: cluster.describe(topic, node=2)[0][0] in (2, 3))
+    cluster.start(1)
+    cluster.wait_for("1 back in sync", lambda: 1 in cluster.describe(topic, node=2)[0][2], timeout=60)
+    out = cluster.cli("elect-leaders", "--bootstrap-server", cluster.node_bootstrap(2),
+                      "--election-type", "preferred", "--topic", topic, "--partition", "0")
+    assert out.returncode == 0 and "Successfully completed leader election (PREFERRED) for partition preferred-0" \
+        in out.stdout, out.stdout + out.stderr
+    cluster.wait_for("1 leads partition 0 again", lambda: cluster.describe(topic, node=2)[0][0] == 1)
+    kafka_lib = os.path.join(ROOT, "target", "kafka-lib", "*")
+    tool = subprocess.run(["java", "-cp", kafka_lib, "org.apache.kafka.tools.LeaderElectionCommand",
+                           "--bootstrap-server", cluster.node_bootstrap(2), "--election-type", "PREFERRED",
+                           "--topic", topic, "--partition", "0"], capture_output=True, text=True, timeout=120)
+    assert "Valid replica already elected for partitions preferred-0" in tool.stdout, tool.stdout + tool.stderr
+    out = cluster.cli("elect-leaders", "--bootstrap-server", cluster.node_bootstrap(2),
+                      "--election-type", "unclean", "--topic", topic)
+    assert "Valid replica already elected for partition preferred-1" in out.stdout, out.stdout + out.stderr

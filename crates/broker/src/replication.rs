@@ -35,7 +35,17 @@ impl Broker {
             return;
         };
         let timeout = self.config.int_property("broker.session.timeout.ms", 9000);
-        quorum.spawn(quorum.clone().serve_duties(timeout));
+        let rebalance = self
+            .config
+            .properties
+            .get("auto.leader.rebalance.enable")
+            .is_none_or(|v| v == "true")
+            .then(|| {
+                self.config
+                    .int_property("leader.imbalance.check.interval.seconds", 300)
+                    .saturating_mul(1000)
+            });
+        quorum.spawn(quorum.clone().serve_duties(timeout, rebalance));
         tokio::spawn(self.clone().run_fetchers());
         let me = BrokerImage {
             id: self.config.node_id,
@@ -437,5 +447,98 @@ impl Broker {
         }
         self.replicas.appended.notify_waiters();
         Ok(())
+    }
+
+    /// ElectLeaders: preferred or unclean elections for `partitions` (all if `None`), as
+    /// (topic, partition, error code, message).
+    pub fn elect_leaders(
+        &self,
+        unclean: bool,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Vec<(String, i32, i16, Option<String>)> {
+        use crate::quorum::duties::{elect, liveness_of, ElectionRefused};
+        let image = self.controller.image();
+        let live = liveness_of(&image);
+        let wanted: Vec<(String, i32)> = partitions.unwrap_or_else(|| {
+            image
+                .topics
+                .values()
+                .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
+                .collect()
+        });
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        let mut pending = Vec::new();
+        for (topic, index) in wanted {
+            let state = image
+                .topic(&topic)
+                .and_then(|t| Some((t.id, image.partitions.get(&(t.id, index))?.clone())));
+            let Some((id, state)) = state else {
+                results.push((
+                    topic,
+                    index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    None,
+                ));
+                continue;
+            };
+            match elect(&state, &live, unclean) {
+                Ok(next) => {
+                    records.push(MetadataRecord::Partition {
+                        topic: id,
+                        index,
+                        state: next,
+                        expect_epoch: Some(state.partition_epoch),
+                    });
+                    pending.push((topic, index));
+                }
+                Err(refused) => {
+                    let (code, message) = match refused {
+                        ElectionRefused::NotNeeded => (
+                            ResponseError::ElectionNotNeeded,
+                            "Leader election not needed for topic partition.",
+                        ),
+                        ElectionRefused::PreferredNotAvailable => (
+                            ResponseError::PreferredLeaderNotAvailable,
+                            "The preferred leader is not alive or not in the ISR.",
+                        ),
+                        ElectionRefused::NoEligibleLeader => (
+                            ResponseError::EligibleLeadersNotAvailable,
+                            "No live replica can lead the partition.",
+                        ),
+                    };
+                    results.push((topic, index, code.code(), Some(message.to_string())));
+                }
+            }
+        }
+        if records.is_empty() {
+            return results;
+        }
+        match self.controller.commit_checked(&records) {
+            Ok((_, accepted)) => {
+                for ((topic, index), ok) in pending.into_iter().zip(accepted) {
+                    let (code, message) = if ok {
+                        (0, None)
+                    } else {
+                        (
+                            ResponseError::NotController.code(),
+                            Some("the partition changed meanwhile; retry".to_string()),
+                        )
+                    };
+                    results.push((topic, index, code, message));
+                }
+            }
+            Err(e) => {
+                for (topic, index) in pending {
+                    results.push((
+                        topic,
+                        index,
+                        ResponseError::NotController.code(),
+                        Some(format!("{e:#}")),
+                    ));
+                }
+            }
+        }
+        results
     }
 }

@@ -221,6 +221,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::ListTransactions(r) => r.encode(&mut buf, version)?,
         Response::WriteTxnMarkers(r) => r.encode(&mut buf, version)?,
         Response::OffsetForLeaderEpoch(r) => r.encode(&mut buf, version)?,
+        Response::ElectLeaders(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

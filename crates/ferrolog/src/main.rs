@@ -4,6 +4,7 @@ mod cluster;
 mod configs;
 mod console;
 mod dump_log;
+mod elect;
 mod groups;
 mod perf;
 mod topics;
@@ -42,6 +43,8 @@ enum Command {
     },
     /// Start a local cluster of N nodes (each broker+controller), or describe a cluster.
     Cluster(cluster::ClusterArgs),
+    /// Preferred or unclean leader elections (like kafka-leader-election.sh).
+    ElectLeaders(elect::ElectArgs),
     /// Create, list, describe and delete topics (like kafka-topics.sh).
     Topics(topics::TopicsArgs),
     /// Read lines from stdin and produce them (like kafka-console-producer.sh).
@@ -84,6 +87,7 @@ fn main() -> Result<()> {
                 data_dir,
             } => server(config, overrides, data_dir).await,
             Command::Cluster(args) => cluster::run(args).await,
+            Command::ElectLeaders(args) => elect::run(args).await,
             Command::Topics(args) => topics::run(args).await,
             Command::Produce(args) => console::produce(args).await,
             Command::Consume(args) => console::consume(args).await,

@@ -23,7 +23,9 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     let image = broker.controller.image();
     let mut response = MetadataResponse::default()
         .with_cluster_id(Some(str(&broker.cluster_id)))
-        .with_controller_id(BrokerId(broker.active_controller()));
+        // Kafka's brokers name any live broker here (they forward admin requests to the
+        // active controller): this one, which is alive since it answers
+        .with_controller_id(BrokerId(c.node_id));
     response.brokers = brokers(broker, &image);
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = 0;

@@ -17,6 +17,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -85,6 +86,7 @@ pub enum Response {
     ListTransactions(ListTransactionsResponse),
     WriteTxnMarkers(WriteTxnMarkersResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
+    ElectLeaders(ElectLeadersResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -150,6 +152,7 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         ApiKey::OffsetForLeaderEpoch,
         OffsetForLeaderEpochRequest::VERSIONS,
     ),
+    (ApiKey::ElectLeaders, ElectLeadersRequest::VERSIONS),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -212,6 +215,7 @@ pub enum Request {
     ListTransactions(ListTransactionsRequest),
     WriteTxnMarkers(WriteTxnMarkersRequest),
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    ElectLeaders(ElectLeadersRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -221,6 +225,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::ApiVersions => Request::ApiVersions(decode(b, v)?),
         ApiKey::Metadata => Request::Metadata(decode(b, v)?),
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
+        ApiKey::ElectLeaders => Request::ElectLeaders(decode(b, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(decode(b, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(decode(b, v)?),
@@ -356,6 +361,7 @@ pub async fn handle(
         Request::OffsetForLeaderEpoch(r) => {
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
+        Request::ElectLeaders(r) => Response::ElectLeaders(elect_leaders::handle(broker, r)),
     })
 }
 

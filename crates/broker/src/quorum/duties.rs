@@ -71,6 +71,88 @@ pub fn next_state(
     Some(next)
 }
 
+/// Why an election requested by an operator (ElectLeaders) does not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionRefused {
+    /// The leader is already the one the election would pick.
+    NotNeeded,
+    /// Preferred: the first replica is not alive or not in the ISR.
+    PreferredNotAvailable,
+    /// Unclean: no live replica.
+    NoEligibleLeader,
+}
+
+/// The state after a preferred (the first replica, if alive and in sync) or unclean (any live
+/// replica, if the leader is gone) election.
+pub fn elect(
+    state: &PartitionState,
+    live: &Liveness,
+    unclean: bool,
+) -> Result<PartitionState, ElectionRefused> {
+    let mut next = state.clone();
+    if unclean {
+        if state.leader >= 0 && live.eligible(state.leader) {
+            return Err(ElectionRefused::NotNeeded);
+        }
+        let leader = state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| live.eligible(*r))
+            .ok_or(ElectionRefused::NoEligibleLeader)?;
+        next.leader = leader;
+        if !next.isr.contains(&leader) {
+            next.isr = vec![leader];
+        }
+    } else {
+        let preferred = *state
+            .replicas
+            .first()
+            .ok_or(ElectionRefused::PreferredNotAvailable)?;
+        if state.leader == preferred {
+            return Err(ElectionRefused::NotNeeded);
+        }
+        if !live.eligible(preferred) || !state.isr.contains(&preferred) {
+            return Err(ElectionRefused::PreferredNotAvailable);
+        }
+        next.leader = preferred;
+    }
+    next.leader_epoch += 1;
+    next.partition_epoch += 1;
+    Ok(next)
+}
+
+/// What the metadata says of broker liveness (for elections outside the active controller's
+/// own heartbeat view: registered, unfenced, not shutting down).
+pub fn liveness_of(image: &MetadataImage) -> Liveness {
+    let mut live = Liveness::default();
+    for b in image.brokers.values().filter(|b| !b.fenced) {
+        live.alive.insert(b.id);
+        if b.shutting_down {
+            live.shutting_down.insert(b.id);
+        }
+    }
+    live
+}
+
+/// Preferred-leader elections for every partition whose first replica is alive and in sync
+/// but does not lead (`auto.leader.rebalance.enable`).
+pub fn rebalance(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
+    image
+        .partitions
+        .iter()
+        .filter_map(|((topic, index), state)| {
+            let next = elect(state, live, false).ok()?;
+            Some(MetadataRecord::Partition {
+                topic: *topic,
+                index: *index,
+                state: next,
+                expect_epoch: Some(state.partition_epoch),
+            })
+        })
+        .collect()
+}
+
 /// The records that bring the metadata in line with broker liveness.
 pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
@@ -103,10 +185,16 @@ pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
     records
 }
 
-/// Runs on every controller; acts while this one is the active controller.
-pub async fn run(quorum: Arc<RaftQuorum>, session_timeout: Duration) {
+/// Runs on every controller; acts while this one is the active controller. With
+/// `rebalance_every`, preferred leaders get their leadership back at that interval.
+pub async fn run(
+    quorum: Arc<RaftQuorum>,
+    session_timeout: Duration,
+    rebalance_every: Option<Duration>,
+) {
     let mut active = false;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut last_rebalance = Instant::now();
     loop {
         tick.tick().await;
         if !quorum.is_leader() {
@@ -127,7 +215,13 @@ pub async fn run(quorum: Arc<RaftQuorum>, session_timeout: Duration) {
             liveness(&heartbeats, session_timeout)
         };
         active = true;
-        let records = plan(&image, &live);
+        let mut records = plan(&image, &live);
+        if records.is_empty()
+            && rebalance_every.is_some_and(|every| last_rebalance.elapsed() >= every)
+        {
+            last_rebalance = Instant::now();
+            records = rebalance(&image, &live);
+        }
         if records.is_empty() {
             continue;
         }
@@ -195,6 +289,30 @@ mod tests {
         let offline = state(&[1, 2], &[1], -1);
         let next = next_state(&offline, &live(&[1, 2], &[]), false).unwrap();
         assert_eq!(next.leader, 1);
+    }
+
+    #[test]
+    fn operator_elections() {
+        let all = live(&[1, 2, 3], &[]);
+        // preferred: back to the first replica once it is in sync
+        let s = state(&[1, 2, 3], &[2, 3], 2);
+        assert_eq!(
+            elect(&s, &all, false),
+            Err(ElectionRefused::PreferredNotAvailable)
+        );
+        let s = state(&[1, 2, 3], &[2, 3, 1], 2);
+        let next = elect(&s, &all, false).unwrap();
+        assert_eq!((next.leader, next.leader_epoch), (1, 6));
+        assert_eq!(elect(&next, &all, false), Err(ElectionRefused::NotNeeded));
+        // unclean: only for a partition without a live leader, from any live replica
+        assert_eq!(elect(&s, &all, true), Err(ElectionRefused::NotNeeded));
+        let offline = state(&[1, 2], &[1], -1);
+        let next = elect(&offline, &live(&[2], &[]), true).unwrap();
+        assert_eq!((next.leader, next.isr), (2, vec![2]));
+        assert_eq!(
+            elect(&offline, &live(&[3], &[]), true),
+            Err(ElectionRefused::NoEligibleLeader)
+        );
     }
 
     #[test]

@@ -480,9 +480,10 @@ impl RaftQuorum {
     }
 
     /// Runs the active controller's duties (on every controller; they act while it leads).
-    pub async fn serve_duties(self: Arc<Self>, session_timeout_ms: i64) {
+    pub async fn serve_duties(self: Arc<Self>, session_timeout_ms: i64, rebalance_ms: Option<i64>) {
         let timeout = Duration::from_millis(session_timeout_ms.clamp(100, 3_600_000) as u64);
-        duties::run(self, timeout).await
+        let rebalance = rebalance_ms.map(|ms| Duration::from_millis(ms.max(100) as u64));
+        duties::run(self, timeout, rebalance).await
     }
 
     /// Serves the controller listener.
