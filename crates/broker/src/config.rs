@@ -362,6 +362,18 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     ),
     key("broker.rack", None, STR, "Rack of this broker."),
     key(
+        "auto.leader.rebalance.enable",
+        Some("true"),
+        Boolean,
+        "The active controller moves leadership back to preferred replicas that are in sync.",
+    ),
+    key(
+        "leader.imbalance.check.interval.seconds",
+        Some("300"),
+        Int,
+        "How often the preferred-leader rebalance runs.",
+    ),
+    key(
         "broker.session.timeout.ms",
         Some("9000"),
         Int,

@@ -39,7 +39,7 @@ impl Broker {
             .config
             .properties
             .get("auto.leader.rebalance.enable")
-            .is_none_or(|v| v == "true")
+            .is_none_or(|v| v.eq_ignore_ascii_case("true"))
             .then(|| {
                 self.config
                     .int_property("leader.imbalance.check.interval.seconds", 300)
