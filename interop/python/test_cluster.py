@@ -448,3 +448,41 @@ def test_preferred_leader_election(cluster):
     out = cluster.cli("elect-leaders", "--bootstrap-server", cluster.node_bootstrap(2),
                       "--election-type", "unclean", "--topic", topic)
     assert "Valid replica already elected for partition preferred-1" in out.stdout, out.stdout + out.stderr
+
+
+def test_reassignment(cluster):
+    """`ferrolog reassign` moves a partition from brokers 1,2 to 2,3: broker 3 catches up, then
+    1 leaves (leadership moves off it, its copy is deleted); the data stays whole. Kafka's
+    kafka-reassign-partitions tool reports the move complete."""
+    topic = "moving"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1,
+                                  replica_assignment=[[1, 2]])])[topic].result(30)
+    cluster.wait_for("leader 1", lambda: cluster.describe(topic)[0][0] == 1)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(2000):
+        p.produce(topic, value=str(i).encode())
+    p.flush(30)
+    plan = os.path.join(cluster.dir, "move.json")
+    with open(plan, "w") as f:
+        f.write('{"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[2,3]}]}')
+    out = cluster.cli("reassign", "--bootstrap-server", cluster.node_bootstrap(2),
+                      "--reassignment-json-file", plan, "--execute")
+    assert out.returncode == 0, out.stdout + out.stderr
+    cluster.wait_for("the move completes", lambda: cluster.describe(topic, node=2)[0][1] == [2, 3], timeout=60)
+    verify = cluster.cli("reassign", "--bootstrap-server", cluster.node_bootstrap(2),
+                         "--reassignment-json-file", plan, "--verify")
+    assert "is completed" in verify.stdout, verify.stdout + verify.stderr
+    kafka_lib = os.path.join(ROOT, "target", "kafka-lib", "*")
+    tool = subprocess.run(["java", "-cp", kafka_lib, "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", cluster.node_bootstrap(2), "--reassignment-json-file", plan,
+                           "--verify"], capture_output=True, text=True, timeout=120)
+    assert "Reassignment of partition moving-0 is completed" in tool.stdout, tool.stdout + tool.stderr
+    leader, replicas, isr, _ = cluster.describe(topic, node=2)[0]
+    assert leader in (2, 3) and sorted(isr) == [2, 3]
+    cluster.wait_for("broker 1 deleted its copy",
+                     lambda: not os.path.exists(os.path.join(cluster.dir, "node-1", "moving-0")))
+    values, dups = consume_all(cluster.bootstrap, topic)
+    assert len(values) == 2000 and dups == 0
+    cluster.wait_for("identical copies on 2 and 3", lambda: len({
+        d for i, d in cluster.segment_digests(topic, 0).items() if i != 1}) == 1)

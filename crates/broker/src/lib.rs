@@ -906,6 +906,8 @@ fn partition_records(id: Uuid, first: i32, replicas: &[Vec<i32>]) -> Vec<Metadat
                 leader: r[0],
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             },
             expect_epoch: None,
         })

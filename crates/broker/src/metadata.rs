@@ -57,6 +57,12 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Bumped by every change of this partition's state.
     pub partition_epoch: i32,
+    /// A reassignment in progress: replicas being added (they catch up, then the move
+    /// completes) and replicas to remove once it does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionState {
@@ -68,7 +74,18 @@ impl PartitionState {
             leader: node,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
+    }
+
+    /// The replicas a reassignment in progress moves to (all replicas otherwise).
+    pub fn target(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
     }
 }
 
@@ -512,6 +529,8 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: vec![],
+            removing: vec![],
         };
         let change = |isr: Vec<i32>, expect| MetadataRecord::Partition {
             topic: a,

@@ -105,6 +105,18 @@ impl Partition {
         }
         if !new_term {
             if leading {
+                // a reassignment adds followers (they must fetch to join the ISR) or removes them
+                let node = self.node;
+                st.followers
+                    .retain(|r, _| next.replicas.contains(r) && *r != node);
+                for r in next.replicas.iter().filter(|r| **r != node) {
+                    st.followers.entry(*r).or_insert(FollowerProgress {
+                        leo: -1,
+                        caught_up_ms: now_ms,
+                        last_fetch_leader_leo: -1,
+                        last_fetch_ms: now_ms,
+                    });
+                }
                 self.advance_high_watermark(&st);
             }
             return Ok(Transition::None);

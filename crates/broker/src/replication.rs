@@ -541,4 +541,77 @@ impl Broker {
         }
         results
     }
+
+    /// AlterPartitionReassignments: starts (or with `None` cancels) moving partitions, as
+    /// (topic, partition, error code, message).
+    pub fn reassign(
+        &self,
+        moves: Vec<(String, i32, Option<Vec<i32>>)>,
+        allow_rf_change: bool,
+    ) -> Vec<(String, i32, i16, Option<String>)> {
+        use crate::quorum::duties::{reassign, ReassignRefused};
+        let image = self.controller.image();
+        let registered = |b: i32| image.brokers.contains_key(&b);
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        let mut pending = Vec::new();
+        for (topic, index, target) in moves {
+            let state = image
+                .topic(&topic)
+                .and_then(|t| Some((t.id, image.partitions.get(&(t.id, index))?.clone())));
+            let Some((id, state)) = state else {
+                results.push((
+                    topic,
+                    index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    None,
+                ));
+                continue;
+            };
+            match reassign(&state, target.as_deref(), &registered, allow_rf_change) {
+                Ok(None) => results.push((topic, index, 0, None)),
+                Ok(Some(next)) => {
+                    records.push(MetadataRecord::Partition {
+                        topic: id,
+                        index,
+                        state: next,
+                        expect_epoch: Some(state.partition_epoch),
+                    });
+                    pending.push((topic, index));
+                }
+                Err(refused) => {
+                    let (code, message) = match refused {
+                        ReassignRefused::InvalidAssignment => (
+                            ResponseError::InvalidReplicaAssignment,
+                            "Replicas must be distinct registered brokers.",
+                        ),
+                        ReassignRefused::ReplicationFactorChange => (
+                            ResponseError::InvalidReplicationFactor,
+                            "The replication factor is changed by this reassignment.",
+                        ),
+                        ReassignRefused::NoneInProgress => (
+                            ResponseError::NoReassignmentInProgress,
+                            "No reassignment in progress for this partition.",
+                        ),
+                    };
+                    results.push((topic, index, code.code(), Some(message.to_string())));
+                }
+            }
+        }
+        if !records.is_empty() {
+            let outcome = self.controller.commit_checked(&records);
+            for (i, (topic, index)) in pending.into_iter().enumerate() {
+                let (code, message) = match &outcome {
+                    Ok((_, accepted)) if accepted.get(i) == Some(&true) => (0, None),
+                    Ok(_) => (
+                        ResponseError::NotController.code(),
+                        Some("the partition changed meanwhile; retry".to_string()),
+                    ),
+                    Err(e) => (ResponseError::NotController.code(), Some(format!("{e:#}"))),
+                };
+                results.push((topic, index, code, message));
+            }
+        }
+        results
+    }
 }

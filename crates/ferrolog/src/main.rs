@@ -7,6 +7,7 @@ mod dump_log;
 mod elect;
 mod groups;
 mod perf;
+mod reassign;
 mod topics;
 mod transactions;
 
@@ -45,6 +46,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Preferred or unclean leader elections (like kafka-leader-election.sh).
     ElectLeaders(elect::ElectArgs),
+    /// Move partitions between brokers (like kafka-reassign-partitions.sh).
+    Reassign(reassign::ReassignArgs),
     /// Create, list, describe and delete topics (like kafka-topics.sh).
     Topics(topics::TopicsArgs),
     /// Read lines from stdin and produce them (like kafka-console-producer.sh).
@@ -88,6 +91,7 @@ fn main() -> Result<()> {
             } => server(config, overrides, data_dir).await,
             Command::Cluster(args) => cluster::run(args).await,
             Command::ElectLeaders(args) => elect::run(args).await,
+            Command::Reassign(args) => reassign::run(args).await,
             Command::Topics(args) => topics::run(args).await,
             Command::Produce(args) => console::produce(args).await,
             Command::Consume(args) => console::consume(args).await,

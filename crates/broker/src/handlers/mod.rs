@@ -34,6 +34,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod reassignments;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_txn_markers;
@@ -87,6 +88,8 @@ pub enum Response {
     WriteTxnMarkers(WriteTxnMarkersResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     ElectLeaders(ElectLeadersResponse),
+    AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
+    ListPartitionReassignments(ListPartitionReassignmentsResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -153,6 +156,14 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         OffsetForLeaderEpochRequest::VERSIONS,
     ),
     (ApiKey::ElectLeaders, ElectLeadersRequest::VERSIONS),
+    (
+        ApiKey::AlterPartitionReassignments,
+        AlterPartitionReassignmentsRequest::VERSIONS,
+    ),
+    (
+        ApiKey::ListPartitionReassignments,
+        ListPartitionReassignmentsRequest::VERSIONS,
+    ),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
@@ -216,6 +227,8 @@ pub enum Request {
     WriteTxnMarkers(WriteTxnMarkersRequest),
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     ElectLeaders(ElectLeadersRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -226,6 +239,8 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::Metadata => Request::Metadata(decode(b, v)?),
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
         ApiKey::ElectLeaders => Request::ElectLeaders(decode(b, v)?),
+        ApiKey::AlterPartitionReassignments => Request::AlterPartitionReassignments(decode(b, v)?),
+        ApiKey::ListPartitionReassignments => Request::ListPartitionReassignments(decode(b, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(decode(b, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(decode(b, v)?),
@@ -362,6 +377,12 @@ pub async fn handle(
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
         Request::ElectLeaders(r) => Response::ElectLeaders(elect_leaders::handle(broker, r)),
+        Request::AlterPartitionReassignments(r) => {
+            Response::AlterPartitionReassignments(reassignments::alter(broker, r))
+        }
+        Request::ListPartitionReassignments(r) => {
+            Response::ListPartitionReassignments(reassignments::list(broker, r))
+        }
     })
 }
 

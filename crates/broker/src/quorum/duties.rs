@@ -153,6 +153,113 @@ pub fn rebalance(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> 
         .collect()
 }
 
+/// Why a reassignment request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReassignRefused {
+    /// Empty, duplicated, or naming unregistered brokers.
+    InvalidAssignment,
+    /// A different replica count while the request forbids it (KIP-860).
+    ReplicationFactorChange,
+    /// Cancelling with nothing in progress.
+    NoneInProgress,
+}
+
+/// Starts moving a partition to `target` (replicas = target then the ones leaving; the new
+/// ones catch up as followers), or with `None` cancels the move in progress.
+pub fn reassign(
+    state: &PartitionState,
+    target: Option<&[i32]>,
+    registered: &dyn Fn(i32) -> bool,
+    allow_rf_change: bool,
+) -> Result<Option<PartitionState>, ReassignRefused> {
+    let in_progress = !state.adding.is_empty() || !state.removing.is_empty();
+    let original: Vec<i32> = state
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !state.adding.contains(r))
+        .collect();
+    let mut next = state.clone();
+    match target {
+        None => {
+            if !in_progress {
+                return Err(ReassignRefused::NoneInProgress);
+            }
+            next.replicas = original;
+        }
+        Some(target) => {
+            let distinct: std::collections::HashSet<_> = target.iter().collect();
+            if target.is_empty()
+                || distinct.len() != target.len()
+                || !target.iter().all(|b| registered(*b))
+            {
+                return Err(ReassignRefused::InvalidAssignment);
+            }
+            if !allow_rf_change && target.len() != original.len() {
+                return Err(ReassignRefused::ReplicationFactorChange);
+            }
+            if !in_progress && target == state.replicas.as_slice() {
+                return Ok(None);
+            }
+            next.replicas = target.to_vec();
+            next.replicas
+                .extend(original.iter().copied().filter(|r| !target.contains(r)));
+            next.adding = target
+                .iter()
+                .copied()
+                .filter(|r| !original.contains(r))
+                .collect();
+            next.removing = original
+                .iter()
+                .copied()
+                .filter(|r| !target.contains(r))
+                .collect();
+        }
+    }
+    if target.is_none() {
+        next.adding.clear();
+        next.removing.clear();
+        next.isr.retain(|r| next.replicas.contains(r));
+        if !next.replicas.contains(&next.leader) {
+            // an added replica led: the next duty tick elects from the restored ISR
+            next.leader = -1;
+            next.leader_epoch += 1;
+        }
+    }
+    next.partition_epoch += 1;
+    Ok(Some(next))
+}
+
+/// Completes a reassignment once every added replica is in the ISR: the leaving replicas go
+/// (leadership too, to an in-sync target replica).
+pub fn finish_reassignment(state: &PartitionState, live: &Liveness) -> Option<PartitionState> {
+    if state.adding.is_empty() && state.removing.is_empty() {
+        return None;
+    }
+    if !state.adding.iter().all(|r| state.isr.contains(r)) {
+        return None;
+    }
+    let mut next = state.clone();
+    next.replicas = state.target();
+    next.isr.retain(|r| next.replicas.contains(r));
+    if next.isr.is_empty() {
+        return None;
+    }
+    next.adding.clear();
+    next.removing.clear();
+    if !next.replicas.contains(&next.leader) {
+        next.leader = next
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| next.isr.contains(r) && live.eligible(*r))
+            .unwrap_or(-1);
+        next.leader_epoch += 1;
+    }
+    next.partition_epoch += 1;
+    Some(next)
+}
+
 /// The records that bring the metadata in line with broker liveness.
 pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
@@ -173,7 +280,10 @@ pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
                 .get("unclean.leader.election.enable")
                 .is_some_and(|v| v == "true")
         });
-        if let Some(next) = next_state(state, live, unclean) {
+        let changed = next_state(state, live, unclean);
+        let base = changed.as_ref().unwrap_or(state);
+        let next = finish_reassignment(base, live).or(changed);
+        if let Some(next) = next {
             records.push(MetadataRecord::Partition {
                 topic: *topic,
                 index: *index,
@@ -259,6 +369,8 @@ mod tests {
             leader,
             leader_epoch: 5,
             partition_epoch: 9,
+            adding: vec![],
+            removing: vec![],
         }
     }
 
@@ -313,6 +425,54 @@ mod tests {
             elect(&offline, &live(&[3], &[]), true),
             Err(ElectionRefused::NoEligibleLeader)
         );
+    }
+
+    #[test]
+    fn reassignment_adds_catches_up_then_removes() {
+        let all = live(&[1, 2, 3, 4], &[]);
+        let known = |b: i32| (1..=4).contains(&b);
+        let s = state(&[1, 2, 3], &[1, 2, 3], 1);
+        let moving = reassign(&s, Some(&[2, 3, 4]), &known, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(moving.replicas, vec![2, 3, 4, 1]);
+        assert_eq!(
+            (moving.adding.clone(), moving.removing.clone()),
+            (vec![4], vec![1])
+        );
+        assert_eq!(
+            finish_reassignment(&moving, &all),
+            None,
+            "4 is not in sync yet"
+        );
+        let caught_up = PartitionState {
+            isr: vec![1, 2, 3, 4],
+            ..moving.clone()
+        };
+        let done = finish_reassignment(&caught_up, &all).unwrap();
+        assert_eq!(
+            (done.replicas.clone(), done.isr.clone()),
+            (vec![2, 3, 4], vec![2, 3, 4])
+        );
+        assert_eq!(done.leader, 2, "the leaving leader hands over");
+        assert!(done.adding.is_empty() && done.removing.is_empty());
+        // cancelling restores the original replicas (in the order the move left them, as
+        // Kafka's revert does)
+        let back = reassign(&moving, None, &known, true).unwrap().unwrap();
+        assert_eq!((back.replicas, back.isr), (vec![2, 3, 1], vec![1, 2, 3]));
+        assert_eq!(
+            reassign(&s, None, &known, true),
+            Err(ReassignRefused::NoneInProgress)
+        );
+        assert_eq!(
+            reassign(&s, Some(&[1, 9]), &known, true),
+            Err(ReassignRefused::InvalidAssignment)
+        );
+        assert_eq!(
+            reassign(&s, Some(&[1, 2]), &known, false),
+            Err(ReassignRefused::ReplicationFactorChange)
+        );
+        assert_eq!(reassign(&s, Some(&[1, 2, 3]), &known, true), Ok(None));
     }
 
     #[test]
