@@ -486,3 +486,18 @@ def test_reassignment(cluster):
     assert len(values) == 2000 and dups == 0
     cluster.wait_for("identical copies on 2 and 3", lambda: len({
         d for i, d in cluster.segment_digests(topic, 0).items() if i != 1}) == 1)
+
+
+def test_describe_quorum(cluster):
+    """Kafka's kafka-metadata-quorum tool describes ferrolog's controller quorum."""
+    kafka_lib = os.path.join(ROOT, "target", "kafka-lib", "*")
+    controller, _ = cluster.controller()
+    node = [i for i in cluster.alive() if i != controller][0]
+    out = subprocess.run(["java", "-cp", kafka_lib, "org.apache.kafka.tools.MetadataQuorumCommand",
+                          "--bootstrap-server", cluster.node_bootstrap(node), "describe", "--status"],
+                         capture_output=True, text=True, timeout=120)
+    assert re.search(rf"LeaderId:\s+{controller}\b", out.stdout), out.stdout + out.stderr
+    voters = re.search(r"CurrentVoters:\s+(.*)", out.stdout)
+    assert voters and all(f'"id": {i}' in voters[1] or f'"id":{i}' in voters[1] for i in (1, 2, 3)), out.stdout
+    hw = int(re.search(r"HighWatermark:\s+(\d+)", out.stdout)[1])
+    assert hw > 0

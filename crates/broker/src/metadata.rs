@@ -326,6 +326,8 @@ pub trait MetadataLog: Send + Sync {
     fn commit(&self, records: &[MetadataRecord]) -> Result<(Arc<MetadataImage>, Vec<bool>)>;
     /// Sees every new image.
     fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>>;
+    /// The end of the metadata log (the next offset or Raft index).
+    fn end_offset(&self) -> i64;
     fn close(&self) -> Result<()>;
 }
 
@@ -415,6 +417,10 @@ impl MetadataLog for LocalLog {
         self.image.subscribe()
     }
 
+    fn end_offset(&self) -> i64 {
+        self.log.lock().expect("metadata log lock").log_end_offset()
+    }
+
     fn close(&self) -> Result<()> {
         self.log.lock().expect("metadata log lock").close()?;
         Ok(())
@@ -457,6 +463,10 @@ impl Controller {
 
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.log.subscribe()
+    }
+
+    pub fn end_offset(&self) -> i64 {
+        self.log.end_offset()
     }
 
     /// Commits `records`, then returns the image with them applied.

@@ -222,6 +222,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::WriteTxnMarkers(r) => r.encode(&mut buf, version)?,
         Response::OffsetForLeaderEpoch(r) => r.encode(&mut buf, version)?,
         Response::ElectLeaders(r) => r.encode(&mut buf, version)?,
+        Response::DescribeQuorum(r) => r.encode(&mut buf, version)?,
         Response::AlterPartitionReassignments(r) => r.encode(&mut buf, version)?,
         Response::ListPartitionReassignments(r) => r.encode(&mut buf, version)?,
     }

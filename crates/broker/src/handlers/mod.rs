@@ -16,6 +16,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -88,6 +89,7 @@ pub enum Response {
     WriteTxnMarkers(WriteTxnMarkersResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     ElectLeaders(ElectLeadersResponse),
+    DescribeQuorum(DescribeQuorumResponse),
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
     ListPartitionReassignments(ListPartitionReassignmentsResponse),
 }
@@ -156,6 +158,7 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         OffsetForLeaderEpochRequest::VERSIONS,
     ),
     (ApiKey::ElectLeaders, ElectLeadersRequest::VERSIONS),
+    (ApiKey::DescribeQuorum, DescribeQuorumRequest::VERSIONS),
     (
         ApiKey::AlterPartitionReassignments,
         AlterPartitionReassignmentsRequest::VERSIONS,
@@ -227,6 +230,7 @@ pub enum Request {
     WriteTxnMarkers(WriteTxnMarkersRequest),
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     ElectLeaders(ElectLeadersRequest),
+    DescribeQuorum(DescribeQuorumRequest),
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
 }
@@ -239,6 +243,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::Metadata => Request::Metadata(decode(b, v)?),
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
         ApiKey::ElectLeaders => Request::ElectLeaders(decode(b, v)?),
+        ApiKey::DescribeQuorum => Request::DescribeQuorum(decode(b, v)?),
         ApiKey::AlterPartitionReassignments => Request::AlterPartitionReassignments(decode(b, v)?),
         ApiKey::ListPartitionReassignments => Request::ListPartitionReassignments(decode(b, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
@@ -377,6 +382,9 @@ pub async fn handle(
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
         Request::ElectLeaders(r) => Response::ElectLeaders(elect_leaders::handle(broker, r)),
+        Request::DescribeQuorum(r) => {
+            Response::DescribeQuorum(describe_quorum::handle(broker, r).await)
+        }
         Request::AlterPartitionReassignments(r) => {
             Response::AlterPartitionReassignments(reassignments::alter(broker, r))
         }

@@ -60,6 +60,18 @@ pub struct Heartbeat {
     pub shutting_down: bool,
 }
 
+/// The quorum as its leader sees it (DescribeQuorum).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    pub leader: i32,
+    /// The Raft term: Kafka's leader epoch of `__cluster_metadata`.
+    pub term: u64,
+    /// The next index after the last committed entry.
+    pub high_watermark: i64,
+    /// (voter id, the end of its log as the leader knows it, -1 if unknown).
+    pub voters: Vec<(u64, i64)>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Rpc {
     Append(AppendEntriesRequest<TypeConfig>),
@@ -67,6 +79,7 @@ enum Rpc {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     Propose(Proposal),
     Heartbeat(Heartbeat),
+    DescribeQuorum,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,6 +89,7 @@ enum Reply {
     Snapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Propose(Result<Outcome, String>),
     Heartbeat(Result<(), String>),
+    DescribeQuorum(Result<QuorumStatus, String>),
 }
 
 const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -387,6 +401,56 @@ impl RaftQuorum {
         }
     }
 
+    /// The quorum's state, from its leader (this node or another).
+    pub async fn describe(self: &Arc<Self>) -> Result<QuorumStatus> {
+        let quorum = self.clone();
+        self.runtime
+            .spawn(async move {
+                match quorum.leader() {
+                    Some(l) if l == quorum.node_id => quorum
+                        .status_here()
+                        .ok_or_else(|| anyhow!("leadership moved")),
+                    Some(l) => match quorum.call(l, Rpc::DescribeQuorum).await? {
+                        Reply::DescribeQuorum(r) => r.map_err(|e| anyhow!(e)),
+                        _ => bail!("unexpected reply"),
+                    },
+                    None => bail!("the controller quorum has no leader"),
+                }
+            })
+            .await?
+    }
+
+    /// The leader's view of the quorum (`None` on a follower).
+    fn status_here(&self) -> Option<QuorumStatus> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let replication = m.replication.clone().unwrap_or_default();
+        let own_end = m.last_log_index.map_or(0, |i| i as i64 + 1);
+        let voters = self
+            .voters
+            .keys()
+            .map(|id| {
+                let end = if *id == self.node_id {
+                    own_end
+                } else {
+                    replication
+                        .get(id)
+                        .and_then(|l| l.map(|l| l.index as i64 + 1))
+                        .unwrap_or(-1)
+                };
+                (*id, end)
+            })
+            .collect();
+        Some(QuorumStatus {
+            leader: self.node_id as i32,
+            term: m.current_term,
+            high_watermark: m.last_applied.map_or(0, |l| l.index as i64 + 1),
+            voters,
+        })
+    }
+
     /// Runs a task on the controller runtime.
     pub fn spawn<F>(&self, task: F)
     where
@@ -470,6 +534,10 @@ impl RaftQuorum {
             } else {
                 Err("not the active controller".into())
             }),
+            Rpc::DescribeQuorum => Reply::DescribeQuorum(
+                self.status_here()
+                    .ok_or_else(|| "not the active controller".to_string()),
+            ),
             Rpc::Heartbeat(h) => Reply::Heartbeat(if self.is_leader() {
                 self.record_heartbeat(&h);
                 Ok(())
@@ -524,6 +592,14 @@ impl MetadataLog for Arc<RaftQuorum> {
 
     fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.image.clone()
+    }
+
+    fn end_offset(&self) -> i64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_log_index
+            .map_or(0, |i| i as i64 + 1)
     }
 
     fn close(&self) -> Result<()> {
