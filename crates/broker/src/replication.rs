@@ -18,10 +18,16 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochReque
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::metadata::{BrokerImage, MetadataRecord};
+use crate::metadata::{BrokerImage, MetadataRecord, PartitionState};
 use crate::quorum::{Heartbeat, Proposal};
 use crate::replica_manager::Partition;
 use crate::{now_ms, Broker};
+
+/// Per partition of an admin change: topic, partition, error code, message.
+pub type PartitionOutcome = (String, i32, i16, Option<String>);
+
+/// Why a partition change is refused: the error and its message.
+type Refusal = (ResponseError, &'static str);
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -449,126 +455,90 @@ impl Broker {
         Ok(())
     }
 
-    /// ElectLeaders: preferred or unclean elections for `partitions` (all if `None`), as
-    /// (topic, partition, error code, message).
+    /// ElectLeaders: preferred or unclean elections for `partitions` (all if `None`).
     pub fn elect_leaders(
         &self,
         unclean: bool,
         partitions: Option<Vec<(String, i32)>>,
-    ) -> Vec<(String, i32, i16, Option<String>)> {
+    ) -> Vec<PartitionOutcome> {
         use crate::quorum::duties::{elect, liveness_of, ElectionRefused};
         let image = self.controller.image();
         let live = liveness_of(&image);
-        let wanted: Vec<(String, i32)> = partitions.unwrap_or_else(|| {
-            image
+        let wanted: Vec<(String, i32, ())> = match partitions {
+            Some(list) => list.into_iter().map(|(t, p)| (t, p, ())).collect(),
+            None => image
                 .topics
                 .values()
-                .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
-                .collect()
-        });
-        let mut results = Vec::new();
-        let mut records = Vec::new();
-        let mut pending = Vec::new();
-        for (topic, index) in wanted {
-            let state = image
-                .topic(&topic)
-                .and_then(|t| Some((t.id, image.partitions.get(&(t.id, index))?.clone())));
-            let Some((id, state)) = state else {
-                results.push((
-                    topic,
-                    index,
-                    ResponseError::UnknownTopicOrPartition.code(),
-                    None,
-                ));
-                continue;
-            };
-            match elect(&state, &live, unclean) {
-                Ok(next) => {
-                    records.push(MetadataRecord::Partition {
-                        topic: id,
-                        index,
-                        state: next,
-                        expect_epoch: Some(state.partition_epoch),
-                    });
-                    pending.push((topic, index));
-                }
-                Err(refused) => {
-                    let (code, message) = match refused {
-                        ElectionRefused::NotNeeded => (
-                            ResponseError::ElectionNotNeeded,
-                            "Leader election not needed for topic partition.",
-                        ),
-                        ElectionRefused::PreferredNotAvailable => (
-                            ResponseError::PreferredLeaderNotAvailable,
-                            "The preferred leader is not alive or not in the ISR.",
-                        ),
-                        ElectionRefused::NoEligibleLeader => (
-                            ResponseError::EligibleLeadersNotAvailable,
-                            "No live replica can lead the partition.",
-                        ),
-                    };
-                    results.push((topic, index, code.code(), Some(message.to_string())));
-                }
-            }
-        }
-        if records.is_empty() {
-            return results;
-        }
-        match self.controller.commit_checked(&records) {
-            Ok((_, accepted)) => {
-                for ((topic, index), ok) in pending.into_iter().zip(accepted) {
-                    let (code, message) = if ok {
-                        (0, None)
-                    } else {
-                        (
-                            ResponseError::NotController.code(),
-                            Some("the partition changed meanwhile; retry".to_string()),
-                        )
-                    };
-                    results.push((topic, index, code, message));
-                }
-            }
-            Err(e) => {
-                for (topic, index) in pending {
-                    results.push((
-                        topic,
-                        index,
-                        ResponseError::NotController.code(),
-                        Some(format!("{e:#}")),
-                    ));
-                }
-            }
-        }
-        results
+                .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p, ())))
+                .collect(),
+        };
+        self.change_partitions(wanted, |state, _| match elect(state, &live, unclean) {
+            Ok(next) => Ok(Some(next)),
+            Err(ElectionRefused::NotNeeded) => Err((
+                ResponseError::ElectionNotNeeded,
+                "Leader election not needed for topic partition.",
+            )),
+            Err(ElectionRefused::PreferredNotAvailable) => Err((
+                ResponseError::PreferredLeaderNotAvailable,
+                "The preferred leader is not alive or not in the ISR.",
+            )),
+            Err(ElectionRefused::NoEligibleLeader) => Err((
+                ResponseError::EligibleLeadersNotAvailable,
+                "No live replica can lead the partition.",
+            )),
+        })
     }
 
-    /// AlterPartitionReassignments: starts (or with `None` cancels) moving partitions, as
-    /// (topic, partition, error code, message).
+    /// AlterPartitionReassignments: starts (or with `None` cancels) moving partitions.
     pub fn reassign(
         &self,
         moves: Vec<(String, i32, Option<Vec<i32>>)>,
         allow_rf_change: bool,
-    ) -> Vec<(String, i32, i16, Option<String>)> {
+    ) -> Vec<PartitionOutcome> {
         use crate::quorum::duties::{reassign, ReassignRefused};
         let image = self.controller.image();
         let registered = |b: i32| image.brokers.contains_key(&b);
+        self.change_partitions(moves, |state, target| {
+            reassign(state, target.as_deref(), &registered, allow_rf_change).map_err(|refused| {
+                match refused {
+                    ReassignRefused::InvalidAssignment => (
+                        ResponseError::InvalidReplicaAssignment,
+                        "Replicas must be distinct registered brokers.",
+                    ),
+                    ReassignRefused::ReplicationFactorChange => (
+                        ResponseError::InvalidReplicationFactor,
+                        "The replication factor is changed by this reassignment.",
+                    ),
+                    ReassignRefused::NoneInProgress => (
+                        ResponseError::NoReassignmentInProgress,
+                        "No reassignment in progress for this partition.",
+                    ),
+                }
+            })
+        })
+    }
+
+    /// Applies `change` to each wanted partition's current state and commits the new states
+    /// together, each a compare-and-set on its partition epoch.
+    fn change_partitions<K>(
+        &self,
+        wanted: Vec<(String, i32, K)>,
+        change: impl Fn(&PartitionState, &K) -> Result<Option<PartitionState>, Refusal>,
+    ) -> Vec<PartitionOutcome> {
+        let image = self.controller.image();
         let mut results = Vec::new();
         let mut records = Vec::new();
         let mut pending = Vec::new();
-        for (topic, index, target) in moves {
+        for (topic, index, input) in wanted {
             let state = image
                 .topic(&topic)
                 .and_then(|t| Some((t.id, image.partitions.get(&(t.id, index))?.clone())));
             let Some((id, state)) = state else {
-                results.push((
-                    topic,
-                    index,
-                    ResponseError::UnknownTopicOrPartition.code(),
-                    None,
-                ));
+                let code = ResponseError::UnknownTopicOrPartition.code();
+                results.push((topic, index, code, None));
                 continue;
             };
-            match reassign(&state, target.as_deref(), &registered, allow_rf_change) {
+            match change(&state, &input) {
                 Ok(None) => results.push((topic, index, 0, None)),
                 Ok(Some(next)) => {
                     records.push(MetadataRecord::Partition {
@@ -579,38 +549,25 @@ impl Broker {
                     });
                     pending.push((topic, index));
                 }
-                Err(refused) => {
-                    let (code, message) = match refused {
-                        ReassignRefused::InvalidAssignment => (
-                            ResponseError::InvalidReplicaAssignment,
-                            "Replicas must be distinct registered brokers.",
-                        ),
-                        ReassignRefused::ReplicationFactorChange => (
-                            ResponseError::InvalidReplicationFactor,
-                            "The replication factor is changed by this reassignment.",
-                        ),
-                        ReassignRefused::NoneInProgress => (
-                            ResponseError::NoReassignmentInProgress,
-                            "No reassignment in progress for this partition.",
-                        ),
-                    };
-                    results.push((topic, index, code.code(), Some(message.to_string())));
+                Err((error, message)) => {
+                    results.push((topic, index, error.code(), Some(message.to_string())))
                 }
             }
         }
-        if !records.is_empty() {
-            let outcome = self.controller.commit_checked(&records);
-            for (i, (topic, index)) in pending.into_iter().enumerate() {
-                let (code, message) = match &outcome {
-                    Ok((_, accepted)) if accepted.get(i) == Some(&true) => (0, None),
-                    Ok(_) => (
-                        ResponseError::NotController.code(),
-                        Some("the partition changed meanwhile; retry".to_string()),
-                    ),
-                    Err(e) => (ResponseError::NotController.code(), Some(format!("{e:#}"))),
-                };
-                results.push((topic, index, code, message));
-            }
+        if records.is_empty() {
+            return results;
+        }
+        let outcome = self.controller.commit_checked(&records);
+        for (i, (topic, index)) in pending.into_iter().enumerate() {
+            let (code, message) = match &outcome {
+                Ok((_, accepted)) if accepted.get(i) == Some(&true) => (0, None),
+                Ok(_) => (
+                    ResponseError::NotController.code(),
+                    Some("the partition changed meanwhile; retry".to_string()),
+                ),
+                Err(e) => (ResponseError::NotController.code(), Some(format!("{e:#}"))),
+            };
+            results.push((topic, index, code, message));
         }
         results
     }
