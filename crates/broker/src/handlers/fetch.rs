@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferrolog_storage::{FileSlice, ReadBound, StorageError};
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
@@ -158,6 +158,30 @@ fn read(
             }
             Some(p) if !p.is_leader() => {
                 data.error_code = ResponseError::NotLeaderOrFollower.code();
+                // KIP-951: the current leader (v12+) and its endpoint (v16+)
+                if let Some((leader, epoch, endpoint)) = (version >= 12)
+                    .then(|| super::leader_hint(broker, &p.topic, p.index))
+                    .flatten()
+                {
+                    data.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(leader))
+                        .with_leader_epoch(epoch);
+                    if let Some((host, port, rack)) = endpoint.filter(|_| version >= 16) {
+                        if !response
+                            .node_endpoints
+                            .iter()
+                            .any(|n| n.node_id.0 == leader)
+                        {
+                            response.node_endpoints.push(
+                                NodeEndpoint::default()
+                                    .with_node_id(BrokerId(leader))
+                                    .with_host(super::str(&host))
+                                    .with_port(port)
+                                    .with_rack(rack.as_deref().map(super::str)),
+                            );
+                        }
+                    }
+                }
             }
             Some(p)
                 if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch() =>

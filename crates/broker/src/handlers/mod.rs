@@ -394,6 +394,27 @@ pub async fn handle(
     })
 }
 
+/// A broker's host, port and rack.
+pub type Endpoint = (String, i32, Option<String>);
+
+/// KIP-951: what a NOT_LEADER_OR_FOLLOWER answer tells the client of the partition's current
+/// leader: (leader id, leader epoch, and its endpoint (host, port, rack) if it is live).
+pub fn leader_hint(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> Option<(i32, i32, Option<Endpoint>)> {
+    let image = broker.controller.image();
+    let t = image.topic(topic)?;
+    let state = image.partition(&t.id, partition, broker.config.node_id)?;
+    let endpoint = image
+        .brokers
+        .get(&state.leader)
+        .filter(|b| !b.fenced)
+        .map(|b| (b.host.clone(), b.port, b.rack.clone()));
+    Some((state.leader, state.leader_epoch, endpoint))
+}
+
 /// In a cluster, group and transaction requests must reach the key's coordinator (the leader
 /// of its internal partition); elsewhere they get NOT_COORDINATOR and the client looks again.
 fn not_coordinator(broker: &Arc<Broker>, request: &Request, version: i16) -> Option<Response> {

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -174,6 +176,32 @@ pub fn handle(
                     r.error_code = code;
                     if version >= 8 {
                         r.error_message = message;
+                    }
+                    // KIP-951: the new leader, so the client need not refresh its metadata
+                    let hint = resolved.filter(|_| {
+                        version >= 10 && code == ResponseError::NotLeaderOrFollower.code()
+                    });
+                    if let Some((leader, epoch, endpoint)) =
+                        hint.and_then(|t| super::leader_hint(broker, &t.name, data.index))
+                    {
+                        r.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(leader))
+                            .with_leader_epoch(epoch);
+                        if let Some((host, port, rack)) = endpoint {
+                            if !response
+                                .node_endpoints
+                                .iter()
+                                .any(|n| n.node_id.0 == leader)
+                            {
+                                response.node_endpoints.push(
+                                    NodeEndpoint::default()
+                                        .with_node_id(BrokerId(leader))
+                                        .with_host(str(&host))
+                                        .with_port(port)
+                                        .with_rack(rack.as_deref().map(str)),
+                                );
+                            }
+                        }
                     }
                 }
             }
