@@ -392,7 +392,7 @@ def test_groups_and_transactions_follow_their_coordinator(cluster):
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     desc = admin.describe_consumer_groups([group])[group].result(30)
     coordinator = desc.coordinator.id
-    time.sleep(1)  # the commit replicates (offset commits do not wait for the ISR yet)
+    # no pause: a commit is acknowledged only once the coordinator's ISR has it
     cluster.kill(coordinator)
     c2 = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False})
 
