@@ -191,7 +191,55 @@ impl MetadataRecord {
     }
 
     pub fn decode(text: &str) -> Result<MetadataRecord> {
+        if !text.starts_with('{') {
+            return Self::decode_legacy(text).with_context(|| format!("metadata record {text:?}"));
+        }
         serde_json::from_str(text).with_context(|| format!("metadata record {text}"))
+    }
+
+    /// The tab-separated records of single-node logs written before the quorum (they replay as
+    /// they did).
+    fn decode_legacy(line: &str) -> Result<MetadataRecord> {
+        let f: Vec<&str> = line.splitn(4, '\t').collect();
+        let s = |i: usize| -> Result<String> {
+            Ok(f.get(i)
+                .ok_or_else(|| anyhow!("missing field"))?
+                .to_string())
+        };
+        let id = |i: usize| -> Result<Uuid> { Ok(Uuid::parse_str(&s(i)?)?) };
+        Ok(match f[0] {
+            "topic" => MetadataRecord::Topic {
+                name: s(1)?,
+                id: id(2)?,
+            },
+            "partitions" => MetadataRecord::Partitions {
+                id: id(1)?,
+                count: s(2)?.parse()?,
+            },
+            "config" => MetadataRecord::Config {
+                id: id(1)?,
+                key: s(2)?,
+                value: s(3)?,
+            },
+            "config-delete" => MetadataRecord::ConfigDelete {
+                id: id(1)?,
+                key: s(2)?,
+            },
+            "remove-topic" => MetadataRecord::RemoveTopic { id: id(1)? },
+            "producer-ids" => MetadataRecord::ProducerIds {
+                next_block: s(1)?.parse()?,
+            },
+            "broker-config" => MetadataRecord::BrokerConfig {
+                scope: s(1)?,
+                key: s(2)?,
+                value: s(3)?,
+            },
+            "broker-config-delete" => MetadataRecord::BrokerConfigDelete {
+                scope: s(1)?,
+                key: s(2)?,
+            },
+            other => bail!("unknown metadata record type {other}"),
+        })
     }
 }
 
@@ -573,6 +621,10 @@ mod tests {
         assert!(!image.replay(&MetadataRecord::ProducerIds {
             next_block: PRODUCER_ID_BLOCK
         }));
+        // logs of earlier single-node versions still replay
+        let legacy = MetadataRecord::decode(&format!("partitions\t{a}\t5")).unwrap();
+        assert_eq!(legacy, MetadataRecord::Partitions { id: a, count: 5 });
+        assert!(MetadataRecord::decode("bogus\tx").is_err());
         // records and images round-trip through JSON (the Raft log and snapshots)
         let r = change(vec![1], 1);
         assert_eq!(MetadataRecord::decode(&r.encode()).unwrap(), r);
