@@ -118,10 +118,25 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> std
 struct Peer {
     addr: String,
     conn: Option<TcpStream>,
+    /// An exchange began and has not finished: if its caller dropped it (openraft cancels
+    /// RPCs), its reply may still be on the way, so the connection cannot be reused.
+    in_flight: bool,
 }
 
 impl Peer {
+    fn new(addr: String) -> Peer {
+        Peer {
+            addr,
+            conn: None,
+            in_flight: false,
+        }
+    }
+
     async fn call(&mut self, rpc: &Rpc, timeout: Duration) -> std::io::Result<Reply> {
+        if self.in_flight {
+            self.conn = None;
+        }
+        self.in_flight = true;
         let exchange = async {
             if self.conn.is_none() {
                 let stream = TcpStream::connect(&self.addr).await?;
@@ -142,6 +157,7 @@ impl Peer {
         if result.is_err() {
             self.conn = None;
         }
+        self.in_flight = false;
         result
     }
 }
@@ -160,10 +176,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> NetworkClient {
         NetworkClient {
             target,
-            peer: Peer {
-                addr: node.addr.clone(),
-                conn: None,
-            },
+            peer: Peer::new(node.addr.clone()),
         }
     }
 }
@@ -354,7 +367,7 @@ impl RaftQuorum {
             .ok_or_else(|| anyhow!("no controller {node}"))?
             .clone();
         let mut peers = self.peers.lock().await;
-        let peer = peers.entry(node).or_insert(Peer { addr, conn: None });
+        let peer = peers.entry(node).or_insert_with(|| Peer::new(addr));
         Ok(peer.call(&rpc, Duration::from_secs(10)).await?)
     }
 
