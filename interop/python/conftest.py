@@ -61,6 +61,19 @@ class Ferrolog:
         return subprocess.run([BINARY, *args], input=input, capture_output=True, text=True, timeout=60)
 
 
+def wait_for(what, check, timeout=60, detail=lambda: ""):
+    """Polls `check` (exceptions count as not yet) until true; fails naming `what`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n" + detail())
+
+
 @pytest.fixture(scope="module")
 def broker():
     b = Ferrolog()

@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import KafkaError, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import BINARY, ROOT
+from conftest import BINARY, ROOT, wait_for
 
 NODES = 3
 
@@ -111,15 +111,7 @@ class Cluster:
         raise RuntimeError("cluster did not form: " + self.logs())
 
     def wait_for(self, what, check, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if check():
-                    return
-            except Exception:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}\n" + self.logs())
+        wait_for(what, check, timeout, detail=self.logs)
 
     def create(self, topic, partitions=3, rf=3, configs=None):
         admin = AdminClient({"bootstrap.servers": self.bootstrap})

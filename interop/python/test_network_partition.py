@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import BINARY
+from conftest import BINARY, wait_for
 
 NODES = (1, 2, 3)
 SUBNET = "10.231.7"
@@ -84,18 +84,6 @@ def describe(node):
             fields = dict(f.split(": ", 1) for f in line.strip().split("\t") if ": " in f)
             return int(fields["Leader"]), fields["Isr"]
     return None
-
-
-def wait_for(what, check, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 PRODUCE_INSIDE = """

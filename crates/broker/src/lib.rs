@@ -367,10 +367,10 @@ impl Broker {
         if self.quorum.is_none() {
             return true;
         }
-        let Some(t) = self.controller.image().topic(topic).cloned() else {
+        let Some(partitions) = self.controller.image().topic(topic).map(|t| t.partitions) else {
             return false;
         };
-        let index = group::offsets_partition(key, t.partitions);
+        let index = group::offsets_partition(key, partitions);
         self.replicas
             .get(topic, index)
             .is_some_and(|p| p.is_leader())

@@ -30,20 +30,20 @@ struct FollowerProgress {
 }
 
 /// This broker's view of a partition's replication.
-#[derive(Debug, Clone)]
-pub struct ReplicaState {
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
+#[derive(Debug)]
+struct ReplicaState {
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    leader: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
     /// This broker leads the partition.
-    pub leading: bool,
+    leading: bool,
     /// Follower only: the log must be reconciled with the leader's (OffsetForLeaderEpoch)
     /// before fetching.
-    pub needs_truncation: bool,
+    needs_truncation: bool,
     /// Leader only: the partition epoch an ISR change was proposed against.
-    pub isr_change_pending: Option<i32>,
+    isr_change_pending: Option<i32>,
     /// Leader only: the log end when leadership began; a follower joins the ISR past it.
     leader_start: i64,
     followers: HashMap<i32, FollowerProgress>,
@@ -70,17 +70,35 @@ pub struct Partition {
     log: Mutex<Log>,
 }
 
+/// The scalar part of a partition's replica state, copied out under one lock (the produce,
+/// fetch and replication paths read it per partition and request).
+#[derive(Debug, Clone, Copy)]
+pub struct Leadership {
+    pub leading: bool,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr_size: usize,
+    pub needs_truncation: bool,
+}
+
 impl Partition {
-    pub fn state(&self) -> ReplicaState {
-        self.state.lock().expect("replica state lock").clone()
+    pub fn leadership(&self) -> Leadership {
+        let st = self.state.lock().expect("replica state lock");
+        Leadership {
+            leading: st.leading,
+            leader: st.leader,
+            leader_epoch: st.leader_epoch,
+            isr_size: st.isr.len(),
+            needs_truncation: st.needs_truncation,
+        }
     }
 
     pub fn leader_epoch(&self) -> i32 {
-        self.state.lock().expect("replica state lock").leader_epoch
+        self.leadership().leader_epoch
     }
 
     pub fn is_leader(&self) -> bool {
-        self.state.lock().expect("replica state lock").leading
+        self.leadership().leading
     }
 
     pub fn high_watermark(&self) -> i64 {

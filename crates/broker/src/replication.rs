@@ -195,7 +195,7 @@ impl Broker {
                 .replicas
                 .all()
                 .iter()
-                .map(|p| p.state())
+                .map(|p| p.leadership())
                 .filter(|s| !s.leading && s.leader >= 0)
                 .map(|s| s.leader)
                 .collect();
@@ -214,7 +214,7 @@ impl Broker {
             .all()
             .into_iter()
             .filter(|p| {
-                let s = p.state();
+                let s = p.leadership();
                 !s.leading && s.leader == leader
             })
             .collect()
@@ -258,7 +258,7 @@ impl Broker {
             let result = async {
                 let stale: Vec<_> = partitions
                     .iter()
-                    .filter(|p| p.state().needs_truncation)
+                    .filter(|p| p.leadership().needs_truncation)
                     .cloned()
                     .collect();
                 if !stale.is_empty() {
@@ -266,7 +266,7 @@ impl Broker {
                 }
                 let ready: Vec<_> = partitions
                     .iter()
-                    .filter(|p| !p.state().needs_truncation)
+                    .filter(|p| !p.leadership().needs_truncation)
                     .cloned()
                     .collect();
                 if ready.is_empty() {
@@ -289,7 +289,7 @@ impl Broker {
         let mut topics: Vec<OffsetForLeaderTopic> = Vec::new();
         let mut asked = HashMap::new();
         for p in partitions {
-            let st = p.state();
+            let st = p.leadership();
             let latest = p.with_log(|l| l.latest_epoch()).unwrap_or(-1);
             asked.insert((p.topic.clone(), p.index), (st.leader_epoch, latest));
             let entry = OffsetForLeaderPartition::default()
@@ -354,7 +354,7 @@ impl Broker {
         let mut topics: Vec<FetchTopic> = Vec::new();
         let mut epochs = HashMap::new();
         for p in partitions {
-            let st = p.state();
+            let st = p.leadership();
             epochs.insert((p.topic.clone(), p.index), st.leader_epoch);
             let (end, start) = p.with_log(|l| (l.log_end_offset(), l.log_start_offset()));
             let entry = FetchPartition::default()

@@ -148,7 +148,10 @@ fn read(
             .name
             .as_deref()
             .and_then(|n| broker.replicas.get(n, w.partition))
-        {
+            .map(|p| {
+                let l = p.leadership();
+                (p, l)
+            }) {
             None => {
                 data.error_code = if w.name.is_none() {
                     ResponseError::UnknownTopicId.code()
@@ -156,7 +159,7 @@ fn read(
                     ResponseError::UnknownTopicOrPartition.code()
                 };
             }
-            Some(p) if !p.is_leader() => {
+            Some((p, l)) if !l.leading => {
                 data.error_code = ResponseError::NotLeaderOrFollower.code();
                 // KIP-951: the current leader (v12+) and its endpoint (v16+)
                 if let Some((leader, epoch, endpoint)) = (version >= 12)
@@ -183,16 +186,16 @@ fn read(
                     }
                 }
             }
-            Some(p)
-                if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch() =>
+            Some((_, l))
+                if w.current_leader_epoch >= 0 && w.current_leader_epoch != l.leader_epoch =>
             {
-                data.error_code = if w.current_leader_epoch < p.leader_epoch() {
+                data.error_code = if w.current_leader_epoch < l.leader_epoch {
                     ResponseError::FencedLeaderEpoch.code()
                 } else {
                     ResponseError::UnknownLeaderEpoch.code()
                 };
             }
-            Some(p) => {
+            Some((p, _)) => {
                 let max = (w.max_bytes.max(0) as usize).min(remaining);
                 let min_one = total == 0;
                 let bound = if follower {

@@ -26,7 +26,7 @@ pub fn handle(
             match broker.replicas.get(&topic.topic.0, p.partition) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) => {
-                    let state = partition.state();
+                    let state = partition.leadership();
                     if !state.leading {
                         r.error_code = ResponseError::NotLeaderOrFollower.code();
                     } else if p.current_leader_epoch >= 0

@@ -49,7 +49,7 @@ pub async fn await_commit(
         tokio::pin!(committed);
         committed.as_mut().enable();
         waits.retain(|w| {
-            let state = w.replica.state();
+            let state = w.replica.leadership();
             let error = if !state.leading || state.leader_epoch != w.epoch {
                 ResponseError::NotLeaderOrFollower
             } else if w.replica.high_watermark() >= w.required {
@@ -105,18 +105,18 @@ pub fn handle(
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let partition = resolved.and_then(|t| broker.replicas.get(&t.name, data.index));
-            let outcome: Result<_, (i16, Option<StrBytes>)> = match (resolved, partition) {
+            let outcome: Result<_, (i16, Option<StrBytes>)> = match (resolved, partition.as_ref()) {
                 (None, _) if version >= 13 => Err((ResponseError::UnknownTopicId.code(), None)),
                 (None, _) | (_, None) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
                 (Some(t), Some(p)) => {
-                    let state = p.state();
+                    let state = p.leadership();
                     let min_isr = broker.effective().min_insync_replicas(&t.configs);
                     if !state.leading {
                         Err((ResponseError::NotLeaderOrFollower.code(), None))
-                    } else if request.acks == -1 && (state.isr.len() as i64) < min_isr {
+                    } else if request.acks == -1 && (state.isr_size as i64) < min_isr {
                         Err((
                             ResponseError::NotEnoughReplicas.code(),
-                            Some(str(&format!("The size of the current ISR ({}) is insufficient to satisfy the min.isr requirement of {min_isr}", state.isr.len()))),
+                            Some(str(&format!("The size of the current ISR ({}) is insufficient to satisfy the min.isr requirement of {min_isr}", state.isr_size))),
                         ))
                     } else {
                         let mut records = data.records.as_deref().unwrap_or(&[]).to_vec();
@@ -155,9 +155,7 @@ pub fn handle(
                 Ok(result) => {
                     appended |= result.records > 0;
                     if request.acks == -1 && result.last_offset >= 0 {
-                        if let Some(replica) =
-                            resolved.and_then(|t| broker.replicas.get(&t.name, data.index))
-                        {
+                        if let Some(replica) = partition.clone() {
                             waits.push(Wait {
                                 topic: response.responses.len(),
                                 partition: topic_response.partition_responses.len(),
