@@ -63,6 +63,14 @@ impl Broker {
             shutting_down: false,
         };
         loop {
+            // a heartbeat first: the active controller must not take a restarted broker's
+            // stale last-seen time for a missed session and fence it right after registration
+            let beat = Heartbeat {
+                broker: me.id,
+                epoch: me.epoch,
+                shutting_down: false,
+            };
+            let _ = quorum.heartbeat(beat).await;
             let proposal = Proposal {
                 records: vec![MetadataRecord::RegisterBroker { broker: me.clone() }],
             };
