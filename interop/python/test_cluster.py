@@ -35,14 +35,24 @@ def free_ports(n):
 
 
 class Cluster:
-    def __init__(self, overrides=()):
+    """Brokers 1..3, each also a controller; or, `dedicated`, brokers 1..3 and controllers
+    1001..1003 (brokers in `bootstrap_brokers` find the controllers through
+    controller.quorum.bootstrap.servers instead of the voters)."""
+
+    def __init__(self, overrides=(), dedicated=False, bootstrap_brokers=()):
         self.dir = tempfile.mkdtemp(prefix="ferrolog-cluster-")
-        ports = free_ports(2 * NODES)
-        self.client_ports = {i + 1: ports[i] for i in range(NODES)}
-        self.controller_ports = {i + 1: ports[NODES + i] for i in range(NODES)}
+        self.dedicated = dedicated
+        self.bootstrap_brokers = set(bootstrap_brokers)
+        brokers = list(range(1, NODES + 1))
+        controllers = [1000 + i for i in brokers] if dedicated else brokers
+        ports = free_ports(len(brokers) + len(controllers))
+        self.client_ports = {b: ports[k] for k, b in enumerate(brokers)}
+        self.controller_ports = {c: ports[len(brokers) + k] for k, c in enumerate(controllers)}
         self.voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
         self.overrides = list(overrides)
         self.procs = {}
+        for i in controllers if dedicated else []:
+            self.start(i)
         for i in self.client_ports:
             self.start(i)
         self.wait_ready()
@@ -56,11 +66,22 @@ class Cluster:
 
     def start(self, i):
         cmd = [BINARY, "server", "--data-dir", os.path.join(self.dir, f"node-{i}"),
-               "--override", f"node.id={i}",
-               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]},"
-                             f"CONTROLLER://127.0.0.1:{self.controller_ports[i]}",
-               "--override", f"controller.quorum.voters={self.voters}",
-               "--override", "broker.session.timeout.ms=3000",
+               "--override", f"node.id={i}"]
+        if not self.dedicated:
+            cmd += ["--override", f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]},"
+                                  f"CONTROLLER://127.0.0.1:{self.controller_ports[i]}"]
+        elif i in self.controller_ports:
+            cmd += ["--override", "process.roles=controller",
+                    "--override", f"listeners=CONTROLLER://127.0.0.1:{self.controller_ports[i]}"]
+        else:
+            cmd += ["--override", "process.roles=broker",
+                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]}"]
+        if i in self.bootstrap_brokers:
+            servers = ",".join(f"127.0.0.1:{p}" for p in self.controller_ports.values())
+            cmd += ["--override", f"controller.quorum.bootstrap.servers={servers}"]
+        else:
+            cmd += ["--override", f"controller.quorum.voters={self.voters}"]
+        cmd += ["--override", "broker.session.timeout.ms=3000",
                "--override", "replica.lag.time.max.ms=5000",
                "--override", "default.replication.factor=3",
                "--override", "min.insync.replicas=2"]
@@ -76,7 +97,8 @@ class Cluster:
         p.wait(timeout=60)
 
     def alive(self):
-        return [i for i, p in self.procs.items() if p.poll() is None]
+        """The live brokers."""
+        return [i for i, p in self.procs.items() if p.poll() is None and i in self.client_ports]
 
     def cli(self, *args, node=None):
         node = node or self.alive()[0]
@@ -95,10 +117,11 @@ class Cluster:
         return parts
 
     def controller(self, node=None):
+        """The active controller (from DescribeQuorum) and `ferrolog cluster describe`'s output."""
         node = node or self.alive()[0]
         out = subprocess.run([BINARY, "cluster", "describe", "--bootstrap-server", self.node_bootstrap(node)],
                              capture_output=True, text=True, timeout=30).stdout
-        m = re.search(r"Controller: (-?\d+)", out)
+        m = re.search(r"ActiveController: (-?\d+)", out)
         return int(m[1]) if m else -1, out
 
     def wait_ready(self, timeout=60):
@@ -131,7 +154,7 @@ class Cluster:
 
     def logs(self):
         text = ""
-        for i in self.client_ports:
+        for i in self.procs:
             path = os.path.join(self.dir, f"node-{i}.log")
             if os.path.exists(path):
                 lines = [l for l in open(path, errors="replace").read().splitlines() if "openraft" not in l]
@@ -230,7 +253,10 @@ def test_replication_leader_kill_and_rejoin(cluster):
     """kill -9 the leader while an idempotent acks=all producer sends: it continues against a
     new leader from the ISR, nothing acknowledged is lost or duplicated; the old leader comes
     back, catches up, rejoins the ISR, and every replica holds the same bytes."""
-    topic = "failover"
+    leader_kill_and_rejoin(cluster, "failover")
+
+
+def leader_kill_and_rejoin(cluster, topic):
     cluster.create(topic)
     load = Load(cluster.bootstrap, topic)
     cluster.wait_for("traffic", lambda: load.acked_now() > 2000)

@@ -106,7 +106,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "controller.quorum.bootstrap.servers",
         None,
         List,
-        "Controller bootstrap servers (dynamic quorums are not supported yet: use controller.quorum.voters).",
+        "Controller endpoints host:port,... a dedicated broker (process.roles=broker) follows the metadata log through; controllers need controller.quorum.voters (dynamic quorums are not supported).",
     ),
     key(
         "log.dirs",
@@ -372,6 +372,12 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         Some("300"),
         Int,
         "How often the preferred-leader rebalance runs.",
+    ),
+    key(
+        "leader.imbalance.per.broker.percentage",
+        Some("10"),
+        Int,
+        "A broker's preferred leaderships move back to it once more than this percentage of the partitions it prefers are led elsewhere.",
     ),
     key(
         "broker.session.timeout.ms",
@@ -821,8 +827,13 @@ pub struct BrokerConfig {
     pub cleaner_backoff_ms: u64,
     pub cleaner_dedupe_buffer_bytes: usize,
     pub rack: Option<String>,
-    /// The controller quorum (`controller.quorum.voters`): set for a cluster.
+    /// The controller quorum (`controller.quorum.voters`).
     pub controller_voters: Option<BTreeMap<u64, String>>,
+    /// Where the controllers are (the voters, or `controller.quorum.bootstrap.servers`): empty
+    /// on a single node, which is its own controller.
+    pub controllers: Vec<String>,
+    /// `process.roles`.
+    pub roles: Roles,
     pub controller_listener: Option<Listener>,
     /// Keys set dynamically (AlterConfigs on a BROKER resource), with their source.
     pub dynamic_sources: BTreeMap<String, i8>,
@@ -889,9 +900,8 @@ impl BrokerConfig {
                 bail!("Invalid value {role} for configuration process.roles: must be broker and/or controller");
             }
         }
-        if !roles.iter().any(|r| r == "broker") {
-            bail!("Invalid value {} for configuration process.roles: dedicated controllers are not supported yet", get("process.roles"));
-        }
+        let is_broker = roles.iter().any(|r| r == "broker");
+        let is_controller = roles.iter().any(|r| r == "controller");
         let controller_names: Vec<_> = get("controller.listener.names")
             .split(',')
             .map(|s| s.trim().to_string())
@@ -899,7 +909,7 @@ impl BrokerConfig {
         let listeners = parse_listeners("listeners", &get("listeners"))?;
         let listener = listeners
             .iter()
-            .find(|l| !controller_names.contains(&l.name))
+            .find(|l| !controller_names.contains(&l.name) || !is_broker)
             .cloned()
             .ok_or_else(|| {
                 anyhow!(
@@ -944,26 +954,46 @@ impl BrokerConfig {
             Some(v) if !v.trim().is_empty() => Some(crate::quorum::parse_voters(v)?),
             _ => None,
         };
-        if let Some(voters) = &controller_voters {
-            if roles.iter().any(|r| r == "controller") && !voters.contains_key(&(node_id as u64)) {
-                bail!("Invalid value {} for configuration controller.quorum.voters: node {node_id} is a controller but not a voter", get("controller.quorum.voters"));
+        let bootstrap: Vec<String> = get("controller.quorum.bootstrap.servers")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        for server in &bootstrap {
+            if !server.contains(':') {
+                bail!("Invalid value {server} for configuration controller.quorum.bootstrap.servers: expected host:port");
             }
-            if !roles.iter().any(|r| r == "controller") {
-                bail!("Invalid value {} for configuration process.roles: dedicated brokers are not supported yet (every node of a cluster is broker,controller)", get("process.roles"));
+        }
+        let controllers: Vec<String> = match &controller_voters {
+            Some(voters) => voters.values().cloned().collect(),
+            None => bootstrap,
+        };
+        if is_controller && !controllers.is_empty() {
+            match &controller_voters {
+                Some(voters) if voters.contains_key(&(node_id as u64)) => {}
+                Some(_) => bail!("Invalid value {} for configuration controller.quorum.voters: node {node_id} is a controller but not a voter", get("controller.quorum.voters")),
+                None => bail!("A controller needs controller.quorum.voters: dynamic quorums (controller.quorum.bootstrap.servers alone) are not supported"),
             }
+        }
+        if !is_broker && controllers.is_empty() {
+            bail!("Invalid value {} for configuration process.roles: a dedicated controller needs controller.quorum.voters", get("process.roles"));
+        }
+        if !is_controller && controllers.is_empty() {
+            bail!("Invalid value {} for configuration process.roles: a dedicated broker needs controller.quorum.voters or controller.quorum.bootstrap.servers", get("process.roles"));
         }
         let controller_listener = listeners
             .iter()
             .find(|l| controller_names.contains(&l.name))
             .cloned();
-        if controller_voters.is_some() && controller_listener.is_none() {
+        if is_controller && controller_voters.is_some() && controller_listener.is_none() {
             bail!("Invalid value {} for configuration listeners: a controller needs a listener named in controller.listener.names", get("listeners"));
         }
         let replication = int("default.replication.factor")?;
         if replication < 1 || replication > i64::from(i16::MAX) {
             bail!("Invalid value {replication} for configuration default.replication.factor");
         }
-        if replication != 1 && controller_voters.is_none() {
+        if replication != 1 && controllers.is_empty() {
             bail!("Invalid value {replication} for configuration default.replication.factor: a single node supports 1");
         }
         Ok(BrokerConfig {
@@ -988,6 +1018,11 @@ impl BrokerConfig {
                 as usize,
             rack: properties.get("broker.rack").cloned(),
             controller_voters,
+            controllers,
+            roles: Roles {
+                broker: is_broker,
+                controller: is_controller,
+            },
             controller_listener,
             dynamic_sources: BTreeMap::new(),
             // every node of a cluster must agree: without cluster.id, it comes from the quorum
@@ -1147,6 +1182,25 @@ pub fn parse_properties_file(text: &str) -> Properties {
 
 /// A cluster id (22 characters of URL-safe base64, as Kafka's) derived from the quorum voters,
 /// so nodes configured alike agree on it without a formatting step.
+/// What a node does (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+impl BrokerConfig {
+    /// A node of a cluster (controllers configured), not a single node.
+    pub fn is_cluster(&self) -> bool {
+        !self.controllers.is_empty()
+    }
+
+    /// A voter of the controller quorum.
+    pub fn is_voter(&self) -> bool {
+        self.roles.controller && self.controller_voters.is_some()
+    }
+}
+
 fn cluster_id_from(voters: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bytes = [0u8; 16];
@@ -1170,6 +1224,76 @@ fn cluster_id_from(voters: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<BrokerConfig> {
+        let p: Properties = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::from_properties(&p)
+    }
+
+    #[test]
+    fn roles_need_their_controllers() {
+        const VOTERS: &str = "1001@localhost:9093,1002@localhost:9094";
+        let c = config(&[
+            ("node.id", "1001"),
+            ("process.roles", "controller"),
+            ("listeners", "CONTROLLER://localhost:9093"),
+            ("controller.quorum.voters", VOTERS),
+        ])
+        .unwrap();
+        assert!(!c.roles.broker && c.is_voter() && c.is_cluster());
+        let c = config(&[
+            ("node.id", "1"),
+            ("process.roles", "broker"),
+            ("controller.quorum.bootstrap.servers", "localhost:9093"),
+        ])
+        .unwrap();
+        assert!(c.roles.broker && !c.is_voter() && c.is_cluster());
+        assert_eq!(c.controllers, vec!["localhost:9093".to_string()]);
+        let c = config(&[
+            ("node.id", "1"),
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", VOTERS),
+        ])
+        .unwrap();
+        assert!(!c.is_voter() && c.controllers.len() == 2);
+        for (pairs, needle) in [
+            (
+                vec![("process.roles", "controller")],
+                "controller.quorum.voters",
+            ),
+            (vec![("process.roles", "broker")], "controller.quorum"),
+            (
+                vec![
+                    ("process.roles", "controller"),
+                    ("listeners", "CONTROLLER://localhost:9093"),
+                    ("controller.quorum.bootstrap.servers", "localhost:9093"),
+                ],
+                "dynamic quorums",
+            ),
+            (
+                vec![
+                    ("node.id", "7"),
+                    ("process.roles", "controller"),
+                    ("listeners", "CONTROLLER://localhost:9093"),
+                    ("controller.quorum.voters", VOTERS),
+                ],
+                "not a voter",
+            ),
+            (
+                vec![
+                    ("process.roles", "broker"),
+                    ("controller.quorum.bootstrap.servers", "nohost"),
+                ],
+                "expected host:port",
+            ),
+        ] {
+            let e = config(&pairs).unwrap_err().to_string();
+            assert!(e.contains(needle), "{pairs:?}: {e}");
+        }
+    }
 
     #[test]
     fn defaults_are_kafkas() {

@@ -66,22 +66,34 @@ pub struct Broker {
 impl Broker {
     /// Opens the log directory, replays the metadata log and opens every partition's log.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
-        let log_manager = LogManager::open(
-            &config.log_dir,
-            config.node_id,
-            config.cluster_id.as_deref(),
-        )?;
-        let (controller, quorum) = match &config.controller_voters {
-            None => (
-                Controller::open(&config.log_dir, log_manager.clean_shutdown)?,
-                None,
-            ),
-            Some(voters) => {
-                let dir = config.log_dir.join("__cluster_metadata-raft");
-                let quorum =
-                    quorum::RaftQuorum::start(config.node_id as u64, voters.clone(), &dir)?;
-                (Controller::new(Box::new(quorum.clone())), Some(quorum))
-            }
+        // a dedicated broker observes the quorum and learns the cluster id from it
+        let observer = if config.is_cluster() && !config.is_voter() {
+            Some(quorum::RaftQuorum::observe(
+                config.node_id as u64,
+                config.controllers.clone(),
+                config.cluster_id.clone(),
+            )?)
+        } else {
+            None
+        };
+        let cluster_id = observer
+            .as_ref()
+            .map(|q| q.cluster_id.clone())
+            .or_else(|| config.cluster_id.clone());
+        let log_manager = LogManager::open(&config.log_dir, config.node_id, cluster_id.as_deref())?;
+        let quorum = match (observer, &config.controller_voters) {
+            (Some(q), _) => Some(q),
+            (None, Some(voters)) if config.is_voter() => Some(quorum::RaftQuorum::start(
+                config.node_id as u64,
+                voters.clone(),
+                &config.log_dir.join(quorum::RAFT_DIR),
+                log_manager.cluster_id.clone(),
+            )?),
+            _ => None,
+        };
+        let controller = match &quorum {
+            None => Controller::open(&config.log_dir, log_manager.clean_shutdown)?,
+            Some(q) => Controller::new(Box::new(q.clone())),
         };
         let cluster_id = log_manager.cluster_id.clone();
         let broker = Broker {
@@ -777,19 +789,20 @@ impl Broker {
         self.publish(&image)
     }
 
-    /// Places `rf` replicas of each of `partitions` partitions on the live brokers, round
-    /// robin from a random start (DESIGN §6); empty on a single node (it holds everything).
+    /// Places `rf` replicas of each of `partitions` partitions on the live brokers, rack-aware
+    /// round robin from a random start (DESIGN §6); empty on a single node (it holds
+    /// everything).
     pub fn place_replicas(
         &self,
         image: &MetadataImage,
         partitions: i32,
         rf: i16,
     ) -> std::result::Result<Vec<Vec<i32>>, String> {
-        let live: Vec<i32> = image
+        let live: Vec<(i32, Option<&str>)> = image
             .live_brokers()
-            .iter()
+            .into_iter()
             .filter(|b| !b.shutting_down)
-            .map(|b| b.id)
+            .map(|b| (b.id, b.rack.as_deref()))
             .collect();
         let n = if image.brokers.is_empty() {
             1
@@ -803,20 +816,25 @@ impl Broker {
             return Ok(Vec::new());
         }
         let start = (uuid::Uuid::new_v4().as_u128() % n as u128) as usize;
-        Ok((0..partitions as usize)
-            .map(|i| {
-                (0..rf as usize)
-                    .map(|j| live[(start + i + j) % n])
-                    .collect()
-            })
-            .collect())
+        Ok(quorum::duties::place(
+            &live,
+            partitions as usize,
+            rf as usize,
+            start,
+        ))
     }
 
-    /// The active controller's node id (this node on a single node; -1 while there is none).
+    /// The controller id clients are told (DescribeCluster): the active controller if it is
+    /// also a live broker, else this broker (clients cannot reach a dedicated controller, and
+    /// brokers forward what they send; Kafka answers a live broker too).
     pub fn active_controller(&self) -> i32 {
         match &self.quorum {
             None => self.config.node_id,
-            Some(q) => q.leader().map_or(-1, |l| l as i32),
+            Some(q) => match q.leader() {
+                None => -1,
+                Some(l) if self.controller.image().brokers.contains_key(&(l as i32)) => l as i32,
+                Some(_) => self.config.node_id,
+            },
         }
     }
 

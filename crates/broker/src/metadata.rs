@@ -45,6 +45,10 @@ pub struct BrokerImage {
     pub fenced: bool,
     /// Set by a controlled shutdown; cleared by the next registration.
     pub shutting_down: bool,
+    /// The metadata index of this registration: the broker stays fenced until it has applied
+    /// the metadata up to here.
+    #[serde(default)]
+    pub registered_at: u64,
 }
 
 /// Replicas, ISR and leader of one partition.
@@ -304,7 +308,9 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::RegisterBroker { broker } => {
-                self.brokers.insert(broker.id, broker.clone());
+                let mut broker = broker.clone();
+                broker.registered_at = self.applied;
+                self.brokers.insert(broker.id, broker);
             }
             MetadataRecord::FenceBroker {
                 id,

@@ -40,18 +40,9 @@ impl Broker {
         let Some(quorum) = self.quorum.clone() else {
             return;
         };
-        let timeout = self.config.int_property("broker.session.timeout.ms", 9000);
-        let rebalance = self
-            .config
-            .properties
-            .get("auto.leader.rebalance.enable")
-            .is_none_or(|v| v.eq_ignore_ascii_case("true"))
-            .then(|| {
-                self.config
-                    .int_property("leader.imbalance.check.interval.seconds", 300)
-                    .saturating_mul(1000)
-            });
-        quorum.spawn(quorum.clone().serve_duties(timeout, rebalance));
+        if quorum.is_voter() {
+            quorum.spawn(quorum.clone().serve_duties(&self.config));
+        }
         tokio::spawn(self.clone().run_fetchers());
         let me = BrokerImage {
             id: self.config.node_id,
@@ -59,8 +50,10 @@ impl Broker {
             port: i32::from(self.config.advertised.port),
             rack: self.config.rack.clone(),
             epoch: self.broker_epoch,
-            fenced: false,
+            // unfenced by the controller once this broker has caught up with the metadata
+            fenced: true,
             shutting_down: false,
+            registered_at: 0,
         };
         loop {
             // a heartbeat first: the active controller must not take a restarted broker's
@@ -69,6 +62,7 @@ impl Broker {
                 broker: me.id,
                 epoch: me.epoch,
                 shutting_down: false,
+                applied: self.controller.image().applied,
             };
             let _ = quorum.heartbeat(beat).await;
             let proposal = Proposal {
@@ -103,6 +97,7 @@ impl Broker {
                         broker: me.id,
                         epoch: me.epoch,
                         shutting_down: self.controlled_shutdown.load(Ordering::SeqCst),
+                        applied: self.controller.image().applied,
                     };
                     if let Err(e) = quorum.heartbeat(beat).await {
                         tracing::debug!("heartbeat: {e:#}");
@@ -172,6 +167,7 @@ impl Broker {
                     broker: node,
                     epoch: self.broker_epoch,
                     shutting_down: true,
+                    applied: self.controller.image().applied,
                 })
                 .await;
             let image = self.controller.image();

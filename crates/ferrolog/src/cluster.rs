@@ -1,5 +1,6 @@
 //! `ferrolog cluster --nodes N`: a local cluster of N broker+controller processes in one
-//! command; `ferrolog cluster describe`: brokers, racks and the active controller.
+//! command (with `--controllers K`, K dedicated controllers and N dedicated brokers);
+//! `ferrolog cluster describe`: brokers, racks and the active controller.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -7,6 +8,7 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ferrolog_client::kafka_protocol::messages::*;
+use ferrolog_client::kafka_protocol::protocol::StrBytes;
 use ferrolog_client::Connection;
 
 #[derive(Args)]
@@ -14,6 +16,10 @@ pub struct ClusterArgs {
     /// Nodes to start, each broker and controller.
     #[arg(long, default_value_t = 3)]
     nodes: u16,
+    /// Dedicated controllers (process.roles=controller, node ids 1001..): with it, the N nodes
+    /// are dedicated brokers; without, every node is broker and controller.
+    #[arg(long)]
+    controllers: Option<u16>,
     /// Client port of node 1; node i listens on base+i-1 and its controller on base+100+i-1.
     #[arg(long, default_value_t = 9092)]
     base_port: u16,
@@ -67,6 +73,33 @@ async fn describe(bootstrap: &str) -> Result<()> {
             b.rack.as_deref().unwrap_or("null")
         );
     }
+    // the quorum itself (a dedicated active controller is not among the brokers above)
+    let q = c
+        .send_version(
+            &DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                    .with_partitions(vec![
+                        describe_quorum_request::PartitionData::default().with_partition_index(0)
+                    ]),
+            ]),
+            2,
+        )
+        .await?;
+    match q.topics.first().and_then(|t| t.partitions.first()) {
+        Some(p) if q.error_code == 0 && p.error_code == 0 => {
+            let ids = |r: &[describe_quorum_response::ReplicaState]| {
+                r.iter()
+                    .map(|v| v.replica_id.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            println!("ActiveController: {}", p.leader_id.0);
+            println!("Voters: {}", ids(&p.current_voters));
+            println!("Observers: {}", ids(&p.observers));
+        }
+        _ => println!("ActiveController: -1"),
+    }
     Ok(())
 }
 
@@ -74,28 +107,58 @@ async fn start(args: ClusterArgs) -> Result<()> {
     if args.nodes == 0 || args.nodes > 100 {
         bail!("--nodes must be between 1 and 100");
     }
+    if args.controllers.is_some_and(|k| k == 0 || k > 100) {
+        bail!("--controllers must be between 1 and 100");
+    }
     let exe = std::env::current_exe().context("locating the ferrolog binary")?;
     std::fs::create_dir_all(&args.data_dir)?;
     let port = |i: u16, offset: u16| args.base_port + offset + i - 1;
-    let voters: Vec<String> = (1..=args.nodes)
-        .map(|i| format!("{i}@localhost:{}", port(i, 100)))
+    // (node id, controller port) of each voter
+    let controllers: Vec<(u32, u16)> = match args.controllers {
+        None => (1..=args.nodes)
+            .map(|i| (u32::from(i), port(i, 100)))
+            .collect(),
+        Some(k) => (1..=k)
+            .map(|i| (1000 + u32::from(i), port(i, 100)))
+            .collect(),
+    };
+    let voters: Vec<String> = controllers
+        .iter()
+        .map(|(id, p)| format!("{id}@localhost:{p}"))
         .collect();
     let mut children = Vec::new();
+    let mut nodes: Vec<(u32, String, &str)> = Vec::new();
     for i in 1..=args.nodes {
+        let listeners = if args.controllers.is_some() {
+            format!("PLAINTEXT://localhost:{}", port(i, 0))
+        } else {
+            format!(
+                "PLAINTEXT://localhost:{},CONTROLLER://localhost:{}",
+                port(i, 0),
+                port(i, 100)
+            )
+        };
+        let roles = if args.controllers.is_some() {
+            "broker"
+        } else {
+            "broker,controller"
+        };
+        nodes.push((u32::from(i), listeners, roles));
+    }
+    if args.controllers.is_some() {
+        for (id, p) in &controllers {
+            nodes.push((*id, format!("CONTROLLER://localhost:{p}"), "controller"));
+        }
+    }
+    for (i, listeners, roles) in nodes {
         let log = std::fs::File::create(args.data_dir.join(format!("node-{i}.log")))?;
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("server")
             .arg("--data-dir")
             .arg(args.data_dir.join(format!("node-{i}")))
             .args(["--override", &format!("node.id={i}")])
-            .args([
-                "--override",
-                &format!(
-                    "listeners=PLAINTEXT://localhost:{},CONTROLLER://localhost:{}",
-                    port(i, 0),
-                    port(i, 100)
-                ),
-            ])
+            .args(["--override", &format!("process.roles={roles}")])
+            .args(["--override", &format!("listeners={listeners}")])
             .args([
                 "--override",
                 &format!("controller.quorum.voters={}", voters.join(",")),
@@ -119,11 +182,18 @@ async fn start(args: ClusterArgs) -> Result<()> {
     let bootstrap: Vec<String> = (1..=args.nodes)
         .map(|i| format!("localhost:{}", port(i, 0)))
         .collect();
-    println!(
-        "ferrolog cluster of {} nodes; bootstrap servers: {}",
-        args.nodes,
-        bootstrap.join(",")
-    );
+    match args.controllers {
+        None => println!(
+            "ferrolog cluster of {} nodes; bootstrap servers: {}",
+            args.nodes,
+            bootstrap.join(",")
+        ),
+        Some(k) => println!(
+            "ferrolog cluster of {} brokers and {k} controllers; bootstrap servers: {}",
+            args.nodes,
+            bootstrap.join(",")
+        ),
+    }
     println!("node logs in {}", args.data_dir.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

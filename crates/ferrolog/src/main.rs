@@ -12,6 +12,7 @@ mod topics;
 mod transactions;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -105,6 +106,79 @@ fn main() -> Result<()> {
     })
 }
 
+/// Binds the controller listener (served on the controller's own runtime).
+fn bind_controller_listener(
+    l: &ferrolog_broker::config::Listener,
+) -> Result<std::net::TcpListener> {
+    let host = if l.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &l.host
+    };
+    let bind = format!("{host}:{}", l.port);
+    let listener = std::net::TcpListener::bind(&bind)
+        .with_context(|| format!("binding controller listener {bind}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn serve_controller_listener(
+    quorum: &Arc<ferrolog_broker::quorum::RaftQuorum>,
+    listener: std::net::TcpListener,
+) {
+    let q = quorum.clone();
+    quorum.spawn(async move {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => q.serve(l).await,
+            Err(e) => tracing::error!("controller listener: {e}"),
+        }
+    });
+}
+
+async fn shutdown_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// A dedicated controller (`process.roles=controller`): a voter of the controller quorum and,
+/// while it leads, the active controller; no Kafka listener.
+async fn controller_only(config: BrokerConfig) -> Result<()> {
+    use ferrolog_broker::quorum::{RaftQuorum, RAFT_DIR};
+    let voters = config
+        .controller_voters
+        .clone()
+        .context("a dedicated controller needs controller.quorum.voters")?;
+    let l = config.controller_listener.as_ref().context(
+        "a controller needs a listener named in controller.listener.names (e.g. listeners=CONTROLLER://:9093)",
+    )?;
+    let listener = bind_controller_listener(l)?;
+    std::fs::create_dir_all(&config.log_dir)
+        .with_context(|| format!("creating {}", config.log_dir.display()))?;
+    let cluster_id = config.cluster_id.clone().unwrap_or_default();
+    let quorum = RaftQuorum::start(
+        config.node_id as u64,
+        voters,
+        &config.log_dir.join(RAFT_DIR),
+        cluster_id.clone(),
+    )?;
+    serve_controller_listener(&quorum, listener);
+    quorum.spawn(quorum.clone().serve_duties(&config));
+    tracing::info!(
+        "ferrolog controller {} on {}:{}, data in {}, cluster id {cluster_id}",
+        config.node_id,
+        l.host,
+        l.port,
+        config.log_dir.display()
+    );
+    shutdown_signal().await?;
+    tracing::info!("controller shut down");
+    Ok(())
+}
+
 async fn server(
     config: Option<PathBuf>,
     overrides: Vec<String>,
@@ -126,6 +200,9 @@ async fn server(
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
     let mut config = BrokerConfig::from_properties(&props)?;
+    if !config.roles.broker {
+        return controller_only(config).await;
+    }
     let bind = format!(
         "{}:{}",
         if config.listener.host.is_empty() {
@@ -143,35 +220,16 @@ async fn server(
     if config.advertised.port == 0 {
         config.advertised.port = local.port();
     }
-    let controller_listener = match (&config.controller_voters, &config.controller_listener) {
-        (Some(_), Some(l)) => {
-            let host = if l.host.is_empty() {
-                "0.0.0.0"
-            } else {
-                &l.host
-            };
-            let bind = format!("{host}:{}", l.port);
-            Some(
-                tokio::net::TcpListener::bind(&bind)
-                    .await
-                    .with_context(|| format!("binding controller listener {bind}"))?,
-            )
-        }
+    let controller_listener = match &config.controller_listener {
+        Some(l) if config.is_voter() => Some(bind_controller_listener(l)?),
         _ => None,
     };
     let broker = ferrolog_broker::Broker::open(config)?;
     tokio::spawn(broker.clone().follow_metadata());
-    if let (Some(quorum), Some(l)) = (broker.quorum.clone(), controller_listener) {
-        // the listener was bound on this runtime: serve it from a std listener on the
-        // controller's
-        let l = l.into_std()?;
-        let q = quorum.clone();
-        quorum.spawn(async move {
-            match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => q.serve(l).await,
-                Err(e) => tracing::error!("controller listener: {e}"),
-            }
-        });
+    if let Some(quorum) = broker.quorum.clone() {
+        if let Some(l) = controller_listener {
+            serve_controller_listener(&quorum, l);
+        }
         tokio::spawn(broker.clone().run_cluster());
     }
     tracing::info!(
@@ -190,11 +248,7 @@ async fn server(
             .name("log-cleaner".into())
             .spawn(move || cleaner.run_cleaner())?;
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    shutdown_signal().await?;
     tracing::info!("shutting down");
     // a controlled shutdown first: leadership moves to other in-sync replicas
     broker

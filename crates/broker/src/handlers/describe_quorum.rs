@@ -17,6 +17,7 @@ use crate::Broker;
 pub async fn handle(
     broker: &Arc<Broker>,
     _request: DescribeQuorumRequest,
+    version: i16,
 ) -> DescribeQuorumResponse {
     let c = &broker.config;
     let status = match &broker.quorum {
@@ -27,6 +28,8 @@ pub async fn handle(
                 term: 0,
                 high_watermark: end,
                 voters: vec![(c.node_id as u64, end)],
+                observers: Vec::new(),
+                endpoints: Default::default(),
             })
         }
         Some(q) => q.describe().await,
@@ -39,25 +42,26 @@ pub async fn handle(
                 .with_error_message(Some(str(&format!("{e:#}"))))
         }
     };
-    let voters = status
-        .voters
-        .iter()
-        .map(|(id, end)| {
-            ReplicaState::default()
-                .with_replica_id(BrokerId(*id as i32))
-                .with_log_end_offset(*end)
-                .with_last_fetch_timestamp(-1)
-                .with_last_caught_up_timestamp(-1)
-        })
-        .collect();
+    let replica = |(id, end): &(u64, i64)| {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(*id as i32))
+            .with_log_end_offset(*end)
+            .with_last_fetch_timestamp(-1)
+            .with_last_caught_up_timestamp(-1)
+    };
+    let voters = status.voters.iter().map(replica).collect();
+    let observers = status.observers.iter().map(replica).collect();
     let partition = PartitionData::default()
         .with_partition_index(0)
         .with_leader_id(BrokerId(status.leader))
         .with_leader_epoch(status.term as i32)
         .with_high_watermark(status.high_watermark)
-        .with_current_voters(voters);
-    let nodes = match &c.controller_voters {
-        Some(voters) => voters
+        .with_current_voters(voters)
+        .with_observers(observers);
+    // the endpoints came with version 2
+    let nodes = match &broker.quorum {
+        Some(_) if version >= 2 => status
+            .endpoints
             .iter()
             .filter_map(|(id, addr)| {
                 let (host, port) = addr.rsplit_once(':')?;
@@ -71,7 +75,7 @@ pub async fn handle(
                 )
             })
             .collect(),
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     DescribeQuorumResponse::default()
         .with_topics(vec![TopicData::default()

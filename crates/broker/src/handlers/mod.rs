@@ -383,7 +383,7 @@ pub async fn handle(
         }
         Request::ElectLeaders(r) => Response::ElectLeaders(elect_leaders::handle(broker, r)),
         Request::DescribeQuorum(r) => {
-            Response::DescribeQuorum(describe_quorum::handle(broker, r).await)
+            Response::DescribeQuorum(describe_quorum::handle(broker, r, v).await)
         }
         Request::AlterPartitionReassignments(r) => {
             Response::AlterPartitionReassignments(reassignments::alter(broker, r))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::metadata::{MetadataImage, MetadataRecord, PartitionState};
 
-use super::{Proposal, RaftQuorum};
+use super::{Proposal, RaftQuorum, Session};
 
 /// What the active controller knows of each broker.
 #[derive(Debug, Default, Clone)]
@@ -135,12 +135,34 @@ pub fn liveness_of(image: &MetadataImage) -> Liveness {
     live
 }
 
-/// Preferred-leader elections for every partition whose first replica is alive and in sync
-/// but does not lead (`auto.leader.rebalance.enable`).
-pub fn rebalance(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
+/// Preferred-leader elections (`auto.leader.rebalance.enable`) for the partitions whose first
+/// replica is alive and in sync but does not lead, on each broker where more than
+/// `threshold_pct` percent of the partitions preferring it are led elsewhere
+/// (`leader.imbalance.per.broker.percentage`).
+pub fn rebalance(
+    image: &MetadataImage,
+    live: &Liveness,
+    threshold_pct: i64,
+) -> Vec<MetadataRecord> {
+    let mut preferring: HashMap<i32, (usize, usize)> = HashMap::new();
+    for state in image.partitions.values() {
+        if let Some(preferred) = state.replicas.first() {
+            let counts = preferring.entry(*preferred).or_default();
+            counts.0 += 1;
+            if state.leader != *preferred {
+                counts.1 += 1;
+            }
+        }
+    }
+    let imbalanced = |broker: i32| {
+        preferring.get(&broker).is_some_and(|(total, elsewhere)| {
+            (*elsewhere as i64) * 100 > threshold_pct.max(0) * (*total as i64)
+        })
+    };
     image
         .partitions
         .iter()
+        .filter(|(_, state)| state.replicas.first().is_some_and(|b| imbalanced(*b)))
         .filter_map(|((topic, index), state)| {
             let next = elect(state, live, false).ok()?;
             Some(MetadataRecord::Partition {
@@ -301,6 +323,7 @@ pub async fn run(
     quorum: Arc<RaftQuorum>,
     session_timeout: Duration,
     rebalance_every: Option<Duration>,
+    imbalance_pct: i64,
 ) {
     let mut active = false;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -320,9 +343,15 @@ pub async fn run(
                 heartbeats.clear();
             }
             for id in image.brokers.keys() {
-                heartbeats.entry(*id).or_insert((now, false));
+                // what the broker has applied is unknown until it heartbeats: not held
+                // against it
+                heartbeats.entry(*id).or_insert(Session {
+                    seen: now,
+                    shutting_down: false,
+                    applied: u64::MAX,
+                });
             }
-            liveness(&heartbeats, session_timeout)
+            liveness(&image, &heartbeats, session_timeout)
         };
         active = true;
         let mut records = plan(&image, &live);
@@ -330,7 +359,7 @@ pub async fn run(
             && rebalance_every.is_some_and(|every| last_rebalance.elapsed() >= every)
         {
             last_rebalance = Instant::now();
-            records = rebalance(&image, &live);
+            records = rebalance(&image, &live, imbalance_pct);
         }
         if records.is_empty() {
             continue;
@@ -345,12 +374,19 @@ pub async fn run(
     }
 }
 
-fn liveness(heartbeats: &HashMap<i32, (Instant, bool)>, timeout: Duration) -> Liveness {
+/// Brokers alive by their heartbeats: seen within the session timeout and caught up with the
+/// metadata up to their own registration (a restarted broker stays fenced until then).
+fn liveness(
+    image: &MetadataImage,
+    heartbeats: &HashMap<i32, Session>,
+    timeout: Duration,
+) -> Liveness {
     let mut live = Liveness::default();
-    for (id, (seen, shutting_down)) in heartbeats {
-        if seen.elapsed() < timeout {
+    for (id, session) in heartbeats {
+        let registered_at = image.brokers.get(id).map_or(0, |b| b.registered_at);
+        if session.seen.elapsed() < timeout && session.applied >= registered_at {
             live.alive.insert(*id);
-            if *shutting_down {
+            if session.shutting_down {
                 live.shutting_down.insert(*id);
             }
         }
@@ -358,9 +394,135 @@ fn liveness(heartbeats: &HashMap<i32, (Instant, bool)>, timeout: Duration) -> Li
     live
 }
 
+/// Rack-aware round robin (DESIGN §6): brokers are listed alternating between racks (the
+/// first broker of each rack, then the second, ...; brokers without a rack form one more
+/// rack), partition i's first replica is the broker at `start + i` of that list, and each
+/// further replica is the next broker in the list on a rack the partition does not use yet
+/// (any next broker once every rack has a replica). Without racks this is plain round robin.
+pub fn place(
+    brokers: &[(i32, Option<&str>)],
+    partitions: usize,
+    rf: usize,
+    start: usize,
+) -> Vec<Vec<i32>> {
+    let mut racks: std::collections::BTreeMap<Option<&str>, Vec<i32>> = Default::default();
+    for (id, rack) in brokers {
+        racks.entry(*rack).or_default().push(*id);
+    }
+    for ids in racks.values_mut() {
+        ids.sort_unstable();
+    }
+    let deepest = racks.values().map(Vec::len).max().unwrap_or(0);
+    let mut list: Vec<(i32, Option<&str>)> = Vec::new();
+    for k in 0..deepest {
+        for (rack, ids) in &racks {
+            if let Some(id) = ids.get(k) {
+                list.push((*id, *rack));
+            }
+        }
+    }
+    let n = list.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let rack_count = racks.len();
+    (0..partitions)
+        .map(|i| {
+            let first = (start + i) % n;
+            let mut chosen = vec![list[first]];
+            for step in 1..n {
+                if chosen.len() >= rf {
+                    break;
+                }
+                let candidate = list[(first + step) % n];
+                let used: HashSet<Option<&str>> = chosen.iter().map(|(_, r)| *r).collect();
+                if used.len() < rack_count && used.contains(&candidate.1) {
+                    continue;
+                }
+                chosen.push(candidate);
+            }
+            // racks were exhausted before rf: the rest in list order
+            for step in 1..n {
+                if chosen.len() >= rf {
+                    break;
+                }
+                let candidate = list[(first + step) % n];
+                if !chosen.contains(&candidate) {
+                    chosen.push(candidate);
+                }
+            }
+            chosen.into_iter().map(|(id, _)| id).collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placement_without_racks_is_round_robin() {
+        let brokers = [(1, None), (2, None), (3, None)];
+        assert_eq!(
+            place(&brokers, 4, 2, 1),
+            vec![vec![2, 3], vec![3, 1], vec![1, 2], vec![2, 3]]
+        );
+    }
+
+    #[test]
+    fn placement_spreads_replicas_over_racks() {
+        // racks a: 1,2,3  b: 4,5,6 (ids adjacent within a rack)
+        let brokers = [
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("a")),
+            (4, Some("b")),
+            (5, Some("b")),
+            (6, Some("b")),
+        ];
+        for start in 0..6 {
+            let placed = place(&brokers, 12, 2, start);
+            let mut leaders = HashMap::new();
+            for replicas in &placed {
+                assert_eq!(replicas.len(), 2);
+                let rack = |b: i32| if b <= 3 { "a" } else { "b" };
+                assert_ne!(rack(replicas[0]), rack(replicas[1]), "{placed:?}");
+                *leaders.entry(replicas[0]).or_insert(0) += 1;
+            }
+            // leadership spread evenly: each broker leads 2 of the 12
+            assert!(leaders.values().all(|c| *c == 2), "{leaders:?}");
+        }
+        // three replicas over two racks: both racks used, no broker twice
+        for replicas in place(&brokers, 6, 3, 0) {
+            let distinct: HashSet<_> = replicas.iter().collect();
+            assert_eq!(distinct.len(), 3);
+            assert!(replicas.iter().any(|b| *b <= 3) && replicas.iter().any(|b| *b > 3));
+        }
+    }
+
+    #[test]
+    fn placement_with_uneven_racks_uses_every_rack_first() {
+        let brokers = [
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("a")),
+            (4, Some("b")),
+            (5, None),
+        ];
+        for start in 0..5 {
+            for replicas in place(&brokers, 10, 3, start) {
+                let racks: HashSet<_> = replicas
+                    .iter()
+                    .map(|b| match b {
+                        1..=3 => "a",
+                        4 => "b",
+                        _ => "none",
+                    })
+                    .collect();
+                assert_eq!(racks.len(), 3, "{replicas:?}");
+            }
+        }
+    }
 
     fn state(replicas: &[i32], isr: &[i32], leader: i32) -> PartitionState {
         PartitionState {
@@ -372,6 +534,31 @@ mod tests {
             adding: vec![],
             removing: vec![],
         }
+    }
+
+    #[test]
+    fn rebalance_waits_for_the_imbalance_threshold() {
+        let topic = uuid::Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        // broker 1 prefers 20 partitions; `moved` of them are led by broker 2
+        let with_moved = |image: &mut MetadataImage, moved: i32| {
+            for i in 0..20 {
+                let leader = if i < moved { 2 } else { 1 };
+                image
+                    .partitions
+                    .insert((topic, i), state(&[1, 2], &[1, 2], leader));
+            }
+        };
+        let all = live(&[1, 2], &[]);
+        with_moved(&mut image, 1);
+        assert!(rebalance(&image, &all, 10).is_empty(), "5% is within 10%");
+        with_moved(&mut image, 3);
+        let records = rebalance(&image, &all, 10);
+        assert_eq!(records.len(), 3, "15% is over 10%: the 3 move back");
+        assert!(records.iter().all(|r| matches!(r,
+            MetadataRecord::Partition { state, .. } if state.leader == 1)));
+        assert_eq!(rebalance(&image, &all, 0).len(), 3);
+        assert!(rebalance(&image, &all, 20).is_empty());
     }
 
     fn live(alive: &[i32], shutting: &[i32]) -> Liveness {

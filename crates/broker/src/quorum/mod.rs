@@ -5,7 +5,10 @@
 //! controlled shutdown ([`duties`]).
 //!
 //! Controllers talk over the controller listener with length-prefixed JSON frames ([`Rpc`]):
-//! Raft's own messages, proposals forwarded to the leader, and broker heartbeats.
+//! Raft's own messages, proposals forwarded to the leader, and broker heartbeats. A dedicated
+//! broker (`process.roles=broker`) is an observer: it is no Raft member, follows the committed
+//! image by long-polling the active controller, and sends its proposals and heartbeats through
+//! any controller (Kafka's observers fetch the metadata log the same way).
 
 pub mod duties;
 mod store;
@@ -39,6 +42,9 @@ openraft::declare_raft_types!(
 
 pub type Raft = openraft::Raft<TypeConfig>;
 
+/// The directory (under the log directory) of a controller's Raft log and snapshots.
+pub const RAFT_DIR: &str = "__cluster_metadata-raft";
+
 /// Records to commit together.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Proposal {
@@ -58,6 +64,18 @@ pub struct Heartbeat {
     pub broker: i32,
     pub epoch: i64,
     pub shutting_down: bool,
+    /// The metadata the broker has applied (its image's index): it is unfenced only once
+    /// this reaches its registration.
+    #[serde(default)]
+    pub applied: u64,
+}
+
+/// The last heartbeat the active controller saw from a broker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Session {
+    pub seen: Instant,
+    pub shutting_down: bool,
+    pub applied: u64,
 }
 
 /// The quorum as its leader sees it (DescribeQuorum).
@@ -70,6 +88,12 @@ pub struct QuorumStatus {
     pub high_watermark: i64,
     /// (voter id, the end of its log as the leader knows it, -1 if unknown).
     pub voters: Vec<(u64, i64)>,
+    /// (broker id, the end of the metadata it has applied) for the dedicated brokers.
+    #[serde(default)]
+    pub observers: Vec<(u64, i64)>,
+    /// The voters' controller endpoints.
+    #[serde(default)]
+    pub endpoints: BTreeMap<u64, String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,6 +104,18 @@ enum Rpc {
     Propose(Proposal),
     Heartbeat(Heartbeat),
     DescribeQuorum,
+    /// From an observer to any controller: commit through the active controller.
+    Forward(Proposal),
+    /// From an observer to any controller: pass a heartbeat on to the active controller.
+    ForwardHeartbeat(Heartbeat),
+    /// From an observer to any controller: the quorum's state.
+    ForwardDescribe,
+    /// From an observer to the active controller: the committed image once it is past
+    /// `after` (waiting up to `wait_ms`).
+    FetchImage {
+        after: Option<u64>,
+        wait_ms: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,6 +126,13 @@ enum Reply {
     Propose(Result<Outcome, String>),
     Heartbeat(Result<(), String>),
     DescribeQuorum(Result<QuorumStatus, String>),
+    /// The image (if newer), the active controller as the answering one knows it, and the
+    /// cluster id.
+    Image {
+        image: Option<MetadataImage>,
+        leader: Option<(u64, String)>,
+        cluster_id: String,
+    },
 }
 
 const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -273,12 +316,29 @@ pub fn parse_voters(voters: &str) -> Result<BTreeMap<u64, String>> {
 pub struct RaftQuorum {
     runtime: &'static tokio::runtime::Runtime,
     pub node_id: u64,
-    pub raft: Raft,
+    /// This node's Raft member; `None` on an observer (a dedicated broker).
+    raft: Option<Raft>,
     voters: BTreeMap<u64, String>,
+    /// Where an observer reaches the controllers.
+    controllers: Vec<String>,
+    /// The active controller as an observer last heard of it.
+    active: Mutex<Option<(u64, String)>>,
+    pub cluster_id: String,
     image: watch::Receiver<Arc<MetadataImage>>,
     /// Broker heartbeats seen while this node is the active controller.
-    pub(crate) heartbeats: Mutex<HashMap<i32, (Instant, bool)>>,
+    pub(crate) heartbeats: Mutex<HashMap<i32, Session>>,
     peers: tokio::sync::Mutex<HashMap<u64, Peer>>,
+}
+
+fn controller_runtime() -> Result<&'static tokio::runtime::Runtime> {
+    // lives as long as the process: a runtime may not be dropped inside another
+    Ok(Box::leak(Box::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("controller")
+            .enable_all()
+            .build()?,
+    )))
 }
 
 impl RaftQuorum {
@@ -288,21 +348,164 @@ impl RaftQuorum {
         node_id: u64,
         voters: BTreeMap<u64, String>,
         dir: &std::path::Path,
+        cluster_id: String,
     ) -> Result<Arc<RaftQuorum>> {
-        // lives as long as the process: a runtime may not be dropped inside another
-        let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("controller")
-                .enable_all()
-                .build()?,
-        ));
+        let runtime = controller_runtime()?;
         let dir = dir.to_path_buf();
         std::thread::scope(|s| {
-            s.spawn(|| runtime.block_on(Self::start_on(runtime, node_id, voters, &dir)))
+            s.spawn(|| runtime.block_on(Self::start_on(runtime, node_id, voters, &dir, cluster_id)))
                 .join()
                 .map_err(|_| anyhow!("starting the controller panicked"))?
         })
+    }
+
+    /// Joins as an observer (a dedicated broker): waits until a controller answers with the
+    /// committed image, then keeps following it. `cluster_id`, if configured, must match.
+    pub fn observe(
+        node_id: u64,
+        controllers: Vec<String>,
+        cluster_id: Option<String>,
+    ) -> Result<Arc<RaftQuorum>> {
+        let runtime = controller_runtime()?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                runtime.block_on(Self::observe_on(runtime, node_id, controllers, cluster_id))
+            })
+            .join()
+            .map_err(|_| anyhow!("starting the observer panicked"))?
+        })
+    }
+
+    async fn observe_on(
+        runtime: &'static tokio::runtime::Runtime,
+        node_id: u64,
+        controllers: Vec<String>,
+        cluster_id: Option<String>,
+    ) -> Result<Arc<RaftQuorum>> {
+        let mut attempt = 0usize;
+        let mut hint: Option<String> = None;
+        let (image, leader, found_id) = loop {
+            let addr = match hint.take() {
+                Some(addr) => addr,
+                None => {
+                    attempt += 1;
+                    controllers[(attempt - 1) % controllers.len()].clone()
+                }
+            };
+            let rpc = Rpc::FetchImage {
+                after: None,
+                wait_ms: 0,
+            };
+            match Peer::new(addr.clone())
+                .call(&rpc, Duration::from_secs(5))
+                .await
+            {
+                Ok(Reply::Image {
+                    image: Some(image),
+                    leader,
+                    cluster_id,
+                }) => break (image, leader, cluster_id),
+                Ok(Reply::Image { leader, .. }) => {
+                    tracing::debug!("controller {addr}: not active (active: {leader:?})");
+                    hint = leader.map(|(_, a)| a).filter(|a| *a != addr);
+                }
+                Ok(other) => tracing::warn!("controller {addr}: unexpected reply {other:?}"),
+                Err(e) => {
+                    if attempt.is_multiple_of(controllers.len()) {
+                        tracing::warn!("waiting for a controller ({}): {e}", controllers.join(","));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        if let Some(configured) = cluster_id.filter(|c| *c != found_id) {
+            bail!("the controllers belong to cluster {found_id}, not the configured cluster.id {configured}");
+        }
+        let (tx, rx) = watch::channel(Arc::new(image));
+        let quorum = Arc::new(RaftQuorum {
+            runtime,
+            node_id,
+            raft: None,
+            voters: BTreeMap::new(),
+            controllers,
+            active: Mutex::new(leader),
+            cluster_id: found_id,
+            image: rx,
+            heartbeats: Mutex::new(HashMap::new()),
+            peers: tokio::sync::Mutex::new(HashMap::new()),
+        });
+        runtime.spawn(quorum.clone().follow(tx));
+        Ok(quorum)
+    }
+
+    /// An observer's metadata follower: long-polls the active controller for newer images.
+    async fn follow(self: Arc<Self>, images: watch::Sender<Arc<MetadataImage>>) {
+        let mut cursor = 0usize;
+        let mut peer: Option<Peer> = None;
+        loop {
+            let addr = match self.active_addr() {
+                Some(addr) => addr,
+                None => {
+                    cursor += 1;
+                    self.controllers[cursor % self.controllers.len()].clone()
+                }
+            };
+            if peer.as_ref().is_none_or(|p| p.addr != addr) {
+                peer = Some(Peer::new(addr.clone()));
+            }
+            let rpc = Rpc::FetchImage {
+                after: Some(images.borrow().applied),
+                wait_ms: 1000,
+            };
+            let reply = peer
+                .as_mut()
+                .expect("peer")
+                .call(&rpc, Duration::from_secs(5))
+                .await;
+            match reply {
+                Ok(Reply::Image { image, leader, .. }) => {
+                    let moved = leader.as_ref().is_none_or(|(_, a)| *a != addr);
+                    *self.active.lock().expect("active lock") = leader;
+                    if let Some(image) = image {
+                        if image.applied > images.borrow().applied {
+                            images.send_replace(Arc::new(image));
+                        }
+                    } else if moved {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                other => {
+                    if let Err(e) = other {
+                        tracing::debug!("following the metadata at {addr}: {e}");
+                    }
+                    *self.active.lock().expect("active lock") = None;
+                    peer = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    fn active_addr(&self) -> Option<String> {
+        self.active
+            .lock()
+            .expect("active lock")
+            .as_ref()
+            .map(|(_, a)| a.clone())
+    }
+
+    /// An observer's request to any controller that answers (the active one first).
+    async fn call_any(&self, rpc: Rpc, timeout: Duration) -> Result<Reply> {
+        let mut addrs: Vec<String> = self.active_addr().into_iter().collect();
+        addrs.extend(self.controllers.iter().cloned());
+        let mut last = anyhow!("no controller");
+        for addr in addrs {
+            match Peer::new(addr.clone()).call(&rpc, timeout).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) => last = anyhow!("controller {addr}: {e}"),
+            }
+        }
+        Err(last)
     }
 
     async fn start_on(
@@ -310,6 +513,7 @@ impl RaftQuorum {
         node_id: u64,
         voters: BTreeMap<u64, String>,
         dir: &std::path::Path,
+        cluster_id: String,
     ) -> Result<Arc<RaftQuorum>> {
         std::fs::create_dir_all(dir)?;
         let (log_store, fresh) = store::LogStore::open(dir)?;
@@ -340,16 +544,33 @@ impl RaftQuorum {
         Ok(Arc::new(RaftQuorum {
             runtime,
             node_id,
-            raft,
+            raft: Some(raft),
+            controllers: voters.values().cloned().collect(),
             voters,
+            active: Mutex::new(None),
+            cluster_id,
             image,
             heartbeats: Mutex::new(HashMap::new()),
             peers: tokio::sync::Mutex::new(HashMap::new()),
         }))
     }
 
+    /// The active controller, as far as this node knows.
     pub fn leader(&self) -> Option<u64> {
-        self.raft.metrics().borrow().current_leader
+        match &self.raft {
+            Some(raft) => raft.metrics().borrow().current_leader,
+            None => self
+                .active
+                .lock()
+                .expect("active lock")
+                .as_ref()
+                .map(|(id, _)| *id),
+        }
+    }
+
+    /// A voter of the quorum (not an observer).
+    pub fn is_voter(&self) -> bool {
+        self.raft.is_some()
     }
 
     pub fn is_leader(&self) -> bool {
@@ -418,24 +639,39 @@ impl RaftQuorum {
     pub async fn describe(self: &Arc<Self>) -> Result<QuorumStatus> {
         let quorum = self.clone();
         self.runtime
-            .spawn(async move {
-                match quorum.leader() {
-                    Some(l) if l == quorum.node_id => quorum
+            .spawn(async move { quorum.describe_here().await })
+            .await?
+    }
+
+    async fn describe_here(&self) -> Result<QuorumStatus> {
+        if self.raft.is_none() {
+            return match self
+                .call_any(Rpc::ForwardDescribe, Duration::from_secs(10))
+                .await?
+            {
+                Reply::DescribeQuorum(r) => r.map_err(|e| anyhow!(e)),
+                _ => bail!("unexpected reply"),
+            };
+        }
+        {
+            {
+                match self.leader() {
+                    Some(l) if l == self.node_id => self
                         .status_here()
                         .ok_or_else(|| anyhow!("leadership moved")),
-                    Some(l) => match quorum.call(l, Rpc::DescribeQuorum).await? {
+                    Some(l) => match self.call(l, Rpc::DescribeQuorum).await? {
                         Reply::DescribeQuorum(r) => r.map_err(|e| anyhow!(e)),
                         _ => bail!("unexpected reply"),
                     },
                     None => bail!("the controller quorum has no leader"),
                 }
-            })
-            .await?
+            }
+        }
     }
 
     /// The leader's view of the quorum (`None` on a follower).
     fn status_here(&self) -> Option<QuorumStatus> {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.as_ref()?.metrics().borrow().clone();
         if m.current_leader != Some(self.node_id) {
             return None;
         }
@@ -456,11 +692,28 @@ impl RaftQuorum {
                 (*id, end)
             })
             .collect();
+        let observers = self
+            .heartbeats
+            .lock()
+            .expect("heartbeats lock")
+            .iter()
+            .filter(|(id, _)| !self.voters.contains_key(&(**id as u64)))
+            .map(|(id, s)| {
+                let end = if s.applied == u64::MAX {
+                    -1
+                } else {
+                    s.applied as i64 + 1
+                };
+                (*id as u64, end)
+            })
+            .collect();
         Some(QuorumStatus {
             leader: self.node_id as i32,
             term: m.current_term,
             high_watermark: m.last_applied.map_or(0, |l| l.index as i64 + 1),
             voters,
+            observers,
+            endpoints: self.voters.clone(),
         })
     }
 
@@ -474,13 +727,35 @@ impl RaftQuorum {
 
     async fn propose_here(&self, proposal: Proposal) -> Result<(Arc<MetadataImage>, Vec<bool>)> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let outcome = loop {
+        let outcome = self.commit_here(proposal, deadline).await?;
+        let mut image = self.image.clone();
+        let image = tokio::time::timeout_at(
+            deadline.into(),
+            image.wait_for(|i| i.applied >= outcome.index),
+        )
+        .await
+        .map_err(|_| anyhow!("the metadata log did not catch up"))??
+        .clone();
+        Ok((image, outcome.accepted))
+    }
+
+    /// Commits a proposal through the active controller (retrying through leader changes)
+    /// without waiting for this node's image.
+    async fn commit_here(&self, proposal: Proposal, deadline: Instant) -> Result<Outcome> {
+        let Some(raft) = &self.raft else {
+            let left = deadline.saturating_duration_since(Instant::now());
+            return match self.call_any(Rpc::Forward(proposal), left).await? {
+                Reply::Propose(r) => r.map_err(|e| anyhow!(e)),
+                _ => bail!("unexpected reply to a proposal"),
+            };
+        };
+        Ok(loop {
             if Instant::now() > deadline {
                 bail!("the controller quorum has no leader");
             }
             match self.leader() {
                 Some(leader) if leader == self.node_id => {
-                    match self.raft.client_write(proposal.clone()).await {
+                    match raft.client_write(proposal.clone()).await {
                         Ok(r) => {
                             let mut outcome = r.data;
                             outcome.index = r.log_id.index;
@@ -497,19 +772,19 @@ impl RaftQuorum {
                 None => {}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let mut image = self.image.clone();
-        let image = tokio::time::timeout_at(
-            deadline.into(),
-            image.wait_for(|i| i.applied >= outcome.index),
-        )
-        .await
-        .map_err(|_| anyhow!("the metadata log did not catch up"))??
-        .clone();
-        Ok((image, outcome.accepted))
+        })
     }
 
     async fn heartbeat_here(&self, heartbeat: Heartbeat) -> Result<()> {
+        if self.raft.is_none() {
+            return match self
+                .call_any(Rpc::ForwardHeartbeat(heartbeat), Duration::from_secs(5))
+                .await?
+            {
+                Reply::Heartbeat(r) => r.map_err(|e| anyhow!(e)),
+                _ => bail!("unexpected heartbeat reply"),
+            };
+        }
         match self.leader() {
             Some(leader) if leader == self.node_id => {
                 self.record_heartbeat(&heartbeat);
@@ -524,19 +799,66 @@ impl RaftQuorum {
     }
 
     fn record_heartbeat(&self, heartbeat: &Heartbeat) {
-        self.heartbeats
-            .lock()
-            .expect("heartbeats lock")
-            .insert(heartbeat.broker, (Instant::now(), heartbeat.shutting_down));
+        self.heartbeats.lock().expect("heartbeats lock").insert(
+            heartbeat.broker,
+            Session {
+                seen: Instant::now(),
+                shutting_down: heartbeat.shutting_down,
+                applied: heartbeat.applied,
+            },
+        );
+    }
+
+    /// The committed image for an observer, once newer than `after` (`None` if it did not
+    /// change within `wait`, or this node is not the active controller).
+    async fn image_for_observer(&self, after: Option<u64>, wait: Duration) -> Reply {
+        let leader = self
+            .leader()
+            .and_then(|l| self.voters.get(&l).map(|a| (l, a.clone())));
+        let mut image = None;
+        if self.is_leader() {
+            let mut images = self.image.clone();
+            let newer = |i: &Arc<MetadataImage>| after.is_none_or(|a| i.applied > a);
+            if let Ok(Ok(i)) = tokio::time::timeout(wait, images.wait_for(newer)).await {
+                image = Some(MetadataImage::clone(&i));
+            }
+            drop(images);
+        }
+        Reply::Image {
+            image,
+            leader,
+            cluster_id: self.cluster_id.clone(),
+        }
     }
 
     async fn answer(&self, rpc: Rpc) -> Reply {
+        let Some(raft) = &self.raft else {
+            return Reply::Propose(Err("an observer does not serve controller requests".into()));
+        };
         match rpc {
-            Rpc::Append(r) => Reply::Append(self.raft.append_entries(r).await),
-            Rpc::Vote(r) => Reply::Vote(self.raft.vote(r).await),
-            Rpc::Snapshot(r) => Reply::Snapshot(self.raft.install_snapshot(r).await),
+            Rpc::Append(r) => Reply::Append(raft.append_entries(r).await),
+            Rpc::Vote(r) => Reply::Vote(raft.vote(r).await),
+            Rpc::Snapshot(r) => Reply::Snapshot(raft.install_snapshot(r).await),
+            Rpc::Forward(p) => {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                Reply::Propose(
+                    self.commit_here(p, deadline)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                )
+            }
+            Rpc::ForwardHeartbeat(h) => {
+                Reply::Heartbeat(self.heartbeat_here(h).await.map_err(|e| format!("{e:#}")))
+            }
+            Rpc::ForwardDescribe => {
+                Reply::DescribeQuorum(self.describe_here().await.map_err(|e| format!("{e:#}")))
+            }
+            Rpc::FetchImage { after, wait_ms } => {
+                self.image_for_observer(after, Duration::from_millis(wait_ms.min(10_000)))
+                    .await
+            }
             Rpc::Propose(p) => Reply::Propose(if self.is_leader() {
-                match self.raft.client_write(p).await {
+                match raft.client_write(p).await {
                     Ok(r) => {
                         let mut outcome = r.data;
                         outcome.index = r.log_id.index;
@@ -561,10 +883,24 @@ impl RaftQuorum {
     }
 
     /// Runs the active controller's duties (on every controller; they act while it leads).
-    pub async fn serve_duties(self: Arc<Self>, session_timeout_ms: i64, rebalance_ms: Option<i64>) {
+    pub fn serve_duties(
+        self: Arc<Self>,
+        config: &crate::config::BrokerConfig,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let session_timeout_ms = config.int_property("broker.session.timeout.ms", 9000);
+        let rebalance = config
+            .properties
+            .get("auto.leader.rebalance.enable")
+            .is_none_or(|v| v.eq_ignore_ascii_case("true"))
+            .then(|| {
+                config
+                    .int_property("leader.imbalance.check.interval.seconds", 300)
+                    .saturating_mul(1000)
+            });
         let timeout = Duration::from_millis(session_timeout_ms.clamp(100, 3_600_000) as u64);
-        let rebalance = rebalance_ms.map(|ms| Duration::from_millis(ms.max(100) as u64));
-        duties::run(self, timeout, rebalance).await
+        let rebalance = rebalance.map(|ms| Duration::from_millis(ms.max(100) as u64));
+        let imbalance_pct = config.int_property("leader.imbalance.per.broker.percentage", 10);
+        duties::run(self, timeout, rebalance, imbalance_pct)
     }
 
     /// Serves the controller listener.
@@ -608,11 +944,14 @@ impl MetadataLog for Arc<RaftQuorum> {
     }
 
     fn end_offset(&self) -> i64 {
-        self.raft
-            .metrics()
-            .borrow()
-            .last_log_index
-            .map_or(0, |i| i as i64 + 1)
+        match &self.raft {
+            Some(raft) => raft
+                .metrics()
+                .borrow()
+                .last_log_index
+                .map_or(0, |i| i as i64 + 1),
+            None => self.image.borrow().applied as i64 + 1,
+        }
     }
 
     fn close(&self) -> Result<()> {

@@ -348,6 +348,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut outcomes = Vec::new();
         for entry in entries {
             inner.last_applied = Some(entry.log_id);
+            // records replay knowing their own index (a registration remembers it)
+            inner.image.applied = entry.log_id.index;
             let mut outcome = Outcome {
                 accepted: Vec::new(),
                 index: entry.log_id.index,

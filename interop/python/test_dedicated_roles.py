@@ -1,0 +1,94 @@
+"""Dedicated roles: three controllers (process.roles=controller, a Raft quorum) and three
+brokers (process.roles=broker, observers of the metadata log; broker 3 finds the controllers
+through controller.quorum.bootstrap.servers). Real clients through a broker kill and a
+controller kill; two of three brokers down gives NOT_ENOUGH_REPLICAS while the controllers
+keep working; Kafka's quorum tool sees the brokers as observers."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from confluent_kafka import KafkaError, Producer
+
+from conftest import ROOT
+from test_cluster import Cluster, leader_kill_and_rejoin
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(dedicated=True, bootstrap_brokers=[3])
+    yield c
+    c.stop()
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def test_dedicated_broker_kill(cluster):
+    """kill -9 a leading broker under an idempotent acks=all producer: a new leader, no loss,
+    no duplicates; the broker restarts, rejoins every ISR and holds the same bytes."""
+    leader_kill_and_rejoin(cluster, "dedicated-failover")
+
+
+def test_dedicated_controller_kill(cluster):
+    """kill -9 the active controller (no broker on it): another controller takes over and
+    topics can still be created and written."""
+    controller, out = cluster.controller()
+    assert controller > 1000, out
+    cluster.kill(controller)
+    cluster.wait_for("a new active controller",
+                     lambda: cluster.controller()[0] not in (-1, controller))
+    topic = "after-dedicated-controller-kill"
+    cluster.create(topic, partitions=2)
+    failures = []
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for _ in range(100):
+        p.produce(topic, value=b"x", on_delivery=lambda e, m: e and failures.append(e))
+    p.flush(30)
+    assert not failures
+    cluster.start(controller)
+
+
+def test_two_brokers_down_not_enough_replicas(cluster):
+    """With two of three brokers down the controllers still work: the ISR shrinks to the
+    leader, acks=all gets NOT_ENOUGH_REPLICAS (min.insync.replicas=2), acks=1 works."""
+    topic = "two-down"
+    cluster.create(topic, partitions=1)
+    leader, replicas, _, _ = cluster.describe(topic)[0]
+    followers = [r for r in replicas if r != leader]
+    for f in followers:
+        cluster.kill(f)
+    cluster.wait_for("the ISR shrinks to the leader",
+                     lambda: cluster.describe(topic, node=leader)[0][2] == [leader])
+    errors = []
+    p = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "all",
+                  "message.timeout.ms": 3000, "retries": 0})
+    p.produce(topic, value=b"x", on_delivery=lambda e, m: errors.append(e))
+    p.flush(10)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS, errors
+    ok = []
+    p1 = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "1"})
+    p1.produce(topic, value=b"y", on_delivery=lambda e, m: ok.append(e))
+    p1.flush(10)
+    assert ok == [None]
+    for f in followers:
+        cluster.start(f)
+    cluster.wait_for("the ISR whole again",
+                     lambda: len(cluster.describe(topic, node=leader)[0][2]) == 3, timeout=60)
+
+
+def test_quorum_tool_sees_observers(cluster):
+    """Kafka's kafka-metadata-quorum lists the controllers as voters and the brokers as
+    observers."""
+    kafka_lib = os.path.join(ROOT, "target", "kafka-lib", "*")
+    out = subprocess.run(["java", "-cp", kafka_lib, "org.apache.kafka.tools.MetadataQuorumCommand",
+                          "--bootstrap-server", cluster.bootstrap, "describe", "--replication"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [l.split() for l in out.stdout.splitlines()[1:] if l.strip()]
+    status = {int(r[0]): r[-1] for r in rows}
+    assert {1001, 1002, 1003} <= set(status), out.stdout
+    assert {1, 2, 3} <= set(status), out.stdout
+    assert all(status[i] == "Observer" for i in (1, 2, 3)), out.stdout
+    assert any(status[i] == "Leader" for i in (1001, 1002, 1003)), out.stdout
+    assert re.search(r"\b100[123]\b", out.stdout)
