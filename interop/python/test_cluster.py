@@ -485,12 +485,14 @@ def test_reassignment(cluster):
     with open(plan, "w") as f:
         f.write('{"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[2,3]}]}')
     out = cluster.cli("reassign", "--bootstrap-server", cluster.node_bootstrap(2),
-                      "--reassignment-json-file", plan, "--execute")
+                      "--reassignment-json-file", plan, "--execute", "--throttle", "50000000")
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "throttle limit was set to 50000000 B/s" in out.stdout, out.stdout
     cluster.wait_for("the move completes", lambda: cluster.describe(topic, node=2)[0][1] == [2, 3], timeout=60)
     verify = cluster.cli("reassign", "--bootstrap-server", cluster.node_bootstrap(2),
                          "--reassignment-json-file", plan, "--verify")
     assert "is completed" in verify.stdout, verify.stdout + verify.stderr
+    assert "Throttle was removed." in verify.stdout, verify.stdout + verify.stderr
     kafka_lib = os.path.join(ROOT, "target", "kafka-lib", "*")
     tool = subprocess.run(["java", "-cp", kafka_lib, "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
                            "--bootstrap-server", cluster.node_bootstrap(2), "--reassignment-json-file", plan,
@@ -504,6 +506,62 @@ def test_reassignment(cluster):
     assert len(values) == 2000 and dups == 0
     cluster.wait_for("identical copies on 2 and 3", lambda: len({
         d for i, d in cluster.segment_digests(topic, 0).items() if i != 1}) == 1)
+
+
+def partition_bytes(cluster, node, topic, partition):
+    return sum(os.path.getsize(f) for f in glob.glob(
+        os.path.join(cluster.dir, f"node-{node}", f"{topic}-{partition}", "*.log")))
+
+
+def test_reassignment_throttled(cluster):
+    """Kafka's kafka-reassign-partitions --execute --throttle sets ferrolog's replication
+    throttles (topic throttled replicas, per-broker rates): a new replica copies ~6 MB at about
+    1 MB/s instead of at once; --verify reports the move complete and removes the throttle."""
+    topic = "throttled"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1,
+                                  replica_assignment=[[1]])])[topic].result(30)
+    cluster.wait_for("leader 1", lambda: cluster.describe(topic)[0][0] == 1)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "1", "linger.ms": 20})
+    for i in range(6000):
+        p.produce(topic, value=os.urandom(1000))
+        if i % 500 == 0:
+            p.poll(0)
+    p.flush(60)
+    total = partition_bytes(cluster, 1, topic, 0)
+    assert total > 5_500_000
+    plan = os.path.join(cluster.dir, "throttled.json")
+    with open(plan, "w") as f:
+        f.write('{"version":1,"partitions":[{"topic":"throttled","partition":0,"replicas":[1,3]}]}')
+    kafka_lib = os.path.join(ROOT, "target", "kafka-lib", "*")
+    tool = ["java", "-cp", kafka_lib, "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+            "--bootstrap-server", cluster.node_bootstrap(1), "--reassignment-json-file", plan]
+    started = time.time()
+    out = subprocess.run(tool + ["--execute", "--throttle", "1000000"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "throttle" in out.stdout.lower(), out.stdout
+    configs = cluster.cli("configs", "--bootstrap-server", cluster.node_bootstrap(1),
+                          "describe", "--topic", topic).stdout
+    assert "leader.replication.throttled.replicas=0:1" in configs, configs
+    assert "follower.replication.throttled.replicas=0:3" in configs, configs
+    time.sleep(2)
+    copied = partition_bytes(cluster, 3, topic, 0)
+    assert copied < total * 0.75, f"{copied} of {total} bytes within ~2 s of a 1 MB/s throttle"
+    cluster.wait_for("the move completes", lambda: sorted(cluster.describe(topic, node=1)[0][2]) == [1, 3],
+                     timeout=90)
+    took = time.time() - started
+    assert took > 3, took
+    verify = subprocess.run(tool + ["--verify"], capture_output=True, text=True, timeout=120)
+    assert "Reassignment of partition throttled-0 is completed" in verify.stdout, verify.stdout + verify.stderr
+    configs = cluster.cli("configs", "--bootstrap-server", cluster.node_bootstrap(1),
+                          "describe", "--topic", topic).stdout
+    assert "throttled.replicas" not in configs, configs
+    brokers = cluster.cli("configs", "--bootstrap-server", cluster.node_bootstrap(3),
+                          "describe", "--broker", "3").stdout
+    assert "replication.throttled.rate" not in brokers, brokers
+    cluster.wait_for("identical copies", lambda: len({
+        d for i, d in cluster.segment_digests(topic, 0).items() if i != 2}) == 1)
 
 
 def test_describe_quorum(cluster):

@@ -374,6 +374,24 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "How often the preferred-leader rebalance runs.",
     ),
     key(
+        "leader.replication.throttled.rate",
+        Some("9223372036854775807"),
+        Long,
+        "Bytes per second a leader sends to the throttled replicas of topics (leader.replication.throttled.replicas) that are not in the ISR; dynamic, per broker.",
+    ),
+    key(
+        "follower.replication.throttled.rate",
+        Some("9223372036854775807"),
+        Long,
+        "Bytes per second a follower fetches for its throttled replicas (follower.replication.throttled.replicas) that are not in the ISR; dynamic, per broker.",
+    ),
+    key(
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        Some("9223372036854775807"),
+        Long,
+        "Accepted (dynamic, per broker) for Kafka's reassignment tool: with one log directory there are no moves between directories to throttle.",
+    ),
+    key(
         "leader.imbalance.per.broker.percentage",
         Some("10"),
         Int,
@@ -639,6 +657,9 @@ pub static TOPIC_KEYS: &[(&str, &str, ConfigType)] = &[
         "unclean.leader.election.enable",
         Boolean,
     ),
+    // no broker default: the empty name
+    ("leader.replication.throttled.replicas", "", List),
+    ("follower.replication.throttled.replicas", "", List),
 ];
 
 pub fn broker_key(name: &str) -> Option<&'static ConfigKey> {
@@ -672,6 +693,12 @@ pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
             "Invalid value {value} for configuration {name}: String must be one of: {}",
             allowed.join(", ")
         );
+    }
+    if matches!(
+        name,
+        crate::throttle::LEADER_REPLICAS | crate::throttle::FOLLOWER_REPLICAS
+    ) {
+        crate::throttle::validate_list(name, value).map_err(|m| anyhow!(m))?;
     }
     if matches!(name, "cleanup.policy" | "log.cleanup.policy") {
         for policy in value.split(',').map(str::trim) {
@@ -737,7 +764,12 @@ pub fn is_dynamic_broker_key(name: &str) -> bool {
         .any(|(_, broker_name, _)| *broker_name == name)
         || matches!(
             name,
-            "log.cleaner.backoff.ms" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.threads"
+            "log.cleaner.backoff.ms"
+                | "log.cleaner.dedupe.buffer.size"
+                | "log.cleaner.threads"
+                | crate::throttle::LEADER_RATE
+                | crate::throttle::FOLLOWER_RATE
+                | "replica.alter.log.dirs.io.max.bytes.per.second"
         )
 }
 

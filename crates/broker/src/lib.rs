@@ -14,6 +14,7 @@ pub mod replication;
 pub mod response;
 pub mod server;
 pub mod sys;
+pub mod throttle;
 pub mod txn;
 
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,9 @@ pub struct Broker {
     pub followers_changed: tokio::sync::Notify,
     /// Set by a controlled shutdown: the controller moves leadership away.
     pub controlled_shutdown: std::sync::atomic::AtomicBool,
+    /// Bytes this broker sent as leader / fetched as follower for throttled replicas.
+    pub leader_quota: throttle::Quota,
+    pub follower_quota: throttle::Quota,
 }
 
 impl Broker {
@@ -104,6 +108,8 @@ impl Broker {
             publishing: Mutex::new(()),
             followers_changed: tokio::sync::Notify::new(),
             controlled_shutdown: Default::default(),
+            leader_quota: Default::default(),
+            follower_quota: Default::default(),
             replicas: ReplicaManager::new(config.node_id, log_manager),
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
             admin: Mutex::new(()),

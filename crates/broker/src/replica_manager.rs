@@ -101,6 +101,15 @@ impl Partition {
         self.leadership().leading
     }
 
+    /// Whether `replica` is in the ISR as this broker knows it.
+    pub fn in_sync(&self, replica: i32) -> bool {
+        self.state
+            .lock()
+            .expect("replica state lock")
+            .isr
+            .contains(&replica)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.log.lock().expect("log lock").high_watermark()
     }

@@ -349,6 +349,31 @@ impl Broker {
         Ok(())
     }
 
+    /// The partitions among `partitions` whose replica here is follower-throttled
+    /// (`follower.replication.throttled.replicas`) and not in the ISR.
+    fn follower_throttled(&self, partitions: &[Arc<Partition>]) -> HashSet<(String, i32)> {
+        let image = self.controller.image();
+        let node = self.config.node_id;
+        partitions
+            .iter()
+            .filter(|p| {
+                image.topic(&p.topic).is_some_and(|t| {
+                    crate::throttle::lists(
+                        t.configs
+                            .get(crate::throttle::FOLLOWER_REPLICAS)
+                            .map(String::as_str),
+                        p.index,
+                        node,
+                    )
+                }) && image
+                    .partitions
+                    .get(&(p.topic_id, p.index))
+                    .is_some_and(|s| !s.isr.contains(&node))
+            })
+            .map(|p| (p.topic.clone(), p.index))
+            .collect()
+    }
+
     /// One fetch from the leader for the partitions ready to fetch.
     async fn fetch_once(&self, c: &mut Connection, partitions: &[Arc<Partition>]) -> Result<()> {
         let max_bytes = self
@@ -357,9 +382,18 @@ impl Broker {
             .clamp(1024, i64::from(i32::MAX)) as i32;
         let mut topics: Vec<FetchTopic> = Vec::new();
         let mut epochs = HashMap::new();
+        let throttled = self.follower_throttled(partitions);
+        let held_back = self.follower_quota.exceeded(
+            self.effective()
+                .int_property(crate::throttle::FOLLOWER_RATE, i64::MAX),
+        );
         for p in partitions {
+            let key = (p.topic.clone(), p.index);
+            if held_back && throttled.contains(&key) {
+                continue;
+            }
             let st = p.leadership();
-            epochs.insert((p.topic.clone(), p.index), st.leader_epoch);
+            epochs.insert(key, st.leader_epoch);
             let (end, start) = p.with_log(|l| (l.log_end_offset(), l.log_start_offset()));
             let entry = FetchPartition::default()
                 .with_partition(p.index)
@@ -406,6 +440,9 @@ impl Broker {
                 match ResponseError::try_from_code(data.error_code) {
                     None => {
                         let records = data.records.as_deref().unwrap_or(&[]);
+                        if throttled.contains(&(p.topic.clone(), p.index)) {
+                            self.follower_quota.record(records.len());
+                        }
                         match p.append_as_follower(
                             epoch,
                             records,

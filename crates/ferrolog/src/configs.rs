@@ -26,10 +26,13 @@ enum ConfigsAction {
         #[arg(long)]
         all: bool,
     },
-    /// Change a topic's configs (IncrementalAlterConfigs).
+    /// Change a topic's or a broker's configs (IncrementalAlterConfigs; a broker's at that
+    /// broker, found through the bootstrap server).
     Alter {
+        #[arg(long, conflicts_with = "broker")]
+        topic: Option<String>,
         #[arg(long)]
-        topic: String,
+        broker: Option<i32>,
         /// key=value[,key=value...]
         #[arg(long)]
         add_config: Option<String>,
@@ -105,10 +108,11 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
         }
         ConfigsAction::Alter {
             topic,
+            broker,
             add_config,
             delete_config,
         } => {
-            let mut configs = Vec::new();
+            let mut set = Vec::new();
             for kv in add_config
                 .iter()
                 .flat_map(|s| s.split(','))
@@ -117,44 +121,86 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
                 let (k, v) = kv
                     .split_once('=')
                     .with_context(|| format!("--add-config {kv}: expected key=value"))?;
-                configs.push(
-                    incremental_alter_configs_request::AlterableConfig::default()
-                        .with_name(str(k.trim()))
-                        .with_config_operation(0)
-                        .with_value(Some(str(v.trim()))),
-                );
+                set.push((k.trim().to_string(), v.trim().to_string()));
             }
-            for k in delete_config
+            let delete: Vec<String> = delete_config
                 .iter()
                 .flat_map(|s| s.split(','))
                 .filter(|s| !s.is_empty())
-            {
-                configs.push(
-                    incremental_alter_configs_request::AlterableConfig::default()
-                        .with_name(str(k.trim()))
-                        .with_config_operation(1),
-                );
-            }
-            if configs.is_empty() {
+                .map(|k| k.trim().to_string())
+                .collect();
+            if set.is_empty() && delete.is_empty() {
                 bail!("give --add-config and/or --delete-config");
             }
-            let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-                incremental_alter_configs_request::AlterConfigsResource::default()
-                    .with_resource_type(2)
-                    .with_resource_name(str(&topic))
-                    .with_configs(configs),
-            ]);
-            let response = c.send(&request).await?;
-            let r = &response.responses[0];
-            if r.error_code != 0 {
-                bail!(
-                    "{}: {}",
-                    error_name(r.error_code),
-                    r.error_message.as_deref().unwrap_or("")
-                );
+            match (topic, broker) {
+                (Some(topic), _) => {
+                    incremental_alter(&mut c, 2, &topic, &set, &delete).await?;
+                    println!("Completed updating config for topic {topic}.");
+                }
+                (None, Some(b)) => {
+                    let mut at = connect_to_broker(&mut c, b).await?;
+                    incremental_alter(&mut at, 4, &b.to_string(), &set, &delete).await?;
+                    println!("Completed updating config for broker {b}.");
+                }
+                (None, None) => bail!("give --topic or --broker"),
             }
-            println!("Completed updating config for topic {topic}.");
         }
+    }
+    Ok(())
+}
+
+/// A connection to broker `id`, found in the metadata of `c`'s broker.
+pub async fn connect_to_broker(c: &mut Connection, id: i32) -> Result<Connection> {
+    let md = c.send(&MetadataRequest::default()).await?;
+    let b = md
+        .brokers
+        .iter()
+        .find(|b| b.node_id.0 == id)
+        .with_context(|| format!("broker {id} is not in the cluster's metadata"))?;
+    Connection::connect(&format!("{}:{}", b.host, b.port)).await
+}
+
+/// IncrementalAlterConfigs for one resource (2 topic, 4 broker): `set` keys, `delete` keys.
+pub async fn incremental_alter(
+    c: &mut Connection,
+    resource_type: i8,
+    name: &str,
+    set: &[(String, String)],
+    delete: &[String],
+) -> Result<()> {
+    let mut configs = Vec::new();
+    for (k, v) in set {
+        configs.push(
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(str(k))
+                .with_config_operation(0)
+                .with_value(Some(str(v))),
+        );
+    }
+    for k in delete {
+        configs.push(
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(str(k))
+                .with_config_operation(1),
+        );
+    }
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(str(name))
+            .with_configs(configs),
+    ]);
+    let response = c.send(&request).await?;
+    let r = response
+        .responses
+        .first()
+        .context("IncrementalAlterConfigs: empty response")?;
+    if r.error_code != 0 {
+        bail!(
+            "{name}: {}: {}",
+            error_name(r.error_code),
+            r.error_message.as_deref().unwrap_or("")
+        );
     }
     Ok(())
 }

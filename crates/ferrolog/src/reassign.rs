@@ -17,6 +17,10 @@ pub struct ReassignArgs {
     /// Start moving the partitions in the file.
     #[arg(long)]
     execute: bool,
+    /// With --execute: limit the replication of the moving partitions to this many bytes per
+    /// second (leader and follower throttles; --verify removes them once the moves complete).
+    #[arg(long)]
+    throttle: Option<i64>,
     /// Report, per partition in the file, whether its move is complete.
     #[arg(long)]
     verify: bool,
@@ -52,11 +56,103 @@ pub async fn run(args: ReassignArgs) -> Result<()> {
     let plan: Plan = serde_json::from_str(&std::fs::read_to_string(path)?)
         .with_context(|| format!("parsing {}", path.display()))?;
     match (args.execute, args.verify, args.cancel) {
-        (true, false, false) => alter(&mut c, &plan, false).await,
-        (false, false, true) => alter(&mut c, &plan, true).await,
+        (true, false, false) => {
+            if let Some(rate) = args.throttle {
+                throttle(&mut c, &plan, rate).await?;
+            }
+            alter(&mut c, &plan, false).await
+        }
+        (false, false, true) => {
+            alter(&mut c, &plan, true).await?;
+            remove_throttle(&mut c, &plan).await
+        }
         (false, true, false) => verify(&mut c, &plan).await,
         _ => bail!("give exactly one of --execute, --verify, --cancel or --list"),
     }
+}
+
+const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
+const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
+const RATES: [&str; 2] = [
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+];
+
+/// Throttles the moves as Kafka's tool does: on each topic, the current replicas of its moving
+/// partitions are leader-throttled and the added ones follower-throttled; every broker involved
+/// gets `rate` as its leader and follower rate.
+async fn throttle(c: &mut Connection, plan: &Plan, rate: i64) -> Result<()> {
+    if rate < 0 {
+        bail!("--throttle must be at least 0");
+    }
+    let mut topics: Vec<&str> = plan.partitions.iter().map(|m| m.topic.as_str()).collect();
+    topics.dedup();
+    let request = MetadataRequest::default().with_topics(Some(
+        topics
+            .iter()
+            .map(|t| {
+                metadata_request::MetadataRequestTopic::default().with_name(Some(topic_name(t)))
+            })
+            .collect(),
+    ));
+    let md = c.send(&request).await?;
+    let mut brokers = std::collections::BTreeSet::new();
+    for topic in topics {
+        let t = md
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| *n.0 == *topic))
+            .with_context(|| format!("topic {topic} not found"))?;
+        let (mut leader, mut follower) = (Vec::new(), Vec::new());
+        for m in plan.partitions.iter().filter(|m| m.topic == topic) {
+            let current: Vec<i32> = t
+                .partitions
+                .iter()
+                .find(|p| p.partition_index == m.partition)
+                .with_context(|| format!("partition {topic}-{} not found", m.partition))?
+                .replica_nodes
+                .iter()
+                .map(|b| b.0)
+                .collect();
+            for b in &current {
+                leader.push(format!("{}:{b}", m.partition));
+            }
+            for b in m.replicas.iter().filter(|b| !current.contains(b)) {
+                follower.push(format!("{}:{b}", m.partition));
+            }
+            brokers.extend(current.iter().chain(&m.replicas).copied());
+        }
+        let set = [
+            (LEADER_REPLICAS.to_string(), leader.join(",")),
+            (FOLLOWER_REPLICAS.to_string(), follower.join(",")),
+        ];
+        crate::configs::incremental_alter(c, 2, topic, &set, &[]).await?;
+    }
+    for b in brokers {
+        let mut at = crate::configs::connect_to_broker(c, b).await?;
+        let set = RATES.map(|k| (k.to_string(), rate.to_string()));
+        crate::configs::incremental_alter(&mut at, 4, &b.to_string(), &set, &[]).await?;
+    }
+    println!("The inter-broker throttle limit was set to {rate} B/s");
+    Ok(())
+}
+
+/// Removes what `throttle` set: the topics' throttled replicas and every broker's rates.
+async fn remove_throttle(c: &mut Connection, plan: &Plan) -> Result<()> {
+    let mut topics: Vec<&str> = plan.partitions.iter().map(|m| m.topic.as_str()).collect();
+    topics.dedup();
+    let keys = [LEADER_REPLICAS.to_string(), FOLLOWER_REPLICAS.to_string()];
+    for topic in topics {
+        crate::configs::incremental_alter(c, 2, topic, &[], &keys).await?;
+    }
+    let md = c.send(&MetadataRequest::default()).await?;
+    for b in md.brokers.iter().map(|b| b.node_id.0) {
+        let mut at = crate::configs::connect_to_broker(c, b).await?;
+        let keys = RATES.map(str::to_string);
+        crate::configs::incremental_alter(&mut at, 4, &b.to_string(), &[], &keys).await?;
+    }
+    println!("Throttle was removed.");
+    Ok(())
 }
 
 async fn alter(c: &mut Connection, plan: &Plan, cancel: bool) -> Result<()> {
@@ -175,5 +271,5 @@ async fn verify(c: &mut Connection, plan: &Plan) -> Result<()> {
     if pending > 0 {
         bail!("{pending} reassignment(s) still in progress");
     }
-    Ok(())
+    remove_throttle(c, plan).await
 }

@@ -45,6 +45,31 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         request.replica_id.0
     };
     let follower = replica >= 0;
+    // this leader's throttle on out-of-sync followers of throttled replicas
+    let leader_rate = broker
+        .effective()
+        .int_property(crate::throttle::LEADER_RATE, i64::MAX);
+    let throttled: Vec<bool> = wanted
+        .iter()
+        .map(|w| {
+            follower
+                && leader_rate != i64::MAX
+                && w.name.as_deref().is_some_and(|n| {
+                    image.topic(n).is_some_and(|t| {
+                        crate::throttle::lists(
+                            t.configs
+                                .get(crate::throttle::LEADER_REPLICAS)
+                                .map(String::as_str),
+                            w.partition,
+                            broker.config.node_id,
+                        )
+                    }) && broker
+                        .replicas
+                        .get(n, w.partition)
+                        .is_some_and(|p| !p.in_sync(replica))
+                })
+        })
+        .collect();
     if follower {
         let now = crate::now_ms();
         for w in &wanted {
@@ -76,20 +101,22 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         let appended = broker.replicas.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (response, files, bytes, errors, sent) = read(
+        let held_back = broker.leader_quota.exceeded(leader_rate);
+        let (response, files, bytes, errors, sent, throttled_bytes) = read(
             broker,
             &request,
             version,
             &wanted,
             session_id,
             incremental,
-            follower,
+            follower.then_some((&throttled[..], held_back)),
         );
         let done = bytes >= request.min_bytes.max(0) as usize
             || errors
             || request.max_wait_ms <= 0
             || Instant::now() >= deadline;
         if done {
+            broker.leader_quota.record(throttled_bytes);
             // what each partition told the client changes only with a response that is sent
             for (w, state) in wanted.iter_mut().zip(sent) {
                 w.record_sent(state);
@@ -106,13 +133,15 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
 
 /// What one pass over the partitions yields: the response, the file slices of its records, the
 /// record bytes in it, whether any partition has an error (which answers at once, as in Kafka),
-/// and per wanted partition what the response tells the client (to record if it is sent).
+/// per wanted partition what the response tells the client (to record if it is sent), and the
+/// record bytes of throttled replicas in it.
 type Pass = (
     FetchResponse,
     Vec<Option<FileSlice>>,
     usize,
     bool,
     Vec<(i64, i64, i64)>,
+    usize,
 );
 
 /// One pass over the partitions.
@@ -123,8 +152,13 @@ fn read(
     wanted: &[SessionPartition],
     session_id: i32,
     incremental: bool,
-    follower: bool,
+    replica: Option<(&[bool], bool)>,
 ) -> Pass {
+    // a follower's fetch: which partitions are throttled, and whether those wait this time
+    let follower = replica.is_some();
+    let (throttled, held_back) = replica.unwrap_or((&[], false));
+    let throttled = |i: usize| throttled.get(i).copied().unwrap_or(false);
+    let mut throttled_bytes = 0;
     let mut response = FetchResponse::default().with_session_id(session_id);
     let mut files = Vec::new();
     let mut remaining = request.max_bytes.max(0) as usize;
@@ -132,7 +166,7 @@ fn read(
     let mut errors = false;
     let read_committed = request.isolation_level == 1;
     let mut sent = Vec::with_capacity(wanted.len());
-    for w in wanted {
+    for (i, w) in wanted.iter().enumerate() {
         let mut data = PartitionData::default()
             .with_partition_index(w.partition)
             .with_high_watermark(-1)
@@ -195,6 +229,14 @@ fn read(
                     ResponseError::UnknownLeaderEpoch.code()
                 };
             }
+            Some((p, _)) if held_back && throttled(i) => {
+                // throttled: offsets only, no records this time
+                p.with_log(|l| {
+                    data.high_watermark = l.high_watermark();
+                    data.last_stable_offset = l.last_stable_offset();
+                    data.log_start_offset = l.log_start_offset();
+                });
+            }
             Some((p, _)) => {
                 let max = (w.max_bytes.max(0) as usize).min(remaining);
                 let min_one = total == 0;
@@ -223,6 +265,9 @@ fn read(
                             );
                         }
                         if let Some(slice) = read.slice {
+                            if throttled(i) {
+                                throttled_bytes += slice.length;
+                            }
                             total += slice.length;
                             remaining = remaining.saturating_sub(slice.length);
                             file = Some(slice);
@@ -272,7 +317,7 @@ fn read(
             .push(data);
         files.push(file);
     }
-    (response, files, total, errors, sent)
+    (response, files, total, errors, sent, throttled_bytes)
 }
 
 /// Topic id → name for v13+ requests, name → id for older ones.
