@@ -106,7 +106,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "controller.quorum.bootstrap.servers",
         None,
         List,
-        "Controller endpoints host:port,... a dedicated broker (process.roles=broker) follows the metadata log through; controllers need controller.quorum.voters (dynamic quorums are not supported).",
+        "Controller endpoints host:port,... (instead of controller.quorum.voters): brokers follow the metadata log through them; a controller joins their quorum as an observer until AddRaftVoter (kafka-metadata-quorum add-controller) makes it a voter, or starts a new one with `ferrolog server --standalone` / `--initial-controllers`.",
     ),
     key(
         "log.dirs",
@@ -866,6 +866,8 @@ pub struct BrokerConfig {
     pub controllers: Vec<String>,
     /// `process.roles`.
     pub roles: Roles,
+    /// A controller's way into the quorum (`None` on brokers and single nodes).
+    pub quorum_bootstrap: Option<crate::quorum::Bootstrap>,
     pub controller_listener: Option<Listener>,
     /// Keys set dynamically (AlterConfigs on a BROKER resource), with their source.
     pub dynamic_sources: BTreeMap<String, i8>,
@@ -1001,15 +1003,16 @@ impl BrokerConfig {
             Some(voters) => voters.values().cloned().collect(),
             None => bootstrap,
         };
-        if is_controller && !controllers.is_empty() {
-            match &controller_voters {
-                Some(voters) if voters.contains_key(&(node_id as u64)) => {}
-                Some(_) => bail!("Invalid value {} for configuration controller.quorum.voters: node {node_id} is a controller but not a voter", get("controller.quorum.voters")),
-                None => bail!("A controller needs controller.quorum.voters: dynamic quorums (controller.quorum.bootstrap.servers alone) are not supported"),
+        let quorum_bootstrap = match &controller_voters {
+            _ if !is_controller || controllers.is_empty() => None,
+            Some(voters) if voters.contains_key(&(node_id as u64)) => {
+                Some(crate::quorum::Bootstrap::Voters(voters.clone()))
             }
-        }
+            Some(_) => bail!("Invalid value {} for configuration controller.quorum.voters: node {node_id} is a controller but not a voter", get("controller.quorum.voters")),
+            None => Some(crate::quorum::Bootstrap::Join(controllers.clone())),
+        };
         if !is_broker && controllers.is_empty() {
-            bail!("Invalid value {} for configuration process.roles: a dedicated controller needs controller.quorum.voters", get("process.roles"));
+            bail!("Invalid value {} for configuration process.roles: a dedicated controller needs controller.quorum.voters or controller.quorum.bootstrap.servers", get("process.roles"));
         }
         if !is_controller && controllers.is_empty() {
             bail!("Invalid value {} for configuration process.roles: a dedicated broker needs controller.quorum.voters or controller.quorum.bootstrap.servers", get("process.roles"));
@@ -1018,7 +1021,7 @@ impl BrokerConfig {
             .iter()
             .find(|l| controller_names.contains(&l.name))
             .cloned();
-        if is_controller && controller_voters.is_some() && controller_listener.is_none() {
+        if quorum_bootstrap.is_some() && controller_listener.is_none() {
             bail!("Invalid value {} for configuration listeners: a controller needs a listener named in controller.listener.names", get("listeners"));
         }
         let replication = int("default.replication.factor")?;
@@ -1051,6 +1054,7 @@ impl BrokerConfig {
             rack: properties.get("broker.rack").cloned(),
             controller_voters,
             controllers,
+            quorum_bootstrap,
             roles: Roles {
                 broker: is_broker,
                 controller: is_controller,
@@ -1227,9 +1231,42 @@ impl BrokerConfig {
         !self.controllers.is_empty()
     }
 
-    /// A voter of the controller quorum.
-    pub fn is_voter(&self) -> bool {
-        self.roles.controller && self.controller_voters.is_some()
+    /// A controller of a cluster (a member of the Raft quorum, or joining it).
+    pub fn is_controller(&self) -> bool {
+        self.quorum_bootstrap.is_some()
+    }
+
+    /// Where other controllers reach this one (its controller listener).
+    pub fn controller_address(&self) -> Option<String> {
+        self.controller_listener.as_ref().map(|l| {
+            let host = if l.host.is_empty() || l.host == "0.0.0.0" {
+                "localhost"
+            } else {
+                &l.host
+            };
+            format!("{host}:{}", l.port)
+        })
+    }
+
+    /// `--standalone` / `--initial-controllers` (kafka-storage format's flags; ferrolog has no
+    /// separate format step): the voters a new dynamic quorum starts with.
+    pub fn set_initial_controllers(&mut self, voters: BTreeMap<u64, String>) -> Result<()> {
+        match &self.quorum_bootstrap {
+            Some(crate::quorum::Bootstrap::Join(_)) => {}
+            _ => bail!("--standalone and --initial-controllers are for a controller configured with controller.quorum.bootstrap.servers (not controller.quorum.voters)"),
+        }
+        if !voters.contains_key(&(self.node_id as u64)) {
+            bail!(
+                "--initial-controllers must include this node ({})",
+                self.node_id
+            );
+        }
+        if self.cluster_id.is_none() {
+            let list: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
+            self.cluster_id = Some(cluster_id_from(&list.join(",")));
+        }
+        self.quorum_bootstrap = Some(crate::quorum::Bootstrap::Voters(voters));
+        Ok(())
     }
 }
 
@@ -1275,14 +1312,14 @@ mod tests {
             ("controller.quorum.voters", VOTERS),
         ])
         .unwrap();
-        assert!(!c.roles.broker && c.is_voter() && c.is_cluster());
+        assert!(!c.roles.broker && c.is_controller() && c.is_cluster());
         let c = config(&[
             ("node.id", "1"),
             ("process.roles", "broker"),
             ("controller.quorum.bootstrap.servers", "localhost:9093"),
         ])
         .unwrap();
-        assert!(c.roles.broker && !c.is_voter() && c.is_cluster());
+        assert!(c.roles.broker && !c.is_controller() && c.is_cluster());
         assert_eq!(c.controllers, vec!["localhost:9093".to_string()]);
         let c = config(&[
             ("node.id", "1"),
@@ -1290,7 +1327,29 @@ mod tests {
             ("controller.quorum.voters", VOTERS),
         ])
         .unwrap();
-        assert!(!c.is_voter() && c.controllers.len() == 2);
+        assert!(!c.is_controller() && c.controllers.len() == 2);
+        // a controller of a dynamic quorum joins through the bootstrap servers, or starts one
+        let mut c = config(&[
+            ("node.id", "1001"),
+            ("process.roles", "controller"),
+            ("listeners", "CONTROLLER://localhost:9093"),
+            (
+                "controller.quorum.bootstrap.servers",
+                "localhost:9093,localhost:9094",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(
+            &c.quorum_bootstrap,
+            Some(crate::quorum::Bootstrap::Join(c)) if c.len() == 2
+        ));
+        let standalone = [(1001u64, "localhost:9093".to_string())].into();
+        c.set_initial_controllers(standalone).unwrap();
+        assert!(matches!(
+            &c.quorum_bootstrap,
+            Some(crate::quorum::Bootstrap::Voters(v)) if v.len() == 1
+        ));
+        assert!(c.cluster_id.is_some());
         for (pairs, needle) in [
             (
                 vec![("process.roles", "controller")],
@@ -1299,11 +1358,11 @@ mod tests {
             (vec![("process.roles", "broker")], "controller.quorum"),
             (
                 vec![
-                    ("process.roles", "controller"),
-                    ("listeners", "CONTROLLER://localhost:9093"),
+                    ("process.roles", "broker,controller"),
+                    ("listeners", "PLAINTEXT://localhost:9092"),
                     ("controller.quorum.bootstrap.servers", "localhost:9093"),
                 ],
-                "dynamic quorums",
+                "controller.listener.names",
             ),
             (
                 vec![

@@ -71,7 +71,7 @@ impl Broker {
     /// Opens the log directory, replays the metadata log and opens every partition's log.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
         // a dedicated broker observes the quorum and learns the cluster id from it
-        let observer = if config.is_cluster() && !config.is_voter() {
+        let observer = if config.is_cluster() && !config.is_controller() {
             Some(quorum::RaftQuorum::observe(
                 config.node_id as u64,
                 config.controllers.clone(),
@@ -80,16 +80,17 @@ impl Broker {
         } else {
             None
         };
-        let cluster_id = observer
-            .as_ref()
-            .map(|q| q.cluster_id.clone())
-            .or_else(|| config.cluster_id.clone());
+        let cluster_id = match &observer {
+            Some(q) => Some(q.cluster_id.clone()),
+            None => quorum::cluster_id_for(&config)?,
+        };
         let log_manager = LogManager::open(&config.log_dir, config.node_id, cluster_id.as_deref())?;
-        let quorum = match (observer, &config.controller_voters) {
+        let quorum = match (observer, &config.quorum_bootstrap) {
             (Some(q), _) => Some(q),
-            (None, Some(voters)) if config.is_voter() => Some(quorum::RaftQuorum::start(
+            (None, Some(bootstrap)) => Some(quorum::RaftQuorum::start(
                 config.node_id as u64,
-                voters.clone(),
+                bootstrap.clone(),
+                config.controller_address().unwrap_or_default(),
                 &config.log_dir.join(quorum::RAFT_DIR),
                 log_manager.cluster_id.clone(),
             )?),
@@ -831,16 +832,19 @@ impl Broker {
     }
 
     /// The controller id clients are told (DescribeCluster): the active controller if it is
-    /// also a live broker, else this broker (clients cannot reach a dedicated controller, and
-    /// brokers forward what they send; Kafka answers a live broker too).
+    /// also a live broker, else a live broker, this one first (clients cannot reach a dedicated
+    /// controller, and brokers forward what they send; Kafka answers a live broker too).
     pub fn active_controller(&self) -> i32 {
-        match &self.quorum {
-            None => self.config.node_id,
-            Some(q) => match q.leader() {
-                None => -1,
-                Some(l) if self.controller.image().brokers.contains_key(&(l as i32)) => l as i32,
-                Some(_) => self.config.node_id,
-            },
+        let Some(q) = &self.quorum else {
+            return self.config.node_id;
+        };
+        let image = self.controller.image();
+        let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+        match q.leader() {
+            None => -1,
+            Some(l) if live(l as i32) => l as i32,
+            Some(_) if live(self.config.node_id) => self.config.node_id,
+            Some(_) => image.live_brokers().first().map_or(-1, |b| b.id),
         }
     }
 

@@ -36,44 +36,58 @@ pub struct LogOffsets {
     pub high_watermark: i64,
 }
 
+/// Creates `dir` with its `meta.properties` (cluster id, node id, a new directory id) if new,
+/// or checks the one there; returns the directory's cluster id (`cluster_id`, else the stored
+/// one, else a new one).
+pub fn format_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<String> {
+    fs::create_dir_all(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
+    let meta_path = dir.join(META_PROPERTIES);
+    match fs::read_to_string(&meta_path) {
+        Ok(text) => {
+            let props = crate::config::parse_properties_file(&text);
+            let stored_node: Option<i32> = props.get("node.id").and_then(|v| v.parse().ok());
+            if stored_node != Some(node_id) {
+                bail!(
+                    "Invalid value {node_id} for configuration node.id: log directory {} belongs to node {}",
+                    dir.display(),
+                    props.get("node.id").map(String::as_str).unwrap_or("?")
+                );
+            }
+            let stored = props.get("cluster.id").cloned().unwrap_or_default();
+            if let Some(wanted) = cluster_id {
+                if wanted != stored {
+                    bail!("Invalid value {wanted} for configuration cluster.id: log directory holds cluster {stored}");
+                }
+            }
+            Ok(stored)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = cluster_id
+                .map(str::to_string)
+                .unwrap_or_else(|| uuid_to_kafka_string(Uuid::new_v4().as_bytes()));
+            let directory_id = uuid_to_kafka_string(Uuid::new_v4().as_bytes());
+            checkpoint::write_atomic(
+                &meta_path,
+                &format!("#\n#Written by ferrolog\ncluster.id={id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"),
+            )?;
+            Ok(id)
+        }
+        Err(e) => Err(e).context("reading meta.properties"),
+    }
+}
+
+/// The stored cluster id of a formatted log directory.
+pub fn stored_cluster_id(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join(META_PROPERTIES)).ok()?;
+    crate::config::parse_properties_file(&text)
+        .get("cluster.id")
+        .cloned()
+}
+
 impl LogManager {
     /// Opens (formatting if new) the log directory for `node_id`.
     pub fn open(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<LogManager> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating log directory {}", dir.display()))?;
-        let meta_path = dir.join(META_PROPERTIES);
-        let cluster_id = match fs::read_to_string(&meta_path) {
-            Ok(text) => {
-                let props = crate::config::parse_properties_file(&text);
-                let stored_node: Option<i32> = props.get("node.id").and_then(|v| v.parse().ok());
-                if stored_node != Some(node_id) {
-                    bail!(
-                        "Invalid value {node_id} for configuration node.id: log directory {} belongs to node {}",
-                        dir.display(),
-                        props.get("node.id").map(String::as_str).unwrap_or("?")
-                    );
-                }
-                let stored = props.get("cluster.id").cloned().unwrap_or_default();
-                if let Some(wanted) = cluster_id {
-                    if wanted != stored {
-                        bail!("Invalid value {wanted} for configuration cluster.id: log directory holds cluster {stored}");
-                    }
-                }
-                stored
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let id = cluster_id
-                    .map(str::to_string)
-                    .unwrap_or_else(|| uuid_to_kafka_string(Uuid::new_v4().as_bytes()));
-                let directory_id = uuid_to_kafka_string(Uuid::new_v4().as_bytes());
-                checkpoint::write_atomic(
-                    &meta_path,
-                    &format!("#\n#Written by ferrolog\ncluster.id={id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"),
-                )?;
-                id
-            }
-            Err(e) => return Err(e).context("reading meta.properties"),
-        };
+        let cluster_id = format_dir(dir, node_id, cluster_id)?;
         // temporary files of checkpoint writes a crash interrupted
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();

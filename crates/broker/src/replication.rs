@@ -40,7 +40,7 @@ impl Broker {
         let Some(quorum) = self.quorum.clone() else {
             return;
         };
-        if quorum.is_voter() {
+        if quorum.is_controller() {
             quorum.spawn(quorum.clone().serve_duties(&self.config));
         }
         tokio::spawn(self.clone().run_fetchers());
@@ -112,6 +112,24 @@ impl Broker {
                     }
                 }
             }
+        }
+    }
+
+    /// Returns once the metadata shows this run of the broker registered and unfenced (at once
+    /// on a single node).
+    pub async fn wait_unfenced(&self) {
+        if self.quorum.is_none() {
+            return;
+        }
+        let (node, epoch) = (self.config.node_id, self.broker_epoch);
+        let mut images = self.controller.subscribe();
+        let unfenced = |i: &Arc<crate::metadata::MetadataImage>| {
+            i.brokers
+                .get(&node)
+                .is_some_and(|b| b.epoch == epoch && !b.fenced)
+        };
+        if images.wait_for(unfenced).await.is_ok() {
+            tracing::info!("unfenced by the controller: serving clients");
         }
     }
 

@@ -223,6 +223,8 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::OffsetForLeaderEpoch(r) => r.encode(&mut buf, version)?,
         Response::ElectLeaders(r) => r.encode(&mut buf, version)?,
         Response::DescribeQuorum(r) => r.encode(&mut buf, version)?,
+        Response::AddRaftVoter(r) => r.encode(&mut buf, version)?,
+        Response::RemoveRaftVoter(r) => r.encode(&mut buf, version)?,
         Response::AlterPartitionReassignments(r) => r.encode(&mut buf, version)?,
         Response::ListPartitionReassignments(r) => r.encode(&mut buf, version)?,
     }

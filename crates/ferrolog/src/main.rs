@@ -42,6 +42,16 @@ enum Command {
         /// Shorthand for --override log.dirs=DIR (default ./ferrolog-data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// A controller with controller.quorum.bootstrap.servers: start a new dynamic quorum
+        /// with this controller as its only voter (kafka-storage format --standalone; used
+        /// when the data directory is new).
+        #[arg(long, conflicts_with = "initial_controllers")]
+        standalone: bool,
+        /// A controller with controller.quorum.bootstrap.servers: start a new dynamic quorum
+        /// with these voters, id@host:port[:directory-id],... (kafka-storage format
+        /// --initial-controllers; used when the data directory is new).
+        #[arg(long)]
+        initial_controllers: Option<String>,
     },
     /// Start a local cluster of N nodes (each broker+controller), or describe a cluster.
     Cluster(cluster::ClusterArgs),
@@ -89,7 +99,15 @@ fn main() -> Result<()> {
                 config,
                 overrides,
                 data_dir,
-            } => server(config, overrides, data_dir).await,
+                standalone,
+                initial_controllers,
+            } => {
+                let initial = InitialControllers {
+                    standalone,
+                    listed: initial_controllers,
+                };
+                server(config, overrides, data_dir, initial).await
+            }
             Command::Cluster(args) => cluster::run(args).await,
             Command::ElectLeaders(args) => elect::run(args).await,
             Command::Reassign(args) => reassign::run(args).await,
@@ -147,21 +165,25 @@ async fn shutdown_signal() -> Result<()> {
 /// A dedicated controller (`process.roles=controller`): a voter of the controller quorum and,
 /// while it leads, the active controller; no Kafka listener.
 async fn controller_only(config: BrokerConfig) -> Result<()> {
-    use ferrolog_broker::quorum::{RaftQuorum, RAFT_DIR};
-    let voters = config
-        .controller_voters
+    use ferrolog_broker::quorum::{cluster_id_for, RaftQuorum, RAFT_DIR};
+    let bootstrap = config
+        .quorum_bootstrap
         .clone()
-        .context("a dedicated controller needs controller.quorum.voters")?;
+        .context("a dedicated controller needs controller.quorum.voters or controller.quorum.bootstrap.servers")?;
     let l = config.controller_listener.as_ref().context(
         "a controller needs a listener named in controller.listener.names (e.g. listeners=CONTROLLER://:9093)",
     )?;
     let listener = bind_controller_listener(l)?;
-    std::fs::create_dir_all(&config.log_dir)
-        .with_context(|| format!("creating {}", config.log_dir.display()))?;
-    let cluster_id = config.cluster_id.clone().unwrap_or_default();
+    // meta.properties with the directory id Kafka's add-controller reads
+    let cluster_id = ferrolog_broker::log_manager::format_dir(
+        &config.log_dir,
+        config.node_id,
+        cluster_id_for(&config)?.as_deref(),
+    )?;
     let quorum = RaftQuorum::start(
         config.node_id as u64,
-        voters,
+        bootstrap,
+        config.controller_address().unwrap_or_default(),
         &config.log_dir.join(RAFT_DIR),
         cluster_id.clone(),
     )?;
@@ -179,10 +201,17 @@ async fn controller_only(config: BrokerConfig) -> Result<()> {
     Ok(())
 }
 
+/// `--standalone` / `--initial-controllers`.
+struct InitialControllers {
+    standalone: bool,
+    listed: Option<String>,
+}
+
 async fn server(
     config: Option<PathBuf>,
     overrides: Vec<String>,
     data_dir: Option<PathBuf>,
+    initial: InitialControllers,
 ) -> Result<()> {
     let mut props = Properties::new();
     if let Some(path) = &config {
@@ -200,6 +229,28 @@ async fn server(
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
     let mut config = BrokerConfig::from_properties(&props)?;
+    if initial.standalone {
+        let addr = config
+            .controller_address()
+            .context("--standalone needs a controller listener")?;
+        config.set_initial_controllers([(config.node_id as u64, addr)].into())?;
+    }
+    if let Some(list) = &initial.listed {
+        // id@host:port[:directory-id]: ferrolog does not use the directory id
+        let voters: Vec<String> = list
+            .split(',')
+            .map(|v| {
+                let v = v.trim();
+                match v.matches(':').count() {
+                    2 => v.rsplit_once(':').map_or(v, |(a, _)| a).to_string(),
+                    _ => v.to_string(),
+                }
+            })
+            .collect();
+        let voters = ferrolog_broker::quorum::parse_voters(&voters.join(","))
+            .context("--initial-controllers")?;
+        config.set_initial_controllers(voters)?;
+    }
     if !config.roles.broker {
         return controller_only(config).await;
     }
@@ -221,7 +272,7 @@ async fn server(
         config.advertised.port = local.port();
     }
     let controller_listener = match &config.controller_listener {
-        Some(l) if config.is_voter() => Some(bind_controller_listener(l)?),
+        Some(l) if config.is_controller() => Some(bind_controller_listener(l)?),
         _ => None,
     };
     let broker = ferrolog_broker::Broker::open(config)?;
@@ -240,7 +291,13 @@ async fn server(
         broker.config.log_dir.display(),
         broker.cluster_id
     );
-    let serve = tokio::spawn(ferrolog_broker::server::serve(broker.clone(), listener));
+    // like Kafka's brokers, serve clients once the controller has unfenced this broker (it has
+    // caught up with the metadata): before, its answers would not list itself
+    let serving = broker.clone();
+    let serve = tokio::spawn(async move {
+        serving.wait_unfenced().await;
+        ferrolog_broker::server::serve(serving, listener).await
+    });
     let background = tokio::spawn(broker.clone().run_background());
     if broker.config.cleaner_enable {
         let cleaner = broker.clone();

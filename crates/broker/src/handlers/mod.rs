@@ -35,6 +35,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod raft_voters;
 pub mod reassignments;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -90,6 +91,8 @@ pub enum Response {
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     ElectLeaders(ElectLeadersResponse),
     DescribeQuorum(DescribeQuorumResponse),
+    AddRaftVoter(AddRaftVoterResponse),
+    RemoveRaftVoter(RemoveRaftVoterResponse),
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
     ListPartitionReassignments(ListPartitionReassignmentsResponse),
 }
@@ -159,6 +162,8 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     ),
     (ApiKey::ElectLeaders, ElectLeadersRequest::VERSIONS),
     (ApiKey::DescribeQuorum, DescribeQuorumRequest::VERSIONS),
+    (ApiKey::AddRaftVoter, AddRaftVoterRequest::VERSIONS),
+    (ApiKey::RemoveRaftVoter, RemoveRaftVoterRequest::VERSIONS),
     (
         ApiKey::AlterPartitionReassignments,
         AlterPartitionReassignmentsRequest::VERSIONS,
@@ -231,6 +236,8 @@ pub enum Request {
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     ElectLeaders(ElectLeadersRequest),
     DescribeQuorum(DescribeQuorumRequest),
+    AddRaftVoter(AddRaftVoterRequest),
+    RemoveRaftVoter(RemoveRaftVoterRequest),
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
 }
@@ -244,6 +251,8 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
         ApiKey::ElectLeaders => Request::ElectLeaders(decode(b, v)?),
         ApiKey::DescribeQuorum => Request::DescribeQuorum(decode(b, v)?),
+        ApiKey::AddRaftVoter => Request::AddRaftVoter(decode(b, v)?),
+        ApiKey::RemoveRaftVoter => Request::RemoveRaftVoter(decode(b, v)?),
         ApiKey::AlterPartitionReassignments => Request::AlterPartitionReassignments(decode(b, v)?),
         ApiKey::ListPartitionReassignments => Request::ListPartitionReassignments(decode(b, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
@@ -384,6 +393,10 @@ pub async fn handle(
         Request::ElectLeaders(r) => Response::ElectLeaders(elect_leaders::handle(broker, r)),
         Request::DescribeQuorum(r) => {
             Response::DescribeQuorum(describe_quorum::handle(broker, r, v).await)
+        }
+        Request::AddRaftVoter(r) => Response::AddRaftVoter(raft_voters::add(broker, r).await),
+        Request::RemoveRaftVoter(r) => {
+            Response::RemoveRaftVoter(raft_voters::remove(broker, r).await)
         }
         Request::AlterPartitionReassignments(r) => {
             Response::AlterPartitionReassignments(reassignments::alter(broker, r))

@@ -116,6 +116,13 @@ enum Rpc {
         after: Option<u64>,
         wait_ms: u64,
     },
+    /// From a joining controller to any controller: add it as a learner.
+    Join {
+        id: u64,
+        addr: String,
+    },
+    /// To any controller: change the voters through the active controller.
+    ChangeVoters(VoterChange),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -126,6 +133,8 @@ enum Reply {
     Propose(Result<Outcome, String>),
     Heartbeat(Result<(), String>),
     DescribeQuorum(Result<QuorumStatus, String>),
+    /// Join or ChangeVoters: done, or why not.
+    Done(Result<(), String>),
     /// The image (if newer), the active controller as the answering one knows it, and the
     /// cluster id.
     Image {
@@ -289,6 +298,53 @@ impl RaftNetwork<TypeConfig> for NetworkClient {
     }
 }
 
+/// How a controller's Raft membership begins when its directory is new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// These voters (`controller.quorum.voters`, or for a dynamic quorum `--standalone` /
+    /// `--initial-controllers`).
+    Voters(BTreeMap<u64, String>),
+    /// Join the quorum the controllers at these addresses run
+    /// (`controller.quorum.bootstrap.servers`): as an observer (a Raft learner) first, a voter
+    /// once AddRaftVoter adds it (Kafka's `kafka-metadata-quorum add-controller`).
+    Join(Vec<String>),
+}
+
+/// A change of the voters (AddRaftVoter / RemoveRaftVoter).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum VoterChange {
+    Add { id: u64, addr: String },
+    Remove { id: u64 },
+}
+
+/// The cluster id a controller (or single node) starts with: configured or derived from the
+/// voters, else the one its log directory holds, else (joining a dynamic quorum) the one the
+/// other controllers report; `None` lets a new directory get a new id.
+pub fn cluster_id_for(config: &crate::config::BrokerConfig) -> Result<Option<String>> {
+    if let Some(id) = &config.cluster_id {
+        return Ok(Some(id.clone()));
+    }
+    if let Some(id) = crate::log_manager::stored_cluster_id(&config.log_dir) {
+        return Ok(Some(id));
+    }
+    match &config.quorum_bootstrap {
+        Some(Bootstrap::Join(controllers)) => {
+            // not this controller itself: it does not answer before it has started
+            let own = config.controller_address();
+            let others: Vec<String> = controllers
+                .iter()
+                .filter(|c| Some(*c) != own.as_ref())
+                .cloned()
+                .collect();
+            if others.is_empty() {
+                bail!("controller.quorum.bootstrap.servers names only this controller: start a new quorum with --standalone");
+            }
+            Ok(Some(RaftQuorum::probe_cluster_id(&others)?))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Parses `controller.quorum.voters` (`id@host:port,...`).
 pub fn parse_voters(voters: &str) -> Result<BTreeMap<u64, String>> {
     let mut map = BTreeMap::new();
@@ -346,17 +402,183 @@ impl RaftQuorum {
     /// (no vote, no log on any voter) is initialised with the configured voters.
     pub fn start(
         node_id: u64,
-        voters: BTreeMap<u64, String>,
+        bootstrap: Bootstrap,
+        addr: String,
         dir: &std::path::Path,
         cluster_id: String,
     ) -> Result<Arc<RaftQuorum>> {
         let runtime = controller_runtime()?;
         let dir = dir.to_path_buf();
+        let quorum = std::thread::scope(|s| {
+            s.spawn(|| {
+                runtime.block_on(Self::start_on(
+                    runtime, node_id, bootstrap, &dir, cluster_id,
+                ))
+            })
+            .join()
+            .map_err(|_| anyhow!("starting the controller panicked"))?
+        })?;
+        runtime.spawn(quorum.clone().join(addr));
+        Ok(quorum)
+    }
+
+    /// The cluster id of the quorum the controllers at `controllers` run (asked until one
+    /// answers).
+    pub fn probe_cluster_id(controllers: &[String]) -> Result<String> {
+        let runtime = controller_runtime()?;
+        let controllers = controllers.to_vec();
         std::thread::scope(|s| {
-            s.spawn(|| runtime.block_on(Self::start_on(runtime, node_id, voters, &dir, cluster_id)))
-                .join()
-                .map_err(|_| anyhow!("starting the controller panicked"))?
+            s.spawn(|| {
+                runtime.block_on(async {
+                    let mut attempt = 0usize;
+                    loop {
+                        let addr = &controllers[attempt % controllers.len()];
+                        attempt += 1;
+                        let rpc = Rpc::FetchImage {
+                            after: Some(u64::MAX),
+                            wait_ms: 0,
+                        };
+                        if let Ok(Reply::Image { cluster_id, .. }) = Peer::new(addr.clone())
+                            .call(&rpc, Duration::from_secs(1))
+                            .await
+                        {
+                            return Ok(cluster_id);
+                        }
+                        if attempt.is_multiple_of(controllers.len()) {
+                            tracing::warn!("waiting for a controller ({})", controllers.join(","));
+                        }
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                })
+            })
+            .join()
+            .map_err(|_| anyhow!("probing the controllers panicked"))?
         })
+    }
+
+    /// A controller joining a dynamic quorum: asks to be added as a learner until the
+    /// membership names it.
+    async fn join(self: Arc<Self>, addr: String) {
+        let Some(raft) = &self.raft else {
+            return;
+        };
+        loop {
+            let known = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&self.node_id)
+                .is_some();
+            if known {
+                return;
+            }
+            let rpc = Rpc::Join {
+                id: self.node_id,
+                addr: addr.clone(),
+            };
+            match self.call_any(rpc, Duration::from_secs(20)).await {
+                Ok(Reply::Done(Ok(()))) => {
+                    tracing::info!("joined the controller quorum as an observer")
+                }
+                Ok(Reply::Done(Err(e))) => tracing::info!("joining the controller quorum: {e}"),
+                Ok(other) => tracing::debug!("joining: unexpected {other:?}"),
+                Err(e) => tracing::debug!("joining: {e:#}"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Changes the voters (AddRaftVoter / RemoveRaftVoter) through the active controller.
+    pub async fn change_voters(self: &Arc<Self>, change: VoterChange) -> Result<()> {
+        let quorum = self.clone();
+        self.runtime
+            .spawn(async move {
+                match quorum
+                    .call_any(Rpc::ChangeVoters(change), Duration::from_secs(60))
+                    .await?
+                {
+                    Reply::Done(r) => r.map_err(|e| anyhow!(e)),
+                    other => bail!("unexpected reply {other:?}"),
+                }
+            })
+            .await?
+    }
+
+    /// The active controller's side of Join and ChangeVoters (others pass them on).
+    async fn change_membership_here(&self, rpc: Rpc) -> Result<(), String> {
+        let Some(raft) = &self.raft else {
+            return Err("not a controller".into());
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.leader() {
+                Some(l) if l == self.node_id => break,
+                Some(l) => {
+                    return match self.call(l, rpc).await {
+                        Ok(Reply::Done(r)) => r,
+                        Ok(other) => Err(format!("unexpected reply {other:?}")),
+                        Err(e) => Err(format!("{e:#}")),
+                    }
+                }
+                None if Instant::now() > deadline => {
+                    return Err("the controller quorum has no leader".into())
+                }
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let membership = raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        let is_voter = |id: u64| membership.voter_ids().any(|v| v == id);
+        let result = match rpc {
+            Rpc::Join { id, addr } => {
+                if membership.get_node(&id).is_some() {
+                    return Ok(());
+                }
+                raft.add_learner(id, BasicNode::new(addr), false)
+                    .await
+                    .map(|_| ())
+            }
+            Rpc::ChangeVoters(VoterChange::Add { id, addr }) => {
+                if is_voter(id) {
+                    return Err(format!("controller {id} is already a voter"));
+                }
+                if membership.get_node(&id).is_none() {
+                    // a controller not observing yet: add it, and wait until it has caught up
+                    if let Err(e) = raft.add_learner(id, BasicNode::new(addr), true).await {
+                        return Err(format!("{e}"));
+                    }
+                }
+                let ids = std::collections::BTreeSet::from([id]);
+                raft.change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
+                    .await
+                    .map(|_| ())
+            }
+            Rpc::ChangeVoters(VoterChange::Remove { id }) => {
+                if !is_voter(id) {
+                    return Err(format!("controller {id} is not a voter"));
+                }
+                let ids = std::collections::BTreeSet::from([id]);
+                raft.change_membership(openraft::ChangeMembers::RemoveVoters(ids), false)
+                    .await
+                    .map(|_| ())
+            }
+            _ => return Err("not a membership change".into()),
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// A controller's address from the Raft membership (or the configured voters).
+    fn addr_of(&self, id: u64) -> Option<String> {
+        let from_membership = self.raft.as_ref().and_then(|raft| {
+            raft.metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone())
+        });
+        from_membership.or_else(|| self.voters.get(&id).cloned())
     }
 
     /// Joins as an observer (a dedicated broker): waits until a controller answers with the
@@ -511,7 +733,7 @@ impl RaftQuorum {
     async fn start_on(
         runtime: &'static tokio::runtime::Runtime,
         node_id: u64,
-        voters: BTreeMap<u64, String>,
+        bootstrap: Bootstrap,
         dir: &std::path::Path,
         cluster_id: String,
     ) -> Result<Arc<RaftQuorum>> {
@@ -532,20 +754,27 @@ impl RaftQuorum {
         let raft = Raft::new(node_id, Arc::new(config), Network, log_store, state_machine)
             .await
             .map_err(|e| anyhow!("starting raft: {e}"))?;
-        if fresh {
-            let members: BTreeMap<u64, BasicNode> = voters
-                .iter()
-                .map(|(id, addr)| (*id, BasicNode::new(addr)))
-                .collect();
-            if let Err(e) = raft.initialize(members).await {
-                tracing::debug!("quorum already initialised: {e}");
+        let (voters, controllers) = match bootstrap {
+            Bootstrap::Voters(voters) => {
+                if fresh {
+                    let members: BTreeMap<u64, BasicNode> = voters
+                        .iter()
+                        .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                        .collect();
+                    if let Err(e) = raft.initialize(members).await {
+                        tracing::debug!("quorum already initialised: {e}");
+                    }
+                }
+                let controllers = voters.values().cloned().collect();
+                (voters, controllers)
             }
-        }
+            Bootstrap::Join(controllers) => (BTreeMap::new(), controllers),
+        };
         Ok(Arc::new(RaftQuorum {
             runtime,
             node_id,
             raft: Some(raft),
-            controllers: voters.values().cloned().collect(),
+            controllers,
             voters,
             active: Mutex::new(None),
             cluster_id,
@@ -568,8 +797,8 @@ impl RaftQuorum {
         }
     }
 
-    /// A voter of the quorum (not an observer).
-    pub fn is_voter(&self) -> bool {
+    /// A controller (a Raft member, voter or learner), not a broker observing the quorum.
+    pub fn is_controller(&self) -> bool {
         self.raft.is_some()
     }
 
@@ -577,18 +806,15 @@ impl RaftQuorum {
         self.leader() == Some(self.node_id)
     }
 
-    pub fn voters(&self) -> &BTreeMap<u64, String> {
-        &self.voters
-    }
-
     async fn call(&self, node: u64, rpc: Rpc) -> Result<Reply> {
         let addr = self
-            .voters
-            .get(&node)
-            .ok_or_else(|| anyhow!("no controller {node}"))?
-            .clone();
+            .addr_of(node)
+            .ok_or_else(|| anyhow!("no controller {node}"))?;
         let mut peers = self.peers.lock().await;
-        let peer = peers.entry(node).or_insert_with(|| Peer::new(addr));
+        let peer = peers.entry(node).or_insert_with(|| Peer::new(addr.clone()));
+        if peer.addr != addr {
+            *peer = Peer::new(addr);
+        }
         Ok(peer.call(&rpc, Duration::from_secs(10)).await?)
     }
 
@@ -677,27 +903,34 @@ impl RaftQuorum {
         }
         let replication = m.replication.clone().unwrap_or_default();
         let own_end = m.last_log_index.map_or(0, |i| i as i64 + 1);
-        let voters = self
-            .voters
-            .keys()
-            .map(|id| {
-                let end = if *id == self.node_id {
-                    own_end
-                } else {
-                    replication
-                        .get(id)
-                        .and_then(|l| l.map(|l| l.index as i64 + 1))
-                        .unwrap_or(-1)
-                };
-                (*id, end)
-            })
+        let end_of = |id: u64| {
+            if id == self.node_id {
+                own_end
+            } else {
+                replication
+                    .get(&id)
+                    .and_then(|l| l.map(|l| l.index as i64 + 1))
+                    .unwrap_or(-1)
+            }
+        };
+        let membership = m.membership_config.membership();
+        let voter_ids: Vec<u64> = membership.voter_ids().collect();
+        let voters = voter_ids.iter().map(|id| (*id, end_of(*id))).collect();
+        // controllers that observe (learners), then brokers that observe
+        let mut observers: Vec<(u64, i64)> = membership
+            .learner_ids()
+            .map(|id| (id, end_of(id)))
             .collect();
-        let observers = self
+        let endpoints: BTreeMap<u64, String> = membership
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect();
+        let brokers = self
             .heartbeats
             .lock()
             .expect("heartbeats lock")
             .iter()
-            .filter(|(id, _)| !self.voters.contains_key(&(**id as u64)))
+            .filter(|(id, _)| !endpoints.contains_key(&(**id as u64)))
             .map(|(id, s)| {
                 let end = if s.applied == u64::MAX {
                     -1
@@ -706,14 +939,15 @@ impl RaftQuorum {
                 };
                 (*id as u64, end)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        observers.extend(brokers);
         Some(QuorumStatus {
             leader: self.node_id as i32,
             term: m.current_term,
             high_watermark: m.last_applied.map_or(0, |l| l.index as i64 + 1),
             voters,
             observers,
-            endpoints: self.voters.clone(),
+            endpoints,
         })
     }
 
@@ -812,9 +1046,7 @@ impl RaftQuorum {
     /// The committed image for an observer, once newer than `after` (`None` if it did not
     /// change within `wait`, or this node is not the active controller).
     async fn image_for_observer(&self, after: Option<u64>, wait: Duration) -> Reply {
-        let leader = self
-            .leader()
-            .and_then(|l| self.voters.get(&l).map(|a| (l, a.clone())));
+        let leader = self.leader().and_then(|l| self.addr_of(l).map(|a| (l, a)));
         let mut image = None;
         if self.is_leader() {
             let mut images = self.image.clone();
@@ -852,6 +1084,9 @@ impl RaftQuorum {
             }
             Rpc::ForwardDescribe => {
                 Reply::DescribeQuorum(self.describe_here().await.map_err(|e| format!("{e:#}")))
+            }
+            rpc @ (Rpc::Join { .. } | Rpc::ChangeVoters(_)) => {
+                Reply::Done(self.change_membership_here(rpc).await)
             }
             Rpc::FetchImage { after, wait_ms } => {
                 self.image_for_observer(after, Duration::from_millis(wait_ms.min(10_000)))
