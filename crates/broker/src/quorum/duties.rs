@@ -349,9 +349,18 @@ pub async fn run(
                     seen: now,
                     shutting_down: false,
                     applied: u64::MAX,
+                    gone: false,
+                    probed: None,
                 });
             }
             liveness(&image, &heartbeats, session_timeout)
+        };
+        let live = match probe_silent(&quorum, &image, &live).await {
+            0 => live,
+            _ => {
+                let heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
+                liveness(&image, &heartbeats, session_timeout)
+            }
         };
         active = true;
         let mut records = plan(&image, &live);
@@ -374,6 +383,62 @@ pub async fn run(
     }
 }
 
+/// How long a broker may be silent before the controller tries its listener.
+const SILENCE: Duration = Duration::from_secs(1);
+
+/// A broker that stopped heartbeating for [`SILENCE`] and whose listener refuses connections
+/// has lost its process (a crash, kill -9): it is fenced now rather than after the session
+/// timeout, so its partitions get new leaders sooner. A broker that is only unreachable (a
+/// network partition, a stall) still has its full session. Returns how many were found gone.
+async fn probe_silent(quorum: &RaftQuorum, image: &MetadataImage, live: &Liveness) -> usize {
+    let now = Instant::now();
+    let candidates: Vec<(i32, String)> = {
+        let mut heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
+        image
+            .brokers
+            .values()
+            .filter(|b| live.alive.contains(&b.id))
+            .filter_map(|b| {
+                let s = heartbeats.get_mut(&b.id)?;
+                let due = !s.gone
+                    && now.duration_since(s.seen) >= SILENCE
+                    && s.probed.is_none_or(|p| now.duration_since(p) >= SILENCE);
+                due.then(|| {
+                    s.probed = Some(now);
+                    (b.id, format!("{}:{}", b.host, b.port))
+                })
+            })
+            .collect()
+    };
+    let mut gone = 0;
+    for (id, addr) in candidates {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await;
+        let refused =
+            matches!(attempt, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused {
+            tracing::info!(
+                broker = id,
+                addr,
+                "a silent broker's listener refuses connections: fencing it"
+            );
+            if let Some(s) = quorum
+                .heartbeats
+                .lock()
+                .expect("heartbeats lock")
+                .get_mut(&id)
+            {
+                s.gone = true;
+                gone += 1;
+            }
+        }
+    }
+    gone
+}
+
 /// Brokers alive by their heartbeats: seen within the session timeout and caught up with the
 /// metadata up to their own registration (a restarted broker stays fenced until then).
 fn liveness(
@@ -384,7 +449,7 @@ fn liveness(
     let mut live = Liveness::default();
     for (id, session) in heartbeats {
         let registered_at = image.brokers.get(id).map_or(0, |b| b.registered_at);
-        if session.seen.elapsed() < timeout && session.applied >= registered_at {
+        if !session.gone && session.seen.elapsed() < timeout && session.applied >= registered_at {
             live.alive.insert(*id);
             if session.shutting_down {
                 live.shutting_down.insert(*id);
@@ -534,6 +599,39 @@ mod tests {
             adding: vec![],
             removing: vec![],
         }
+    }
+
+    #[test]
+    fn liveness_needs_a_recent_heartbeat_a_listener_and_the_registration_applied() {
+        let mut image = MetadataImage::default();
+        for id in 1..=4 {
+            let broker = crate::metadata::BrokerImage {
+                id,
+                host: "localhost".into(),
+                port: 9092,
+                rack: None,
+                epoch: 1,
+                fenced: false,
+                shutting_down: false,
+                registered_at: 10,
+            };
+            image.brokers.insert(id, broker);
+        }
+        let session = |ago: u64, applied: u64, gone: bool| Session {
+            seen: Instant::now() - Duration::from_millis(ago),
+            shutting_down: false,
+            applied,
+            gone,
+            probed: None,
+        };
+        let heartbeats = HashMap::from([
+            (1, session(0, 10, false)),
+            (2, session(5000, 10, false)),
+            (3, session(0, 9, false)),
+            (4, session(0, 10, true)),
+        ]);
+        let live = liveness(&image, &heartbeats, Duration::from_secs(3));
+        assert_eq!(live.alive, HashSet::from([1]), "2 silent, 3 behind, 4 gone");
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub(crate) struct Session {
     pub seen: Instant,
     pub shutting_down: bool,
     pub applied: u64,
+    /// Its listener refused a connection after it went silent: the process is gone.
+    pub gone: bool,
+    /// When the controller last tried its listener.
+    pub probed: Option<Instant>,
 }
 
 /// The quorum as its leader sees it (DescribeQuorum).
@@ -1039,6 +1043,8 @@ impl RaftQuorum {
                 seen: Instant::now(),
                 shutting_down: heartbeat.shutting_down,
                 applied: heartbeat.applied,
+                gone: false,
+                probed: None,
             },
         );
     }
