@@ -14,6 +14,7 @@ say ""
 say "3-node cluster, RF=3, acks=all, min.insync.replicas=2, idempotent librdkafka, 100-byte values, $(date -u +%Y-%m-%dT%H:%MZ)"
 fl=$(python3 bench/cluster.py ferrolog)
 ka=$(python3 bench/cluster.py kafka)
+say "leader failover runs: ferrolog $(echo "$fl" | awk '$1 == "leader_failover_runs" {$1=""; print}') | kafka $(echo "$ka" | awk '$1 == "leader_failover_runs" {$1=""; print}')"
 for key in throughput p99_ms leader_failover_s controller_failover_s; do
   f=$(echo "$fl" | awk -v k=$key '$1 == k {print $2}')
   k=$(echo "$ka" | awk -v k=$key '$1 == k {print $2}')
