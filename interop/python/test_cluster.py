@@ -39,8 +39,9 @@ class Cluster:
     1001..1003 (brokers in `bootstrap_brokers` find the controllers through
     controller.quorum.bootstrap.servers instead of the voters)."""
 
-    def __init__(self, overrides=(), dedicated=False, bootstrap_brokers=()):
+    def __init__(self, overrides=(), dedicated=False, bootstrap_brokers=(), racks=None):
         self.dir = tempfile.mkdtemp(prefix="ferrolog-cluster-")
+        self.racks = racks or {}
         self.dedicated = dedicated
         self.bootstrap_brokers = set(bootstrap_brokers)
         brokers = list(range(1, NODES + 1))
@@ -81,6 +82,8 @@ class Cluster:
             cmd += ["--override", f"controller.quorum.bootstrap.servers={servers}"]
         else:
             cmd += ["--override", f"controller.quorum.voters={self.voters}"]
+        if i in self.racks:
+            cmd += ["--override", f"broker.rack={self.racks[i]}"]
         cmd += ["--override", "broker.session.timeout.ms=3000",
                "--override", "replica.lag.time.max.ms=5000",
                "--override", "default.replication.factor=3",
@@ -137,6 +140,10 @@ class Cluster:
         wait_for(what, check, timeout, detail=self.logs)
 
     def create(self, topic, partitions=3, rf=3, configs=None):
+        # a restarted broker is fenced until it has caught up with the metadata: wait for
+        # every live broker, so placement can use it
+        self.wait_for("every live broker unfenced",
+                      lambda: self.controller()[1].count("Broker: ") == len(self.alive()))
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         fs = admin.create_topics([NewTopic(topic, partitions, rf, config=configs or {})])
         fs[topic].result(30)

@@ -4,6 +4,7 @@ through controller.quorum.bootstrap.servers). Real clients through a broker kill
 controller kill; two of three brokers down gives NOT_ENOUGH_REPLICAS while the controllers
 keep working; Kafka's quorum tool sees the brokers as observers."""
 
+import logging
 import os
 import re
 import shutil
@@ -11,6 +12,8 @@ import subprocess
 
 import pytest
 from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer, TopicPartition
 
 from conftest import ROOT
 from test_cluster import Cluster, leader_kill_and_rejoin
@@ -20,7 +23,10 @@ from test_cluster import Cluster, leader_kill_and_rejoin
 def cluster():
     # a session far longer than the failover asserted below: a killed broker must be found
     # gone by its refused listener, not by its session running out
-    c = Cluster(dedicated=True, bootstrap_brokers=[3], overrides=["broker.session.timeout.ms=30000"])
+    # brokers in racks r1-r3, and Kafka's rack-aware replica selector (KIP-392)
+    c = Cluster(dedicated=True, bootstrap_brokers=[3], racks={1: "r1", 2: "r2", 3: "r3"},
+                overrides=["broker.session.timeout.ms=30000",
+                           "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"])
     yield c
     c.stop()
     shutil.rmtree(c.dir, ignore_errors=True)
@@ -97,3 +103,30 @@ def test_quorum_tool_sees_observers(cluster):
     assert all(status[i] == "Observer" for i in (1, 2, 3)), out.stdout
     assert any(status[i] == "Leader" for i in (1001, 1002, 1003)), out.stdout
     assert re.search(r"\b100[123]\b", out.stdout)
+
+
+def test_consumer_reads_from_a_replica_in_its_rack(cluster, caplog):
+    """KIP-392: the leader (broker 1, rack r1) sends a consumer with client.rack=r3 to broker 3,
+    which serves it every record (kafka-python, which logs where it fetches from)."""
+    topic = "by-rack"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1,
+                                  replica_assignment=[[1, 2, 3]])])[topic].result(30)
+    cluster.wait_for("leader 1, all in sync", lambda: (lambda p: p[0] == 1 and len(p[2]) == 3)(
+        cluster.describe(topic)[0]))
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(200):
+        p.produce(topic, value=str(i).encode())
+    assert p.flush(30) == 0
+    caplog.set_level(logging.DEBUG, logger="kafka.consumer.fetcher")
+    consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap, client_rack="r3",
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=8000)
+    consumer.assign([TopicPartition(topic, 0)])
+    values = [m.value.decode() for m in consumer]
+    consumer.close()
+    assert values == [str(i) for i in range(200)]
+    assert re.search(r"Updating preferred read replica for partition .*by-rack.* to 3", caplog.text), caplog.text[-3000:]
+    assert "Error fetching partition" not in caplog.text
+    assert "retrying from leader" not in caplog.text
+

@@ -120,7 +120,7 @@ def test_dynamic_quorum_grows_survives_and_shrinks(quorum):
 
     meta = open(os.path.join(quorum.dir, "node-1001", "meta.properties")).read()
     directory_id = re.search(r"directory.id=(\S+)", meta)[1]
-    out = quorum.tool("remove-controller", "--controller-id", "1001", "--controller-directory-id", directory_id)
+    out = quorum.tool("remove-controller", "--controller-id", "1001", f"--controller-directory-id={directory_id}")
     assert out.returncode == 0 and "Removed" in out.stdout, out.stdout + out.stderr
     quorum.wait_for("two voters", lambda: sorted(quorum.quorum()[1]) == [1002, 1003])
     create_and_write(quorum.bootstrap, "on-two-voters")

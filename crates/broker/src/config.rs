@@ -392,6 +392,12 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Accepted (dynamic, per broker) for Kafka's reassignment tool: with one log directory there are no moves between directories to throttle.",
     ),
     key(
+        "replica.selector.class",
+        None,
+        STR,
+        "How a leader picks the replica a consumer reads from (KIP-392): unset, the leader; org.apache.kafka.common.replica.RackAwareReplicaSelector, an in-sync replica in the consumer's client.rack.",
+    ),
+    key(
         "leader.imbalance.per.broker.percentage",
         Some("10"),
         Int,
@@ -859,6 +865,8 @@ pub struct BrokerConfig {
     pub cleaner_backoff_ms: u64,
     pub cleaner_dedupe_buffer_bytes: usize,
     pub rack: Option<String>,
+    /// `replica.selector.class` is Kafka's rack-aware selector (KIP-392).
+    pub rack_aware_selector: bool,
     /// The controller quorum (`controller.quorum.voters`).
     pub controller_voters: Option<BTreeMap<u64, String>>,
     /// Where the controllers are (the voters, or `controller.quorum.bootstrap.servers`): empty
@@ -1052,6 +1060,11 @@ impl BrokerConfig {
             cleaner_dedupe_buffer_bytes: int("log.cleaner.dedupe.buffer.size")?.clamp(1024, 1 << 34)
                 as usize,
             rack: properties.get("broker.rack").cloned(),
+            rack_aware_selector: match properties.get("replica.selector.class").map(|s| s.trim()) {
+                None | Some("") => false,
+                Some(RACK_AWARE_SELECTOR) => true,
+                Some(other) => bail!("Invalid value {other} for configuration replica.selector.class: ferrolog has {RACK_AWARE_SELECTOR}"),
+            },
             controller_voters,
             controllers,
             quorum_bootstrap,
@@ -1218,6 +1231,9 @@ pub fn parse_properties_file(text: &str) -> Properties {
 
 /// A cluster id (22 characters of URL-safe base64, as Kafka's) derived from the quorum voters,
 /// so nodes configured alike agree on it without a formatting step.
+/// Kafka's rack-aware replica selector, the one `replica.selector.class` may name.
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 /// What a node does (`process.roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {

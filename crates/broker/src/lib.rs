@@ -572,7 +572,13 @@ impl Broker {
         if let Some(existing) = self.controller.image().topic(name) {
             return Ok(existing.id);
         }
-        let id = Uuid::new_v4();
+        // like Kafka's ids, never one whose base64 form starts with a dash
+        let id = loop {
+            let id = Uuid::new_v4();
+            if !ferrolog_storage::log::uuid_to_kafka_string(id.as_bytes()).starts_with('-') {
+                break id;
+            }
+        };
         let mut records = vec![
             MetadataRecord::Topic {
                 name: name.to_string(),

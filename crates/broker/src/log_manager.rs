@@ -62,10 +62,8 @@ pub fn format_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<
             Ok(stored)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = cluster_id
-                .map(str::to_string)
-                .unwrap_or_else(|| uuid_to_kafka_string(Uuid::new_v4().as_bytes()));
-            let directory_id = uuid_to_kafka_string(Uuid::new_v4().as_bytes());
+            let id = cluster_id.map(str::to_string).unwrap_or_else(random_id);
+            let directory_id = random_id();
             checkpoint::write_atomic(
                 &meta_path,
                 &format!("#\n#Written by ferrolog\ncluster.id={id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"),
@@ -75,6 +73,18 @@ pub fn format_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<
         Err(e) => Err(e).context("reading meta.properties"),
     }
 }
+
+/// A new random id in Kafka's base64 form, never starting with `-` (as Kafka's own: a leading
+/// dash reads as an option to its command-line tools).
+pub fn random_id() -> String {
+    loop {
+        let id = uuid_to_kafka_string(Uuid::new_v4().as_bytes());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
 
 /// The stored cluster id of a formatted log directory.
 pub fn stored_cluster_id(dir: &Path) -> Option<String> {
@@ -197,5 +207,16 @@ impl LogManager {
     pub fn mark_clean_shutdown(&self) -> Result<()> {
         checkpoint::write_atomic(&self.dir.join(CLEAN_SHUTDOWN), "")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_ids_never_start_with_a_dash() {
+        for _ in 0..2000 {
+            let id = super::random_id();
+            assert!(!id.starts_with('-') && id.len() == 22, "{id}");
+        }
     }
 }

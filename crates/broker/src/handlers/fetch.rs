@@ -165,6 +165,32 @@ fn read(
     let mut total = 0usize;
     let mut errors = false;
     let read_committed = request.isolation_level == 1;
+    // KIP-392: consumers (v11+) read from followers too, and with a rack-aware replica
+    // selector the leader sends a consumer to an in-sync replica in its rack
+    let follower_reads = !follower && version >= 11;
+    let image = broker.controller.image();
+    let rack = (follower_reads && broker.config.rack_aware_selector)
+        .then_some(&*request.rack_id)
+        .filter(|r| !r.is_empty());
+    let node = broker.config.node_id;
+    let in_rack = |b: i32| {
+        image
+            .brokers
+            .get(&b)
+            .is_some_and(|x| !x.fenced && x.rack.as_deref() == rack)
+    };
+    let preferred = |p: &crate::replica_manager::Partition| -> Option<i32> {
+        rack?;
+        if in_rack(node) {
+            return None;
+        }
+        let state = image.partitions.get(&(p.topic_id, p.index))?;
+        state
+            .isr
+            .iter()
+            .copied()
+            .find(|b| *b != node && in_rack(*b))
+    };
     let mut sent = Vec::with_capacity(wanted.len());
     for (i, w) in wanted.iter().enumerate() {
         let mut data = PartitionData::default()
@@ -193,7 +219,7 @@ fn read(
                     ResponseError::UnknownTopicOrPartition.code()
                 };
             }
-            Some((p, l)) if !l.leading => {
+            Some((p, l)) if !l.leading && (!follower_reads || l.leader < 0) => {
                 data.error_code = ResponseError::NotLeaderOrFollower.code();
                 // KIP-951: the current leader (v12+) and its endpoint (v16+)
                 if let Some((leader, epoch, endpoint)) = (version >= 12)
@@ -228,6 +254,15 @@ fn read(
                 } else {
                     ResponseError::UnknownLeaderEpoch.code()
                 };
+            }
+            Some((p, l)) if l.leading && preferred(&p).is_some() => {
+                // a replica in the consumer's rack serves it: offsets only from here
+                data.preferred_read_replica = BrokerId(preferred(&p).unwrap_or(-1));
+                p.with_log(|l| {
+                    data.high_watermark = l.high_watermark();
+                    data.last_stable_offset = l.last_stable_offset();
+                    data.log_start_offset = l.log_start_offset();
+                });
             }
             Some((p, _)) if held_back && throttled(i) => {
                 // throttled: offsets only, no records this time
