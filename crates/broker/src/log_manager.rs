@@ -85,7 +85,6 @@ pub fn random_id() -> String {
     }
 }
 
-
 /// The stored cluster id of a formatted log directory.
 pub fn stored_cluster_id(dir: &Path) -> Option<String> {
     let text = fs::read_to_string(dir.join(META_PROPERTIES)).ok()?;

@@ -32,10 +32,15 @@ pub struct Wait {
     replica: Arc<Partition>,
     required: i64,
     epoch: i32,
+    /// The topic's `min.insync.replicas`: a high watermark that passed the append with a
+    /// smaller ISR (it shrank meanwhile) is NOT_ENOUGH_REPLICAS_AFTER_APPEND, not an ack.
+    min_isr: i64,
 }
 
-/// Answers once every acks=all append is committed (the high watermark passed it), its
-/// leader lost leadership (NOT_LEADER_OR_FOLLOWER) or `timeout_ms` passed (REQUEST_TIMED_OUT).
+/// Answers once every acks=all append is committed (the high watermark passed it with at least
+/// `min.insync.replicas` in the ISR; with fewer, NOT_ENOUGH_REPLICAS_AFTER_APPEND as in Kafka),
+/// its leader lost leadership (NOT_LEADER_OR_FOLLOWER) or `timeout_ms` passed
+/// (REQUEST_TIMED_OUT).
 pub async fn await_commit(
     broker: &Arc<Broker>,
     mut response: ProduceResponse,
@@ -53,7 +58,10 @@ pub async fn await_commit(
             let error = if !state.leading || state.leader_epoch != w.epoch {
                 ResponseError::NotLeaderOrFollower
             } else if w.replica.high_watermark() >= w.required {
-                return false;
+                if (state.isr_size as i64) >= w.min_isr {
+                    return false;
+                }
+                ResponseError::NotEnoughReplicasAfterAppend
             } else if tokio::time::Instant::now() >= deadline {
                 ResponseError::RequestTimedOut
             } else {
@@ -162,6 +170,9 @@ pub fn handle(
                                 epoch: replica.leader_epoch(),
                                 replica,
                                 required: result.last_offset + 1,
+                                min_isr: resolved.map_or(1, |t| {
+                                    broker.effective().min_insync_replicas(&t.configs)
+                                }),
                             });
                         }
                     }
