@@ -845,12 +845,21 @@ impl Broker {
             return self.config.node_id;
         };
         let image = self.controller.image();
-        let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
         match q.leader() {
             None => -1,
-            Some(l) if live(l as i32) => l as i32,
-            Some(_) if live(self.config.node_id) => self.config.node_id,
-            Some(_) => image.live_brokers().first().map_or(-1, |b| b.id),
+            Some(l) if image.brokers.get(&(l as i32)).is_some_and(|b| !b.fenced) => l as i32,
+            Some(_) => self.serving_broker(&image),
+        }
+    }
+
+    /// A broker clients can use, for the controller id they are told: this one when it is
+    /// listed (a single node, or registered and unfenced), else another live broker, else -1.
+    pub fn serving_broker(&self, image: &MetadataImage) -> i32 {
+        let node = self.config.node_id;
+        if image.brokers.is_empty() || image.brokers.get(&node).is_some_and(|b| !b.fenced) {
+            node
+        } else {
+            image.live_brokers().first().map_or(-1, |b| b.id)
         }
     }
 

@@ -369,7 +369,7 @@ impl Broker {
 
     /// The partitions among `partitions` whose replica here is follower-throttled
     /// (`follower.replication.throttled.replicas`) and not in the ISR.
-    fn follower_throttled(&self, partitions: &[Arc<Partition>]) -> HashSet<(String, i32)> {
+    fn follower_throttled(&self, partitions: &[Arc<Partition>]) -> HashSet<(uuid::Uuid, i32)> {
         let image = self.controller.image();
         let node = self.config.node_id;
         partitions
@@ -388,7 +388,7 @@ impl Broker {
                     .get(&(p.topic_id, p.index))
                     .is_some_and(|s| !s.isr.contains(&node))
             })
-            .map(|p| (p.topic.clone(), p.index))
+            .map(|p| (p.topic_id, p.index))
             .collect()
     }
 
@@ -400,13 +400,17 @@ impl Broker {
             .clamp(1024, i64::from(i32::MAX)) as i32;
         let mut topics: Vec<FetchTopic> = Vec::new();
         let mut epochs = HashMap::new();
-        let throttled = self.follower_throttled(partitions);
-        let held_back = self.follower_quota.exceeded(
-            self.effective()
-                .int_property(crate::throttle::FOLLOWER_RATE, i64::MAX),
-        );
+        let rate = self
+            .effective()
+            .int_property(crate::throttle::FOLLOWER_RATE, i64::MAX);
+        let throttled = if rate == i64::MAX {
+            HashSet::new()
+        } else {
+            self.follower_throttled(partitions)
+        };
+        let held_back = self.follower_quota.exceeded(rate);
         for p in partitions {
-            let key = (p.topic.clone(), p.index);
+            let key = (p.topic_id, p.index);
             if held_back && throttled.contains(&key) {
                 continue;
             }
@@ -452,13 +456,13 @@ impl Broker {
                 let Some(p) = self.replicas.get(&t.topic.0, data.partition_index) else {
                     continue;
                 };
-                let Some(&epoch) = epochs.get(&(p.topic.clone(), p.index)) else {
+                let Some(&epoch) = epochs.get(&(p.topic_id, p.index)) else {
                     continue;
                 };
                 match ResponseError::try_from_code(data.error_code) {
                     None => {
                         let records = data.records.as_deref().unwrap_or(&[]);
-                        if throttled.contains(&(p.topic.clone(), p.index)) {
+                        if throttled.contains(&(p.topic_id, p.index)) {
                             self.follower_quota.record(records.len());
                         }
                         match p.append_as_follower(

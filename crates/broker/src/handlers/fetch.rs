@@ -49,27 +49,42 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let leader_rate = broker
         .effective()
         .int_property(crate::throttle::LEADER_RATE, i64::MAX);
-    let throttled: Vec<bool> = wanted
-        .iter()
-        .map(|w| {
-            follower
-                && leader_rate != i64::MAX
-                && w.name.as_deref().is_some_and(|n| {
+    let node = broker.config.node_id;
+    let throttled: Vec<bool> = if follower && leader_rate != i64::MAX {
+        wanted
+            .iter()
+            .map(|w| {
+                w.name.as_deref().is_some_and(|n| {
                     image.topic(n).is_some_and(|t| {
                         crate::throttle::lists(
                             t.configs
                                 .get(crate::throttle::LEADER_REPLICAS)
                                 .map(String::as_str),
                             w.partition,
-                            broker.config.node_id,
+                            node,
                         )
                     }) && broker
                         .replicas
                         .get(n, w.partition)
                         .is_some_and(|p| !p.in_sync(replica))
                 })
-        })
-        .collect();
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // KIP-392: with a rack-aware replica selector, a consumer (v11+) in another rack than this
+    // leader goes to an in-sync replica in its own
+    let rack = (!follower && version >= 11 && broker.config.rack_aware_selector)
+        .then_some(&*request.rack_id)
+        .filter(|r| !r.is_empty());
+    let redirect: Vec<Option<i32>> = match rack {
+        None => Vec::new(),
+        Some(rack) => wanted
+            .iter()
+            .map(|w| in_rack_replica(&image, w, rack, node))
+            .collect(),
+    };
     if follower {
         let now = crate::now_ms();
         for w in &wanted {
@@ -109,7 +124,10 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
             &wanted,
             session_id,
             incremental,
-            follower.then_some((&throttled[..], held_back)),
+            Routing {
+                follower: follower.then_some((&throttled[..], held_back)),
+                redirect: &redirect,
+            },
         );
         let done = bytes >= request.min_bytes.max(0) as usize
             || errors
@@ -144,6 +162,41 @@ type Pass = (
     usize,
 );
 
+/// The replica in `rack` (in sync, unfenced) a consumer of this partition should read from,
+/// if this broker is not in that rack itself.
+fn in_rack_replica(
+    image: &crate::metadata::MetadataImage,
+    w: &SessionPartition,
+    rack: &str,
+    node: i32,
+) -> Option<i32> {
+    let in_rack = |b: i32| {
+        image
+            .brokers
+            .get(&b)
+            .is_some_and(|x| !x.fenced && x.rack.as_deref() == Some(rack))
+    };
+    if in_rack(node) {
+        return None;
+    }
+    let topic = image.topic(w.name.as_deref()?)?;
+    let state = image.partitions.get(&(topic.id, w.partition))?;
+    state
+        .isr
+        .iter()
+        .copied()
+        .find(|b| *b != node && in_rack(*b))
+}
+
+/// How a pass serves each wanted partition beyond what the request says.
+struct Routing<'a> {
+    /// A follower's fetch: which partitions are leader-throttled for it, and whether those
+    /// wait this time.
+    follower: Option<(&'a [bool], bool)>,
+    /// A consumer's fetch under KIP-392: per partition, the replica in its rack to send it to.
+    redirect: &'a [Option<i32>],
+}
+
 /// One pass over the partitions.
 fn read(
     broker: &Arc<Broker>,
@@ -152,12 +205,12 @@ fn read(
     wanted: &[SessionPartition],
     session_id: i32,
     incremental: bool,
-    replica: Option<(&[bool], bool)>,
+    routing: Routing,
 ) -> Pass {
-    // a follower's fetch: which partitions are throttled, and whether those wait this time
-    let follower = replica.is_some();
-    let (throttled, held_back) = replica.unwrap_or((&[], false));
+    let follower = routing.follower.is_some();
+    let (throttled, held_back) = routing.follower.unwrap_or((&[], false));
     let throttled = |i: usize| throttled.get(i).copied().unwrap_or(false);
+    let redirect = |i: usize| routing.redirect.get(i).copied().flatten();
     let mut throttled_bytes = 0;
     let mut response = FetchResponse::default().with_session_id(session_id);
     let mut files = Vec::new();
@@ -165,32 +218,8 @@ fn read(
     let mut total = 0usize;
     let mut errors = false;
     let read_committed = request.isolation_level == 1;
-    // KIP-392: consumers (v11+) read from followers too, and with a rack-aware replica
-    // selector the leader sends a consumer to an in-sync replica in its rack
+    // KIP-392: consumers (v11+) read from followers too
     let follower_reads = !follower && version >= 11;
-    let image = broker.controller.image();
-    let rack = (follower_reads && broker.config.rack_aware_selector)
-        .then_some(&*request.rack_id)
-        .filter(|r| !r.is_empty());
-    let node = broker.config.node_id;
-    let in_rack = |b: i32| {
-        image
-            .brokers
-            .get(&b)
-            .is_some_and(|x| !x.fenced && x.rack.as_deref() == rack)
-    };
-    let preferred = |p: &crate::replica_manager::Partition| -> Option<i32> {
-        rack?;
-        if in_rack(node) {
-            return None;
-        }
-        let state = image.partitions.get(&(p.topic_id, p.index))?;
-        state
-            .isr
-            .iter()
-            .copied()
-            .find(|b| *b != node && in_rack(*b))
-    };
     let mut sent = Vec::with_capacity(wanted.len());
     for (i, w) in wanted.iter().enumerate() {
         let mut data = PartitionData::default()
@@ -255,9 +284,9 @@ fn read(
                     ResponseError::UnknownLeaderEpoch.code()
                 };
             }
-            Some((p, l)) if l.leading && preferred(&p).is_some() => {
+            Some((p, l)) if l.leading && redirect(i).is_some() => {
                 // a replica in the consumer's rack serves it: offsets only from here
-                data.preferred_read_replica = BrokerId(preferred(&p).unwrap_or(-1));
+                data.preferred_read_replica = BrokerId(redirect(i).unwrap_or(-1));
                 p.with_log(|l| {
                     data.high_watermark = l.high_watermark();
                     data.last_stable_offset = l.last_stable_offset();

@@ -21,16 +21,12 @@ const ALL_TOPIC_OPERATIONS: i32 = 0b1101_1111_1000;
 pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
     let c = &broker.config;
     let image = broker.controller.image();
-    let mut response = MetadataResponse::default().with_cluster_id(Some(str(&broker.cluster_id)));
+    let mut response = MetadataResponse::default()
+        .with_cluster_id(Some(str(&broker.cluster_id)))
+        // Kafka's brokers name any live broker here (they forward admin requests to the
+        // active controller)
+        .with_controller_id(BrokerId(broker.serving_broker(&image)));
     response.brokers = brokers(broker, &image);
-    // Kafka's brokers name any live broker here (they forward admin requests to the active
-    // controller): this one, unless it is still fenced (then another, or none: -1)
-    let listed = |id: i32| response.brokers.iter().any(|b| b.node_id.0 == id);
-    response.controller_id = BrokerId(if listed(c.node_id) {
-        c.node_id
-    } else {
-        response.brokers.first().map_or(-1, |b| b.node_id.0)
-    });
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = 0;
     }

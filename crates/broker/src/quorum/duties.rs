@@ -355,13 +355,11 @@ pub async fn run(
             }
             liveness(&image, &heartbeats, session_timeout)
         };
-        let live = match probe_silent(&quorum, &image, &live).await {
-            0 => live,
-            _ => {
-                let heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
-                liveness(&image, &heartbeats, session_timeout)
-            }
-        };
+        let mut live = live;
+        for gone in probe_silent(&quorum, &image, &live).await {
+            live.alive.remove(&gone);
+            live.shutting_down.remove(&gone);
+        }
         active = true;
         let mut records = plan(&image, &live);
         if records.is_empty()
@@ -389,8 +387,9 @@ const SILENCE: Duration = Duration::from_secs(1);
 /// A broker that stopped heartbeating for [`SILENCE`] and whose listener refuses connections
 /// has lost its process (a crash, kill -9): it is fenced now rather than after the session
 /// timeout, so its partitions get new leaders sooner. A broker that is only unreachable (a
-/// network partition, a stall) still has its full session. Returns how many were found gone.
-async fn probe_silent(quorum: &RaftQuorum, image: &MetadataImage, live: &Liveness) -> usize {
+/// network partition, a stall) still has its full session. Returns the brokers found gone
+/// (marked so in their sessions until they heartbeat again).
+async fn probe_silent(quorum: &RaftQuorum, image: &MetadataImage, live: &Liveness) -> Vec<i32> {
     let now = Instant::now();
     let candidates: Vec<(i32, String)> = {
         let mut heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
@@ -410,7 +409,7 @@ async fn probe_silent(quorum: &RaftQuorum, image: &MetadataImage, live: &Livenes
             })
             .collect()
     };
-    let mut gone = 0;
+    let mut gone = Vec::new();
     for (id, addr) in candidates {
         let attempt = tokio::time::timeout(
             Duration::from_millis(300),
@@ -432,7 +431,7 @@ async fn probe_silent(quorum: &RaftQuorum, image: &MetadataImage, live: &Livenes
                 .get_mut(&id)
             {
                 s.gone = true;
-                gone += 1;
+                gone.push(id);
             }
         }
     }

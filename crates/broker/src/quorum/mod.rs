@@ -390,15 +390,37 @@ pub struct RaftQuorum {
     peers: tokio::sync::Mutex<HashMap<u64, Peer>>,
 }
 
+/// The process's controller runtime, built on first use. It lives as long as the process: a
+/// runtime may not be dropped inside another.
 fn controller_runtime() -> Result<&'static tokio::runtime::Runtime> {
-    // lives as long as the process: a runtime may not be dropped inside another
-    Ok(Box::leak(Box::new(
+    static RUNTIME: Mutex<Option<&'static tokio::runtime::Runtime>> = Mutex::new(None);
+    let mut runtime = RUNTIME.lock().expect("controller runtime lock");
+    if let Some(r) = *runtime {
+        return Ok(r);
+    }
+    let built: &'static _ = Box::leak(Box::new(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("controller")
             .enable_all()
             .build()?,
-    )))
+    ));
+    *runtime = Some(built);
+    Ok(built)
+}
+
+/// Runs `task` to its end on the controller runtime, from synchronous code that may itself be
+/// on a runtime (so on a thread of its own; `what` names it if it panics).
+fn block_on_controller<T: Send>(
+    what: &str,
+    task: impl std::future::Future<Output = Result<T>> + Send,
+) -> Result<T> {
+    let runtime = controller_runtime()?;
+    std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(task))
+            .join()
+            .map_err(|_| anyhow!("{what} panicked"))?
+    })
 }
 
 impl RaftQuorum {
@@ -412,16 +434,10 @@ impl RaftQuorum {
         cluster_id: String,
     ) -> Result<Arc<RaftQuorum>> {
         let runtime = controller_runtime()?;
-        let dir = dir.to_path_buf();
-        let quorum = std::thread::scope(|s| {
-            s.spawn(|| {
-                runtime.block_on(Self::start_on(
-                    runtime, node_id, bootstrap, &dir, cluster_id,
-                ))
-            })
-            .join()
-            .map_err(|_| anyhow!("starting the controller panicked"))?
-        })?;
+        let quorum = block_on_controller(
+            "starting the controller",
+            Self::start_on(runtime, node_id, bootstrap, dir, cluster_id),
+        )?;
         runtime.spawn(quorum.clone().join(addr));
         Ok(quorum)
     }
@@ -429,34 +445,26 @@ impl RaftQuorum {
     /// The cluster id of the quorum the controllers at `controllers` run (asked until one
     /// answers).
     pub fn probe_cluster_id(controllers: &[String]) -> Result<String> {
-        let runtime = controller_runtime()?;
-        let controllers = controllers.to_vec();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                runtime.block_on(async {
-                    let mut attempt = 0usize;
-                    loop {
-                        let addr = &controllers[attempt % controllers.len()];
-                        attempt += 1;
-                        let rpc = Rpc::FetchImage {
-                            after: Some(u64::MAX),
-                            wait_ms: 0,
-                        };
-                        if let Ok(Reply::Image { cluster_id, .. }) = Peer::new(addr.clone())
-                            .call(&rpc, Duration::from_secs(1))
-                            .await
-                        {
-                            return Ok(cluster_id);
-                        }
-                        if attempt.is_multiple_of(controllers.len()) {
-                            tracing::warn!("waiting for a controller ({})", controllers.join(","));
-                        }
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                    }
-                })
-            })
-            .join()
-            .map_err(|_| anyhow!("probing the controllers panicked"))?
+        block_on_controller("probing the controllers", async {
+            let mut attempt = 0usize;
+            loop {
+                let addr = &controllers[attempt % controllers.len()];
+                attempt += 1;
+                let rpc = Rpc::FetchImage {
+                    after: Some(u64::MAX),
+                    wait_ms: 0,
+                };
+                if let Ok(Reply::Image { cluster_id, .. }) = Peer::new(addr.clone())
+                    .call(&rpc, Duration::from_secs(1))
+                    .await
+                {
+                    return Ok(cluster_id);
+                }
+                if attempt.is_multiple_of(controllers.len()) {
+                    tracing::warn!("waiting for a controller ({})", controllers.join(","));
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
         })
     }
 
@@ -592,14 +600,10 @@ impl RaftQuorum {
         controllers: Vec<String>,
         cluster_id: Option<String>,
     ) -> Result<Arc<RaftQuorum>> {
-        let runtime = controller_runtime()?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                runtime.block_on(Self::observe_on(runtime, node_id, controllers, cluster_id))
-            })
-            .join()
-            .map_err(|_| anyhow!("starting the observer panicked"))?
-        })
+        block_on_controller(
+            "starting the observer",
+            Self::observe_on(controller_runtime()?, node_id, controllers, cluster_id),
+        )
     }
 
     async fn observe_on(

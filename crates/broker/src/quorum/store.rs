@@ -367,7 +367,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     inner.membership = StoredMembership::new(Some(entry.log_id), m);
                 }
             }
-            inner.image.applied = entry.log_id.index;
             outcomes.push(outcome);
         }
         self.publish.send_replace(Arc::new(inner.image.clone()));
