@@ -304,6 +304,23 @@ def test_controller_kill(cluster):
     cluster.wait_for("the old controller back", lambda: cluster.controller()[1].count("Broker: ") == 3)
 
 
+def check_acks_all_refused_acks_1_taken(cluster, topic, leader):
+    """With the ISR below min.insync.replicas: an acks=all write is refused, up front or (the ISR
+    shrank while it waited) after the append, never acknowledged; an acks=1 write is taken."""
+    errors = []
+    p = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "all",
+                  "message.timeout.ms": 3000, "retries": 0})
+    p.produce(topic, value=b"x", on_delivery=lambda e, m: errors.append(e))
+    p.flush(10)
+    assert errors and errors[0] is not None and errors[0].code() in (
+        KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND), errors
+    ok = []
+    p1 = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "1"})
+    p1.produce(topic, value=b"y", on_delivery=lambda e, m: ok.append(e))
+    p1.flush(10)
+    assert ok == [None]
+
+
 def test_min_insync_replicas(cluster):
     """With the ISR below min.insync.replicas, acks=all gets NOT_ENOUGH_REPLICAS and acks=1
     still works; when the follower returns the ISR is whole again. (Two of three combined
@@ -315,19 +332,7 @@ def test_min_insync_replicas(cluster):
     follower = [r for r in replicas if r != leader][0]
     cluster.kill(follower)
     cluster.wait_for("the ISR shrinks", lambda: len(cluster.describe(topic, node=leader)[0][2]) == 2)
-    errors = []
-    p = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "all",
-                  "message.timeout.ms": 3000, "retries": 0})
-    p.produce(topic, value=b"x", on_delivery=lambda e, m: errors.append(e))
-    p.flush(10)
-    # refused up front, or (the ISR shrank while the write waited) after the append: never acked
-    assert errors and errors[0] is not None and errors[0].code() in (
-        KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND), errors
-    ok = []
-    p1 = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "1"})
-    p1.produce(topic, value=b"y", on_delivery=lambda e, m: ok.append(e))
-    p1.flush(10)
-    assert ok == [None]
+    check_acks_all_refused_acks_1_taken(cluster, topic, leader)
     cluster.start(follower)
     cluster.wait_for("the ISR whole again", lambda: len(cluster.describe(topic, node=leader)[0][2]) == 3,
                      timeout=60)

@@ -11,12 +11,12 @@ import shutil
 import subprocess
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, TopicPartition
 
 from conftest import ROOT
-from test_cluster import Cluster, leader_kill_and_rejoin
+from test_cluster import Cluster, check_acks_all_refused_acks_1_taken, leader_kill_and_rejoin
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +71,7 @@ def test_two_brokers_down_not_enough_replicas(cluster):
         cluster.kill(f)
     cluster.wait_for("the ISR shrinks to the leader",
                      lambda: cluster.describe(topic, node=leader)[0][2] == [leader])
-    errors = []
-    p = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "all",
-                  "message.timeout.ms": 3000, "retries": 0})
-    p.produce(topic, value=b"x", on_delivery=lambda e, m: errors.append(e))
-    p.flush(10)
-    # refused up front, or (the ISR shrank while the write waited) after the append: never acked
-    assert errors and errors[0] is not None and errors[0].code() in (
-        KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND), errors
-    ok = []
-    p1 = Producer({"bootstrap.servers": cluster.node_bootstrap(leader), "acks": "1"})
-    p1.produce(topic, value=b"y", on_delivery=lambda e, m: ok.append(e))
-    p1.flush(10)
-    assert ok == [None]
+    check_acks_all_refused_acks_1_taken(cluster, topic, leader)
     for f in followers:
         cluster.start(f)
     cluster.wait_for("the ISR whole again",

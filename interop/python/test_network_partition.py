@@ -99,6 +99,16 @@ print("acked", sum(acked), "of", len(acked))
 """
 
 
+def produce_acked(servers, prefix):
+    """100 acks=all records to split-0, every one acknowledged."""
+    p = Producer({"bootstrap.servers": servers, "acks": "all"})
+    errors = []
+    for i in range(100):
+        p.produce("split", value=b"%s-%d" % (prefix, i), partition=0, on_delivery=lambda e, m: errors.append(e))
+    p.flush(30)
+    assert errors == [None] * 100
+
+
 def test_isolated_leader_acknowledges_nothing_and_replicas_converge(netns_cluster):
     d, procs = netns_cluster
     wait_for("the cluster", lambda: describe(1) is None or True)
@@ -107,12 +117,7 @@ def test_isolated_leader_acknowledges_nothing_and_replicas_converge(netns_cluste
     admin.create_topics([NewTopic("split", num_partitions=1, replication_factor=-1, replica_assignment=[[1, 2, 3]],
                                   config={"min.insync.replicas": "2"})])["split"].result(30)
     wait_for("leader 1 with a full ISR", lambda: describe(2) == (1, "1,2,3"))
-    p = Producer({"bootstrap.servers": bootstrap(), "acks": "all"})
-    errors = []
-    for i in range(100):
-        p.produce("split", value=b"before-%d" % i, partition=0, on_delivery=lambda e, m: errors.append(e))
-    p.flush(30)
-    assert errors == [None] * 100
+    produce_acked(bootstrap(), b"before")
     # cut node 1 (the leader) off from the other two and from us
     sh("ip", "link", "set", "flv1", "down")
     script = os.path.join(d, "inside.py")
@@ -122,12 +127,7 @@ def test_isolated_leader_acknowledges_nothing_and_replicas_converge(netns_cluste
     assert "acked 0 of 20" in inside.stdout, inside.stdout + inside.stderr[-2000:]
     # the majority side elected another leader and takes acks=all writes
     wait_for("a new leader on the majority side", lambda: describe(2)[0] in (2, 3))
-    p2 = Producer({"bootstrap.servers": bootstrap((2, 3)), "acks": "all"})
-    errors = []
-    for i in range(100):
-        p2.produce("split", value=b"after-%d" % i, partition=0, on_delivery=lambda e, m: errors.append(e))
-    p2.flush(30)
-    assert errors == [None] * 100
+    produce_acked(bootstrap((2, 3)), b"after")
     # heal: node 1 truncates its divergent tail, catches up and rejoins the ISR
     sh("ip", "link", "set", "flv1", "up")
     wait_for("node 1 back in the ISR", lambda: "1" in describe(2)[1].split(","), timeout=90)

@@ -81,16 +81,7 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
             if r.error_code == 36 && if_not_exists {
                 return Ok(());
             }
-            if r.error_code != 0 {
-                bail!(
-                    "Error while executing topic command: {}{}",
-                    error_name(r.error_code),
-                    r.error_message
-                        .as_ref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                );
-            }
+            check(r.error_code, r.error_message.as_deref())?;
             println!("Created topic {topic}.");
         }
         Action::List => {
@@ -163,12 +154,7 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
             let version = c.version_for::<DeleteTopicsRequest>()?.min(5);
             let response = c.send_version(&request, version).await?;
             let r = &response.responses[0];
-            if r.error_code != 0 {
-                bail!(
-                    "Error while executing topic command: {}",
-                    error_name(r.error_code)
-                );
-            }
+            check(r.error_code, None)?;
             println!("Deleted topic {topic}.");
         }
         Action::Alter { topic, partitions } => {
@@ -181,18 +167,21 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
                 .with_timeout_ms(30_000);
             let response = c.send(&request).await?;
             let r = &response.results[0];
-            if r.error_code != 0 {
-                bail!(
-                    "Error while executing topic command: {}{}",
-                    error_name(r.error_code),
-                    r.error_message
-                        .as_ref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                );
-            }
+            check(r.error_code, r.error_message.as_deref())?;
             println!("Topic {topic} now has {partitions} partitions.");
         }
+    }
+    Ok(())
+}
+
+/// A topic command's error as kafka-topics.sh prints it.
+fn check(code: i16, message: Option<&str>) -> Result<()> {
+    if code != 0 {
+        bail!(
+            "Error while executing topic command: {}{}",
+            error_name(code),
+            message.map(|m| format!(": {m}")).unwrap_or_default()
+        );
     }
     Ok(())
 }
