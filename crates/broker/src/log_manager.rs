@@ -74,6 +74,41 @@ pub fn format_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<
     }
 }
 
+/// The lock file in every data directory (as Kafka's).
+pub const LOCK_FILE: &str = ".lock";
+
+/// An exclusive lock on a data directory, held for as long as the value lives (the process:
+/// the kernel releases it when the process exits, however it exits).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+/// Locks `dir` (creating it if new) for this process, before anything else reads or writes
+/// it; fails at once, naming the directory, if another process holds it.
+pub fn lock_dir(dir: &Path) -> Result<DirLock> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DirLock { _file: file }),
+        Err(fs::TryLockError::WouldBlock) => bail!(
+            "Failed to acquire lock on file {LOCK_FILE} in {}: another ferrolog (or Kafka) instance is using this directory",
+            dir.display()
+        ),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// A new random id in Kafka's base64 form, never starting with `-` (as Kafka's own: a leading
 /// dash reads as an option to its command-line tools).
 pub fn random_id() -> String {
@@ -211,6 +246,19 @@ impl LogManager {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locked_directory_cannot_be_locked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_dir(dir.path()).unwrap();
+        let err = lock_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        assert!(err.contains("another"), "{err}");
+        drop(first);
+        lock_dir(dir.path()).unwrap();
+    }
+
     #[test]
     fn random_ids_never_start_with_a_dash() {
         for _ in 0..2000 {

@@ -251,6 +251,9 @@ async fn server(
             .context("--initial-controllers")?;
         config.set_initial_controllers(voters)?;
     }
+    // before anything else touches the data: a second instance on the same directory stops
+    // here and the first one keeps serving; released when this process exits
+    let _lock = ferrolog_broker::log_manager::lock_dir(&config.log_dir)?;
     if !config.roles.broker {
         return controller_only(config).await;
     }
