@@ -707,7 +707,8 @@ pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
         crate::throttle::validate_list(name, value).map_err(|m| anyhow!(m))?;
     }
     if matches!(name, "cleanup.policy" | "log.cleanup.policy") {
-        for policy in value.split(',').map(str::trim) {
+        // an empty list is valid (Kafka: neither deleted nor compacted)
+        for policy in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             if policy != "delete" && policy != "compact" {
                 bail!("Invalid value {value} for configuration {name}: unknown policy {policy}");
             }

@@ -78,7 +78,17 @@ pub struct Leadership {
     pub leader: i32,
     pub leader_epoch: i32,
     pub isr_size: usize,
+    /// The replication factor.
+    pub replicas: usize,
     pub needs_truncation: bool,
+}
+
+impl Leadership {
+    /// The `min.insync.replicas` acks=all must meet: the topic's, capped by the replication
+    /// factor (as in Kafka: a topic with fewer replicas than the setting is not unwritable).
+    pub fn effective_min_isr(&self, min_insync_replicas: i64) -> i64 {
+        min_insync_replicas.min(self.replicas.max(1) as i64)
+    }
 }
 
 impl Partition {
@@ -89,6 +99,7 @@ impl Partition {
             leader: st.leader,
             leader_epoch: st.leader_epoch,
             isr_size: st.isr.len(),
+            replicas: st.replicas.len(),
             needs_truncation: st.needs_truncation,
         }
     }
@@ -378,6 +389,29 @@ impl Partition {
         Ok(Vec::new())
     }
 
+    /// Leader: moves the log start offset to `offset` (-1: the high watermark), as
+    /// DeleteRecords asks; followers follow it through their fetches. Returns the new log
+    /// start, the segments to delete and the delay to delete them after.
+    pub fn delete_records(
+        &self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(i64, Vec<ferrolog_storage::segment::DeletedSegment>, i64), DeleteRecordsError>
+    {
+        let st = self.state.lock().expect("replica state lock");
+        if !st.leading {
+            return Err(DeleteRecordsError::NotLeader);
+        }
+        let mut log = self.log.lock().expect("log lock");
+        if !log.config().delete_policy {
+            return Err(DeleteRecordsError::PolicyViolation);
+        }
+        let (start, deleted) = log
+            .delete_records_before(offset, now_ms)
+            .map_err(DeleteRecordsError::Storage)?;
+        Ok((start, deleted, log.config().file_delete_delay_ms))
+    }
+
     /// Resolves what a read returns; read the slice's bytes after this returns.
     pub fn read(
         &self,
@@ -406,6 +440,16 @@ impl Partition {
             high_watermark: log.high_watermark(),
         }
     }
+}
+
+/// Why a DeleteRecords of one partition was refused.
+#[derive(Debug)]
+pub enum DeleteRecordsError {
+    /// This broker does not lead the partition.
+    NotLeader,
+    /// The topic's `cleanup.policy` lacks `delete`.
+    PolicyViolation,
+    Storage(StorageError),
 }
 
 pub struct ReplicaManager {
@@ -461,6 +505,12 @@ impl ReplicaManager {
     ) -> Result<Transition> {
         let now = crate::now_ms();
         if let Some(p) = self.get(topic, partition) {
+            // a config altered on any node (cleanup.policy, retention, ...) applies here at once
+            p.with_log(|l| {
+                if *l.config() != config {
+                    l.set_config(config);
+                }
+            });
             let transition = p.apply(state, now)?;
             self.committed.notify_waiters();
             return Ok(transition);

@@ -528,25 +528,27 @@ fn bad_config_stops_startup_naming_the_key() {
 }
 
 #[test]
-fn min_insync_replicas_above_isr_refuses_acks_all() {
-    let server = Server::start(&[]);
+fn min_insync_replicas_is_capped_by_the_replication_factor() {
+    // as in Kafka: min.insync.replicas=2 on a topic with one replica does not make it
+    // unwritable with acks=all (the cluster tests cover NOT_ENOUGH_REPLICAS with RF 3)
+    let server = Server::start(&["min.insync.replicas=2"]);
     rt().block_on(async {
         let mut c = Connection::connect(&server.addr()).await.unwrap();
         assert_eq!(
-            create(&mut c, "isr", 1, &[("min.insync.replicas", "2")]).await,
+            create(&mut c, "isr", 1, &[("min.insync.replicas", "3")]).await,
             0
         );
         let r = c
             .produce_raw_response("isr", 0, batch(1, "x").freeze(), -1)
             .await
             .unwrap();
-        assert_eq!(produce_error(r), 19, "NOT_ENOUGH_REPLICAS");
-        assert_eq!(
-            c.produce("isr", 0, &records(1, "x"), Compression::None, 1)
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(produce_error(r), 0, "acks=all to an RF=1 topic");
+        assert_eq!(create(&mut c, "isr-default", 1, &[]).await, 0);
+        let r = c
+            .produce_raw_response("isr-default", 0, batch(1, "x").freeze(), -1)
+            .await
+            .unwrap();
+        assert_eq!(produce_error(r), 0, "broker default min.insync.replicas=2");
     });
 }
 

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::errors::storage_error_code;
+use crate::replica_manager::DeleteRecordsError;
 use crate::Broker;
 
 pub fn handle(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -24,31 +25,29 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> DeleteReco
                 .with_low_watermark(-1);
             match broker.replicas.get(&topic.name.0, p.partition_index) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => {
-                    let outcome = partition.with_log(|l| {
-                        l.delete_records_before(p.offset, now)
-                            .map(|(start, deleted)| {
-                                (start, deleted, l.config().file_delete_delay_ms)
-                            })
-                    });
-                    match outcome {
-                        Ok((start, deleted, delay)) => {
-                            r.low_watermark = start;
-                            broker.schedule_deletion(deleted, delay);
-                            changed = true;
-                        }
-                        Err(e) => {
-                            if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
-                                tracing::error!(
-                                    topic = partition.topic,
-                                    partition = partition.index,
-                                    "delete records failed: {e}"
-                                );
-                            }
-                            r.error_code = storage_error_code(&e);
-                        }
+                Some(partition) => match partition.delete_records(p.offset, now) {
+                    Ok((start, deleted, delay)) => {
+                        r.low_watermark = start;
+                        broker.schedule_deletion(deleted, delay);
+                        changed = true;
                     }
-                }
+                    Err(DeleteRecordsError::NotLeader) => {
+                        r.error_code = ResponseError::NotLeaderOrFollower.code()
+                    }
+                    Err(DeleteRecordsError::PolicyViolation) => {
+                        r.error_code = ResponseError::PolicyViolation.code()
+                    }
+                    Err(DeleteRecordsError::Storage(e)) => {
+                        if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
+                            tracing::error!(
+                                topic = partition.topic,
+                                partition = partition.index,
+                                "delete records failed: {e}"
+                            );
+                        }
+                        r.error_code = storage_error_code(&e);
+                    }
+                },
             }
             result.partitions.push(r);
         }

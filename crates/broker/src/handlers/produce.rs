@@ -118,7 +118,8 @@ pub fn handle(
                 (None, _) | (_, None) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
                 (Some(t), Some(p)) => {
                     let state = p.leadership();
-                    let min_isr = broker.effective().min_insync_replicas(&t.configs);
+                    let min_isr =
+                        state.effective_min_isr(broker.effective().min_insync_replicas(&t.configs));
                     if !state.leading {
                         Err((ResponseError::NotLeaderOrFollower.code(), None))
                     } else if request.acks == -1 && (state.isr_size as i64) < min_isr {
@@ -164,15 +165,19 @@ pub fn handle(
                     appended |= result.records > 0;
                     if request.acks == -1 && result.last_offset >= 0 {
                         if let Some(replica) = partition.clone() {
+                            let state = replica.leadership();
+                            let min_isr = resolved.map_or(1, |t| {
+                                state.effective_min_isr(
+                                    broker.effective().min_insync_replicas(&t.configs),
+                                )
+                            });
                             waits.push(Wait {
                                 topic: response.responses.len(),
                                 partition: topic_response.partition_responses.len(),
-                                epoch: replica.leader_epoch(),
+                                epoch: state.leader_epoch,
                                 replica,
                                 required: result.last_offset + 1,
-                                min_isr: resolved.map_or(1, |t| {
-                                    broker.effective().min_insync_replicas(&t.configs)
-                                }),
+                                min_isr,
                             });
                         }
                     }
