@@ -65,6 +65,12 @@ pub struct Broker {
     /// Bytes this broker sent as leader / fetched as follower for throttled replicas.
     pub leader_quota: throttle::Quota,
     pub follower_quota: throttle::Quota,
+    /// The topics of the last published image by id: a topic missing from the next one was
+    /// deleted, and the groups' offsets of it go.
+    published_topics: Mutex<std::collections::HashMap<Uuid, String>>,
+    /// Committed offsets of deleted topics, per group, whose tombstones are still to be
+    /// written to `__consumer_offsets` (off the metadata path, by the groups tick).
+    offset_tombstones: Mutex<Vec<group::GroupOffsetKeys>>,
 }
 
 impl Broker {
@@ -111,6 +117,8 @@ impl Broker {
             controlled_shutdown: Default::default(),
             leader_quota: Default::default(),
             follower_quota: Default::default(),
+            published_topics: Default::default(),
+            offset_tombstones: Default::default(),
             replicas: ReplicaManager::new(config.node_id, log_manager),
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
             admin: Mutex::new(()),
@@ -150,6 +158,7 @@ impl Broker {
         // (in publish); a single node coordinates everything it has
         if broker.quorum.is_none() {
             broker.replay_offsets()?;
+            broker.forget_offsets_of_deleted_topics(&image, None);
             broker.replay_transactions()?;
         }
         // transactions a crash left between Prepare and Complete get their markers now
@@ -515,7 +524,9 @@ impl Broker {
                 // a new leader of an internal partition becomes the coordinator of its keys
                 if transition == replica_manager::Transition::Leader && self.quorum.is_some() {
                     let loaded = match topic.name.as_str() {
-                        group::OFFSETS_TOPIC => self.load_offsets_partition(p),
+                        group::OFFSETS_TOPIC => self.load_offsets_partition(p).map(|()| {
+                            self.forget_offsets_of_deleted_topics(image, None);
+                        }),
                         txn::TXN_TOPIC => self.load_txn_partition(p),
                         _ => Ok(()),
                     };
@@ -541,7 +552,83 @@ impl Broker {
         if followers {
             self.followers_changed.notify_one();
         }
+        let deleted: std::collections::HashSet<String> = {
+            let mut known = self.published_topics.lock().expect("published topics lock");
+            let deleted = known
+                .iter()
+                .filter(|(id, _)| image.topic_by_id(id).is_none())
+                .map(|(_, name)| name.clone())
+                .collect();
+            *known = image
+                .topics
+                .values()
+                .map(|t| (t.id, t.name.clone()))
+                .collect();
+            deleted
+        };
+        if !deleted.is_empty() {
+            self.forget_offsets_of_deleted_topics(image, Some(deleted));
+        }
         Ok(())
+    }
+
+    /// Removes the groups' committed offsets of deleted topics (`deleted`, or every topic the
+    /// image does not have: offsets just replayed from the log may name topics deleted while
+    /// their coordinator was away) and queues their tombstones, as Kafka does.
+    fn forget_offsets_of_deleted_topics(
+        &self,
+        image: &MetadataImage,
+        deleted: Option<std::collections::HashSet<String>>,
+    ) {
+        let topics = deleted.unwrap_or_else(|| {
+            self.groups
+                .offset_topics()
+                .into_iter()
+                .filter(|t| image.topic(t).is_none())
+                .collect()
+        });
+        if topics.is_empty() {
+            return;
+        }
+        let removed = self.groups.remove_topic_offsets(&topics);
+        if !removed.is_empty() {
+            tracing::info!(
+                topics = ?topics,
+                groups = removed.len(),
+                "removing the committed offsets of deleted topics"
+            );
+            self.offset_tombstones
+                .lock()
+                .expect("offset tombstones lock")
+                .extend(removed);
+        }
+    }
+
+    /// Writes the tombstones of deleted topics' offsets for the groups this broker still
+    /// coordinates (a group that moved was loaded by its new coordinator, which removes them
+    /// itself).
+    fn write_offset_tombstones(&self) {
+        let pending = std::mem::take(
+            &mut *self
+                .offset_tombstones
+                .lock()
+                .expect("offset tombstones lock"),
+        );
+        for (group_id, keys) in pending {
+            if self
+                .coordinator(group::OFFSETS_TOPIC, &group_id)
+                .is_some_and(|(id, _, _)| id != self.config.node_id)
+            {
+                continue;
+            }
+            let records = keys
+                .iter()
+                .map(|(t, p)| (group::offsets_log::key(&group_id, t, *p), None))
+                .collect();
+            if let Err(e) = self.append_group_records(&group_id, records) {
+                tracing::warn!(group = group_id, "writing offset tombstones failed: {e:#}");
+            }
+        }
     }
 
     /// Applies every new metadata image to this broker.
@@ -606,15 +693,14 @@ impl Broker {
 
     pub fn delete_topic(&self, id: Uuid) -> Result<()> {
         let _guard = self.admin.lock().expect("admin lock");
-        let image = self.controller.image();
-        let Some(topic) = image.topic_by_id(&id).cloned() else {
+        if self.controller.image().topic_by_id(&id).is_none() {
             return Ok(());
-        };
-        self.controller
-            .commit(&[MetadataRecord::RemoveTopic { id }])?;
-        for p in 0..topic.partitions {
-            self.replicas.delete_partition(&topic.name, p)?;
         }
+        let image = self
+            .controller
+            .commit(&[MetadataRecord::RemoveTopic { id }])?;
+        // removes the partitions and the groups' offsets of the topic before answering
+        self.publish(&image)?;
         self.replicas.checkpoint()?;
         Ok(())
     }
@@ -904,6 +990,7 @@ impl Broker {
                 _ = groups.tick() => {
                     self.groups.tick();
                     self.persist_groups();
+                    self.write_offset_tombstones();
                 }
                 _ = offsets_expiry.tick() => self.expire_offsets(),
                 _ = retention.tick() => self.enforce_retention(),

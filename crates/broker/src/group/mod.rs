@@ -16,7 +16,8 @@ pub mod offsets_log;
 mod state;
 
 pub use state::{
-    CommittedOffset, GroupConfig, GroupCoordinator, JoinOutcome, MemberRequest, State, SyncOutcome,
+    CommittedOffset, GroupConfig, GroupCoordinator, GroupOffsetKeys, JoinOutcome, MemberRequest,
+    State, SyncOutcome,
 };
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -96,6 +96,9 @@ pub struct SyncOutcome {
     pub assignment: Bytes,
 }
 
+/// A group id and some of its offsets' (topic, partition) keys.
+pub type GroupOffsetKeys = (String, Vec<(String, i32)>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
     pub offset: i64,
@@ -1126,6 +1129,46 @@ impl GroupCoordinator {
             if now_ms.saturating_sub(since) > retention_ms {
                 out.push((id.clone(), g.offsets.keys().cloned().collect()));
             }
+        }
+        out
+    }
+
+    /// The topics any group has committed offsets for.
+    pub fn offset_topics(&self) -> std::collections::HashSet<String> {
+        let groups = self.groups.lock().expect("groups lock");
+        groups
+            .values()
+            .flat_map(|g| g.offsets.keys().map(|(t, _)| t.clone()))
+            .collect()
+    }
+
+    /// Forgets every group's committed offsets of the deleted `topics` (and a pending
+    /// transaction's, which must not resurrect them at commit); returns them per group, for
+    /// tombstones. As in Kafka, a topic re-created with the same name starts with no offsets.
+    pub fn remove_topic_offsets(
+        &self,
+        topics: &std::collections::HashSet<String>,
+    ) -> Vec<GroupOffsetKeys> {
+        let mut out = Vec::new();
+        let mut groups = self.groups.lock().expect("groups lock");
+        for (id, g) in groups.iter_mut() {
+            let keys: Vec<(String, i32)> = g
+                .offsets
+                .keys()
+                .filter(|(t, _)| topics.contains(t))
+                .cloned()
+                .collect();
+            for key in &keys {
+                g.offsets.remove(key);
+                g.offset_order.remove(key);
+            }
+            if !keys.is_empty() {
+                out.push((id.clone(), keys));
+            }
+        }
+        drop(groups);
+        for entries in self.pending_txn.lock().expect("pending lock").values_mut() {
+            entries.retain(|(_, t, _, _, _)| !topics.contains(t));
         }
         out
     }
