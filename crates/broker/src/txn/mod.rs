@@ -456,19 +456,28 @@ impl Broker {
         epoch: i16,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<(), ResponseError> {
-        let txns = self.txns.lock();
-        check_producer(txns.get(id), producer_id, epoch)?;
         let offsets_partitions = self.ensure_offsets_topic().map_err(|e| {
             tracing::error!("creating {OFFSETS_TOPIC} failed: {e:#}");
             ResponseError::CoordinatorNotAvailable
         })?;
         let index = crate::group::offsets_partition(group, offsets_partitions);
-        if !txns[id]
-            .partitions
-            .contains(&(OFFSETS_TOPIC.to_string(), index))
-        {
-            // the producer must call AddOffsetsToTxn first (transaction version 1)
-            return Err(ResponseError::InvalidTxnState);
+        // This broker is the group coordinator. When it also coordinates the transactional id
+        // it checks the transaction itself; when another broker does (the usual case in a
+        // cluster), that broker's state is not here: as in Kafka, the append below is checked
+        // by the partition's producer state (an older epoch is fenced) and the transaction
+        // coordinator's markers decide whether the offsets commit.
+        let txns = self
+            .coordinates(crate::txn::TXN_TOPIC, id)
+            .then(|| self.txns.lock());
+        if let Some(txns) = &txns {
+            check_producer(txns.get(id), producer_id, epoch)?;
+            if !txns[id]
+                .partitions
+                .contains(&(OFFSETS_TOPIC.to_string(), index))
+            {
+                // the producer must call AddOffsetsToTxn first (transaction version 1)
+                return Err(ResponseError::InvalidTxnState);
+            }
         }
         let now = crate::now_ms();
         let records: Vec<_> = offsets
@@ -489,6 +498,12 @@ impl Broker {
             })
             .collect();
         if let Err(e) = self.append_internal(OFFSETS_TOPIC, index, &records) {
+            if matches!(
+                e.downcast_ref::<ferrolog_storage::StorageError>(),
+                Some(ferrolog_storage::StorageError::ProducerFenced { .. })
+            ) {
+                return Err(ResponseError::ProducerFenced);
+            }
             tracing::error!(group, "writing transactional offsets failed: {e:#}");
             return Err(ResponseError::CoordinatorNotAvailable);
         }
