@@ -613,3 +613,123 @@ def test_describe_quorum(cluster):
     assert voters and all(f'"id": {i}' in voters[1] or f'"id":{i}' in voters[1] for i in (1, 2, 3)), out.stdout
     hw = int(re.search(r"HighWatermark:\s+(\d+)", out.stdout)[1])
     assert hw > 0
+
+
+def kafka_partition(key, partitions=50):
+    """The partition of an internal topic coordinating `key`: Kafka's String.hashCode(),
+    made non-negative, modulo the partition count."""
+    h = 0
+    for ch in key:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    if h >= 1 << 31:
+        h -= 1 << 32
+    return (h & 0x7FFFFFFF if h != -(1 << 31) else 0) % partitions
+
+
+def test_exactly_once_with_the_group_and_transaction_coordinators_apart(cluster):
+    """Consume-transform-produce where the group's coordinator is not the transaction
+    coordinator: TxnOffsetCommit goes to the group coordinator, which has no state for the
+    transactional id (librdkafka 0103 and franz-go's transactional ETL test failed on it with
+    INVALID_PRODUCER_ID_MAPPING)."""
+    src, dst = "eos-apart-in", "eos-apart-out"
+    cluster.create(src, partitions=2)
+    cluster.create(dst, partitions=2)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(60):
+        p.produce(src, value=str(i).encode(), partition=i % 2)
+    assert p.flush(30) == 0
+    # both internal topics exist once a group and a transactional producer were used
+    warm = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "eos-apart-warm"})
+    warm.init_transactions(30)
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "eos-apart-warm"})
+    c.list_topics(timeout=10)
+    c.committed([TopicPartition(src, 0)], 30)
+    c.close()
+    cluster.wait_for("__transaction_state and __consumer_offsets", lambda: len(
+        cluster.describe("__consumer_offsets")) == 50 and len(cluster.describe("__transaction_state")) == 50)
+    offsets_leaders = {p: v[0] for p, v in cluster.describe("__consumer_offsets").items()}
+    txn_leaders = {p: v[0] for p, v in cluster.describe("__transaction_state").items()}
+    txn_id = "eos-apart-tx"
+    group = next(g for g in (f"eos-apart-group-{n}" for n in range(1000))
+                 if offsets_leaders[kafka_partition(g)] != txn_leaders[kafka_partition(txn_id)])
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": txn_id})
+    producer.init_transactions(30)
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([src])
+    moved = 0
+    deadline = time.time() + 90
+    while moved < 60 and time.time() < deadline:
+        msgs = [m for m in consumer.consume(20, 1.0) if not m.error()]
+        if not msgs:
+            continue
+        producer.begin_transaction()
+        for m in msgs:
+            producer.produce(dst, value=m.value(), partition=m.partition())
+        producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
+                                             consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+        moved += len(msgs)
+    assert moved == 60
+    committed = consumer.committed([TopicPartition(src, 0), TopicPartition(src, 1)], 30)
+    assert sorted(tp.offset for tp in committed) == [30, 30], committed
+    consumer.close()
+    values, dups = consume_all(cluster.bootstrap, dst)
+    assert values == {str(i) for i in range(60)} and dups == 0
+
+
+def test_delete_records_only_on_the_leader(cluster):
+    """DeleteRecords sent to a follower is NOT_LEADER_OR_FOLLOWER (it would make the follower's
+    log diverge); on the leader it moves the log start of every replica. (kafka-python,
+    addressed to one broker.)"""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTP
+    topic = "dr-leader"
+    cluster.create(topic, partitions=1)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(10):
+        p.produce(topic, value=str(i).encode())
+    assert p.flush(30) == 0
+    leader, replicas, _, _ = cluster.describe(topic)[0]
+    follower = next(r for r in replicas if r != leader)
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        with pytest.raises(Exception) as e:
+            admin.delete_records({KTP(topic, 0): 5}, partition_leader_id=follower)
+        assert "NotLeader" in type(e.value).__name__ + str(e.value), e.value
+        result = admin.delete_records({KTP(topic, 0): 5}, partition_leader_id=leader)
+        assert list(result.values())[0]["low_watermark"] == 5, result
+    finally:
+        admin.close()
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "dr-leader-check"})
+    cluster.wait_for("the log start at 5 everywhere", lambda: c.get_watermark_offsets(
+        TopicPartition(topic, 0), timeout=5) == (5, 10))
+    c.close()
+
+
+def test_min_insync_replicas_capped_and_configs_applied_on_every_node(cluster):
+    """The cluster runs with min.insync.replicas=2: an RF=1 topic still takes acks=all (as in
+    Kafka, the effective minimum is capped by the replication factor). A cleanup.policy made
+    compact through one broker is in force at once on the leader, wherever it is."""
+    topic = "rf1-acks-all"
+    cluster.create(topic, partitions=3, rf=1)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    errors = []
+    for i in range(30):
+        p.produce(topic, value=b"v", partition=i % 3, on_delivery=lambda e, m: errors.append(e))
+    p.flush(30)
+    assert errors == [None] * 30
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    leader = cluster.describe(topic)[0][0]
+    other = next(n for n in cluster.alive() if n != leader)
+    a = AdminClient({"bootstrap.servers": cluster.node_bootstrap(other)})
+    resource = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([resource])[resource].result(30)
+    keyless = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "retries": 0})
+    outcome = []
+    keyless.produce(topic, value=b"no-key", partition=0, on_delivery=lambda e, m: outcome.append(e))
+    keyless.flush(30)
+    assert len(outcome) == 1 and outcome[0] is not None and outcome[0].code() == KafkaError.INVALID_RECORD, \
+        outcome

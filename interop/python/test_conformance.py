@@ -1,0 +1,166 @@
+"""Regressions found by running the clients' own suites and Kafka's tools against ferrolog:
+each test drives a real client (confluent-kafka / librdkafka unless it says otherwise) and
+checks what Apache Kafka 4.1 does in the same situation."""
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   NewTopic)
+
+from conftest import BINARY, wait_for
+
+
+def topic_name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def admin(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def create(bootstrap, name, partitions=1, config=None):
+    a = admin(bootstrap)  # kept alive until the result arrives
+    a.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
+    )[name].result(timeout=10)
+
+
+def produce(bootstrap, topic, values, key=None, **conf):
+    errors = []
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, **conf})
+    for v in values:
+        p.produce(topic, key=key, value=v, on_delivery=lambda err, _m: errors.append(err))
+    assert p.flush(20) == 0
+    return errors
+
+
+def consume(bootstrap, topic, group, expected, timeout=30):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    out = []
+    deadline = time.time() + timeout
+    while len(out) < expected and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(m.error())
+        out.append(m)
+    if out:
+        c.commit(asynchronous=False)
+    c.close()
+    return out
+
+
+def test_deleting_a_topic_removes_its_committed_offsets(broker):
+    """A topic deleted and re-created with the same name: the group's old offsets are gone
+    (OffsetFetch returns none), so the consumer reads the new topic from the start instead of
+    resuming at a stale offset past its end."""
+    topic, group = topic_name("recreate"), topic_name("g")
+    create(broker.bootstrap, topic)
+    produce(broker.bootstrap, topic, [f"old{i}" for i in range(100)])
+    assert len(consume(broker.bootstrap, topic, group, 100)) == 100
+    a = admin(broker.bootstrap)
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    committed = a.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])[group].result(10)
+    assert committed.topic_partitions[0].offset == 100
+    a.delete_topics([topic])[topic].result(10)
+    committed = a.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])[group].result(10)
+    assert committed.topic_partitions[0].offset < 0, "the deleted topic's offset is gone"
+    wait_for("the topic to be gone", lambda: topic not in a.list_topics(timeout=5).topics)
+    create(broker.bootstrap, topic)
+    produce(broker.bootstrap, topic, [f"new{i}" for i in range(30)])
+    msgs = consume(broker.bootstrap, topic, group, 30)
+    assert [m.value().decode() for m in msgs] == [f"new{i}" for i in range(30)]
+
+
+def test_offset_tombstones_survive_a_restart(fresh_broker):
+    """The removal is written to __consumer_offsets: after a restart the stale offset does not
+    come back."""
+    b = fresh_broker()
+    topic, group = topic_name("recreate-restart"), topic_name("g")
+    create(b.bootstrap, topic)
+    produce(b.bootstrap, topic, [b"x"] * 10)
+    assert len(consume(b.bootstrap, topic, group, 10)) == 10
+    a = admin(b.bootstrap)
+    a.delete_topics([topic])[topic].result(10)
+    time.sleep(0.5)  # the tombstones are written by the group tick (100 ms)
+    b.stop()
+    b.start()
+    create(b.bootstrap, topic)
+    produce(b.bootstrap, topic, [b"y"] * 5)
+    msgs = consume(b.bootstrap, topic, group, 5)
+    assert [m.value() for m in msgs] == [b"y"] * 5
+
+
+def test_second_instance_on_the_same_data_directory_is_refused(broker):
+    """Two processes on one log directory would corrupt it: the second stops at start-up,
+    naming the directory, and the first keeps serving."""
+    out = subprocess.run(
+        [BINARY, "server", "--data-dir", broker.dir, "--override",
+         "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert broker.dir in out.stderr and "another" in out.stderr, out.stderr
+    topic = topic_name("still-serving")
+    create(broker.bootstrap, topic)
+    assert produce(broker.bootstrap, topic, [b"v"]) == [None]
+
+
+def test_delete_records_on_a_compacted_topic_is_a_policy_violation(broker):
+    topic = topic_name("compacted-dr")
+    create(broker.bootstrap, topic, config={"cleanup.policy": "compact"})
+    produce(broker.bootstrap, topic, [b"v"] * 3, key=b"k")
+    a = admin(broker.bootstrap)
+    result = a.delete_records([TopicPartition(topic, 0, 2)])
+    with pytest.raises(KafkaException) as e:
+        result[TopicPartition(topic, 0, 2)].result(10)
+    assert e.value.args[0].code() == KafkaError.POLICY_VIOLATION
+    both = topic_name("both-dr")
+    create(broker.bootstrap, both, config={"cleanup.policy": "compact,delete"})
+    produce(broker.bootstrap, both, [b"v"] * 3, key=b"k")
+    done = a.delete_records([TopicPartition(both, 0, 2)])
+    assert done[TopicPartition(both, 0, 2)].result(10).low_watermark == 2
+
+
+def test_min_insync_replicas_is_capped_by_the_replication_factor(fresh_broker):
+    """min.insync.replicas=2 with one replica: acks=all is accepted, as in Kafka."""
+    b = fresh_broker(["min.insync.replicas=2"])
+    topic = topic_name("rf1-minisr")
+    create(b.bootstrap, topic)
+    assert produce(b.bootstrap, topic, [b"v"] * 5, acks="all", **{"enable.idempotence": True}) \
+        == [None] * 5
+
+
+def test_cleanup_policy_change_applies_to_new_writes_at_once(broker):
+    """A topic made compacted by IncrementalAlterConfigs refuses keyless records right away;
+    SUBTRACT may leave cleanup.policy empty."""
+    topic = topic_name("policy")
+    create(broker.bootstrap, topic)
+    assert produce(broker.bootstrap, topic, [b"keyless"]) == [None]
+    a = admin(broker.bootstrap)
+
+    def alter(op, value):
+        resource = ConfigResource("topic", topic, incremental_configs=[
+            ConfigEntry("cleanup.policy", value, incremental_operation=op)])
+        a.incremental_alter_configs([resource])[resource].result(10)
+
+    alter(AlterConfigOpType.SET, "compact")
+    errors = produce(broker.bootstrap, topic, [b"keyless"], retries=0)
+    assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD, errors
+    assert produce(broker.bootstrap, topic, [b"keyed"], key=b"k") == [None]
+    alter(AlterConfigOpType.SUBTRACT, "compact")
+    described = a.describe_configs([ConfigResource("topic", topic)])
+    configs = list(described.values())[0].result(10)
+    assert configs["cleanup.policy"].value == ""
+    assert produce(broker.bootstrap, topic, [b"keyless"]) == [None]
