@@ -85,6 +85,7 @@ class Cluster:
         if i in self.racks:
             cmd += ["--override", f"broker.rack={self.racks[i]}"]
         cmd += ["--override", "broker.session.timeout.ms=3000",
+               "--override", "broker.heartbeat.interval.ms=500",
                "--override", "replica.lag.time.max.ms=5000",
                "--override", "default.replication.factor=3",
                "--override", "min.insync.replicas=2"]

@@ -55,6 +55,7 @@ def netns_cluster():
              "--override", f"listeners=PLAINTEXT://{SUBNET}.{i}:9092,CONTROLLER://{SUBNET}.{i}:9093",
              "--override", f"controller.quorum.voters={voters}",
              "--override", "broker.session.timeout.ms=3000",
+             "--override", "broker.heartbeat.interval.ms=500",
              "--override", "replica.lag.time.max.ms=4000"],
             stdout=log, stderr=log)
     yield d, procs

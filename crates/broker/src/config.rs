@@ -411,9 +411,21 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     ),
     key(
         "broker.heartbeat.interval.ms",
-        Some("500"),
+        Some("2000"),
         Int,
-        "How often a broker heartbeats to the active controller.",
+        "How often a broker heartbeats to the active controller (a fenced broker catching up heartbeats more often).",
+    ),
+    key(
+        "controller.quorum.fetch.timeout.ms",
+        Some("2000"),
+        Int,
+        "A controller that has not heard from the quorum's leader for this long starts an election (the leader heartbeats a quarter as often).",
+    ),
+    key(
+        "controller.quorum.election.timeout.ms",
+        Some("1000"),
+        Int,
+        "The spread added to controller.quorum.fetch.timeout.ms when a controller picks its election time, so candidates do not collide.",
     ),
     key(
         "replica.lag.time.max.ms",
@@ -1088,6 +1100,24 @@ impl BrokerConfig {
     }
 
     /// A numeric property by name (validated at start), or `fallback`.
+    /// The controller quorum's Raft timing from Kafka's keys: an election after
+    /// `controller.quorum.fetch.timeout.ms` without the leader (randomised over
+    /// `controller.quorum.election.timeout.ms` more), leader heartbeats four times per fetch
+    /// timeout.
+    pub fn raft_timing(&self) -> crate::quorum::RaftTiming {
+        let fetch_timeout = self
+            .int_property("controller.quorum.fetch.timeout.ms", 2000)
+            .clamp(100, 600_000) as u64;
+        let spread = self
+            .int_property("controller.quorum.election.timeout.ms", 1000)
+            .clamp(10, 600_000) as u64;
+        crate::quorum::RaftTiming {
+            heartbeat_ms: (fetch_timeout / 4).max(20),
+            election_min_ms: fetch_timeout,
+            election_max_ms: fetch_timeout + spread,
+        }
+    }
+
     pub fn int_property(&self, name: &str, fallback: i64) -> i64 {
         self.properties
             .get(name)

@@ -7,6 +7,7 @@ pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod log_manager;
+pub mod log_rate;
 pub mod metadata;
 pub mod quorum;
 pub mod replica_manager;
@@ -99,6 +100,7 @@ impl Broker {
                 config.controller_address().unwrap_or_default(),
                 &config.log_dir.join(quorum::RAFT_DIR),
                 log_manager.cluster_id.clone(),
+                config.raft_timing(),
             )?),
             _ => None,
         };
@@ -247,22 +249,10 @@ impl Broker {
         if let Some(quorum) = &self.quorum {
             let required = appended.last_offset + 1;
             let p = partition.clone();
-            let committed = quorum.block_on(async move {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                loop {
-                    if p.high_watermark() >= required {
-                        return Ok(());
-                    }
-                    if !p.is_leader() {
-                        anyhow::bail!("{}-{} lost leadership", p.topic, p.index);
-                    }
-                    if std::time::Instant::now() > deadline {
-                        anyhow::bail!("{}-{}: the ISR did not replicate in time", p.topic, p.index);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                }
-            })?;
-            committed?;
+            quorum.block_on(async move {
+                p.wait_for_high_watermark(required, std::time::Duration::from_secs(10))
+                    .await
+            })??;
         }
         Ok(())
     }
@@ -512,6 +502,7 @@ impl Broker {
                 if !state.replicas.contains(&node) {
                     if self.replicas.get(&topic.name, p).is_some() {
                         tracing::info!(topic = topic.name, partition = p, "no longer a replica");
+                        self.unload_coordinator(&topic.name, p, topic.partitions);
                         self.replicas.delete_partition(&topic.name, p)?;
                     }
                     continue;
@@ -521,6 +512,11 @@ impl Broker {
                     .apply(&topic.name, p, topic.id, config.clone(), &state)
                     .with_context(|| format!("opening {}-{p}", topic.name))?;
                 followers |= transition == replica_manager::Transition::Follower;
+                let internal = matches!(topic.name.as_str(), group::OFFSETS_TOPIC | txn::TXN_TOPIC);
+                // a leader of an internal partition that lost it stops coordinating its keys
+                if internal && state.leader != node && self.quorum.is_some() {
+                    self.unload_coordinator(&topic.name, p, topic.partitions);
+                }
                 // a new leader of an internal partition becomes the coordinator of its keys
                 if transition == replica_manager::Transition::Leader && self.quorum.is_some() {
                     let loaded = match topic.name.as_str() {
@@ -570,6 +566,24 @@ impl Broker {
             self.forget_offsets_of_deleted_topics(image, Some(deleted));
         }
         Ok(())
+    }
+
+    /// Forgets the groups or transactional ids of an internal partition this broker no longer
+    /// leads (a no-op for one it did not coordinate).
+    fn unload_coordinator(&self, topic: &str, index: i32, partitions: i32) {
+        let unloaded = match topic {
+            group::OFFSETS_TOPIC => self.groups.unload_partition(index, partitions),
+            txn::TXN_TOPIC => self.txns.unload_partition(index, partitions),
+            _ => 0,
+        };
+        if unloaded > 0 {
+            tracing::info!(
+                topic,
+                partition = index,
+                unloaded,
+                "no longer the coordinator of this partition's keys"
+            );
+        }
     }
 
     /// Removes the groups' committed offsets of deleted topics (`deleted`, or every topic the

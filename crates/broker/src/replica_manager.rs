@@ -68,6 +68,8 @@ pub struct Partition {
     node: i32,
     state: Mutex<ReplicaState>,
     log: Mutex<Log>,
+    /// Woken when the high watermark moves or the replica state changes (leadership).
+    changed: Notify,
 }
 
 /// The scalar part of a partition's replica state, copied out under one lock (the produce,
@@ -128,6 +130,12 @@ impl Partition {
     /// Applies the partition's state from the metadata; says if this broker just became its
     /// leader or follower.
     pub fn apply(&self, next: &PartitionState, now_ms: i64) -> Result<Transition, StorageError> {
+        let transition = self.apply_state(next, now_ms);
+        self.changed.notify_waiters();
+        transition
+    }
+
+    fn apply_state(&self, next: &PartitionState, now_ms: i64) -> Result<Transition, StorageError> {
         let mut st = self.state.lock().expect("replica state lock");
         let leading = next.leader == self.node;
         let new_term = leading != st.leading || next.leader_epoch != st.leader_epoch;
@@ -209,9 +217,37 @@ impl Partition {
         }
         if hw > log.high_watermark() {
             log.update_high_watermark(hw);
+            self.changed.notify_waiters();
             return true;
         }
         false
+    }
+
+    /// Waits until the high watermark reaches `offset` while this broker leads the
+    /// partition; fails if leadership moves or `timeout` passes.
+    pub async fn wait_for_high_watermark(
+        &self,
+        offset: i64,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.high_watermark() >= offset {
+                return Ok(());
+            }
+            if !self.is_leader() {
+                anyhow::bail!("{}-{} lost leadership", self.topic, self.index);
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    anyhow::bail!("{}-{}: the ISR did not replicate in time", self.topic, self.index)
+                }
+            }
+        }
     }
 
     pub fn append_as_leader(
@@ -536,6 +572,7 @@ impl ReplicaManager {
                 followers: HashMap::new(),
             }),
             log: Mutex::new(log),
+            changed: Notify::new(),
         });
         let transition = p.apply(state, now)?;
         self.partitions

@@ -81,37 +81,67 @@ impl Broker {
             epoch = me.epoch,
             "registered with the controller"
         );
-        let heartbeat_every = Duration::from_millis(
-            self.config
-                .int_property("broker.heartbeat.interval.ms", 500)
-                .clamp(10, 60_000) as u64,
-        );
+        // Heartbeats run on the controller runtime, on their own: neither a loaded broker
+        // runtime nor a slow ISR proposal delays them (a late heartbeat fences a live broker).
+        quorum.spawn(self.clone().heartbeats(me.id, me.epoch));
         let lag_max = self.config.int_property("replica.lag.time.max.ms", 30_000);
-        let mut heartbeat = tokio::time::interval(heartbeat_every);
         let mut isr_check =
             tokio::time::interval(Duration::from_millis((lag_max / 2).clamp(50, 5000) as u64));
         loop {
-            tokio::select! {
-                _ = heartbeat.tick() => {
-                    let beat = Heartbeat {
-                        broker: me.id,
-                        epoch: me.epoch,
-                        shutting_down: self.controlled_shutdown.load(Ordering::SeqCst),
-                        applied: self.controller.image().applied,
-                    };
-                    if let Err(e) = quorum.heartbeat(beat).await {
-                        tracing::debug!("heartbeat: {e:#}");
-                    }
-                }
-                _ = isr_check.tick() => {
-                    for p in self.replicas.all() {
-                        if let Some((isr, epoch)) = p.shrink_isr(now_ms(), lag_max) {
-                            tracing::info!(topic = p.topic, partition = p.index, ?isr, "shrinking the ISR");
-                            self.propose_isr(&p, isr, epoch).await;
-                        }
-                    }
+            isr_check.tick().await;
+            // proposed side by side: one partition's proposal (waiting out a controller
+            // failover) does not hold up the others'
+            let mut proposals = tokio::task::JoinSet::new();
+            for p in self.replicas.all() {
+                if let Some((isr, epoch)) = p.shrink_isr(now_ms(), lag_max) {
+                    tracing::info!(
+                        topic = p.topic,
+                        partition = p.index,
+                        ?isr,
+                        "shrinking the ISR"
+                    );
+                    let broker = self.clone();
+                    proposals.spawn(async move { broker.propose_isr(&p, isr, epoch).await });
                 }
             }
+            while proposals.join_next().await.is_some() {}
+        }
+    }
+
+    /// Heartbeats to the active controller every `broker.heartbeat.interval.ms`, or every
+    /// 200 ms while fenced (catching up to be unfenced, as Kafka's brokers do).
+    async fn heartbeats(self: Arc<Self>, id: i32, epoch: i64) {
+        let Some(quorum) = self.quorum.clone() else {
+            return;
+        };
+        let every = Duration::from_millis(
+            self.config
+                .int_property("broker.heartbeat.interval.ms", 2000)
+                .clamp(10, 60_000) as u64,
+        );
+        let mut failing = crate::log_rate::Repeating::new("heartbeat to the active controller");
+        loop {
+            let image = self.controller.image();
+            let beat = Heartbeat {
+                broker: id,
+                epoch,
+                shutting_down: self.controlled_shutdown.load(Ordering::SeqCst),
+                applied: image.applied,
+            };
+            match quorum.heartbeat(beat).await {
+                Ok(()) => failing.succeeded(),
+                Err(e) => failing.failed(&format!("{e:#}")),
+            }
+            let fenced = image
+                .brokers
+                .get(&id)
+                .is_none_or(|b| b.epoch != epoch || b.fenced);
+            let wait = if fenced {
+                every.min(Duration::from_millis(200))
+            } else {
+                every
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -80,11 +80,17 @@ enum Command {
     Transactions(transactions::TransactionsArgs),
 }
 
+/// The log filter without `FERROLOG_LOG`: openraft's replication logs a line per failed retry
+/// (thousands a second while a controller is down); ferrolog logs those failures itself, as
+/// episodes (when they start, every 30 s while they last, when they end).
+const DEFAULT_LOG_FILTER: &str =
+    "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off";
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERROLOG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -186,6 +192,7 @@ async fn controller_only(config: BrokerConfig) -> Result<()> {
         config.controller_address().unwrap_or_default(),
         &config.log_dir.join(RAFT_DIR),
         cluster_id.clone(),
+        config.raft_timing(),
     )?;
     serve_controller_listener(&quorum, listener);
     quorum.spawn(quorum.clone().serve_duties(&config));

@@ -1,6 +1,6 @@
 //! Group state machines (Kafka's classic group protocol) and committed offsets.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -1131,6 +1131,37 @@ impl GroupCoordinator {
             }
         }
         out
+    }
+
+    /// This broker no longer coordinates the groups of `__consumer_offsets` partition `index`
+    /// (of `partitions`): forgets them, answering their waiting members NOT_COORDINATOR, so it
+    /// neither serves nor writes for them (their new coordinator loads them).
+    pub fn unload_partition(&self, index: i32, partitions: i32) -> usize {
+        let mut groups = self.groups.lock().expect("groups lock");
+        let ids: HashSet<String> = groups
+            .keys()
+            .filter(|g| super::offsets_partition(g, partitions) == index)
+            .cloned()
+            .collect();
+        for id in &ids {
+            let Some(mut g) = groups.remove(id) else {
+                continue;
+            };
+            for (member, tx) in g.join_waiters.drain() {
+                let _ = tx.send(Group::error_join(ResponseError::NotCoordinator, &member));
+            }
+            for (_, tx) in g.sync_waiters.drain() {
+                let _ = tx.send(SyncOutcome {
+                    error: ResponseError::NotCoordinator.code(),
+                    ..Default::default()
+                });
+            }
+        }
+        drop(groups);
+        for entries in self.pending_txn.lock().expect("pending lock").values_mut() {
+            entries.retain(|(g, _, _, _, _)| !ids.contains(g));
+        }
+        ids.len()
     }
 
     /// The topics any group has committed offsets for.

@@ -322,9 +322,12 @@ pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
 pub async fn run(
     quorum: Arc<RaftQuorum>,
     session_timeout: Duration,
+    heartbeat_interval: Duration,
     rebalance_every: Option<Duration>,
     imbalance_pct: i64,
 ) {
+    // a live broker is silent for up to a heartbeat interval between heartbeats
+    let silence = heartbeat_interval + Duration::from_secs(1);
     let mut active = false;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut last_rebalance = Instant::now();
@@ -356,7 +359,7 @@ pub async fn run(
             liveness(&image, &heartbeats, session_timeout)
         };
         let mut live = live;
-        for gone in probe_silent(&quorum, &image, &live).await {
+        for gone in probe_silent(&quorum, &image, &live, silence).await {
             live.alive.remove(&gone);
             live.shutting_down.remove(&gone);
         }
@@ -381,15 +384,18 @@ pub async fn run(
     }
 }
 
-/// How long a broker may be silent before the controller tries its listener.
-const SILENCE: Duration = Duration::from_secs(1);
-
-/// A broker that stopped heartbeating for [`SILENCE`] and whose listener refuses connections
+/// A broker that stopped heartbeating for `silence` (a heartbeat interval and a second) and
+/// whose listener refuses connections
 /// has lost its process (a crash, kill -9): it is fenced now rather than after the session
 /// timeout, so its partitions get new leaders sooner. A broker that is only unreachable (a
 /// network partition, a stall) still has its full session. Returns the brokers found gone
 /// (marked so in their sessions until they heartbeat again).
-async fn probe_silent(quorum: &RaftQuorum, image: &MetadataImage, live: &Liveness) -> Vec<i32> {
+async fn probe_silent(
+    quorum: &RaftQuorum,
+    image: &MetadataImage,
+    live: &Liveness,
+    silence: Duration,
+) -> Vec<i32> {
     let now = Instant::now();
     let candidates: Vec<(i32, String)> = {
         let mut heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
@@ -400,8 +406,9 @@ async fn probe_silent(quorum: &RaftQuorum, image: &MetadataImage, live: &Livenes
             .filter_map(|b| {
                 let s = heartbeats.get_mut(&b.id)?;
                 let due = !s.gone
-                    && now.duration_since(s.seen) >= SILENCE
-                    && s.probed.is_none_or(|p| now.duration_since(p) >= SILENCE);
+                    && now.duration_since(s.seen) >= silence
+                    && s.probed
+                        .is_none_or(|p| now.duration_since(p) >= Duration::from_secs(1));
                 due.then(|| {
                     s.probed = Some(now);
                     (b.id, format!("{}:{}", b.host, b.port))

@@ -150,6 +150,9 @@ enum Reply {
 
 const MAX_FRAME: usize = 256 * 1024 * 1024;
 
+/// How long a broker heartbeat may take to be answered.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> std::io::Result<()> {
     let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     let mut frame = Vec::with_capacity(body.len() + 4);
@@ -224,6 +227,9 @@ pub struct Network;
 pub struct NetworkClient {
     target: u64,
     peer: Peer,
+    /// Failed exchanges with the target, logged as episodes (openraft's own per-retry lines
+    /// are filtered out).
+    failing: crate::log_rate::Repeating,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -233,6 +239,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         NetworkClient {
             target,
             peer: Peer::new(node.addr.clone()),
+            failing: crate::log_rate::Repeating::new(format!(
+                "Raft exchange with controller {target} ({})",
+                node.addr
+            )),
         }
     }
 }
@@ -247,10 +257,15 @@ impl NetworkClient {
         rpc: Rpc,
         option: &RPCOption,
     ) -> Result<Reply, RPCError<u64, BasicNode, E>> {
-        self.peer
+        let result = self
+            .peer
             .call(&rpc, option.hard_ttl().max(Duration::from_millis(500)))
-            .await
-            .map_err(unreachable)
+            .await;
+        match &result {
+            Ok(_) => self.failing.succeeded(),
+            Err(e) => self.failing.failed(&e.to_string()),
+        }
+        result.map_err(unreachable)
     }
 }
 
@@ -300,6 +315,15 @@ impl RaftNetwork<TypeConfig> for NetworkClient {
             _ => Err(unexpected()),
         }
     }
+}
+
+/// The Raft timing of the controller quorum (see `BrokerConfig::raft_timing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTiming {
+    /// How often the leader sends AppendEntries when idle; also each AppendEntries' time-out.
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
 }
 
 /// How a controller's Raft membership begins when its directory is new.
@@ -387,7 +411,9 @@ pub struct RaftQuorum {
     image: watch::Receiver<Arc<MetadataImage>>,
     /// Broker heartbeats seen while this node is the active controller.
     pub(crate) heartbeats: Mutex<HashMap<i32, Session>>,
-    peers: tokio::sync::Mutex<HashMap<u64, Peer>>,
+    /// One connection per controller, each behind its own lock: a controller that does not
+    /// answer holds up only the calls to it.
+    peers: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Peer>>>>,
 }
 
 /// The process's controller runtime, built on first use. It lives as long as the process: a
@@ -432,11 +458,12 @@ impl RaftQuorum {
         addr: String,
         dir: &std::path::Path,
         cluster_id: String,
+        timing: RaftTiming,
     ) -> Result<Arc<RaftQuorum>> {
         let runtime = controller_runtime()?;
         let quorum = block_on_controller(
             "starting the controller",
-            Self::start_on(runtime, node_id, bootstrap, dir, cluster_id),
+            Self::start_on(runtime, node_id, bootstrap, dir, cluster_id, timing),
         )?;
         runtime.spawn(quorum.clone().join(addr));
         Ok(quorum)
@@ -662,7 +689,7 @@ impl RaftQuorum {
             cluster_id: found_id,
             image: rx,
             heartbeats: Mutex::new(HashMap::new()),
-            peers: tokio::sync::Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
         });
         runtime.spawn(quorum.clone().follow(tx));
         Ok(quorum)
@@ -744,15 +771,16 @@ impl RaftQuorum {
         bootstrap: Bootstrap,
         dir: &std::path::Path,
         cluster_id: String,
+        timing: RaftTiming,
     ) -> Result<Arc<RaftQuorum>> {
         std::fs::create_dir_all(dir)?;
         let (log_store, fresh) = store::LogStore::open(dir)?;
         let (state_machine, image) = store::StateMachine::open(dir)?;
         let config = openraft::Config {
             cluster_name: "ferrolog".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 400,
-            election_timeout_max: 800,
+            heartbeat_interval: timing.heartbeat_ms,
+            election_timeout_min: timing.election_min_ms,
+            election_timeout_max: timing.election_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
             max_in_snapshot_log_to_keep: 1000,
             ..Default::default()
@@ -788,7 +816,7 @@ impl RaftQuorum {
             cluster_id,
             image,
             heartbeats: Mutex::new(HashMap::new()),
-            peers: tokio::sync::Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -815,15 +843,25 @@ impl RaftQuorum {
     }
 
     async fn call(&self, node: u64, rpc: Rpc) -> Result<Reply> {
+        self.call_within(node, rpc, Duration::from_secs(10)).await
+    }
+
+    async fn call_within(&self, node: u64, rpc: Rpc, timeout: Duration) -> Result<Reply> {
         let addr = self
             .addr_of(node)
             .ok_or_else(|| anyhow!("no controller {node}"))?;
-        let mut peers = self.peers.lock().await;
-        let peer = peers.entry(node).or_insert_with(|| Peer::new(addr.clone()));
+        let peer = {
+            let mut peers = self.peers.lock().expect("peers lock");
+            peers
+                .entry(node)
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Peer::new(addr.clone()))))
+                .clone()
+        };
+        let mut peer = peer.lock().await;
         if peer.addr != addr {
             *peer = Peer::new(addr);
         }
-        Ok(peer.call(&rpc, Duration::from_secs(10)).await?)
+        Ok(peer.call(&rpc, timeout).await?)
     }
 
     /// Commits a proposal through the leader (this node or another), retrying through leader
@@ -1020,7 +1058,7 @@ impl RaftQuorum {
     async fn heartbeat_here(&self, heartbeat: Heartbeat) -> Result<()> {
         if self.raft.is_none() {
             return match self
-                .call_any(Rpc::ForwardHeartbeat(heartbeat), Duration::from_secs(5))
+                .call_any(Rpc::ForwardHeartbeat(heartbeat), HEARTBEAT_TIMEOUT)
                 .await?
             {
                 Reply::Heartbeat(r) => r.map_err(|e| anyhow!(e)),
@@ -1032,7 +1070,12 @@ impl RaftQuorum {
                 self.record_heartbeat(&heartbeat);
                 Ok(())
             }
-            Some(leader) => match self.call(leader, Rpc::Heartbeat(heartbeat)).await? {
+            // a heartbeat is worth nothing late: a short time-out, so the next one (perhaps to
+            // a new active controller) is not held up behind it
+            Some(leader) => match self
+                .call_within(leader, Rpc::Heartbeat(heartbeat), HEARTBEAT_TIMEOUT)
+                .await?
+            {
                 Reply::Heartbeat(r) => r.map_err(|e| anyhow!(e)),
                 _ => bail!("unexpected heartbeat reply"),
             },
@@ -1145,7 +1188,12 @@ impl RaftQuorum {
         let timeout = Duration::from_millis(session_timeout_ms.clamp(100, 3_600_000) as u64);
         let rebalance = rebalance.map(|ms| Duration::from_millis(ms.max(100) as u64));
         let imbalance_pct = config.int_property("leader.imbalance.per.broker.percentage", 10);
-        duties::run(self, timeout, rebalance, imbalance_pct)
+        let heartbeat = Duration::from_millis(
+            config
+                .int_property("broker.heartbeat.interval.ms", 2000)
+                .clamp(10, 60_000) as u64,
+        );
+        duties::run(self, timeout, heartbeat, rebalance, imbalance_pct)
     }
 
     /// Serves the controller listener.

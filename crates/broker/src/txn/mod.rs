@@ -133,6 +133,15 @@ impl TxnCoordinator {
         out
     }
 
+    /// This broker no longer coordinates the transactional ids of `__transaction_state`
+    /// partition `index` (of `partitions`): forgets them (their new coordinator loads them).
+    pub fn unload_partition(&self, index: i32, partitions: i32) -> usize {
+        let mut txns = self.lock();
+        let before = txns.len();
+        txns.retain(|id, _| txn_partition(id, partitions) != index);
+        before - txns.len()
+    }
+
     /// Applies a replayed `__transaction_state` record.
     pub fn replay(&self, transactional_id: String, value: Option<TxnMetadata>) {
         let mut txns = self.lock();
