@@ -29,6 +29,26 @@ use log_manager::LogManager;
 use metadata::{Controller, MetadataImage, MetadataRecord};
 use replica_manager::ReplicaManager;
 
+/// Locks `mutex`, which its holder may keep across I/O (a log write waiting for the ISR, a
+/// request to another broker): when it is taken, the wait happens with this runtime worker's
+/// other tasks handed to another thread, so the runtime keeps serving (a worker blocked on the
+/// lock would stall every connection, fetches included, and with them the holder's wait).
+pub(crate) fn lock_blocking<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            let wait = || mutex.lock().unwrap_or_else(|e| e.into_inner());
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(wait)
+                }
+                _ => wait(),
+            }
+        }
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -49,6 +69,8 @@ pub struct Broker {
     pub txns: txn::TxnCoordinator,
     /// `config` with the dynamic broker configs of the metadata on top.
     effective: std::sync::RwLock<Arc<BrokerConfig>>,
+    /// Set while a pass of `expire_transactions` runs.
+    expiring_transactions: std::sync::atomic::AtomicBool,
     /// Set when a clean shutdown begins; background work stops touching logs.
     pub shutting_down: std::sync::atomic::AtomicBool,
     /// Serialises topic creation, deletion and partition growth.
@@ -120,6 +142,7 @@ impl Broker {
             leader_quota: Default::default(),
             follower_quota: Default::default(),
             published_topics: Default::default(),
+            expiring_transactions: Default::default(),
             offset_tombstones: Default::default(),
             replicas: ReplicaManager::new(config.node_id, log_manager),
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
@@ -456,7 +479,7 @@ impl Broker {
     /// Replaces the dynamic broker configs of `scope` ("" = cluster-wide default, or this
     /// node's id; validated by the caller) and applies the new topic defaults to every log.
     pub fn set_broker_configs(&self, scope: &str, overrides: &config::Properties) -> Result<()> {
-        let _guard = self.admin.lock().expect("admin lock");
+        let _guard = lock_blocking(&self.admin);
         let image = self.controller.image();
         let current = image.broker_configs.get(scope).cloned().unwrap_or_default();
         let mut records = Vec::new();
@@ -490,7 +513,7 @@ impl Broker {
     /// partitions this broker holds a replica of, makes it leader or follower as the image
     /// says, and deletes the partitions it no longer holds.
     fn publish(&self, image: &MetadataImage) -> Result<()> {
-        let _one_at_a_time = self.publishing.lock().expect("publishing lock");
+        let _one_at_a_time = lock_blocking(&self.publishing);
         let node = self.config.node_id;
         let mut followers = false;
         for topic in image.topics.values() {
@@ -669,7 +692,7 @@ impl Broker {
         configs: &config::Properties,
         replicas: &[Vec<i32>],
     ) -> Result<Uuid> {
-        let _guard = self.admin.lock().expect("admin lock");
+        let _guard = lock_blocking(&self.admin);
         if let Some(existing) = self.controller.image().topic(name) {
             return Ok(existing.id);
         }
@@ -706,7 +729,7 @@ impl Broker {
     }
 
     pub fn delete_topic(&self, id: Uuid) -> Result<()> {
-        let _guard = self.admin.lock().expect("admin lock");
+        let _guard = lock_blocking(&self.admin);
         if self.controller.image().topic_by_id(&id).is_none() {
             return Ok(());
         }
@@ -722,7 +745,7 @@ impl Broker {
     /// Replaces a topic's config overrides (validated by the caller) and applies them to its
     /// logs at once: retention acts on the next check, `segment.bytes` on the next roll.
     pub fn set_topic_configs(&self, id: Uuid, overrides: &config::Properties) -> Result<()> {
-        let _guard = self.admin.lock().expect("admin lock");
+        let _guard = lock_blocking(&self.admin);
         let image = self.controller.image();
         let Some(topic) = image.topic_by_id(&id) else {
             return Ok(());
@@ -879,7 +902,7 @@ impl Broker {
     }
 
     pub fn create_partitions(&self, id: Uuid, count: i32) -> Result<()> {
-        let _guard = self.admin.lock().expect("admin lock");
+        let _guard = lock_blocking(&self.admin);
         let image = self.controller.image();
         let current = image.topic_by_id(&id).map_or(0, |t| t.partitions);
         let rf = image
@@ -1000,7 +1023,19 @@ impl Broker {
                         p.with_log(|log| log.expire_producers(now_ms(), expiration));
                     }
                 }
-                _ = transactions.tick() => self.expire_transactions(),
+                // off this loop (ending a transaction may wait for other brokers), one pass
+                // at a time
+                _ = transactions.tick() => {
+                    if !self.expiring_transactions.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        let broker = self.clone();
+                        tokio::task::spawn_blocking(move || {
+                            broker.expire_transactions();
+                            broker
+                                .expiring_transactions
+                                .store(false, std::sync::atomic::Ordering::SeqCst);
+                        });
+                    }
+                }
                 _ = groups.tick() => {
                     self.groups.tick();
                     self.persist_groups();

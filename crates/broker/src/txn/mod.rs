@@ -9,14 +9,16 @@
 //! transaction left in a Prepare state; open transactions are aborted when their timeout runs
 //! out, with an epoch bump that fences the producer.
 //!
-//! Concurrency: one mutex over all transactional ids, held for a whole operation (including
-//! its log writes), so operations on a transactional id never interleave. Lock order: this
-//! mutex, then partition logs, then the group coordinator's.
+//! Concurrency: operations on one transactional id never interleave: each holds that id's
+//! operation lock for its whole length (log writes, the ISR wait, markers sent to other
+//! brokers), so a slow transaction holds up only its own id. The map of ids is behind a
+//! mutex of its own, taken only to read or replace one entry, never across I/O. Lock order:
+//! an id's operation lock, then the map, then partition logs, then the group coordinator's.
 
 pub mod log;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use kafka_protocol::ResponseError;
@@ -91,6 +93,8 @@ pub fn txn_partition(transactional_id: &str, partitions: i32) -> i32 {
 #[derive(Default)]
 pub struct TxnCoordinator {
     txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// Each transactional id's operation lock (see the module's concurrency note).
+    operations: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 type Txns = HashMap<String, TxnMetadata>;
@@ -119,6 +123,38 @@ fn check_producer(
 impl TxnCoordinator {
     fn lock(&self) -> std::sync::MutexGuard<'_, Txns> {
         self.txns.lock().expect("transactions lock")
+    }
+
+    /// Runs `f` as the only operation on transactional id `id` (see the module's note).
+    fn exclusive<T>(&self, id: &str, f: impl FnOnce() -> T) -> T {
+        let lock = self
+            .operations
+            .lock()
+            .expect("transaction operations lock")
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        let _only = crate::lock_blocking(&lock);
+        f()
+    }
+
+    /// The id's metadata, copied.
+    fn get(&self, id: &str) -> Option<TxnMetadata> {
+        self.lock().get(id).cloned()
+    }
+
+    fn insert(&self, id: &str, m: TxnMetadata) {
+        self.lock().insert(id.to_string(), m);
+    }
+
+    /// Forgets the id; called under its operation lock, whose entry goes too unless another
+    /// operation waits for it (every clone of it is made under the operations map's lock).
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+        self.operations
+            .lock()
+            .expect("transaction operations lock")
+            .retain(|k, v| k != id || Arc::strong_count(v) > 2);
     }
 
     /// A copy of every transactional id's metadata, for ListTransactions and
@@ -199,12 +235,7 @@ impl Broker {
     }
 
     /// Stores the new metadata: written to the log first, then applied.
-    fn commit_txn(
-        &self,
-        txns: &mut Txns,
-        id: &str,
-        mut m: TxnMetadata,
-    ) -> Result<(), ResponseError> {
+    fn commit_txn(&self, id: &str, mut m: TxnMetadata) -> Result<(), ResponseError> {
         m.last_update_ms = crate::now_ms();
         self.persist_txn(id, &m).map_err(|e| {
             tracing::error!(
@@ -213,17 +244,12 @@ impl Broker {
             );
             ResponseError::CoordinatorNotAvailable
         })?;
-        txns.insert(id.to_string(), m);
+        self.txns.insert(id, m);
         Ok(())
     }
 
     /// Writes the markers of a transaction in a Prepare state and completes it.
-    fn finish_txn(
-        &self,
-        txns: &mut Txns,
-        id: &str,
-        mut m: TxnMetadata,
-    ) -> Result<(), ResponseError> {
+    fn finish_txn(&self, id: &str, mut m: TxnMetadata) -> Result<(), ResponseError> {
         let commit = m.state == TxnState::PrepareCommit;
         let now = crate::now_ms();
         // partitions led by other brokers get their markers through WriteTxnMarkers
@@ -260,22 +286,19 @@ impl Broker {
             TxnState::CompleteAbort
         };
         m.partitions.clear();
-        self.commit_txn(txns, id, m)
+        self.commit_txn(id, m)
     }
 
     /// Aborts an open transaction after bumping the epoch, which fences its producer.
-    fn abort_with_bump(
-        &self,
-        txns: &mut Txns,
-        id: &str,
-        mut m: TxnMetadata,
-    ) -> Result<TxnMetadata, ResponseError> {
+    fn abort_with_bump(&self, id: &str, mut m: TxnMetadata) -> Result<TxnMetadata, ResponseError> {
         m.last_producer_epoch = m.producer_epoch;
         m.producer_epoch = m.producer_epoch.saturating_add(1);
         m.state = TxnState::PrepareAbort;
-        self.commit_txn(txns, id, m.clone())?;
-        self.finish_txn(txns, id, m)?;
-        Ok(txns[id].clone())
+        self.commit_txn(id, m.clone())?;
+        self.finish_txn(id, m)?;
+        self.txns
+            .get(id)
+            .ok_or(ResponseError::CoordinatorNotAvailable)
     }
 
     /// A new producer id from the durable blocks of the metadata log.
@@ -301,9 +324,20 @@ impl Broker {
         if timeout_ms <= 0 || i64::from(timeout_ms) > max {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
-        let mut txns = self.txns.lock();
+        self.txns.exclusive(id, || {
+            self.init_transactional_producer_here(id, timeout_ms, producer_id, producer_epoch)
+        })
+    }
+
+    fn init_transactional_producer_here(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(i64, i16), ResponseError> {
         let now = crate::now_ms();
-        let Some(mut m) = txns.get(id).cloned() else {
+        let Some(mut m) = self.txns.get(id) else {
             let pid = self.allocate_producer_id()?;
             let m = TxnMetadata {
                 producer_id: pid,
@@ -315,7 +349,7 @@ impl Broker {
                 last_update_ms: now,
                 start_ms: -1,
             };
-            self.commit_txn(&mut txns, id, m)?;
+            self.commit_txn(id, m)?;
             return Ok((pid, 0));
         };
         // KIP-360: a producer that names its id and epoch must be the current one (or retrying)
@@ -331,11 +365,14 @@ impl Broker {
         }
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                self.finish_txn(&mut txns, id, m)?;
-                m = txns[id].clone();
+                self.finish_txn(id, m)?;
+                m = self
+                    .txns
+                    .get(id)
+                    .ok_or(ResponseError::CoordinatorNotAvailable)?;
             }
             TxnState::Ongoing => {
-                m = self.abort_with_bump(&mut txns, id, m)?;
+                m = self.abort_with_bump(id, m)?;
             }
             _ => {}
         }
@@ -353,7 +390,7 @@ impl Broker {
         m.partitions.clear();
         m.start_ms = -1;
         let out = (m.producer_id, m.producer_epoch);
-        self.commit_txn(&mut txns, id, m)?;
+        self.commit_txn(id, m)?;
         Ok(out)
     }
 
@@ -366,9 +403,21 @@ impl Broker {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<PartitionErrors, ResponseError> {
-        let mut txns = self.txns.lock();
-        check_producer(txns.get(id), producer_id, epoch)?;
-        let mut m = txns[id].clone();
+        self.txns.exclusive(id, || {
+            self.add_partitions_here(id, producer_id, epoch, partitions)
+        })
+    }
+
+    fn add_partitions_here(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<PartitionErrors, ResponseError> {
+        let m = self.txns.get(id);
+        check_producer(m.as_ref(), producer_id, epoch)?;
+        let mut m = m.expect("checked");
         if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
             return Err(ResponseError::ConcurrentTransactions);
         }
@@ -398,14 +447,14 @@ impl Broker {
             m.start_ms = crate::now_ms();
         }
         m.partitions.extend(partitions.iter().cloned());
-        self.commit_txn(&mut txns, id, m)?;
+        self.commit_txn(id, m)?;
         Ok(Vec::new())
     }
 
     /// KIP-890 verification: a transactional batch for `topic`-`partition` from `producer_id` at
     /// `epoch` is appended (by `append`) only if the partition is in that producer's ongoing
     /// transaction, so a late or stray write cannot open a transaction no coordinator will end.
-    /// The transactions lock is held across the append: no EndTxn can slip in between.
+    /// The id's operation lock is held across the append: no EndTxn can slip in between.
     pub fn append_verified<T>(
         &self,
         transactional_id: Option<&str>,
@@ -420,20 +469,26 @@ impl Broker {
         if transactional_id.is_some_and(|id| !self.coordinates(TXN_TOPIC, id)) {
             return Ok(append());
         }
-        let txns = self.txns.lock();
-        let Some(m) = transactional_id.and_then(|id| txns.get(id)) else {
+        let Some(id) = transactional_id else {
             return Err(ResponseError::InvalidTxnState);
         };
-        if m.producer_id != producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        }
-        if epoch < m.producer_epoch {
-            return Err(ResponseError::InvalidProducerEpoch);
-        }
-        if m.state != TxnState::Ongoing || !m.partitions.contains(&(topic.to_string(), partition)) {
-            return Err(ResponseError::InvalidTxnState);
-        }
-        Ok(append())
+        self.txns.exclusive(id, || {
+            let Some(m) = self.txns.get(id) else {
+                return Err(ResponseError::InvalidTxnState);
+            };
+            if m.producer_id != producer_id {
+                return Err(ResponseError::InvalidProducerIdMapping);
+            }
+            if epoch < m.producer_epoch {
+                return Err(ResponseError::InvalidProducerEpoch);
+            }
+            if m.state != TxnState::Ongoing
+                || !m.partitions.contains(&(topic.to_string(), partition))
+            {
+                return Err(ResponseError::InvalidTxnState);
+            }
+            Ok(append())
+        })
     }
 
     /// AddPartitionsToTxn v4+ `verify_only`: per partition, whether it is in the producer's
@@ -445,9 +500,9 @@ impl Broker {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<PartitionErrors, ResponseError> {
-        let txns = self.txns.lock();
-        check_producer(txns.get(id), producer_id, epoch)?;
-        let m = &txns[id];
+        let m = self.txns.get(id);
+        check_producer(m.as_ref(), producer_id, epoch)?;
+        let m = m.expect("checked");
         Ok(partitions
             .iter()
             .filter(|tp| m.state != TxnState::Ongoing || !m.partitions.contains(*tp))
@@ -475,19 +530,34 @@ impl Broker {
         // cluster), that broker's state is not here: as in Kafka, the append below is checked
         // by the partition's producer state (an older epoch is fenced) and the transaction
         // coordinator's markers decide whether the offsets commit.
-        let txns = self
-            .coordinates(crate::txn::TXN_TOPIC, id)
-            .then(|| self.txns.lock());
-        if let Some(txns) = &txns {
-            check_producer(txns.get(id), producer_id, epoch)?;
-            if !txns[id]
+        if !self.coordinates(crate::txn::TXN_TOPIC, id) {
+            return self.write_txn_offsets(group, index, producer_id, epoch, offsets);
+        }
+        self.txns.exclusive(id, || {
+            let m = self.txns.get(id);
+            check_producer(m.as_ref(), producer_id, epoch)?;
+            if !m
+                .expect("checked")
                 .partitions
                 .contains(&(OFFSETS_TOPIC.to_string(), index))
             {
                 // the producer must call AddOffsetsToTxn first (transaction version 1)
                 return Err(ResponseError::InvalidTxnState);
             }
-        }
+            self.write_txn_offsets(group, index, producer_id, epoch, offsets)
+        })
+    }
+
+    /// Appends a transaction's offsets to the group's `__consumer_offsets` partition `index`,
+    /// pending the transaction's marker.
+    fn write_txn_offsets(
+        &self,
+        group: &str,
+        index: i32,
+        producer_id: i64,
+        epoch: i16,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), ResponseError> {
         let now = crate::now_ms();
         let records: Vec<_> = offsets
             .iter()
@@ -528,9 +598,20 @@ impl Broker {
         epoch: i16,
         commit: bool,
     ) -> Result<(), ResponseError> {
-        let mut txns = self.txns.lock();
-        check_producer(txns.get(id), producer_id, epoch)?;
-        let mut m = txns[id].clone();
+        self.txns
+            .exclusive(id, || self.end_txn_here(id, producer_id, epoch, commit))
+    }
+
+    fn end_txn_here(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let m = self.txns.get(id);
+        check_producer(m.as_ref(), producer_id, epoch)?;
+        let mut m = m.expect("checked");
         match (m.state, commit) {
             (TxnState::Ongoing, _) => {}
             // a retry of an EndTxn that completed
@@ -545,62 +626,66 @@ impl Broker {
         } else {
             TxnState::PrepareAbort
         };
-        self.commit_txn(&mut txns, id, m.clone())?;
-        self.finish_txn(&mut txns, id, m)
+        self.commit_txn(id, m.clone())?;
+        self.finish_txn(id, m)
     }
 
     /// Aborts transactions open longer than their timeout (the producer is fenced by the
     /// epoch bump) and finishes any left in a Prepare state.
     pub fn expire_transactions(&self) {
         let now = crate::now_ms();
-        let mut txns = self.txns.lock();
-        let due: Vec<(String, TxnMetadata)> = txns
-            .iter()
-            // only the coordinator (the leader of the id's partition) acts on an id
-            .filter(|(id, _)| self.coordinates(TXN_TOPIC, id))
-            .filter(|(_, m)| {
-                (m.state == TxnState::Ongoing && now - m.start_ms > i64::from(m.timeout_ms))
-                    || matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        // transactional.id.expiration.ms: ids idle that long, with no transaction, are removed
         let expiration = self
             .config
             .int_property("transactional.id.expiration.ms", 604_800_000);
-        let idle: Vec<String> = txns
-            .iter()
-            .filter(|(id, _)| self.coordinates(TXN_TOPIC, id))
-            .filter(|(_, m)| {
-                matches!(
-                    m.state,
-                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
-                ) && now - m.last_update_ms > expiration
-            })
-            .map(|(k, _)| k.clone())
+        let due = |m: &TxnMetadata| {
+            (m.state == TxnState::Ongoing && now - m.start_ms > i64::from(m.timeout_ms))
+                || matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+        };
+        // transactional.id.expiration.ms: ids idle that long, with no transaction, are removed
+        let idle = |m: &TxnMetadata| {
+            matches!(
+                m.state,
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+            ) && now - m.last_update_ms > expiration
+        };
+        let candidates: Vec<String> = self
+            .txns
+            .snapshot()
+            .into_iter()
+            // only the coordinator (the leader of the id's partition) acts on an id
+            .filter(|(id, m)| (due(m) || idle(m)) && self.coordinates(TXN_TOPIC, id))
+            .map(|(id, _)| id)
             .collect();
-        for id in idle {
-            tracing::info!(transactional_id = id, "transactional id expired");
-            match self.remove_txn_record(&id) {
-                Ok(()) => {
-                    txns.remove(&id);
+        for id in candidates {
+            self.txns.exclusive(&id, || {
+                // looked at again under the id's lock: an operation may have ended it meanwhile
+                let Some(m) = self.txns.get(&id) else {
+                    return;
+                };
+                if idle(&m) {
+                    tracing::info!(transactional_id = id, "transactional id expired");
+                    match self.remove_txn_record(&id) {
+                        Ok(()) => self.txns.remove(&id),
+                        Err(e) => tracing::error!(transactional_id = id, "expiring failed: {e:#}"),
+                    }
+                    return;
                 }
-                Err(e) => tracing::error!(transactional_id = id, "expiring failed: {e:#}"),
-            }
-        }
-        for (id, m) in due {
-            let result = if m.state == TxnState::Ongoing {
-                tracing::info!(
-                    transactional_id = id,
-                    "aborting a transaction that timed out"
-                );
-                self.abort_with_bump(&mut txns, &id, m).map(|_| ())
-            } else {
-                self.finish_txn(&mut txns, &id, m)
-            };
-            if let Err(e) = result {
-                tracing::error!(transactional_id = id, "ending a transaction failed: {e:?}");
-            }
+                if !due(&m) {
+                    return;
+                }
+                let result = if m.state == TxnState::Ongoing {
+                    tracing::info!(
+                        transactional_id = id,
+                        "aborting a transaction that timed out"
+                    );
+                    self.abort_with_bump(&id, m).map(|_| ())
+                } else {
+                    self.finish_txn(&id, m)
+                };
+                if let Err(e) = result {
+                    tracing::warn!(transactional_id = id, "ending a transaction failed: {e:?}");
+                }
+            });
         }
     }
 
