@@ -8,7 +8,8 @@ use ferrolog_client::{error_name, str, topic_name, Connection};
 
 #[derive(Args)]
 pub struct ConfigsArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[command(subcommand)]
     action: ConfigsAction,
@@ -207,7 +208,8 @@ pub async fn incremental_alter(
 
 #[derive(Args)]
 pub struct DeleteRecordsArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[arg(long)]
     topic: String,

@@ -12,7 +12,8 @@ use ferrolog_client::{compression_from_name, now_ms, record, Connection};
 
 #[derive(Args)]
 pub struct ProduceArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[arg(long)]
     topic: String,
@@ -35,7 +36,8 @@ pub struct ProduceArgs {
 
 #[derive(Args)]
 pub struct ConsumeArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[arg(long)]
     topic: String,

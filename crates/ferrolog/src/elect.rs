@@ -7,7 +7,8 @@ use ferrolog_client::{error_name, topic_name, Connection};
 
 #[derive(Args)]
 pub struct ElectArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     /// PREFERRED (the first replica, if in sync) or UNCLEAN (any live replica of a partition
     /// without a live leader; may lose committed records).

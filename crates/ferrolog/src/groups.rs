@@ -11,7 +11,8 @@ use ferrolog_client::{error_name, str, topic_name, Connection};
 
 #[derive(Args)]
 pub struct GroupsArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[command(subcommand)]
     action: Action,

@@ -22,7 +22,8 @@ use ferrolog_broker::config::{parse_properties_file, BrokerConfig, Properties};
 #[command(
     name = "ferrolog",
     version,
-    about = "Kafka-compatible event streaming, in one binary"
+    about = "Kafka-compatible event streaming, in one binary",
+    after_help = "Logging: FERROLOG_LOG sets what is logged to standard error, with tracing's filter syntax (default \"info\"; e.g. FERROLOG_LOG=debug, or FERROLOG_LOG=info,ferrolog_broker::replication=debug)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -159,6 +160,15 @@ fn serve_controller_listener(
     });
 }
 
+/// `process.roles` as configured, for the start-up line.
+fn roles(config: &BrokerConfig) -> &'static str {
+    match (config.roles.broker, config.roles.controller) {
+        (true, true) => "broker,controller",
+        (true, false) => "broker",
+        _ => "controller",
+    }
+}
+
 async fn shutdown_signal() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -197,7 +207,8 @@ async fn controller_only(config: BrokerConfig) -> Result<()> {
     serve_controller_listener(&quorum, listener);
     quorum.spawn(quorum.clone().serve_duties(&config));
     tracing::info!(
-        "ferrolog controller {} on {}:{}, data in {}, cluster id {cluster_id}",
+        "ferrolog {} controller {} (controller) on {}:{}, data in {}, cluster id {cluster_id}",
+        env!("CARGO_PKG_VERSION"),
         config.node_id,
         l.host,
         l.port,
@@ -294,10 +305,19 @@ async fn server(
         tokio::spawn(broker.clone().run_cluster());
     }
     tracing::info!(
-        "ferrolog node {} serving Kafka clients on {local} (advertised {}:{}), data in {}, cluster id {}",
+        "ferrolog {} node {} ({}) serving Kafka clients on {local} (advertised {}:{}){}, data in {}, cluster id {}",
+        env!("CARGO_PKG_VERSION"),
         broker.config.node_id,
+        roles(&broker.config),
         broker.config.advertised.host,
         broker.config.advertised.port,
+        broker
+            .config
+            .controller_listener
+            .as_ref()
+            .filter(|_| broker.config.is_controller())
+            .map(|l| format!(", controller listener {}:{}", l.host, l.port))
+            .unwrap_or_default(),
         broker.config.log_dir.display(),
         broker.cluster_id
     );

@@ -27,7 +27,8 @@ enum PerfCommand {
 
 #[derive(Args)]
 struct ProduceArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[arg(long)]
     topic: String,
@@ -55,7 +56,8 @@ struct ProduceArgs {
 
 #[derive(Args)]
 struct ConsumeArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[arg(long)]
     topic: String,

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 #[derive(Args)]
 pub struct ReassignArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     /// The reassignment JSON (for --execute, --verify and --cancel).
     #[arg(long)]

@@ -7,7 +7,8 @@ use ferrolog_client::{error_name, str, topic_name, Connection};
 
 #[derive(Args)]
 pub struct TransactionsArgs {
-    #[arg(long, default_value = "localhost:9092")]
+    /// The broker(s) to talk to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
     #[command(subcommand)]
     action: Action,
