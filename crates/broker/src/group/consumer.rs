@@ -76,14 +76,12 @@ impl ConsumerMember {
         }
     }
 
-    /// The topics (that exist) this member subscribes to, by name or by regex.
+    /// The topics (that exist) this member subscribes to, by name or by regex (internal topics
+    /// too when the regex matches them, as in Kafka).
     fn subscribed<'a>(&'a self, topics: &'a Topics) -> impl Iterator<Item = &'a String> + 'a {
         topics.keys().filter(move |name| {
             self.subscribed_names.contains(*name)
-                || self
-                    .regex
-                    .as_ref()
-                    .is_some_and(|r| !name.starts_with("__") && r.is_match(name))
+                || self.regex.as_ref().is_some_and(|r| r.is_match(name))
         })
     }
 }
@@ -597,6 +595,21 @@ mod tests {
             (a.member_epoch, a.assignment.map(|a| a.len())),
             (2, Some(6))
         );
+    }
+
+    #[test]
+    fn a_regex_that_names_an_internal_topic_subscribes_to_it() {
+        let now = Instant::now();
+        let mut t = topics();
+        t.insert("__consumer_offsets".into(), (uuid::Uuid::from_u128(11), 3));
+        let mut g = ConsumerGroup::default();
+        let by_regex = ConsumerHeartbeat {
+            subscribed_topic_names: None,
+            subscribed_topic_regex: Some("__consumer_offsets".into()),
+            ..join("a")
+        };
+        let a = g.heartbeat(&by_regex, &t, "uniform", now).unwrap();
+        assert_eq!(a.assignment.as_ref().map(|a| a.len()), Some(3));
     }
 
     #[test]
