@@ -164,3 +164,33 @@ def test_cleanup_policy_change_applies_to_new_writes_at_once(broker):
     configs = list(described.values())[0].result(10)
     assert configs["cleanup.policy"].value == ""
     assert produce(broker.bootstrap, topic, [b"keyless"]) == [None]
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_expired_static_member_is_removed_so_the_group_can_be_deleted(fresh_broker, protocol):
+    """A static member (group.instance.id) that goes away without leaving is removed when its
+    session expires: the group is then empty and DeleteGroups succeeds (both protocols)."""
+    b = fresh_broker(["group.consumer.session.timeout.ms=6000",
+                      "group.consumer.heartbeat.interval.ms=500"])
+    topic, group = topic_name("static"), topic_name("static-g")
+    create(b.bootstrap, topic)
+    produce(b.bootstrap, topic, [b"v"] * 3)
+    conf = {"bootstrap.servers": b.bootstrap, "group.id": group,
+            "group.instance.id": "instance-1", "auto.offset.reset": "earliest",
+            "group.protocol": protocol}
+    if protocol == "classic":
+        conf["session.timeout.ms"] = 6000
+    c = Consumer(conf)
+    c.subscribe([topic])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            break
+    c.close()  # a static member leaves only for now (classic: no LeaveGroup at all)
+    a = admin(b.bootstrap)
+
+    def deleted():
+        a.delete_consumer_groups([group])[group].result(10)
+        return True
+    wait_for("the expired static member's group to be deletable", deleted, timeout=30)

@@ -1,0 +1,44 @@
+"""franz-go's own integration suite (`pkg/kgo` of the module as the Go module proxy serves it,
+with its _test.go files) against a 3-node ferrolog cluster, replication factor 3, as its
+README runs it against Kafka (KGO_SEEDS, KGO_TEST_RF, KGO_TEST_RECORDS). Every test that passes
+against Apache Kafka 4.1.1 must pass here; the suite's own skips (SASL, TLS, share groups
+without a share-group broker) stay skipped."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+from test_cluster import Cluster
+
+FRANZ_GO = "github.com/twmb/franz-go@v1.22.3"
+RECORDS = os.environ.get("KGO_TEST_RECORDS", "2000")
+
+
+def module_dir():
+    out = subprocess.run(["go", "mod", "download", "-json", FRANZ_GO], capture_output=True,
+                         text=True, timeout=600, check=True)
+    return json.loads(out.stdout)["Dir"]
+
+
+def test_franz_go_kgo_suite():
+    source = module_dir()
+    cluster = Cluster()
+    try:
+        env = dict(os.environ, KGO_SEEDS=cluster.bootstrap, KGO_TEST_RF="3",
+                   KGO_TEST_RECORDS=RECORDS, GOFLAGS="-mod=mod")
+        run = subprocess.run(["go", "test", "./pkg/kgo", "-count=1", "-timeout", "20m", "-v"],
+                             cwd=source, env=env, capture_output=True, text=True, timeout=1500)
+        log = run.stdout + run.stderr
+        with open(os.path.join(cluster.dir, "kgo.log"), "w") as f:
+            f.write(log)
+        failed = sorted(set(re.findall(r"^\s*--- FAIL: (\S+)", log, re.M)))
+        passed = len(re.findall(r"^\s*--- PASS: ", log, re.M))
+        print(f"franz-go kgo suite: {passed} passed, {len(failed)} failed")
+        assert run.returncode == 0 and not failed, \
+            f"failed: {failed}\n" + "\n".join(log.splitlines()[-40:]) + cluster.logs()
+        assert passed > 100, log[-3000:]
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.dir, ignore_errors=True)
