@@ -190,6 +190,9 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::CreateTopics(r) => r.encode(&mut buf, version)?,
         Response::DeleteTopics(r) => r.encode(&mut buf, version)?,
         Response::CreatePartitions(r) => r.encode(&mut buf, version)?,
+        Response::Produce(r) if version <= handlers::produce_legacy::LAST_LEGACY_VERSION => {
+            handlers::produce_legacy::encode_response(&r, version, &mut buf)
+        }
         Response::Produce(r) => r.encode(&mut buf, version)?,
         Response::ListOffsets(r) => r.encode(&mut buf, version)?,
         Response::DescribeConfigs(r) => r.encode(&mut buf, version)?,

@@ -65,6 +65,38 @@ fn frame<R: Encodable>(key: ApiKey, version: i16, request: &R) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// A Produce v0-2 frame (the protocol crate encodes Produce from v3 on): one partition with a
+/// magic 1 message.
+fn legacy_produce_frame(version: i16) -> Vec<u8> {
+    use bytes::BufMut;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("seed")));
+    let mut buf = BytesMut::new();
+    header.encode(&mut buf, 1).unwrap();
+    let mut message = vec![1u8, 0];
+    message.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    message.extend_from_slice(&(-1i32).to_be_bytes());
+    message.extend_from_slice(&1i32.to_be_bytes());
+    message.push(b'v');
+    let crc = crc32fast::hash(&message);
+    buf.put_i16(1);
+    buf.put_i32(1000);
+    buf.put_i32(1);
+    buf.put_i16(10);
+    buf.put_slice(b"seed-topic");
+    buf.put_i32(1);
+    buf.put_i32(0);
+    buf.put_i32((12 + 4 + message.len()) as i32);
+    buf.put_i64(0);
+    buf.put_i32((4 + message.len()) as i32);
+    buf.put_u32(crc);
+    buf.put_slice(&message);
+    buf.to_vec()
+}
+
 fn seed_frames() -> Vec<(String, Vec<u8>)> {
     let topic = TopicName(StrBytes::from_static_str("seed-topic"));
     let produce = ProduceRequest::default()
@@ -96,6 +128,7 @@ fn seed_frames() -> Vec<(String, Vec<u8>)> {
     for (key, range) in SUPPORTED {
         for version in [range.min, range.max] {
             let bytes = match key {
+                ApiKey::Produce if version < 3 => legacy_produce_frame(version),
                 ApiKey::Produce => frame(*key, version, &produce),
                 ApiKey::Fetch if version < 13 => frame(*key, version, &fetch),
                 ApiKey::Metadata => frame(*key, version, &metadata),

@@ -194,6 +194,138 @@ pub fn encode(
     Ok(out)
 }
 
+/// The magic byte of the first entry of a record set (0 and 1: the legacy message format; 2:
+/// record batches), if it is long enough to have one.
+pub fn magic(records: &[u8]) -> Option<i8> {
+    records.get(16).map(|b| *b as i8)
+}
+
+/// Decodes a legacy message set (magic 0 or 1, as Produce v0-2 carries it) into records
+/// numbered from 0, and the compression it used: the up-conversion to a record batch that
+/// Kafka does for old producers. Compressed wrapper messages are opened (gzip, snappy, and lz4
+/// for magic 1; magic 0's lz4 had a non-standard frame checksum and is refused); the inner
+/// messages decompress to at most `max_decompressed` bytes. Magic 0 messages have no timestamp
+/// (-1).
+pub fn decode_legacy(
+    message_set: &[u8],
+    max_decompressed: usize,
+) -> Result<(Vec<Record>, Compression), CodecError> {
+    let mut records = Vec::new();
+    let mut compression = Compression::None;
+    legacy_messages(message_set, max_decompressed, 0, &mut |m: LegacyMessage| {
+        if m.compression != Compression::None {
+            compression = m.compression;
+        }
+        let mut r = plain_record(m.key, m.value, Vec::new(), m.timestamp);
+        r.offset = records.len() as i64;
+        records.push(r);
+        Ok(())
+    })?;
+    Ok((records, compression))
+}
+
+/// One message of a legacy message set, after decompression of its wrapper.
+struct LegacyMessage {
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    timestamp: i64,
+    compression: Compression,
+}
+
+fn legacy_messages(
+    mut set: &[u8],
+    max_decompressed: usize,
+    depth: u8,
+    each: &mut dyn FnMut(LegacyMessage) -> Result<(), CodecError>,
+) -> Result<(), CodecError> {
+    let corrupt = |what: &str| CodecError::Decode(format!("legacy message set: {what}"));
+    // a partial message at the end of a set is allowed (the old fetch-size truncation)
+    while set.len() >= 12 {
+        let size = i32::from_be_bytes(set[8..12].try_into().expect("4 bytes"));
+        if size < 14 {
+            return Err(corrupt("message shorter than its header"));
+        }
+        let Some(message) = set.get(12..12 + size as usize) else {
+            break;
+        };
+        set = &set[12 + size as usize..];
+        let crc = u32::from_be_bytes(message[0..4].try_into().expect("4 bytes"));
+        if crc32fast::hash(&message[4..]) != crc {
+            return Err(corrupt("CRC mismatch"));
+        }
+        let magic = message[4] as i8;
+        let attributes = message[5];
+        let (timestamp, mut rest) = match magic {
+            0 => (-1, &message[6..]),
+            1 if message.len() >= 14 => (
+                i64::from_be_bytes(message[6..14].try_into().expect("8 bytes")),
+                &message[14..],
+            ),
+            _ => return Err(corrupt("unsupported magic")),
+        };
+        let bytes_field = |rest: &mut &[u8]| -> Result<Option<Bytes>, CodecError> {
+            if rest.len() < 4 {
+                return Err(corrupt("truncated length"));
+            }
+            let len = i32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
+            *rest = &rest[4..];
+            if len < 0 {
+                return Ok(None);
+            }
+            let len = len as usize;
+            if rest.len() < len {
+                return Err(corrupt("truncated bytes"));
+            }
+            let out = Bytes::copy_from_slice(&rest[..len]);
+            *rest = &rest[len..];
+            Ok(Some(out))
+        };
+        let key = bytes_field(&mut rest)?;
+        let value = bytes_field(&mut rest)?;
+        let compression = compression_from_attributes(i16::from(attributes & 0x07))?;
+        if compression == Compression::None {
+            each(LegacyMessage {
+                key,
+                value,
+                timestamp,
+                compression,
+            })?;
+            continue;
+        }
+        if depth > 0 {
+            return Err(corrupt("a compressed message inside a compressed message"));
+        }
+        if compression == Compression::Lz4 && magic == 0 {
+            return Err(corrupt(
+                "lz4 with magic 0 (its frame checksum is not standard)",
+            ));
+        }
+        let inner = bounded::decompress(
+            value.as_deref().unwrap_or(&[]),
+            compression,
+            max_decompressed,
+        )?;
+        legacy_messages(
+            &inner,
+            max_decompressed,
+            depth + 1,
+            &mut |m: LegacyMessage| {
+                each(LegacyMessage {
+                    compression,
+                    // a magic 1 wrapper with LogAppendTime stamps its inner messages
+                    timestamp: if attributes & 0x08 != 0 {
+                        timestamp
+                    } else {
+                        m.timestamp
+                    },
+                    ..m
+                })
+            },
+        )?;
+    }
+    Ok(())
+}
+
 mod bounded {
     //! Compression and bounded decompression, with Kafka's framing: gzip, snappy in xerial
     //! framing (raw snappy read too, as the Java client does), lz4 frames with independent
@@ -337,6 +469,75 @@ mod bounded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A legacy message (magic 0 or 1) as the old clients wrote it, in a message set entry.
+    fn legacy(
+        magic: i8,
+        attributes: u8,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Vec<u8> {
+        let mut body = vec![magic as u8, attributes];
+        if magic == 1 {
+            body.extend_from_slice(&timestamp.to_be_bytes());
+        }
+        match key {
+            Some(k) => {
+                body.extend_from_slice(&(k.len() as i32).to_be_bytes());
+                body.extend_from_slice(k);
+            }
+            None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+        body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+        body.extend_from_slice(value);
+        let mut message = crc32fast::hash(&body).to_be_bytes().to_vec();
+        message.extend(body);
+        let mut entry = 0i64.to_be_bytes().to_vec();
+        entry.extend_from_slice(&(message.len() as i32).to_be_bytes());
+        entry.extend(message);
+        entry
+    }
+
+    #[test]
+    fn legacy_message_sets_up_convert() {
+        let mut set = legacy(1, 0, 1000, Some(b"k"), b"v1");
+        set.extend(legacy(1, 0, 1001, None, b"v2"));
+        assert_eq!(magic(&set), Some(1));
+        let (records, compression) = decode_legacy(&set, 1 << 20).unwrap();
+        assert_eq!(compression, Compression::None);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(records[1].value.as_deref(), Some(&b"v2"[..]));
+        assert_eq!((records[0].timestamp, records[1].offset), (1000, 1));
+        // magic 0: no timestamp
+        let (records, _) = decode_legacy(&legacy(0, 0, 0, None, b"old"), 1 << 20).unwrap();
+        assert_eq!(records[0].timestamp, -1);
+        // a gzip wrapper around two messages
+        let mut inner = legacy(1, 0, 5, None, b"a");
+        inner.extend(legacy(1, 0, 6, None, b"b"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &inner).unwrap();
+        let wrapped = legacy(1, 1, 6, None, &gz.finish().unwrap());
+        let (records, compression) = decode_legacy(&wrapped, 1 << 20).unwrap();
+        assert_eq!(compression, Compression::Gzip);
+        let values: Vec<_> = records.iter().map(|r| r.value.clone().unwrap()).collect();
+        assert_eq!(
+            values,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        );
+        // a bad CRC is refused, and so is a bomb
+        let mut bad = legacy(1, 0, 0, None, b"x");
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(decode_legacy(&bad, 1 << 20).is_err());
+        assert!(matches!(
+            decode_legacy(&wrapped, 4),
+            Err(CodecError::TooLarge { .. })
+        ));
+        // the encoded batch is a record batch
+        let batch = encode(&records, compression, Levels::default(), None).unwrap();
+        assert_eq!(magic(&batch), Some(2));
+    }
 
     fn record(offset: i64, key: Option<&'static str>) -> Record {
         Record {

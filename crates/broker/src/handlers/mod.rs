@@ -35,6 +35,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod produce_legacy;
 pub mod raft_voters;
 pub mod reassignments;
 pub mod sync_group;
@@ -100,7 +101,14 @@ pub enum Response {
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
 /// advertises exactly this list.
 pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
-    (ApiKey::Produce, ProduceRequest::VERSIONS),
+    // v0-2 as Kafka 4.1 still answers them (their legacy message sets are up-converted)
+    (
+        ApiKey::Produce,
+        VersionRange {
+            min: 0,
+            max: ProduceRequest::VERSIONS.max,
+        },
+    ),
     (ApiKey::Fetch, FetchRequest::VERSIONS),
     (ApiKey::ListOffsets, ListOffsetsRequest::VERSIONS),
     (ApiKey::Metadata, MetadataRequest::VERSIONS),
@@ -173,6 +181,41 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         ListPartitionReassignmentsRequest::VERSIONS,
     ),
 ];
+
+/// The `*_authorized_operations` bit fields (bit n = Kafka's AclOperation code n) of what
+/// Kafka's authorizer knows for each resource type. With no authorizer configured every
+/// operation is allowed, so these are the answers.
+pub mod operations {
+    const READ: i32 = 1 << 3;
+    const WRITE: i32 = 1 << 4;
+    const CREATE: i32 = 1 << 5;
+    const DELETE: i32 = 1 << 6;
+    const ALTER: i32 = 1 << 7;
+    const DESCRIBE: i32 = 1 << 8;
+    const CLUSTER_ACTION: i32 = 1 << 9;
+    const DESCRIBE_CONFIGS: i32 = 1 << 10;
+    const ALTER_CONFIGS: i32 = 1 << 11;
+    const IDEMPOTENT_WRITE: i32 = 1 << 12;
+    pub const TOPIC: i32 =
+        READ | WRITE | CREATE | DELETE | ALTER | DESCRIBE | DESCRIBE_CONFIGS | ALTER_CONFIGS;
+    pub const CLUSTER: i32 = CREATE
+        | ALTER
+        | DESCRIBE
+        | CLUSTER_ACTION
+        | DESCRIBE_CONFIGS
+        | ALTER_CONFIGS
+        | IDEMPOTENT_WRITE;
+    pub const GROUP: i32 = READ | DELETE | DESCRIBE | DESCRIBE_CONFIGS | ALTER_CONFIGS;
+
+    /// The field's value: the operations if asked for, else Kafka's "not asked" value.
+    pub fn if_asked(asked: bool, ops: i32) -> i32 {
+        if asked {
+            ops
+        } else {
+            i32::MIN
+        }
+    }
+}
 
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
     SUPPORTED.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
@@ -258,6 +301,9 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(decode(b, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(decode(b, v)?),
+        ApiKey::Produce if v <= produce_legacy::LAST_LEGACY_VERSION => {
+            Request::Produce(produce_legacy::decode_request(b)?)
+        }
         ApiKey::Produce => Request::Produce(decode(b, v)?),
         ApiKey::Fetch => Request::Fetch(decode(b, v)?),
         ApiKey::ListOffsets => Request::ListOffsets(decode(b, v)?),
@@ -319,7 +365,14 @@ pub async fn handle(
         Request::CreatePartitions(r) => {
             Response::CreatePartitions(create_partitions::handle(broker, r))
         }
-        Request::Produce(r) => {
+        Request::Produce(mut r) => {
+            if v <= produce_legacy::LAST_LEGACY_VERSION {
+                let limit = broker
+                    .effective()
+                    .log_config(&Default::default())
+                    .max_decompressed_bytes();
+                produce_legacy::up_convert(&mut r, limit);
+            }
             let timeout_ms = r.timeout_ms;
             let (response, waits) = produce::handle(broker, r, v);
             Response::Produce(produce::await_commit(broker, response?, waits, timeout_ms).await)
