@@ -901,7 +901,14 @@ impl Broker {
         }
     }
 
-    pub fn create_partitions(&self, id: Uuid, count: i32) -> Result<()> {
+    /// Grows a topic to `count` partitions, the new ones placed on `assignment` (one replica
+    /// list per new partition, checked by the caller) or by rack-aware placement.
+    pub fn create_partitions(
+        &self,
+        id: Uuid,
+        count: i32,
+        assignment: Option<Vec<Vec<i32>>>,
+    ) -> Result<()> {
         let _guard = lock_blocking(&self.admin);
         let image = self.controller.image();
         let current = image.topic_by_id(&id).map_or(0, |t| t.partitions);
@@ -911,15 +918,22 @@ impl Broker {
             .map_or(1, |s| s.replicas.len() as i16);
         let mut records = vec![MetadataRecord::Partitions { id, count }];
         if count > current {
-            let replicas = self
-                .place_replicas(&image, count, rf)
-                .map_err(|m| anyhow::anyhow!(m))?;
-            records.extend(partition_records(
-                id,
-                current,
-                // empty on a single node
-                replicas.get(current as usize..).unwrap_or_default(),
-            ));
+            let placed = match assignment {
+                // a single node keeps no partition states: each is its own
+                Some(_) if image.brokers.is_empty() => Vec::new(),
+                Some(given) => given,
+                None => {
+                    let replicas = self
+                        .place_replicas(&image, count, rf)
+                        .map_err(|m| anyhow::anyhow!(m))?;
+                    // empty on a single node
+                    replicas
+                        .get(current as usize..)
+                        .unwrap_or_default()
+                        .to_vec()
+                }
+            };
+            records.extend(partition_records(id, current, &placed));
         }
         let image = self.controller.commit(&records)?;
         self.publish(&image)

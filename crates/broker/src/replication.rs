@@ -556,7 +556,11 @@ impl Broker {
     ) -> Vec<PartitionOutcome> {
         use crate::quorum::duties::{elect, liveness_of, ElectionRefused};
         let image = self.controller.image();
-        let live = liveness_of(&image);
+        let mut live = liveness_of(&image);
+        if image.brokers.is_empty() {
+            // a single node: itself, the only replica of everything
+            live.alive.insert(self.config.node_id);
+        }
         let wanted: Vec<(String, i32, ())> = match partitions {
             Some(list) => list.into_iter().map(|(t, p)| (t, p, ())).collect(),
             None => image
@@ -590,7 +594,9 @@ impl Broker {
     ) -> Vec<PartitionOutcome> {
         use crate::quorum::duties::{reassign, ReassignRefused};
         let image = self.controller.image();
-        let registered = |b: i32| image.brokers.contains_key(&b);
+        let node = self.config.node_id;
+        let registered =
+            |b: i32| image.brokers.contains_key(&b) || (image.brokers.is_empty() && b == node);
         self.change_partitions(moves, |state, target| {
             reassign(state, target.as_deref(), &registered, allow_rf_change).map_err(|refused| {
                 match refused {
@@ -623,9 +629,11 @@ impl Broker {
         let mut records = Vec::new();
         let mut pending = Vec::new();
         for (topic, index, input) in wanted {
+            // a single node keeps no partition states: each partition is its own, led by it
             let state = image
                 .topic(&topic)
-                .and_then(|t| Some((t.id, image.partitions.get(&(t.id, index))?.clone())));
+                .filter(|t| (0..t.partitions).contains(&index))
+                .and_then(|t| Some((t.id, image.partition(&t.id, index, self.config.node_id)?)));
             let Some((id, state)) = state else {
                 let code = ResponseError::UnknownTopicOrPartition.code();
                 results.push((topic, index, code, None));

@@ -40,11 +40,10 @@ pub fn handle(
     for id in request.group_ids {
         let mut g = DescribedGroup::default()
             .with_group_id(id.clone())
-            .with_authorized_operations(if request.include_authorized_operations {
-                0
-            } else {
-                i32::MIN
-            });
+            .with_authorized_operations(super::operations::if_asked(
+                request.include_authorized_operations,
+                super::operations::GROUP,
+            ));
         match broker.groups.consumer_group(&id.0) {
             None => {
                 g.error_code = ResponseError::GroupIdNotFound.code();

@@ -11,7 +11,6 @@ use crate::Broker;
 
 pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
-    let node = broker.config.node_id;
     for topic in request.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         let image = broker.controller.image();
@@ -29,18 +28,20 @@ pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreateP
             )),
             Some(t) => {
                 let added = (topic.count - t.partitions) as usize;
-                match topic.assignments.as_ref().filter(|a| !a.is_empty()) {
+                let explicit = topic.assignments.as_ref().filter(|a| !a.is_empty());
+                let checked = match explicit {
                     Some(a) if a.len() != added => Err((
                         ResponseError::InvalidReplicaAssignment,
                         format!("Increasing the number of partitions by {added} but {} assignments provided.", a.len()),
                     )),
-                    Some(a) if a.iter().any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node) => Err((
-                        ResponseError::InvalidReplicaAssignment,
-                        format!("The manual partition assignment includes broker(s) other than the single broker {node}"),
-                    )),
-                    _ if request.validate_only => Ok(()),
-                    _ => broker
-                        .create_partitions(t.id, topic.count)
+                    Some(a) => check_assignments(broker, &image, t.id, a).map(Some),
+                    None => Ok(None),
+                };
+                match checked {
+                    Err(e) => Err(e),
+                    Ok(_) if request.validate_only => Ok(()),
+                    Ok(assignment) => broker
+                        .create_partitions(t.id, topic.count, assignment)
                         .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}"))),
                 }
             }
@@ -53,4 +54,51 @@ pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreateP
         });
     }
     response
+}
+
+/// A manual assignment of the new partitions, as Kafka checks it: distinct registered brokers,
+/// as many as the topic's replication factor.
+fn check_assignments(
+    broker: &Broker,
+    image: &crate::metadata::MetadataImage,
+    topic: uuid::Uuid,
+    assignments: &[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment],
+) -> Result<Vec<Vec<i32>>, (ResponseError, String)> {
+    let node = broker.config.node_id;
+    let rf = image
+        .partition(&topic, 0, node)
+        .map_or(1, |s| s.target().len());
+    let registered = |b: i32| {
+        if image.brokers.is_empty() {
+            b == node
+        } else {
+            image.brokers.contains_key(&b)
+        }
+    };
+    let mut out = Vec::new();
+    for a in assignments {
+        let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        if distinct.len() != ids.len() {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("Duplicate brokers not allowed in replica assignment: {ids:?}"),
+            ));
+        }
+        if ids.len() != rf {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("Inconsistent replication factor between partitions: the topic has {rf}, the assignment {ids:?}"),
+            ));
+        }
+        let unknown: Vec<i32> = ids.iter().copied().filter(|b| !registered(*b)).collect();
+        if !unknown.is_empty() {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("Unknown broker(s) in replica assignment: {unknown:?}"),
+            ));
+        }
+        out.push(ids);
+    }
+    Ok(out)
 }

@@ -14,11 +14,10 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest) -> Describe
         .with_cluster_id(str(&broker.cluster_id))
         .with_controller_id(BrokerId(broker.active_controller()))
         .with_endpoint_type(request.endpoint_type)
-        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            0
-        } else {
-            i32::MIN
-        });
+        .with_cluster_authorized_operations(super::operations::if_asked(
+            request.include_cluster_authorized_operations,
+            super::operations::CLUSTER,
+        ));
     if request.endpoint_type != 1 && request.endpoint_type != 2 {
         return response
             .with_error_code(ResponseError::UnsupportedEndpointType.code())

@@ -17,11 +17,10 @@ pub fn handle(
     for id in request.groups {
         let mut g = DescribedGroup::default().with_group_id(id.clone());
         if version >= 3 {
-            g.authorized_operations = if request.include_authorized_operations {
-                0
-            } else {
-                i32::MIN
-            };
+            g.authorized_operations = super::operations::if_asked(
+                request.include_authorized_operations,
+                super::operations::GROUP,
+            );
         }
         if let Some(c) = broker.groups.consumer_group(&id.0) {
             // a consumer-protocol group: its state and members (they have no classic metadata)

@@ -16,8 +16,6 @@ use crate::Broker;
 
 /// All operations a principal may perform (no authorizer yet: everything is allowed).
 /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (AclOperation codes 3-8, 10, 11).
-const ALL_TOPIC_OPERATIONS: i32 = 0b1101_1111_1000;
-
 pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
     let c = &broker.config;
     let image = broker.controller.image();
@@ -28,13 +26,12 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
         .with_controller_id(BrokerId(broker.serving_broker(&image)));
     response.brokers = brokers(broker, &image);
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = 0;
+        response.cluster_authorized_operations = super::operations::CLUSTER;
     }
-    let topic_ops = if version >= 8 && request.include_topic_authorized_operations {
-        ALL_TOPIC_OPERATIONS
-    } else {
-        i32::MIN
-    };
+    let topic_ops = super::operations::if_asked(
+        version >= 8 && request.include_topic_authorized_operations,
+        super::operations::TOPIC,
+    );
     let all = match &request.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
