@@ -734,3 +734,20 @@ def test_min_insync_replicas_capped_and_configs_applied_on_every_node(cluster):
     keyless.flush(30)
     assert len(outcome) == 1 and outcome[0] is not None and outcome[0].code() == KafkaError.INVALID_RECORD, \
         outcome
+
+
+def test_create_partitions_with_a_manual_assignment(cluster):
+    """CreatePartitions with replicas named per new partition places them there (it was refused
+    for naming brokers other than one); an unknown broker or a wrong count is refused."""
+    from confluent_kafka.admin import NewPartitions
+    topic = "grow-manual"
+    cluster.create(topic, partitions=1)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_partitions([NewPartitions(topic, 3, replica_assignment=[[2, 3, 1], [3, 1, 2]])])[topic].result(30)
+    cluster.wait_for("the new partitions led where assigned", lambda: {
+        p: v[1] for p, v in cluster.describe(topic).items() if p > 0} == {1: [2, 3, 1], 2: [3, 1, 2]})
+    with pytest.raises(Exception) as e:
+        admin.create_partitions([NewPartitions(topic, 4, replica_assignment=[[1, 2, 9]])])[topic].result(30)
+    assert "INVALID_REPLICA_ASSIGNMENT" in str(e.value) or "nknown broker" in str(e.value), e.value
+    with pytest.raises(Exception):
+        admin.create_partitions([NewPartitions(topic, 4, replica_assignment=[[1, 2]])])[topic].result(30)

@@ -194,3 +194,87 @@ def test_expired_static_member_is_removed_so_the_group_can_be_deleted(fresh_brok
         a.delete_consumer_groups([group])[group].result(10)
         return True
     wait_for("the expired static member's group to be deletable", deleted, timeout=30)
+
+
+def test_authorized_operations_are_listed(broker):
+    """include_authorized_operations in DescribeCluster, Metadata (DescribeTopics) and
+    DescribeGroups: with no authorizer, every operation Kafka knows for the resource."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation
+    a = admin(broker.bootstrap)
+    cluster = a.describe_cluster(include_authorized_operations=True).result(10)
+    assert set(cluster.authorized_operations) == {
+        AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE}
+    topic = topic_name("ops")
+    create(broker.bootstrap, topic)
+    described = a.describe_topics(TopicCollection([topic]), include_authorized_operations=True)
+    ops = set(described[topic].result(10).authorized_operations)
+    assert ops == {AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE,
+                   AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
+                   AclOperation.ALTER_CONFIGS}, ops
+    group = topic_name("ops-g")
+    produce(broker.bootstrap, topic, [b"v"])
+    consume(broker.bootstrap, topic, group, 1)
+    g = a.describe_consumer_groups([group], include_authorized_operations=True)[group].result(10)
+    assert set(g.authorized_operations) == {AclOperation.READ, AclOperation.DELETE, AclOperation.DESCRIBE,
+                                            AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS}
+
+
+@pytest.mark.parametrize("api_version,compression", [((0, 10, 1), None), ((0, 10, 1), "gzip"),
+                                                     ((0, 9), None), ((0, 9), "snappy")])
+def test_old_producers_use_produce_v0_to_v2(broker, api_version, compression):
+    """kafka-python told to speak to an old broker sends Produce v2 (magic 1 messages) or v1
+    (magic 0): Kafka 4.1 still answers them, up-converting to record batches; so does ferrolog."""
+    from kafka import KafkaProducer
+    topic = topic_name("legacy")
+    create(broker.bootstrap, topic)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=api_version,
+                      compression_type=compression, acks="all")
+    futures = [p.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), timestamp_ms=1_700_000_000_000 + i)
+               for i in range(20)]
+    p.flush(10)
+    offsets = [f.get(10).offset for f in futures]
+    p.close()
+    assert offsets == list(range(20)), offsets
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic_name("legacy-check"),
+                  "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < 20 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m)
+    c.close()
+    assert [(m.key(), m.value()) for m in got] == [(f"k{i}".encode(), f"v{i}".encode()) for i in range(20)]
+    if api_version >= (0, 10):
+        assert [m.timestamp()[1] for m in got] == [1_700_000_000_000 + i for i in range(20)]
+
+
+def kafka_tool(main_class, *args):
+    lib = os.path.join(os.path.dirname(BINARY), "..", "kafka-lib", "*")
+    return subprocess.run(["java", "-cp", lib, main_class, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_single_node_elections_and_reassignments_with_kafkas_tools(broker):
+    """A single node answers ElectLeaders with ELECTION_NOT_NEEDED and performs a no-op
+    reassignment, as Kafka does (it used to say UNKNOWN_TOPIC_OR_PARTITION)."""
+    topic = topic_name("solo-elect")
+    create(broker.bootstrap, topic, partitions=2)
+    out = kafka_tool("org.apache.kafka.tools.LeaderElectionCommand", "--bootstrap-server", broker.bootstrap,
+                     "--election-type", "PREFERRED", "--topic", topic, "--partition", "0")
+    assert f"Valid replica already elected for partitions {topic}-0" in out.stdout, out.stdout + out.stderr
+    out = kafka_tool("org.apache.kafka.tools.LeaderElectionCommand", "--bootstrap-server", broker.bootstrap,
+                     "--election-type", "UNCLEAN", "--topic", topic, "--partition", "1")
+    assert f"Valid replica already elected for partitions {topic}-1" in out.stdout, out.stdout + out.stderr
+    plan = os.path.join(broker.dir, "solo-move.json")
+    with open(plan, "w") as f:
+        f.write(f'{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"replicas":[1]}}]}}')
+    out = kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", "--bootstrap-server",
+                     broker.bootstrap, "--reassignment-json-file", plan, "--execute")
+    assert out.returncode == 0 and "Successfully started partition reassignment" in out.stdout, \
+        out.stdout + out.stderr
+    out = kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", "--bootstrap-server",
+                     broker.bootstrap, "--reassignment-json-file", plan, "--verify")
+    assert f"Reassignment of partition {topic}-0 is completed" in out.stdout, out.stdout + out.stderr
