@@ -278,3 +278,26 @@ def test_single_node_elections_and_reassignments_with_kafkas_tools(broker):
     out = kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", "--bootstrap-server",
                      broker.bootstrap, "--reassignment-json-file", plan, "--verify")
     assert f"Reassignment of partition {topic}-0 is completed" in out.stdout, out.stdout + out.stderr
+
+
+def test_consumer_protocol_client_commits_without_joining(broker):
+    """A KIP-848 consumer (group.protocol=consumer) that assign()s instead of subscribing
+    commits with the member id it made up and epoch -1 to a group that does not exist yet:
+    Kafka accepts it (a simple group), so does ferrolog (it answered UNKNOWN_MEMBER_ID)."""
+    topic, group = topic_name("assign-848"), topic_name("assign-848-g")
+    create(broker.bootstrap, topic)
+    produce(broker.bootstrap, topic, [b"v"] * 5)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": "consumer",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = 0
+    deadline = time.time() + 20
+    while got < 5 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got += 1
+    assert got == 5
+    committed = c.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    assert committed[0].error is None, committed
+    assert c.committed([TopicPartition(topic, 0)], 10)[0].offset == 5
+    c.close()

@@ -976,22 +976,21 @@ impl GroupCoordinator {
         }
         let mut groups = self.groups.lock().expect("groups lock");
         let Some(group) = groups.get_mut(group_id) else {
-            // Kafka: only commits from outside the group protocol may create a group
-            return if !member_id.is_empty() {
-                Err(ResponseError::UnknownMemberId)
-            } else if generation >= 0 {
-                Err(ResponseError::IllegalGeneration)
-            } else {
+            // Kafka: a commit at generation -1 (admin tools, assign()-style consumers, and
+            // consumer-protocol clients that made up their member id) creates a simple group,
+            // whatever member id it names; one at a real generation names a group that is not
+            return if generation < 0 {
                 Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
             };
         };
+        if generation < 0 && !group.has_members() {
+            // an empty group takes commits from outside the group protocol
+            return Ok(());
+        }
         if generation < 0 && member_id.is_empty() {
-            // a commit from outside the group protocol (assign()-style consumers, admin tools)
-            return if !group.has_members() {
-                Ok(())
-            } else {
-                Err(ResponseError::UnknownMemberId)
-            };
+            return Err(ResponseError::UnknownMemberId);
         }
         if let Some(c) = &group.consumer {
             return c.check_member(member_id, generation);
