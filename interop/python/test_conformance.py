@@ -301,3 +301,39 @@ def test_consumer_protocol_client_commits_without_joining(broker):
     assert committed[0].error is None, committed
     assert c.committed([TopicPartition(topic, 0)], 10)[0].offset == 5
     c.close()
+
+
+def test_features_with_kafkas_feature_tool(fresh_broker):
+    """ApiVersions v3+ carries the supported and finalized features, so Kafka's
+    kafka-features.sh describes them (it printed nothing); UpdateFeatures changes them:
+    group.version 0 turns the consumer protocol off, and back to 1 on again. What ferrolog does
+    not implement cannot be finalized."""
+    b = fresh_broker()
+    tool = "org.apache.kafka.tools.FeatureCommand"
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "describe")
+    lines = {l.split("\t")[0]: l for l in out.stdout.splitlines() if l.startswith("Feature: ")}
+    assert "FinalizedVersionLevel: 4.1-IV1" in lines["Feature: metadata.version"], out.stdout + out.stderr
+    assert "SupportedMaxVersion: 1\tFinalizedVersionLevel: 1" in lines["Feature: group.version"], out.stdout
+    assert "FinalizedVersionLevel: 0" in lines["Feature: kraft.version"], out.stdout
+    assert "Feature: share.version" not in lines and "Feature: eligible.leader.replicas.version" not in lines
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "upgrade", "--feature", "transaction.version=2")
+    assert out.returncode != 0, out.stdout + out.stderr
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "downgrade", "--feature", "group.version=0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    topic = topic_name("features")
+    create(b.bootstrap, topic)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": topic_name("fg"), "group.protocol": "consumer"})
+    c.subscribe([topic])
+    errors = []
+    deadline = time.time() + 10
+    while not errors and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error():
+            errors.append(m.error())
+    c.close()
+    assert errors, "a consumer-protocol consumer is refused while group.version is 0"
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "upgrade", "--feature", "group.version=1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "describe")
+    assert "Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1" \
+        in out.stdout, out.stdout

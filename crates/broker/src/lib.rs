@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod errors;
+pub mod features;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;
@@ -382,6 +383,16 @@ impl Broker {
             self.load_offsets_partition(index)?;
         }
         Ok(())
+    }
+
+    /// Whether the controller quorum was formed dynamically (KIP-853, through
+    /// `controller.quorum.bootstrap.servers`): kraft.version 1.
+    pub fn dynamic_quorum(&self) -> bool {
+        self.config.controller_voters.is_none()
+            && self
+                .config
+                .explicit
+                .contains_key("controller.quorum.bootstrap.servers")
     }
 
     /// The broker coordinating `key` (a group id in `__consumer_offsets`, a transactional id

@@ -109,6 +109,13 @@ pub struct MetadataImage {
     /// The index of the last metadata log entry applied (the Raft log index in a cluster).
     #[serde(default)]
     pub applied: u64,
+    /// Finalized feature levels set by UpdateFeatures (others are at their defaults, see
+    /// `features`).
+    #[serde(default)]
+    pub features: BTreeMap<String, i16>,
+    /// The index of the last feature change (the finalized features' epoch).
+    #[serde(default)]
+    pub features_epoch: u64,
 }
 
 /// JSON object keys must be strings: the partition map is written as a list.
@@ -178,6 +185,11 @@ pub enum MetadataRecord {
         id: i32,
         fenced: bool,
         shutting_down: bool,
+    },
+    /// A finalized feature level (UpdateFeatures).
+    Feature {
+        name: String,
+        level: i16,
     },
     /// A partition's new state; with `expect_epoch`, rejected unless the partition epoch is
     /// still that (the compare-and-set behind ISR changes and elections).
@@ -301,6 +313,10 @@ impl MetadataImage {
                     .entry(scope.clone())
                     .or_default()
                     .insert(key.clone(), value.clone());
+            }
+            MetadataRecord::Feature { name, level } => {
+                self.features.insert(name.clone(), *level);
+                self.features_epoch = self.applied;
             }
             MetadataRecord::BrokerConfigDelete { scope, key } => {
                 if let Some(layer) = self.broker_configs.get_mut(scope) {

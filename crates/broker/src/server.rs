@@ -186,6 +186,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
             return crate::response::encode_fetch(r, &mut files, version, out)
         }
         Response::ApiVersions(r) => r.encode(&mut buf, version)?,
+        Response::UpdateFeatures(r) => r.encode(&mut buf, version)?,
         Response::Metadata(r) => r.encode(&mut buf, version)?,
         Response::CreateTopics(r) => r.encode(&mut buf, version)?,
         Response::DeleteTopics(r) => r.encode(&mut buf, version)?,

@@ -40,6 +40,15 @@ pub fn handle(
     ctx: &RequestContext,
     r: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    // group.version 0 (UpdateFeatures downgraded it) turns the consumer protocol off, as in Kafka
+    let image = broker.controller.image();
+    if crate::features::level(&image, false, crate::features::GROUP_VERSION) < 1 {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::UnsupportedVersion.code())
+            .with_error_message(Some(str(
+                "The consumer group protocol is disabled: group.version is 0",
+            )));
+    }
     let request = ConsumerHeartbeat {
         member_id: r.member_id.to_string(),
         member_epoch: r.member_epoch,

@@ -40,6 +40,7 @@ pub mod raft_voters;
 pub mod reassignments;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ use crate::Broker;
 
 pub enum Response {
     ApiVersions(ApiVersionsResponse),
+    UpdateFeatures(UpdateFeaturesResponse),
     Metadata(MetadataResponse),
     CreateTopics(CreateTopicsResponse),
     DeleteTopics(DeleteTopicsResponse),
@@ -113,6 +115,7 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListOffsets, ListOffsetsRequest::VERSIONS),
     (ApiKey::Metadata, MetadataRequest::VERSIONS),
     (ApiKey::ApiVersions, ApiVersionsRequest::VERSIONS),
+    (ApiKey::UpdateFeatures, UpdateFeaturesRequest::VERSIONS),
     (ApiKey::CreateTopics, CreateTopicsRequest::VERSIONS),
     (ApiKey::DeleteTopics, DeleteTopicsRequest::VERSIONS),
     (ApiKey::InitProducerId, InitProducerIdRequest::VERSIONS),
@@ -241,6 +244,7 @@ pub fn topic_name(s: &str) -> TopicName {
 /// A decoded request body.
 pub enum Request {
     ApiVersions(ApiVersionsRequest),
+    UpdateFeatures(UpdateFeaturesRequest),
     Metadata(MetadataRequest),
     CreateTopics(CreateTopicsRequest),
     DeleteTopics(DeleteTopicsRequest),
@@ -290,6 +294,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
     let b = body;
     Ok(match key {
         ApiKey::ApiVersions => Request::ApiVersions(decode(b, v)?),
+        ApiKey::UpdateFeatures => Request::UpdateFeatures(decode(b, v)?),
         ApiKey::Metadata => Request::Metadata(decode(b, v)?),
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
         ApiKey::ElectLeaders => Request::ElectLeaders(decode(b, v)?),
@@ -358,7 +363,10 @@ pub async fn handle(
         return Some(response);
     }
     Some(match request {
-        Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(r, v)),
+        Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(broker, r, v)),
+        Request::UpdateFeatures(r) => {
+            Response::UpdateFeatures(update_features::handle(broker, r, v))
+        }
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, r, v)),
         Request::CreateTopics(r) => Response::CreateTopics(create_topics::handle(broker, r, v)),
         Request::DeleteTopics(r) => Response::DeleteTopics(delete_topics::handle(broker, r, v)),
