@@ -337,3 +337,33 @@ def test_features_with_kafkas_feature_tool(fresh_broker):
     out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "describe")
     assert "Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1" \
         in out.stdout, out.stdout
+
+
+def test_group_configs_with_kafkas_config_tool(fresh_broker):
+    """GROUP config resources (KIP-848 group configs) through Kafka's kafka-configs.sh:
+    described with their defaults, altered per group (checked against Kafka's bounds), and
+    share.* refused (ferrolog has no share groups)."""
+    b = fresh_broker(["group.consumer.session.timeout.ms=6000", "group.consumer.heartbeat.interval.ms=500"])
+    tool = "kafka.admin.ConfigCommand"
+    group = topic_name("cfg-g")
+    topic = topic_name("cfg-t")
+    create(b.bootstrap, topic)
+    produce(b.bootstrap, topic, [b"v"])
+    consume(b.bootstrap, topic, group, 1)
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "--describe", "--entity-type", "groups",
+                     "--entity-name", group, "--all")
+    assert "consumer.session.timeout.ms=6000" in out.stdout, out.stdout + out.stderr
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+                     "--entity-name", group, "--add-config",
+                     "consumer.session.timeout.ms=20000,consumer.heartbeat.interval.ms=2000")
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "--describe", "--entity-type", "groups",
+                     "--entity-name", group)
+    assert "consumer.session.timeout.ms=20000" in out.stdout and "consumer.heartbeat.interval.ms=2000" \
+        in out.stdout, out.stdout + out.stderr
+    bad = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+                     "--entity-name", group, "--add-config", "consumer.heartbeat.interval.ms=30000")
+    assert bad.returncode != 0 and "consumer.heartbeat.interval.ms" in bad.stdout + bad.stderr
+    share = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+                       "--entity-name", group, "--add-config", "share.record.lock.duration.ms=20000")
+    assert share.returncode != 0, share.stdout + share.stderr

@@ -485,6 +485,57 @@ impl Broker {
             image.broker_configs.get(&node),
         );
         *self.effective.write().expect("effective config lock") = Arc::new(effective);
+        self.groups.set_group_configs(
+            image
+                .group_configs
+                .iter()
+                .map(|(group, configs)| {
+                    let ms = |name: &str| {
+                        group::config::value(&self.config, Some(configs), name)
+                            .filter(|(_, overridden)| *overridden)
+                            .map(|(v, _)| v)
+                    };
+                    (
+                        group.clone(),
+                        group::GroupTiming {
+                            session_timeout: ms(group::config::SESSION_TIMEOUT)
+                                .map(|v| std::time::Duration::from_millis(v.max(1) as u64)),
+                            heartbeat_interval_ms: ms(group::config::HEARTBEAT_INTERVAL)
+                                .map(|v| v.clamp(1, i64::from(i32::MAX)) as i32),
+                        },
+                    )
+                })
+                .collect(),
+        );
+    }
+
+    /// Replaces a group's configs (validated by the caller); the group coordinator applies them
+    /// from the metadata.
+    pub fn set_group_configs(&self, group: &str, overrides: &config::Properties) -> Result<()> {
+        let _guard = lock_blocking(&self.admin);
+        let image = self.controller.image();
+        let current = image.group_configs.get(group).cloned().unwrap_or_default();
+        let mut records = Vec::new();
+        for key in current.keys().filter(|k| !overrides.contains_key(*k)) {
+            records.push(MetadataRecord::GroupConfig {
+                group: group.to_string(),
+                key: key.clone(),
+                value: None,
+            });
+        }
+        for (key, value) in overrides
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+        {
+            records.push(MetadataRecord::GroupConfig {
+                group: group.to_string(),
+                key: key.clone(),
+                value: Some(value.clone()),
+            });
+        }
+        let image = self.controller.commit(&records)?;
+        self.refresh_effective(&image);
+        Ok(())
     }
 
     /// Replaces the dynamic broker configs of `scope` ("" = cluster-wide default, or this

@@ -116,6 +116,9 @@ pub struct MetadataImage {
     /// The index of the last feature change (the finalized features' epoch).
     #[serde(default)]
     pub features_epoch: u64,
+    /// Group configs (GROUP config resources) by group id.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, Properties>,
 }
 
 /// JSON object keys must be strings: the partition map is written as a list.
@@ -185,6 +188,12 @@ pub enum MetadataRecord {
         id: i32,
         fenced: bool,
         shutting_down: bool,
+    },
+    /// A group config (`value` None: deleted).
+    GroupConfig {
+        group: String,
+        key: String,
+        value: Option<String>,
     },
     /// A finalized feature level (UpdateFeatures).
     Feature {
@@ -313,6 +322,20 @@ impl MetadataImage {
                     .entry(scope.clone())
                     .or_default()
                     .insert(key.clone(), value.clone());
+            }
+            MetadataRecord::GroupConfig { group, key, value } => {
+                let configs = self.group_configs.entry(group.clone()).or_default();
+                match value {
+                    Some(v) => {
+                        configs.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        configs.remove(key);
+                    }
+                }
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                }
             }
             MetadataRecord::Feature { name, level } => {
                 self.features.insert(name.clone(), *level);

@@ -11,13 +11,14 @@
 //! for the join or sync phase to complete waits on a oneshot channel registered in the group.
 
 pub mod assignor;
+pub mod config;
 pub mod consumer;
 pub mod offsets_log;
 mod state;
 
 pub use state::{
-    CommittedOffset, GroupConfig, GroupCoordinator, GroupOffsetKeys, JoinOutcome, MemberRequest,
-    State, SyncOutcome,
+    CommittedOffset, GroupConfig, GroupCoordinator, GroupOffsetKeys, GroupTiming, JoinOutcome,
+    MemberRequest, State, SyncOutcome,
 };
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

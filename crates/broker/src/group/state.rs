@@ -417,6 +417,13 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
 }
 
+/// A group's own consumer-protocol timing (its group configs), where it has one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupTiming {
+    pub session_timeout: Option<Duration>,
+    pub heartbeat_interval_ms: Option<i32>,
+}
+
 /// An offset committed inside an open transaction: (group, topic, partition, offset).
 /// The last number is its write order (see `GroupCoordinator::order`).
 type PendingTxnOffset = (String, String, i32, CommittedOffset, u64);
@@ -440,6 +447,8 @@ pub struct GroupCoordinator {
     /// Counts offset writes in log order (live and replayed alike), so a transaction's offset
     /// that commits late never replaces one written after it, as in Kafka.
     order: std::sync::atomic::AtomicU64,
+    /// Per-group timing from the group configs.
+    timing: Mutex<HashMap<String, GroupTiming>>,
 }
 
 fn now_instant() -> Instant {
@@ -452,8 +461,24 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             config,
             pending_txn: Mutex::new(HashMap::new()),
+            timing: Mutex::new(HashMap::new()),
             order: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// Replaces the groups' own timing (from the metadata's group configs).
+    pub fn set_group_configs(&self, timing: HashMap<String, GroupTiming>) {
+        *self.timing.lock().expect("timing lock") = timing;
+    }
+
+    /// The heartbeat interval members of `group` are told: its group config, else the broker's.
+    pub fn consumer_heartbeat_interval_ms(&self, group: &str) -> i32 {
+        self.timing
+            .lock()
+            .expect("timing lock")
+            .get(group)
+            .and_then(|t| t.heartbeat_interval_ms)
+            .unwrap_or(self.config.consumer_heartbeat_interval_ms)
     }
 
     pub fn config(&self) -> GroupConfig {
@@ -756,8 +781,13 @@ impl GroupCoordinator {
     /// Expires members whose session ran out and completes join phases that timed out.
     pub fn tick(&self) {
         let now = now_instant();
+        let timing = self.timing.lock().expect("timing lock").clone();
         let mut groups = self.groups.lock().expect("groups lock");
-        for group in groups.values_mut() {
+        for (id, group) in groups.iter_mut() {
+            let session_timeout = timing
+                .get(id)
+                .and_then(|t| t.session_timeout)
+                .unwrap_or(self.config.consumer_session_timeout);
             let expired: Vec<String> = group
                 .members
                 .values()
@@ -776,7 +806,7 @@ impl GroupCoordinator {
                 .retain(|_, at| now.duration_since(*at) < Duration::from_secs(300));
             group.maybe_complete_join(now);
             if let Some(c) = &mut group.consumer {
-                for id in c.expired(now, self.config.consumer_session_timeout) {
+                for id in c.expired(now, session_timeout) {
                     tracing::info!(member = id, "consumer group member expired");
                     c.remove(&id);
                     if c.members.is_empty() {
@@ -1303,5 +1333,43 @@ mod tests {
             .iter()
             .all(|(g, _)| g != "recent"));
         assert_eq!(c.expired_offsets(61_000, 10_000).len(), 2);
+    }
+
+    #[test]
+    fn a_group_config_session_timeout_applies_to_that_group_alone() {
+        let c = GroupCoordinator::new(GroupConfig {
+            min_session_timeout_ms: 1,
+            max_session_timeout_ms: 100_000,
+            initial_rebalance_delay: Duration::ZERO,
+            max_metadata_bytes: 100,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval_ms: 5000,
+        });
+        c.set_group_configs(HashMap::from([(
+            "short".to_string(),
+            GroupTiming {
+                session_timeout: Some(Duration::from_millis(1)),
+                heartbeat_interval_ms: Some(700),
+            },
+        )]));
+        let topics: crate::group::assignor::Topics =
+            [("t".to_string(), (uuid::Uuid::from_u128(1), 1))].into();
+        for group in ["short", "long"] {
+            let join = ConsumerHeartbeat {
+                member_id: "m".into(),
+                member_epoch: 0,
+                rebalance_timeout_ms: 30_000,
+                subscribed_topic_names: Some(vec!["t".into()]),
+                owned: Some(Default::default()),
+                ..ConsumerHeartbeat::default()
+            };
+            c.consumer_heartbeat(group, &join, &topics).unwrap();
+        }
+        assert_eq!(c.consumer_heartbeat_interval_ms("short"), 700);
+        assert_eq!(c.consumer_heartbeat_interval_ms("long"), 5000);
+        std::thread::sleep(Duration::from_millis(20));
+        c.tick();
+        let members = |g: &str| c.consumer_group(g).map_or(0, |g| g.members.len());
+        assert_eq!((members("short"), members("long")), (0, 1));
     }
 }

@@ -15,10 +15,12 @@ use super::str;
 use crate::config::{
     broker_key, topic_key, validate_broker_config, validate_topic_config, ConfigType, Properties,
 };
+use crate::group::config as group_config;
 use crate::Broker;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const GROUP: i8 = 32;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -32,6 +34,8 @@ type Outcome = Result<(), (ResponseError, String)>;
 enum Target {
     Topic(uuid::Uuid),
     Broker(String),
+    /// A group id's group configs.
+    Group(String),
 }
 
 fn target(
@@ -54,6 +58,11 @@ fn target(
         BROKER if name.is_empty() || **name == *broker.config.node_id.to_string() => {
             Ok(Target::Broker(name.to_string()))
         }
+        GROUP if name.is_empty() => Err((
+            ResponseError::InvalidRequest,
+            "A group config resource needs a group id".into(),
+        )),
+        GROUP => Ok(Target::Group(name.to_string())),
         BROKER => Err((
             ResponseError::InvalidRequest,
             format!(
@@ -77,6 +86,7 @@ impl Target {
                 .map(|t| t.configs.clone())
                 .unwrap_or_default(),
             Target::Broker(scope) => image.broker_configs.get(scope).cloned().unwrap_or_default(),
+            Target::Group(group) => image.group_configs.get(group).cloned().unwrap_or_default(),
         }
     }
 
@@ -84,6 +94,8 @@ impl Target {
         let checked = match self {
             Target::Topic(_) => validate_topic_config(name, value),
             Target::Broker(_) => validate_broker_config(name, value),
+            // checked together in `apply` (the heartbeat interval must stay below the time-out)
+            Target::Group(_) => Ok(()),
         };
         checked.map_err(|m| (ResponseError::InvalidConfig, m))
     }
@@ -92,6 +104,10 @@ impl Target {
         match self {
             Target::Topic(_) => topic_key(name).map(|k| k.2),
             Target::Broker(_) => broker_key(name).map(|k| k.kind),
+            Target::Group(_) => (group_config::known(name)
+                || name.starts_with("share.")
+                || name.starts_with("streams."))
+            .then_some(ConfigType::Int),
         }
     }
 
@@ -101,6 +117,7 @@ impl Target {
         match self {
             Target::Topic(_) => effective.topic_default(name).map(|(v, _)| v),
             Target::Broker(_) => effective.properties.get(name).cloned(),
+            Target::Group(_) => None,
         }
         .unwrap_or_default()
     }
@@ -109,12 +126,17 @@ impl Target {
         for (key, value) in &overrides {
             self.validate(key, Some(value))?;
         }
+        if let Target::Group(_) = self {
+            group_config::validate(&broker.effective(), &overrides)
+                .map_err(|m| (ResponseError::InvalidConfig, m))?;
+        }
         if validate_only {
             return Ok(());
         }
         let applied = match self {
             Target::Topic(id) => broker.set_topic_configs(*id, &overrides),
             Target::Broker(scope) => broker.set_broker_configs(scope, &overrides),
+            Target::Group(group) => broker.set_group_configs(group, &overrides),
         };
         applied.map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
     }

@@ -49,6 +49,7 @@ pub fn handle(
                 "The consumer group protocol is disabled: group.version is 0",
             )));
     }
+    let group_id = r.group_id.0.to_string();
     let request = ConsumerHeartbeat {
         member_id: r.member_id.to_string(),
         member_epoch: r.member_epoch,
@@ -69,7 +70,7 @@ pub fn handle(
         client_host: ctx.client_host.clone(),
     };
     let mut response = ConsumerGroupHeartbeatResponse::default()
-        .with_heartbeat_interval_ms(broker.groups.config().consumer_heartbeat_interval_ms);
+        .with_heartbeat_interval_ms(broker.groups.consumer_heartbeat_interval_ms(&group_id));
     if ctx.version >= 1 && request.member_id.is_empty() {
         return response
             .with_error_code(ResponseError::InvalidRequest.code())

@@ -9,11 +9,14 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::ResponseError;
 
 use super::str;
-use crate::config::{broker_key, is_dynamic_broker_key, source, BROKER_KEYS, TOPIC_KEYS};
+use crate::config::{
+    broker_key, is_dynamic_broker_key, source, ConfigType, BROKER_KEYS, TOPIC_KEYS,
+};
 use crate::Broker;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const GROUP: i8 = 32;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -122,6 +125,30 @@ pub fn handle(
                     }
                     if request.include_documentation {
                         entry.documentation = Some(str(key.doc));
+                    }
+                    result.configs.push(entry);
+                }
+            }
+            GROUP => {
+                let image = broker.controller.image();
+                let overrides = image.group_configs.get(&name);
+                for (key, _, doc) in crate::group::config::KEYS
+                    .iter()
+                    .filter(|(k, ..)| wanted(k))
+                {
+                    let Some((value, overridden)) = crate::group::config::value(&c, overrides, key)
+                    else {
+                        continue;
+                    };
+                    let src = if overridden {
+                        source::GROUP_CONFIG
+                    } else {
+                        source::DEFAULT_CONFIG
+                    };
+                    let mut entry =
+                        entry(key, &value.to_string(), src, ConfigType::Int as i8, version);
+                    if request.include_documentation {
+                        entry.documentation = Some(str(doc));
                     }
                     result.configs.push(entry);
                 }

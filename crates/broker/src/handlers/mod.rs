@@ -26,6 +26,7 @@ pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
@@ -55,6 +56,7 @@ use crate::Broker;
 pub enum Response {
     ApiVersions(ApiVersionsResponse),
     UpdateFeatures(UpdateFeaturesResponse),
+    ListConfigResources(ListConfigResourcesResponse),
     Metadata(MetadataResponse),
     CreateTopics(CreateTopicsResponse),
     DeleteTopics(DeleteTopicsResponse),
@@ -116,6 +118,10 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Metadata, MetadataRequest::VERSIONS),
     (ApiKey::ApiVersions, ApiVersionsRequest::VERSIONS),
     (ApiKey::UpdateFeatures, UpdateFeaturesRequest::VERSIONS),
+    (
+        ApiKey::ListConfigResources,
+        ListConfigResourcesRequest::VERSIONS,
+    ),
     (ApiKey::CreateTopics, CreateTopicsRequest::VERSIONS),
     (ApiKey::DeleteTopics, DeleteTopicsRequest::VERSIONS),
     (ApiKey::InitProducerId, InitProducerIdRequest::VERSIONS),
@@ -245,6 +251,7 @@ pub fn topic_name(s: &str) -> TopicName {
 pub enum Request {
     ApiVersions(ApiVersionsRequest),
     UpdateFeatures(UpdateFeaturesRequest),
+    ListConfigResources(ListConfigResourcesRequest),
     Metadata(MetadataRequest),
     CreateTopics(CreateTopicsRequest),
     DeleteTopics(DeleteTopicsRequest),
@@ -295,6 +302,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
     Ok(match key {
         ApiKey::ApiVersions => Request::ApiVersions(decode(b, v)?),
         ApiKey::UpdateFeatures => Request::UpdateFeatures(decode(b, v)?),
+        ApiKey::ListConfigResources => Request::ListConfigResources(decode(b, v)?),
         ApiKey::Metadata => Request::Metadata(decode(b, v)?),
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
         ApiKey::ElectLeaders => Request::ElectLeaders(decode(b, v)?),
@@ -364,6 +372,9 @@ pub async fn handle(
     }
     Some(match request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(broker, r, v)),
+        Request::ListConfigResources(r) => {
+            Response::ListConfigResources(list_config_resources::handle(broker, r, v))
+        }
         Request::UpdateFeatures(r) => {
             Response::UpdateFeatures(update_features::handle(broker, r, v))
         }
