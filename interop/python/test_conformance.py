@@ -3,6 +3,7 @@ each test drives a real client (confluent-kafka / librdkafka unless it says othe
 checks what Apache Kafka 4.1 does in the same situation."""
 
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -367,3 +368,16 @@ def test_group_configs_with_kafkas_config_tool(fresh_broker):
     share = kafka_tool(tool, "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
                        "--entity-name", group, "--add-config", "share.record.lock.duration.ms=20000")
     assert share.returncode != 0, share.stdout + share.stderr
+
+
+def test_describe_topic_partitions_pages_through_kafka_topics_describe(broker):
+    """kafka-topics.sh --describe of Kafka 4 uses DescribeTopicPartitions (API 75) when the
+    broker advertises it; with a small page size it follows the cursor across topics."""
+    a, b = topic_name("dtp-a"), topic_name("dtp-b")
+    create(broker.bootstrap, a, partitions=5)
+    create(broker.bootstrap, b, partitions=4)
+    out = kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", broker.bootstrap, "--describe",
+                     "--topic", f"{a}|{b}", "--partition-size-limit-per-response", "3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    listed = sorted(re.findall(r"Topic: (\S+)\tPartition: (\d+)", out.stdout))
+    assert listed == sorted([(a, str(p)) for p in range(5)] + [(b, str(p)) for p in range(4)]), out.stdout

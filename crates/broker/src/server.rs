@@ -188,6 +188,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::ApiVersions(r) => r.encode(&mut buf, version)?,
         Response::UpdateFeatures(r) => r.encode(&mut buf, version)?,
         Response::ListConfigResources(r) => r.encode(&mut buf, version)?,
+        Response::DescribeTopicPartitions(r) => r.encode(&mut buf, version)?,
         Response::Metadata(r) => r.encode(&mut buf, version)?,
         Response::CreateTopics(r) => r.encode(&mut buf, version)?,
         Response::DeleteTopics(r) => r.encode(&mut buf, version)?,

@@ -100,7 +100,7 @@ fn error_topic(name: &str, error: ResponseError) -> MetadataResponseTopic {
         .with_error_code(error.code())
 }
 
-fn describe(
+pub(super) fn describe(
     broker: &Arc<Broker>,
     topic: &TopicImage,
     version: i16,

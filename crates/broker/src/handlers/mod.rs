@@ -17,6 +17,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -57,6 +58,7 @@ pub enum Response {
     ApiVersions(ApiVersionsResponse),
     UpdateFeatures(UpdateFeaturesResponse),
     ListConfigResources(ListConfigResourcesResponse),
+    DescribeTopicPartitions(DescribeTopicPartitionsResponse),
     Metadata(MetadataResponse),
     CreateTopics(CreateTopicsResponse),
     DeleteTopics(DeleteTopicsResponse),
@@ -118,6 +120,10 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Metadata, MetadataRequest::VERSIONS),
     (ApiKey::ApiVersions, ApiVersionsRequest::VERSIONS),
     (ApiKey::UpdateFeatures, UpdateFeaturesRequest::VERSIONS),
+    (
+        ApiKey::DescribeTopicPartitions,
+        DescribeTopicPartitionsRequest::VERSIONS,
+    ),
     (
         ApiKey::ListConfigResources,
         ListConfigResourcesRequest::VERSIONS,
@@ -252,6 +258,7 @@ pub enum Request {
     ApiVersions(ApiVersionsRequest),
     UpdateFeatures(UpdateFeaturesRequest),
     ListConfigResources(ListConfigResourcesRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
     Metadata(MetadataRequest),
     CreateTopics(CreateTopicsRequest),
     DeleteTopics(DeleteTopicsRequest),
@@ -303,6 +310,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::ApiVersions => Request::ApiVersions(decode(b, v)?),
         ApiKey::UpdateFeatures => Request::UpdateFeatures(decode(b, v)?),
         ApiKey::ListConfigResources => Request::ListConfigResources(decode(b, v)?),
+        ApiKey::DescribeTopicPartitions => Request::DescribeTopicPartitions(decode(b, v)?),
         ApiKey::Metadata => Request::Metadata(decode(b, v)?),
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(b, v)?),
         ApiKey::ElectLeaders => Request::ElectLeaders(decode(b, v)?),
@@ -372,6 +380,9 @@ pub async fn handle(
     }
     Some(match request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(broker, r, v)),
+        Request::DescribeTopicPartitions(r) => {
+            Response::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r))
+        }
         Request::ListConfigResources(r) => {
             Response::ListConfigResources(list_config_resources::handle(broker, r, v))
         }
