@@ -515,24 +515,13 @@ impl Broker {
         let _guard = lock_blocking(&self.admin);
         let image = self.controller.image();
         let current = image.group_configs.get(group).cloned().unwrap_or_default();
-        let mut records = Vec::new();
-        for key in current.keys().filter(|k| !overrides.contains_key(*k)) {
-            records.push(MetadataRecord::GroupConfig {
+        let records = config_changes(&current, overrides, |key, value| {
+            MetadataRecord::GroupConfig {
                 group: group.to_string(),
-                key: key.clone(),
-                value: None,
-            });
-        }
-        for (key, value) in overrides
-            .iter()
-            .filter(|(k, v)| current.get(*k) != Some(*v))
-        {
-            records.push(MetadataRecord::GroupConfig {
-                group: group.to_string(),
-                key: key.clone(),
-                value: Some(value.clone()),
-            });
-        }
+                key: key.to_string(),
+                value: value.map(str::to_string),
+            }
+        });
         let image = self.controller.commit(&records)?;
         self.refresh_effective(&image);
         Ok(())
@@ -544,23 +533,17 @@ impl Broker {
         let _guard = lock_blocking(&self.admin);
         let image = self.controller.image();
         let current = image.broker_configs.get(scope).cloned().unwrap_or_default();
-        let mut records = Vec::new();
-        for key in current.keys().filter(|k| !overrides.contains_key(*k)) {
-            records.push(MetadataRecord::BrokerConfigDelete {
+        let records = config_changes(&current, overrides, |key, value| match value {
+            Some(value) => MetadataRecord::BrokerConfig {
                 scope: scope.to_string(),
-                key: key.clone(),
-            });
-        }
-        for (key, value) in overrides
-            .iter()
-            .filter(|(k, v)| current.get(*k) != Some(*v))
-        {
-            records.push(MetadataRecord::BrokerConfig {
+                key: key.to_string(),
+                value: value.to_string(),
+            },
+            None => MetadataRecord::BrokerConfigDelete {
                 scope: scope.to_string(),
-                key: key.clone(),
-                value: value.clone(),
-            });
-        }
+                key: key.to_string(),
+            },
+        });
         let image = self.controller.commit(&records)?;
         self.refresh_effective(&image);
         let effective = self.effective();
@@ -812,23 +795,17 @@ impl Broker {
         let Some(topic) = image.topic_by_id(&id) else {
             return Ok(());
         };
-        let mut records = Vec::new();
-        for key in topic.configs.keys().filter(|k| !overrides.contains_key(*k)) {
-            records.push(MetadataRecord::ConfigDelete {
+        let records = config_changes(&topic.configs, overrides, |key, value| match value {
+            Some(value) => MetadataRecord::Config {
                 id,
-                key: key.clone(),
-            });
-        }
-        for (key, value) in overrides
-            .iter()
-            .filter(|(k, v)| topic.configs.get(*k) != Some(*v))
-        {
-            records.push(MetadataRecord::Config {
+                key: key.to_string(),
+                value: value.to_string(),
+            },
+            None => MetadataRecord::ConfigDelete {
                 id,
-                key: key.clone(),
-                value: value.clone(),
-            });
-        }
+                key: key.to_string(),
+            },
+        });
         let image = self.controller.commit(&records)?;
         if let Some(topic) = image.topic_by_id(&id) {
             self.replicas
@@ -1148,6 +1125,24 @@ fn replication_key(topic: &str) -> &'static str {
 
 /// Initial partition states for partitions `first..` with the given replicas: the first
 /// replica leads, all are in sync.
+/// The records that turn the config overrides `current` into `wanted`: `record(key, None)` for
+/// each key to delete, `record(key, Some(value))` for each key to set.
+fn config_changes(
+    current: &config::Properties,
+    wanted: &config::Properties,
+    record: impl Fn(&str, Option<&str>) -> MetadataRecord,
+) -> Vec<MetadataRecord> {
+    let deleted = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(|k| record(k, None));
+    let set = wanted
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| record(k, Some(v)));
+    deleted.chain(set).collect()
+}
+
 fn partition_records(id: Uuid, first: i32, replicas: &[Vec<i32>]) -> Vec<MetadataRecord> {
     replicas
         .iter()
