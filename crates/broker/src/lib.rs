@@ -575,14 +575,19 @@ impl Broker {
                     }
                     continue;
                 }
+                let internal = matches!(topic.name.as_str(), group::OFFSETS_TOPIC | txn::TXN_TOPIC);
+                let was_leading = internal
+                    && self
+                        .replicas
+                        .get(&topic.name, p)
+                        .is_some_and(|r| r.is_leader());
                 let transition = self
                     .replicas
                     .apply(&topic.name, p, topic.id, config.clone(), &state)
                     .with_context(|| format!("opening {}-{p}", topic.name))?;
                 followers |= transition == replica_manager::Transition::Follower;
-                let internal = matches!(topic.name.as_str(), group::OFFSETS_TOPIC | txn::TXN_TOPIC);
                 // a leader of an internal partition that lost it stops coordinating its keys
-                if internal && state.leader != node && self.quorum.is_some() {
+                if was_leading && state.leader != node && self.quorum.is_some() {
                     self.unload_coordinator(&topic.name, p, topic.partitions);
                 }
                 // a new leader of an internal partition becomes the coordinator of its keys

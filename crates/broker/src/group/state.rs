@@ -1252,6 +1252,17 @@ impl GroupCoordinator {
 mod tests {
     use super::*;
 
+    fn coordinator() -> GroupCoordinator {
+        GroupCoordinator::new(GroupConfig {
+            min_session_timeout_ms: 1,
+            max_session_timeout_ms: 100_000,
+            initial_rebalance_delay: Duration::ZERO,
+            max_metadata_bytes: 100,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval_ms: 5000,
+        })
+    }
+
     fn offset_at(commit_timestamp: i64) -> CommittedOffset {
         offset(commit_timestamp)
     }
@@ -1267,14 +1278,7 @@ mod tests {
 
     #[test]
     fn a_transaction_committing_late_does_not_replace_a_newer_offset() {
-        let c = GroupCoordinator::new(GroupConfig {
-            min_session_timeout_ms: 1,
-            max_session_timeout_ms: 100_000,
-            initial_rebalance_delay: Duration::ZERO,
-            max_metadata_bytes: 100,
-            consumer_session_timeout: Duration::from_secs(45),
-            consumer_heartbeat_interval_ms: 5000,
-        });
+        let c = coordinator();
         let at = |offset| CommittedOffset {
             offset,
             ..offset_at(0)
@@ -1308,14 +1312,7 @@ mod tests {
 
     #[test]
     fn offsets_of_long_empty_groups_expire() {
-        let c = GroupCoordinator::new(GroupConfig {
-            min_session_timeout_ms: 1,
-            max_session_timeout_ms: 100_000,
-            initial_rebalance_delay: Duration::ZERO,
-            max_metadata_bytes: 100,
-            consumer_session_timeout: Duration::from_secs(45),
-            consumer_heartbeat_interval_ms: 5000,
-        });
+        let c = coordinator();
         c.replay_offset("old", "t", 0, Some(offset(1_000)));
         c.replay_offset("old", "t", 1, Some(offset(5_000)));
         c.replay_offset("recent", "t", 0, Some(offset(50_000)));
@@ -1337,14 +1334,7 @@ mod tests {
 
     #[test]
     fn a_group_config_session_timeout_applies_to_that_group_alone() {
-        let c = GroupCoordinator::new(GroupConfig {
-            min_session_timeout_ms: 1,
-            max_session_timeout_ms: 100_000,
-            initial_rebalance_delay: Duration::ZERO,
-            max_metadata_bytes: 100,
-            consumer_session_timeout: Duration::from_secs(45),
-            consumer_heartbeat_interval_ms: 5000,
-        });
+        let c = coordinator();
         c.set_group_configs(HashMap::from([(
             "short".to_string(),
             GroupTiming {

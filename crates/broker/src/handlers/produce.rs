@@ -100,6 +100,8 @@ pub fn handle(
         } else {
             image.topic(&topic.name.0)
         };
+        // the topic's min.insync.replicas, looked up once for all its partitions
+        let min_insync = resolved.map_or(1, |t| broker.effective().min_insync_replicas(&t.configs));
         let mut topic_response = TopicProduceResponse::default();
         if version >= 13 {
             topic_response.topic_id = topic.topic_id;
@@ -118,8 +120,7 @@ pub fn handle(
                 (None, _) | (_, None) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
                 (Some(t), Some(p)) => {
                     let state = p.leadership();
-                    let min_isr =
-                        state.effective_min_isr(broker.effective().min_insync_replicas(&t.configs));
+                    let min_isr = state.effective_min_isr(min_insync);
                     if !state.leading {
                         Err((ResponseError::NotLeaderOrFollower.code(), None))
                     } else if request.acks == -1 && (state.isr_size as i64) < min_isr {
@@ -166,11 +167,7 @@ pub fn handle(
                     if request.acks == -1 && result.last_offset >= 0 {
                         if let Some(replica) = partition.clone() {
                             let state = replica.leadership();
-                            let min_isr = resolved.map_or(1, |t| {
-                                state.effective_min_isr(
-                                    broker.effective().min_insync_replicas(&t.configs),
-                                )
-                            });
+                            let min_isr = state.effective_min_isr(min_insync);
                             waits.push(Wait {
                                 topic: response.responses.len(),
                                 partition: topic_response.partition_responses.len(),
