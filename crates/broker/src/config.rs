@@ -555,6 +555,30 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Heartbeat interval the coordinator gives consumer-protocol group members.",
     ),
     key(
+        "group.consumer.min.session.timeout.ms",
+        Some("45000"),
+        Int,
+        "Smallest consumer.session.timeout.ms a group config may set (below the broker's own default, that default).",
+    ),
+    key(
+        "group.consumer.max.session.timeout.ms",
+        Some("60000"),
+        Int,
+        "Largest consumer.session.timeout.ms a group config may set (above the broker's own default, that default).",
+    ),
+    key(
+        "group.consumer.min.heartbeat.interval.ms",
+        Some("5000"),
+        Int,
+        "Smallest consumer.heartbeat.interval.ms a group config may set (below the broker's own default, that default).",
+    ),
+    key(
+        "group.consumer.max.heartbeat.interval.ms",
+        Some("15000"),
+        Int,
+        "Largest consumer.heartbeat.interval.ms a group config may set (above the broker's own default, that default).",
+    ),
+    key(
         "offset.metadata.max.bytes",
         Some("4096"),
         Int,

@@ -4,7 +4,8 @@
 //!
 //! Only features whose levels ferrolog implements are listed: `eligible.leader.replicas.version`
 //! and `share.version` are not (no ELR, no share groups), and `transaction.version` stops at 0
-//! (transaction version 2, KIP-890 part 2, is not implemented).
+//! (transaction version 2, KIP-890 part 2, is not implemented). `metadata.version` is reported as
+//! Kafka 4.1's and cannot be changed: nothing in ferrolog depends on it.
 
 use kafka_protocol::ResponseError;
 
@@ -87,6 +88,11 @@ pub fn check(
     let Some((min, max, _)) = supported(name) else {
         return invalid(format!("Invalid update version {to} for feature {name}: ferrolog does not support this feature"));
     };
+    if name == METADATA_VERSION && to != from {
+        return invalid(format!(
+            "Invalid update version {to} for feature {name}: ferrolog's behaviour does not depend on metadata.version, which stays at {from}"
+        ));
+    }
     if name == KRAFT_VERSION && to != from {
         return invalid(format!(
             "Invalid update version {to} for feature {name}: ferrolog sets kraft.version by how the quorum was formed (1 for controller.quorum.bootstrap.servers) and cannot change it"
@@ -97,17 +103,10 @@ pub fn check(
             "Invalid update version {to} for feature {name}: the supported range is {min}-{max}"
         ));
     }
-    if to < from {
-        if change == Change::Upgrade {
-            return invalid(format!(
-                "Invalid update version {to} for feature {name}: it is below the finalized {from}, and the update was not a downgrade"
-            ));
-        }
-        if name == METADATA_VERSION {
-            return invalid(format!(
-                "Invalid update version {to} for feature {name}: metadata.version cannot be downgraded"
-            ));
-        }
+    if to < from && change == Change::Upgrade {
+        return invalid(format!(
+            "Invalid update version {to} for feature {name}: it is below the finalized {from}, and the update was not a downgrade"
+        ));
     }
     Ok(())
 }
