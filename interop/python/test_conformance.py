@@ -381,3 +381,41 @@ def test_describe_topic_partitions_pages_through_kafka_topics_describe(broker):
     assert out.returncode == 0, out.stdout + out.stderr
     listed = sorted(re.findall(r"Topic: (\S+)\tPartition: (\d+)", out.stdout))
     assert listed == sorted([(a, str(p)) for p in range(5)] + [(b, str(p)) for p in range(4)]), out.stdout
+
+
+def test_broker_configs_are_answered_as_kafka_per_update_mode(broker):
+    """kafka-configs.sh --alter on brokers: every Kafka 4.1 broker config name is known, and each
+    is answered as Kafka answers it for its update mode (read-only, per-broker, cluster-wide),
+    or refused with a reason when ferrolog would not act on it; applied ones take effect."""
+    def alter(entity, config):
+        target = ["--entity-default"] if entity is None else ["--entity-name", str(entity)]
+        r = kafka_tool("kafka.admin.ConfigCommand", "--bootstrap-server", broker.bootstrap,
+                       "--alter", "--entity-type", "brokers", *target, "--add-config", config)
+        return r.stdout + r.stderr
+
+    cases = [
+        (1, "broker.id=3", "Cannot update these configs dynamically: Set(broker.id)"),
+        (1, "ssl.keystore.location=/x", "only per-listener using the listener prefix"),
+        (None, "sasl.kerberos.min.time.before.relogin=60001",
+         "Cannot update these configs at default cluster level, broker id must be specified"),
+        (1, "sasl.kerberos.min.time.before.relogin=60001", "ferrolog does not act on"),
+        (None, "num.io.threads=9", "ferrolog does not act on dynamic updates of num.io.threads"),
+        (None, "log.retention.ms=abc",
+         "Invalid value abc for configuration log.retention.ms: Not a number of type LONG"),
+        (1, "no.such.config=1", "Unknown broker config name: no.such.config"),
+    ]
+    for entity, config, expected in cases:
+        out = alter(entity, config)
+        assert expected in out, (config, out)
+        assert "InvalidRequestException" in out, (config, out)
+    assert "Completed updating config for broker 1" in alter(1, "message.max.bytes=2000000")
+    r = kafka_tool("kafka.admin.ConfigCommand", "--bootstrap-server", broker.bootstrap,
+                   "--describe", "--entity-type", "brokers", "--entity-name", "1")
+    assert "message.max.bytes=2000000" in r.stdout, r.stdout
+    out = alter(None, "producer.id.expiration.ms=3600000")
+    assert "Completed updating default config for brokers in the cluster" in out, out
+    for entity, key in [(1, "message.max.bytes"), (None, "producer.id.expiration.ms")]:
+        target = ["--entity-default"] if entity is None else ["--entity-name", str(entity)]
+        r = kafka_tool("kafka.admin.ConfigCommand", "--bootstrap-server", broker.bootstrap,
+                       "--alter", "--entity-type", "brokers", *target, "--delete-config", key)
+        assert "Completed" in r.stdout, r.stdout + r.stderr

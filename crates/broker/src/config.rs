@@ -18,9 +18,94 @@ pub enum ConfigType {
     Boolean = 1,
     String = 2,
     Int = 3,
+    Short = 4,
     Long = 5,
     Double = 6,
     List = 7,
+    Class = 8,
+    Password = 9,
+}
+
+impl ConfigType {
+    /// The name Kafka's messages use (`Not a number of type LONG`).
+    fn kafka_name(self) -> &'static str {
+        match self {
+            ConfigType::Boolean => "BOOLEAN",
+            ConfigType::String => "STRING",
+            ConfigType::Int => "INT",
+            ConfigType::Short => "SHORT",
+            ConfigType::Long => "LONG",
+            ConfigType::Double => "DOUBLE",
+            ConfigType::List => "LIST",
+            ConfigType::Class => "CLASS",
+            ConfigType::Password => "PASSWORD",
+        }
+    }
+
+    fn from_kafka_name(name: &str) -> Option<ConfigType> {
+        [
+            ConfigType::Boolean,
+            ConfigType::String,
+            ConfigType::Int,
+            ConfigType::Short,
+            ConfigType::Long,
+            ConfigType::Double,
+            ConfigType::List,
+            ConfigType::Class,
+            ConfigType::Password,
+        ]
+        .into_iter()
+        .find(|t| t.kafka_name() == name)
+    }
+}
+
+/// When Kafka lets a broker config change: never at run time, per broker, or also as the
+/// cluster-wide default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    ReadOnly,
+    PerBroker,
+    ClusterWide,
+}
+
+/// A broker config as Apache Kafka 4.1 defines it.
+#[derive(Debug)]
+pub struct KafkaKey {
+    pub kind: ConfigType,
+    pub mode: UpdateMode,
+    pub default: Option<&'static str>,
+}
+
+/// Kafka's broker config catalog, generated from its jars by scripts/kafka-broker-configs.sh.
+static KAFKA_BROKER_CONFIGS: &str = include_str!("kafka_broker_configs.tsv");
+
+/// Kafka's definition of the broker config `name`, if Kafka has one.
+pub fn kafka_broker_key(name: &str) -> Option<&'static KafkaKey> {
+    static CATALOG: std::sync::OnceLock<std::collections::HashMap<&'static str, KafkaKey>> =
+        std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(|| {
+            KAFKA_BROKER_CONFIGS
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .filter_map(|line| {
+                    let mut f = line.split('\t');
+                    let (name, kind, mode, default) = (f.next()?, f.next()?, f.next()?, f.next()?);
+                    let mode = match mode {
+                        "per-broker" => UpdateMode::PerBroker,
+                        "cluster-wide" => UpdateMode::ClusterWide,
+                        _ => UpdateMode::ReadOnly,
+                    };
+                    let key = KafkaKey {
+                        kind: ConfigType::from_kafka_name(kind)?,
+                        mode,
+                        default: (default != "\\N").then_some(default),
+                    };
+                    Some((name, key))
+                })
+                .collect()
+        })
+        .get(name)
 }
 
 /// DescribeConfigs `config_source` codes.
@@ -55,7 +140,7 @@ const fn key(
     }
 }
 
-use ConfigType::{Boolean, Double, Int, List, Long};
+use ConfigType::{Boolean, Double, Int, List, Long, Short};
 const STR: ConfigType = ConfigType::String;
 
 /// Broker keys ferrolog knows. Keys that are accepted but not acted on yet say so in their doc.
@@ -70,25 +155,25 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     key(
         "listeners",
         Some("PLAINTEXT://:9092,CONTROLLER://:9093"),
-        List,
+        STR,
         "Listener URIs the server binds.",
     ),
     key(
         "advertised.listeners",
         None,
-        List,
+        STR,
         "Listeners published to clients; defaults to listeners.",
     ),
     key(
         "controller.listener.names",
         Some("CONTROLLER"),
-        List,
+        STR,
         "Names of the controller listeners.",
     ),
     key(
         "listener.security.protocol.map",
         Some("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
-        List,
+        STR,
         "Listener name to security protocol.",
     ),
     key(
@@ -112,7 +197,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     key(
         "log.dirs",
         None,
-        List,
+        STR,
         "Directories the log data is kept in (one is supported).",
     ),
     key(
@@ -371,7 +456,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     key(
         "leader.imbalance.check.interval.seconds",
         Some("300"),
-        Int,
+        Long,
         "How often the preferred-leader rebalance runs.",
     ),
     key(
@@ -431,7 +516,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     key(
         "replica.lag.time.max.ms",
         Some("30000"),
-        Int,
+        Long,
         "A follower that has not caught up with the leader for this long leaves the ISR.",
     ),
     key(
@@ -455,7 +540,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     key(
         "offsets.topic.replication.factor",
         Some("3"),
-        Int,
+        Short,
         "Replication factor of __consumer_offsets (at most the live brokers: 1 on a single node).",
     ),
     key(
@@ -467,14 +552,14 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
     key(
         "transaction.state.log.replication.factor",
         Some("3"),
-        Int,
+        Short,
         "Replication factor of __transaction_state (at most the live brokers: 1 on a single node).",
     ),
     key(
         "transaction.state.log.min.isr",
-        Some("1"),
+        Some("2"),
         Int,
-        "Transactions are not implemented yet.",
+        "min.insync.replicas of __transaction_state (capped by its replication factor).",
     ),
     key(
         "max.incremental.fetch.session.cache.slots",
@@ -719,12 +804,17 @@ pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
     let ok = match kind {
         Boolean => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
         Int => value.parse::<i32>().is_ok(),
+        Short => value.parse::<i16>().is_ok(),
         Long => value.parse::<i64>().is_ok(),
         Double => value.parse::<f64>().is_ok(),
-        ConfigType::String | List => true,
+        ConfigType::String | List | ConfigType::Class | ConfigType::Password => true,
     };
     if !ok {
-        bail!("Invalid value {value} for configuration {name}: not a valid {kind:?}");
+        let why = match kind {
+            Boolean => "Expected value to be either true or false".to_string(),
+            _ => format!("Not a number of type {}", kind.kafka_name()),
+        };
+        bail!("Invalid value {value} for configuration {name}: {why}");
     }
     let allowed: &[&str] = match name {
         "message.timestamp.type" | "log.message.timestamp.type" => &["CreateTime", "LogAppendTime"],
@@ -800,8 +890,8 @@ fn derived_from(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// Broker keys that AlterConfigs may change at run time: the defaults of topic configs and the
-/// cleaner's settings.
+/// Broker keys that AlterConfigs may change at run time and that take effect: the defaults of
+/// topic configs, the cleaner's settings, replication throttles, producer id expiry.
 pub fn is_dynamic_broker_key(name: &str) -> bool {
     TOPIC_KEYS
         .iter()
@@ -810,29 +900,128 @@ pub fn is_dynamic_broker_key(name: &str) -> bool {
             name,
             "log.cleaner.backoff.ms"
                 | "log.cleaner.dedupe.buffer.size"
-                | "log.cleaner.threads"
                 | crate::throttle::LEADER_RATE
                 | crate::throttle::FOLLOWER_RATE
-                | "replica.alter.log.dirs.io.max.bytes.per.second"
+                | "producer.id.expiration.ms"
         )
 }
 
-/// Validates one dynamic broker config, with Kafka's message on failure.
-pub fn validate_broker_config(name: &str, value: Option<&str>) -> std::result::Result<(), String> {
-    let Some(key) = broker_key(name) else {
-        return Err(format!("Unknown broker config name: {name}"));
+/// Kafka broker configs that may change at run time but that ferrolog does not act on, with
+/// the reason; AlterConfigs refuses them rather than accept a setting that would do nothing.
+fn not_acted_on(name: &str) -> Option<&'static str> {
+    const THREADS: &str = "ferrolog sizes its worker threads itself, this setting has no effect";
+    const SECURITY: &str = "ferrolog does not implement TLS, SASL or custom principals yet";
+    const TIERED: &str = "ferrolog does not implement tiered storage";
+    Some(match name {
+        "background.threads"
+        | "num.io.threads"
+        | "num.network.threads"
+        | "num.recovery.threads.per.data.dir"
+        | "num.replica.fetchers"
+        | "log.cleaner.threads" => THREADS,
+        "log.cleaner.io.buffer.size" | "log.cleaner.io.buffer.load.factor" => {
+            "ferrolog's cleaner reads whole segments, it has no I/O buffer to size"
+        }
+        "log.cleaner.io.max.bytes.per.second" => "ferrolog's cleaner is not throttled",
+        "log.preallocate" => "ferrolog does not preallocate segment files",
+        "log.roll.jitter.ms" => "ferrolog rolls segments without jitter",
+        "replica.alter.log.dirs.io.max.bytes.per.second" => {
+            "ferrolog keeps one log directory and never moves replicas between directories"
+        }
+        "max.connections"
+        | "max.connections.per.ip"
+        | "max.connections.per.ip.overrides"
+        | "max.connection.creation.rate" => "ferrolog does not limit connections yet",
+        "metric.reporters" => "metrics reporters are Java plugins",
+        "transaction.partition.verification.enable" => {
+            "ferrolog always verifies that a transactional write's partition is in its transaction"
+        }
+        "listeners" | "listener.security.protocol.map" => {
+            "ferrolog cannot change its listeners at run time"
+        }
+        n if n.starts_with("remote.") || n.starts_with("log.local.retention.") => TIERED,
+        n if n.starts_with("ssl.") || n.starts_with("sasl.") || n == "principal.builder.class" => {
+            SECURITY
+        }
+        _ => return None,
+    })
+}
+
+/// Kafka's SSL configs that change at run time only under a listener prefix.
+fn listener_prefixed_only(name: &str) -> bool {
+    matches!(
+        name,
+        "ssl.keystore.type"
+            | "ssl.keystore.location"
+            | "ssl.keystore.password"
+            | "ssl.key.password"
+            | "ssl.keystore.certificate.chain"
+            | "ssl.keystore.key"
+            | "ssl.truststore.type"
+            | "ssl.truststore.location"
+            | "ssl.truststore.password"
+            | "ssl.truststore.certificates"
+    )
+}
+
+/// Checks that the broker config `name` may be changed at run time, for this broker
+/// (`per_broker`) or as the cluster-wide default. Kafka's answers for each of its update modes;
+/// a Kafka config ferrolog would not act on, and a name neither knows, are refused too.
+pub fn check_broker_config_name(name: &str, per_broker: bool) -> std::result::Result<(), String> {
+    let at_default = || {
+        format!("Cannot update these configs at default cluster level, broker id must be specified: Set({name})")
     };
-    if !is_dynamic_broker_key(name) {
+    if name.starts_with("listener.name.") {
+        if !per_broker {
+            return Err(at_default());
+        }
         return Err(format!(
-            "Cannot update these configs dynamically: Set({name})"
+            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>): {name}"
         ));
     }
+    let kafka = kafka_broker_key(name);
+    let mode = kafka.map(|k| k.mode);
+    if !is_dynamic_broker_key(name) {
+        let read_only = || format!("Cannot update these configs dynamically: Set({name})");
+        return Err(if mode == Some(UpdateMode::ReadOnly) {
+            read_only()
+        } else if listener_prefixed_only(name) {
+            format!("These security configs can be dynamically updated only per-listener using the listener prefix: HashSet({name})")
+        } else if mode == Some(UpdateMode::PerBroker) && !per_broker {
+            at_default()
+        } else if let Some(reason) = not_acted_on(name) {
+            format!("ferrolog does not act on dynamic updates of {name}: {reason}")
+        } else if kafka.is_some() || broker_key(name).is_some() {
+            read_only()
+        } else {
+            format!(
+                "Unknown broker config name: {name} (neither ferrolog nor Apache Kafka 4.1 has it)"
+            )
+        });
+    }
+    if mode == Some(UpdateMode::PerBroker) && !per_broker {
+        return Err(at_default());
+    }
+    Ok(())
+}
+
+/// Validates one dynamic broker config, with Kafka's message on failure.
+pub fn validate_broker_config(
+    name: &str,
+    value: Option<&str>,
+    per_broker: bool,
+) -> std::result::Result<(), String> {
+    check_broker_config_name(name, per_broker)?;
     let Some(value) = value else {
         return Err(format!(
             "Null value not supported for broker configs: {name}"
         ));
     };
-    validate_value(name, key.kind, value).map_err(|e| e.to_string())
+    let kind = broker_key(name)
+        .map(|k| k.kind)
+        .or(kafka_broker_key(name).map(|k| k.kind))
+        .unwrap_or(ConfigType::String);
+    validate_value(name, kind, value).map_err(|e| e.to_string())
 }
 
 /// Validates one topic config (name and value), with Kafka's message on failure.
@@ -930,6 +1119,9 @@ impl BrokerConfig {
                     validate_value(name, k.kind, value)?;
                     explicit.insert(name.clone(), value.trim().to_string());
                 }
+                None if kafka_broker_key(name).is_some() => tracing::warn!(
+                    "ignoring {name}: an Apache Kafka config that ferrolog does not act on"
+                ),
                 None => tracing::warn!("ignoring unknown configuration key {name}"),
             }
         }
@@ -1470,6 +1662,100 @@ mod tests {
         assert_eq!(lc.segment_bytes, 1 << 30);
         assert_eq!(lc.max_message_bytes, 1_048_588);
         assert_eq!(lc.segment_ms, 604_800_000);
+    }
+
+    #[test]
+    fn known_keys_have_kafkas_types_and_defaults() {
+        // deliberate differences: zero-config defaults for one node, and keys Kafka 4.1 lacks
+        let differs = [
+            "node.id",
+            "process.roles",
+            "listeners",
+            "controller.listener.names",
+            "listener.security.protocol.map",
+            "log.dir",
+            "controller.quorum.voters",
+            "controller.quorum.bootstrap.servers",
+        ];
+        let ferrolog_only = [
+            "cluster.id",
+            "leader.imbalance.per.broker.percentage",
+            // Kafka's broker quota configs, outside its broker config definition
+            crate::throttle::LEADER_RATE,
+            crate::throttle::FOLLOWER_RATE,
+            "replica.alter.log.dirs.io.max.bytes.per.second",
+        ];
+        for key in BROKER_KEYS {
+            let Some(kafka) = kafka_broker_key(key.name) else {
+                assert!(
+                    ferrolog_only.contains(&key.name),
+                    "{} is not Kafka's",
+                    key.name
+                );
+                continue;
+            };
+            assert_eq!(key.kind, kafka.kind, "type of {}", key.name);
+            if !differs.contains(&key.name) {
+                assert_eq!(key.default, kafka.default, "default of {}", key.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_dynamic_kafka_key_is_applied_or_refused_with_a_reason() {
+        let catalog = KAFKA_BROKER_CONFIGS
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split('\t').next());
+        let mut dynamic = 0;
+        for name in catalog {
+            let key = kafka_broker_key(name).expect("parsed");
+            if key.mode == UpdateMode::ReadOnly {
+                assert!(check_broker_config_name(name, true)
+                    .is_err_and(|e| e.starts_with("Cannot update these configs dynamically")));
+                continue;
+            }
+            dynamic += 1;
+            assert!(
+                is_dynamic_broker_key(name) || not_acted_on(name).is_some(),
+                "{name}: Kafka changes it at run time; ferrolog must apply it or say why not"
+            );
+        }
+        assert_eq!(dynamic, 90);
+    }
+
+    #[test]
+    fn dynamic_broker_configs_are_answered_as_kafka_per_update_mode() {
+        let refused = |name: &str, per_broker: bool| {
+            check_broker_config_name(name, per_broker).expect_err(name)
+        };
+        assert_eq!(
+            refused("broker.id", true),
+            "Cannot update these configs dynamically: Set(broker.id)"
+        );
+        assert!(refused("ssl.keystore.location", true).contains("only per-listener"));
+        assert!(refused("sasl.kerberos.min.time.before.relogin", false)
+            .starts_with("Cannot update these configs at default cluster level"));
+        assert!(refused("sasl.kerberos.min.time.before.relogin", true)
+            .starts_with("ferrolog does not act on"));
+        assert!(refused("num.io.threads", false).contains("worker threads"));
+        assert!(refused("no.such.config", true).starts_with("Unknown broker config name"));
+        assert!(
+            refused("listener.name.plaintext.ssl.keystore.location", false)
+                .starts_with("Cannot update these configs at default cluster level")
+        );
+        for applied in [
+            "log.retention.ms",
+            "message.max.bytes",
+            "log.cleaner.backoff.ms",
+        ] {
+            assert_eq!(check_broker_config_name(applied, false), Ok(()));
+            assert_eq!(check_broker_config_name(applied, true), Ok(()));
+        }
+        assert_eq!(
+            validate_broker_config("log.retention.ms", Some("abc"), true).unwrap_err(),
+            "Invalid value abc for configuration log.retention.ms: Not a number of type LONG"
+        );
     }
 
     #[test]

@@ -237,6 +237,17 @@ impl Broker {
                 .int_property(segment_bytes_key, 104_857_600)
                 .to_string(),
         );
+        if topic == txn::TXN_TOPIC {
+            // as Kafka: transaction state is acknowledged by this many replicas (capped by the
+            // replication factor), and never elected from an out-of-sync one
+            configs.insert(
+                "min.insync.replicas".into(),
+                self.config
+                    .int_property("transaction.state.log.min.isr", 2)
+                    .to_string(),
+            );
+            configs.insert("unclean.leader.election.enable".into(), "false".into());
+        }
         let image = self.controller.image();
         let live = image.live_brokers().len().max(1) as i64;
         let rf = self
@@ -1076,7 +1087,8 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = producers.tick() => {
-                    let expiration = self.config.int_property("producer.id.expiration.ms", 86_400_000);
+                    // a dynamic broker config
+                    let expiration = self.effective().int_property("producer.id.expiration.ms", 86_400_000);
                     for p in self.replicas.all() {
                         p.with_log(|log| log.expire_producers(now_ms(), expiration));
                     }

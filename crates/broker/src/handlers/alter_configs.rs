@@ -13,7 +13,8 @@ use kafka_protocol::ResponseError;
 
 use super::str;
 use crate::config::{
-    broker_key, topic_key, validate_broker_config, validate_topic_config, ConfigType, Properties,
+    broker_key, check_broker_config_name, kafka_broker_key, topic_key, validate_broker_config,
+    validate_topic_config, ConfigType, Properties,
 };
 use crate::group::config as group_config;
 use crate::Broker;
@@ -91,19 +92,33 @@ impl Target {
     }
 
     fn validate(&self, name: &str, value: Option<&str>) -> Outcome {
-        let checked = match self {
-            Target::Topic(_) => validate_topic_config(name, value),
-            Target::Broker(_) => validate_broker_config(name, value),
+        match self {
+            Target::Topic(_) => {
+                validate_topic_config(name, value).map_err(|m| (ResponseError::InvalidConfig, m))
+            }
+            // Kafka answers INVALID_REQUEST for every refused broker config
+            Target::Broker(scope) => validate_broker_config(name, value, !scope.is_empty())
+                .map_err(|m| (ResponseError::InvalidRequest, m)),
             // checked together in `apply` (the heartbeat interval must stay below the time-out)
             Target::Group(_) => Ok(()),
-        };
-        checked.map_err(|m| (ResponseError::InvalidConfig, m))
+        }
+    }
+
+    /// Whether `name` may be altered here at all (before its value is looked at).
+    fn check_name(&self, name: &str) -> Outcome {
+        match self {
+            Target::Broker(scope) => check_broker_config_name(name, !scope.is_empty())
+                .map_err(|m| (ResponseError::InvalidRequest, m)),
+            _ => Ok(()),
+        }
     }
 
     fn kind(&self, name: &str) -> Option<ConfigType> {
         match self {
             Target::Topic(_) => topic_key(name).map(|k| k.2),
-            Target::Broker(_) => broker_key(name).map(|k| k.kind),
+            Target::Broker(_) => broker_key(name)
+                .map(|k| k.kind)
+                .or(kafka_broker_key(name).map(|k| k.kind)),
             Target::Group(_) => (group_config::known(name)
                 || name.starts_with("share.")
                 || name.starts_with("streams."))
@@ -205,6 +220,7 @@ fn incremental(
     let mut overrides = target.current(broker);
     for c in configs {
         let name = c.name.to_string();
+        target.check_name(&name)?;
         let Some(kind) = target.kind(&name) else {
             return Err((
                 ResponseError::InvalidConfig,
