@@ -280,3 +280,52 @@ def test_librdkafka_consumer_protocol_static_member_restart_keeps_partitions(fre
     assert error is not None and "instance ID is still used" in error.str(), error
     for c in (clash, again, stay):
         c.close()
+
+
+def group_type(bootstrap, group):
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the result arrives
+    listed = admin.list_consumer_groups().result(10)
+    return [str(g.type).split(".")[-1] for g in listed.valid if g.group_id == group]
+
+
+def test_a_live_group_migrates_from_classic_to_consumer_protocol_and_back(fresh_broker):
+    """KIP-848 online migration (group.consumer.migration.policy=bidirectional, Kafka's default):
+    a consumer-protocol member joins a live classic group (a cooperative-sticky librdkafka
+    consumer): the group upgrades, the classic member gives up half its partitions by
+    rejoining, and nothing is skipped. When the consumer-protocol member leaves, the group is
+    classic again and the classic member takes everything back."""
+    b = fresh_broker(CONSUMER_PROTOCOL_SETTINGS)
+    setup_topic(b.bootstrap, "migrate", 4, 200)
+    classic = confluent(b.bootstrap, "gm", **{"partition.assignment.strategy": "cooperative-sticky"})
+    classic.subscribe(["migrate"])
+    seen = set()
+    poll_until([classic], lambda: len(seen) == 200, seen=seen)
+    assert len(seen) == 200 and sizes([classic]) == [4]
+    classic.commit(asynchronous=False)
+    assert group_type(b.bootstrap, "gm") == ["CLASSIC"]
+
+    modern = new_protocol(b.bootstrap, "gm")
+    modern.subscribe(["migrate"])
+    poll_until([classic, modern], lambda: sizes([classic, modern]) == [2, 2], seen=seen)
+    assert sizes([classic, modern]) == [2, 2]
+    assert group_type(b.bootstrap, "gm") == ["CONSUMER"]
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(200, 400):
+        p.produce("migrate", key=str(i), value=str(i))
+    assert p.flush(10) == 0
+    poll_until([classic, modern], lambda: len(seen) == 400, seen=seen)
+    assert sorted(seen) == list(range(400)), "every record consumed while the group migrated"
+    # commits from both kinds of member are accepted
+    classic.commit(asynchronous=False)
+    modern.commit(asynchronous=False)
+
+    modern.close()
+    poll_until([classic], lambda: sizes([classic]) == [4], seconds=40, seen=seen)
+    assert sizes([classic]) == [4]
+    assert group_type(b.bootstrap, "gm") == ["CLASSIC"]
+    for i in range(400, 500):
+        p.produce("migrate", key=str(i), value=str(i))
+    assert p.flush(10) == 0
+    poll_until([classic], lambda: len(seen) == 500, seen=seen)
+    assert sorted(seen) == list(range(500))
+    classic.close()

@@ -490,6 +490,12 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "A broker's preferred leaderships move back to it once more than this percentage of the partitions it prefers are led elsewhere.",
     ),
     key(
+        "group.consumer.migration.policy",
+        Some("bidirectional"),
+        STR,
+        "Online migration of a live group between the classic and the consumer protocol: bidirectional, upgrade, downgrade or disabled.",
+    ),
+    key(
         "broker.session.timeout.ms",
         Some("9000"),
         Int,
@@ -818,10 +824,17 @@ pub fn validate_value(name: &str, kind: ConfigType, value: &str) -> Result<()> {
     }
     let allowed: &[&str] = match name {
         "message.timestamp.type" | "log.message.timestamp.type" => &["CreateTime", "LogAppendTime"],
+        "group.consumer.migration.policy" => &["bidirectional", "upgrade", "downgrade", "disabled"],
         "compression.type" => &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
         _ => &[],
     };
-    if !allowed.is_empty() && !allowed.contains(&value) {
+    // Kafka compares this one without case
+    let compared = if name == "group.consumer.migration.policy" {
+        value.to_ascii_lowercase()
+    } else {
+        value.to_string()
+    };
+    if !allowed.is_empty() && !allowed.contains(&compared.as_str()) {
         bail!(
             "Invalid value {value} for configuration {name}: String must be one of: {}",
             allowed.join(", ")

@@ -174,6 +174,15 @@ impl Broker {
                     .int_property("group.consumer.heartbeat.interval.ms", 5000)
                     .clamp(1, i64::from(i32::MAX))
                     as i32,
+                // validated at start-up
+                migration: config
+                    .properties
+                    .get("group.consumer.migration.policy")
+                    .and_then(|v| group::MigrationPolicy::parse(v))
+                    .unwrap_or(group::MigrationPolicy {
+                        upgrade: true,
+                        downgrade: true,
+                    }),
             }),
             config,
         };

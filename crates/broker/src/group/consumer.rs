@@ -48,8 +48,49 @@ pub struct ConsumerMember {
     /// A static member that left with epoch -2: kept, with its partitions, until its session
     /// runs out or its instance comes back.
     pub left_static: bool,
+    /// Set for a member that speaks the classic protocol (JoinGroup / SyncGroup / Heartbeat)
+    /// in this group: KIP-848 online migration.
+    pub classic: Option<ClassicMember>,
     last_heartbeat: Instant,
     revoke_by: Option<Instant>,
+}
+
+/// What a classic-protocol member of a consumer-protocol group keeps of its JoinGroup.
+#[derive(Debug, Clone)]
+pub struct ClassicMember {
+    pub session_timeout: Duration,
+    /// (protocol name, metadata) by the member's preference.
+    pub protocols: Vec<(String, bytes::Bytes)>,
+}
+
+/// A classic JoinGroup to a consumer-protocol group, decoded.
+#[derive(Debug, Clone)]
+pub struct ClassicJoin {
+    pub member_id: String,
+    /// The member joined without an id (one was made up for it).
+    pub new_id: bool,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout: Duration,
+    pub subscribed: BTreeSet<String>,
+    /// What the member says it still owns.
+    pub owned: Assignment,
+    pub rack_id: Option<String>,
+    pub classic: ClassicMember,
+}
+
+/// A classic member as it enters a consumer-protocol group when its classic group upgrades.
+pub struct UpgradedMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout: Duration,
+    pub subscribed: BTreeSet<String>,
+    pub rack_id: Option<String>,
+    pub assigned: Assignment,
+    pub classic: ClassicMember,
 }
 
 impl ConsumerMember {
@@ -71,6 +112,7 @@ impl ConsumerMember {
             assigned: Assignment::new(),
             pending_revocation: Assignment::new(),
             left_static: false,
+            classic: None,
             last_heartbeat: now,
             revoke_by: None,
         }
@@ -420,7 +462,7 @@ impl ConsumerGroup {
                     return;
                 }
             }
-            MemberState::Stable if m.epoch == target_epoch => return,
+            MemberState::Stable if m.epoch == target_epoch && m.assigned == target => return,
             _ => {}
         }
         // partitions to give up come first; new ones only once no one else owns them
@@ -453,25 +495,240 @@ impl ConsumerGroup {
         };
     }
 
-    /// Members to drop at `now`: sessions that ran out and revocations that took too long.
+    /// Members to drop at `now`: sessions that ran out (a classic member's own session
+    /// timeout, else the group's) and revocations that took too long.
     pub fn expired(&self, now: Instant, session_timeout: Duration) -> Vec<String> {
         self.members
             .values()
             .filter(|m| {
-                now.duration_since(m.last_heartbeat) > session_timeout
+                let session = m
+                    .classic
+                    .as_ref()
+                    .map_or(session_timeout, |c| c.session_timeout);
+                now.duration_since(m.last_heartbeat) > session
                     || m.revoke_by.is_some_and(|t| now > t)
             })
             .map(|m| m.id.clone())
             .collect()
     }
 
-    /// Checks an offset commit (or a fetch, with `fetch`) made by a member at `epoch`.
+    /// Checks an offset commit (or a fetch, with `fetch`) made by a member at `epoch`; a
+    /// classic member hears the classic protocol's error.
     pub fn check_member(&self, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
         let Some(m) = self.members.get(member_id) else {
             return Err(ResponseError::UnknownMemberId);
         };
         if epoch != m.epoch {
-            return Err(ResponseError::StaleMemberEpoch);
+            return Err(if m.classic.is_some() {
+                ResponseError::IllegalGeneration
+            } else {
+                ResponseError::StaleMemberEpoch
+            });
+        }
+        Ok(())
+    }
+
+    /// The subscribed topics the current target was computed from.
+    pub fn subscribed_topics(&self) -> &Topics {
+        &self.subscribed_topics
+    }
+
+    /// Whether every member speaks the classic protocol.
+    pub fn all_classic(&self) -> bool {
+        self.members.values().all(|m| m.classic.is_some())
+    }
+
+    /// The consumer-protocol group a classic group at `generation` becomes (KIP-848 online
+    /// upgrade): every member keeps its partitions, which are also its target, at the classic
+    /// generation; the joining member's heartbeat then moves the group on.
+    pub fn from_classic(
+        generation: i32,
+        members: impl IntoIterator<Item = UpgradedMember>,
+        now: Instant,
+    ) -> ConsumerGroup {
+        let mut g = ConsumerGroup {
+            epoch: generation,
+            assignment_epoch: generation,
+            ..ConsumerGroup::default()
+        };
+        for u in members {
+            let mut m = ConsumerMember::new(u.id.clone(), now);
+            m.instance_id = u.instance_id;
+            m.client_id = u.client_id;
+            m.client_host = u.client_host;
+            m.rebalance_timeout = u.rebalance_timeout;
+            m.subscribed_names = u.subscribed;
+            m.rack_id = u.rack_id;
+            m.epoch = generation;
+            m.previous_epoch = generation;
+            m.assigned = u.assigned.clone();
+            m.classic = Some(u.classic);
+            g.target.insert(u.id.clone(), u.assigned);
+            g.members.insert(u.id, m);
+        }
+        g
+    }
+
+    /// Finds the member a classic request names, by instance id when it has one.
+    fn classic_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<&ConsumerMember, ResponseError> {
+        let m = match instance_id {
+            Some(i) => self
+                .members
+                .values()
+                .find(|m| m.instance_id.as_deref() == Some(i)),
+            None => self.members.get(member_id),
+        }
+        .ok_or(ResponseError::UnknownMemberId)?;
+        if m.id != member_id {
+            return Err(ResponseError::FencedInstanceId);
+        }
+        if m.classic.is_none() {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        Ok(m)
+    }
+
+    /// A classic JoinGroup: the member's subscription and owned partitions come from its
+    /// metadata, it is moved towards its target at once, and the answer is its member epoch
+    /// (the generation it syncs with). There is no leader: the assignor runs here.
+    pub fn classic_join(
+        &mut self,
+        join: ClassicJoin,
+        topics: &Topics,
+        default_assignor: &str,
+        now: Instant,
+    ) -> Result<i32, HeartbeatError> {
+        let id = join.member_id.clone();
+        let holder = join.instance_id.as_deref().and_then(|i| {
+            self.members
+                .values()
+                .find(|m| m.instance_id.as_deref() == Some(i))
+                .map(|m| m.id.clone())
+        });
+        match holder {
+            Some(old) if old != id && join.new_id => {
+                // a restarted static member takes over its instance's partitions and epoch
+                let mut m = self.members.remove(&old).expect("holder exists");
+                m.id = id.clone();
+                m.left_static = false;
+                if let Some(t) = self.target.remove(&old) {
+                    self.target.insert(id.clone(), t);
+                }
+                self.members.insert(id.clone(), m);
+            }
+            Some(old) if old != id => {
+                return Err((
+                    ResponseError::FencedInstanceId,
+                    format!(
+                        "Static member {id} with instance id {:?} is fenced.",
+                        join.instance_id
+                    ),
+                ));
+            }
+            _ if !join.new_id && !self.members.contains_key(&id) => {
+                return Err((
+                    ResponseError::UnknownMemberId,
+                    format!("Member {id} is not a member of the group."),
+                ));
+            }
+            _ => {}
+        }
+        let new = !self.members.contains_key(&id);
+        let m = self
+            .members
+            .entry(id.clone())
+            .or_insert_with(|| ConsumerMember::new(id.clone(), now));
+        if m.classic.is_none() && !new {
+            return Err((
+                ResponseError::UnknownMemberId,
+                format!("Member {id} uses the consumer protocol, not the classic one."),
+            ));
+        }
+        let bump = new || m.subscribed_names != join.subscribed;
+        m.subscribed_names = join.subscribed;
+        m.subscribed_regex = None;
+        m.regex = None;
+        m.server_assignor = None;
+        m.instance_id = join.instance_id;
+        m.client_id = join.client_id;
+        m.client_host = join.client_host;
+        m.rebalance_timeout = join.rebalance_timeout;
+        if join.rack_id.is_some() {
+            m.rack_id = join.rack_id;
+        }
+        m.classic = Some(join.classic);
+        m.last_heartbeat = now;
+        // what the member no longer reports owning, it has given up (an eager member rejoins
+        // owning nothing)
+        m.assigned.retain(|tp| join.owned.contains(tp));
+        if bump {
+            self.epoch += 1;
+        }
+        self.refresh(topics, default_assignor);
+        self.reconcile(&id, Some(&join.owned), now);
+        Ok(self.members[&id].epoch)
+    }
+
+    /// A classic SyncGroup: the member's assigned partitions, once it is at `generation` and
+    /// not behind a newer group epoch; with the version of its subscription.
+    pub fn classic_sync(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(Assignment, i16, String), ResponseError> {
+        let m = self.classic_member(member_id, instance_id)?;
+        if generation != m.epoch {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        if self.epoch > m.epoch && m.state != MemberState::UnrevokedPartitions {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        let (protocol, metadata) = m
+            .classic
+            .as_ref()
+            .and_then(|c| c.protocols.first().cloned())
+            .unwrap_or_default();
+        Ok((
+            m.assigned.clone(),
+            super::embedded::subscription_version(&metadata),
+            protocol,
+        ))
+    }
+
+    /// A classic Heartbeat: REBALANCE_IN_PROGRESS when the member must rejoin (the group
+    /// moved to a new epoch, it has partitions to give up, or partitions it waits for are
+    /// free now).
+    pub fn classic_heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> Result<(), ResponseError> {
+        let m = self.classic_member(member_id, instance_id)?;
+        if generation != m.epoch {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        let waiting = self
+            .target
+            .get(member_id)
+            .into_iter()
+            .flatten()
+            .filter(|tp| !m.assigned.contains(tp))
+            .any(|tp| self.owned_by_other(member_id, tp));
+        let rejoin = m.epoch < self.epoch
+            || m.state == MemberState::UnrevokedPartitions
+            || (m.state == MemberState::UnreleasedPartitions && !waiting);
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.last_heartbeat = now;
+        }
+        if rejoin {
+            return Err(ResponseError::RebalanceInProgress);
         }
         Ok(())
     }

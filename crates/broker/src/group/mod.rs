@@ -13,12 +13,13 @@
 pub mod assignor;
 pub mod config;
 pub mod consumer;
+mod embedded;
 pub mod offsets_log;
 mod state;
 
 pub use state::{
     CommittedOffset, GroupConfig, GroupCoordinator, GroupOffsetKeys, GroupTiming, JoinOutcome,
-    MemberRequest, State, SyncOutcome,
+    MemberRequest, MigrationPolicy, State, SyncOutcome,
 };
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

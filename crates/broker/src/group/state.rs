@@ -9,7 +9,11 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 use super::assignor::Topics;
-use super::consumer::{ConsumerGroup, ConsumerHeartbeat, HeartbeatError, HeartbeatOutcome};
+use super::consumer::{
+    ClassicJoin, ClassicMember, ConsumerGroup, ConsumerHeartbeat, HeartbeatError, HeartbeatOutcome,
+    UpgradedMember,
+};
+use super::embedded;
 use super::offsets_log::{GroupRecord, MemberRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,27 +286,7 @@ impl Group {
             self.leader = None;
             return;
         }
-        // the protocol every member supports, by the members' preference (first listed wins)
-        let candidates: Vec<String> = self
-            .members
-            .values()
-            .next()
-            .map(|m| m.protocols.iter().map(|(n, _)| n.clone()).collect())
-            .unwrap_or_default();
-        let protocol = candidates
-            .into_iter()
-            .filter(|p| {
-                self.members
-                    .values()
-                    .all(|m| m.protocols.iter().any(|(n, _)| n == p))
-            })
-            .max_by_key(|p| {
-                // votes: members for whom this is the first supported candidate
-                self.members
-                    .values()
-                    .filter(|m| m.protocols.first().is_some_and(|(n, _)| n == p))
-                    .count()
-            });
+        let protocol = self.select_protocol();
         self.protocol = protocol.clone();
         if self
             .leader
@@ -329,6 +313,43 @@ impl Group {
                 },
                 member_id: id,
                 skip_assignment: false,
+            });
+        }
+    }
+
+    /// The protocol every member supports, by the members' preference (first listed wins).
+    fn select_protocol(&self) -> Option<String> {
+        let candidates: Vec<String> = self
+            .members
+            .values()
+            .next()
+            .map(|m| m.protocols.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        candidates
+            .into_iter()
+            .filter(|p| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == p))
+            })
+            .max_by_key(|p| {
+                // votes: members for whom this is the first supported candidate
+                self.members
+                    .values()
+                    .filter(|m| m.protocols.first().is_some_and(|(n, _)| n == p))
+                    .count()
+            })
+    }
+
+    /// Answers every member waiting to join or sync with `error`.
+    fn fail_waiters(&mut self, error: ResponseError) {
+        for (id, waiter) in self.join_waiters.drain() {
+            let _ = waiter.send(Group::error_join(error, &id));
+        }
+        for (_, waiter) in self.sync_waiters.drain() {
+            let _ = waiter.send(SyncOutcome {
+                error: error.code(),
+                ..SyncOutcome::default()
             });
         }
     }
@@ -382,6 +403,100 @@ impl Group {
         }
     }
 
+    /// The consumer-protocol group this classic group becomes (KIP-848 online upgrade): its
+    /// members keep their partitions; pending joins and syncs are told to rejoin.
+    fn upgrade(&mut self, topics: &Topics, now: Instant) {
+        self.fail_waiters(ResponseError::RebalanceInProgress);
+        let protocol = self.protocol.clone();
+        let members = std::mem::take(&mut self.members).into_values().map(|m| {
+            let metadata = match &protocol {
+                Some(p) => m.metadata_for(p),
+                None => m
+                    .protocols
+                    .first()
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+            };
+            let subscription = embedded::decode_subscription(&metadata, topics).unwrap_or_default();
+            UpgradedMember {
+                assigned: embedded::decode_assignment(&m.assignment, topics),
+                id: m.id,
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout: m.rebalance_timeout,
+                subscribed: subscription.topics,
+                rack_id: subscription.rack_id,
+                classic: ClassicMember {
+                    session_timeout: m.session_timeout,
+                    protocols: m.protocols,
+                },
+            }
+        });
+        self.consumer = Some(ConsumerGroup::from_classic(self.generation, members, now));
+        self.pending.clear();
+        self.write_empty = self.persisted_generation >= 0;
+        self.state = State::Empty;
+        self.protocol_type = Some("consumer".into());
+        self.protocol = None;
+        self.leader = None;
+    }
+
+    /// The classic group this consumer-protocol group becomes when only classic members are
+    /// left (KIP-848 online downgrade): each keeps its target assignment at the group epoch,
+    /// and a rebalance starts at once.
+    fn downgrade(&mut self) {
+        let Some(c) = self.consumer.take() else {
+            return;
+        };
+        let topics = c.subscribed_topics();
+        let now = now_instant();
+        self.members = c
+            .members
+            .values()
+            .filter_map(|m| {
+                let classic = m.classic.clone()?;
+                let version = classic
+                    .protocols
+                    .first()
+                    .map_or(0, |(_, b)| embedded::subscription_version(b));
+                let target = c.target.get(&m.id).cloned().unwrap_or_default();
+                Some(Member {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: classic.session_timeout,
+                    rebalance_timeout: m.rebalance_timeout,
+                    protocols: classic.protocols,
+                    assignment: embedded::encode_assignment(&target, topics, version),
+                    last_heartbeat: now,
+                    joined: false,
+                })
+            })
+            .map(|m| (m.id.clone(), m))
+            .collect();
+        self.generation = c.epoch;
+        self.protocol_type = Some("consumer".into());
+        self.protocol = self.select_protocol();
+        self.leader = self.members.keys().next().cloned();
+        self.state = State::Stable;
+        self.prepare_rebalance(Duration::ZERO);
+    }
+
+    /// After a consumer-protocol member left or expired: downgrade if only classic members
+    /// remain and the policy allows it.
+    fn maybe_downgrade(&mut self, policy: MigrationPolicy) {
+        let only_classic = self
+            .consumer
+            .as_ref()
+            .is_some_and(|c| !c.members.is_empty() && c.all_classic());
+        if only_classic && policy.downgrade {
+            tracing::info!("downgrading a consumer group with only classic members to classic");
+            self.downgrade();
+        }
+    }
+
     fn remove_member(&mut self, id: &str, initial_delay: Duration) {
         if self.members.remove(id).is_none() {
             return;
@@ -415,6 +530,31 @@ pub struct GroupConfig {
     pub consumer_session_timeout: Duration,
     /// `group.consumer.heartbeat.interval.ms`
     pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.migration.policy`
+    pub migration: MigrationPolicy,
+}
+
+/// Which online migrations between the classic and the consumer protocol are allowed
+/// (`group.consumer.migration.policy`: bidirectional, upgrade, downgrade or disabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationPolicy {
+    /// A classic group becomes a consumer-protocol group when a consumer-protocol member joins.
+    pub upgrade: bool,
+    /// A consumer-protocol group becomes classic when its last consumer-protocol member goes.
+    pub downgrade: bool,
+}
+
+impl MigrationPolicy {
+    pub fn parse(value: &str) -> Option<MigrationPolicy> {
+        let (upgrade, downgrade) = match value.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => (true, true),
+            "upgrade" => (true, false),
+            "downgrade" => (false, true),
+            "disabled" => (false, false),
+            _ => return None,
+        };
+        Some(MigrationPolicy { upgrade, downgrade })
+    }
 }
 
 /// A group's own consumer-protocol timing (its group configs), where it has one.
@@ -486,8 +626,9 @@ impl GroupCoordinator {
     }
 
     /// JoinGroup: returns once the join phase completes (or at once for errors and
-    /// MEMBER_ID_REQUIRED).
-    pub async fn join(&self, request: MemberRequest) -> JoinOutcome {
+    /// MEMBER_ID_REQUIRED, and in a consumer-protocol group); `topics` are all topics that
+    /// exist.
+    pub async fn join(&self, request: MemberRequest, topics: &Topics) -> JoinOutcome {
         let receiver = {
             let mut groups = self.groups.lock().expect("groups lock");
             if request.group_id.is_empty() {
@@ -503,10 +644,7 @@ impl GroupCoordinator {
                 .or_insert_with(Group::new);
             match &group.consumer {
                 Some(c) if !c.members.is_empty() => {
-                    return Group::error_join(
-                        ResponseError::InconsistentGroupProtocol,
-                        &request.member_id,
-                    )
+                    return Self::join_consumer_group(group, request, topics);
                 }
                 // an empty consumer-protocol group becomes a classic one, keeping its offsets
                 Some(_) => group.consumer = None,
@@ -645,6 +783,65 @@ impl GroupCoordinator {
             .unwrap_or_else(|_| Group::error_join(ResponseError::UnknownMemberId, ""))
     }
 
+    /// A classic JoinGroup to a consumer-protocol group with members (KIP-848 online
+    /// migration): the member is reconciled at once and answered without a leader.
+    fn join_consumer_group(
+        group: &mut Group,
+        request: MemberRequest,
+        topics: &Topics,
+    ) -> JoinOutcome {
+        let inconsistent =
+            || Group::error_join(ResponseError::InconsistentGroupProtocol, &request.member_id);
+        let Some((protocol, metadata)) = request.protocols.first().cloned() else {
+            return inconsistent();
+        };
+        if request.protocol_type != "consumer" {
+            return inconsistent();
+        }
+        let Some(subscription) = embedded::decode_subscription(&metadata, topics) else {
+            return inconsistent();
+        };
+        let new_id = request.member_id.is_empty();
+        let member_id = if new_id {
+            let prefix = request.instance_id.as_ref().unwrap_or(&request.client_id);
+            format!("{prefix}-{}", uuid::Uuid::new_v4())
+        } else {
+            request.member_id.clone()
+        };
+        if new_id && request.instance_id.is_none() && request.require_known_member_id {
+            return Group::error_join(ResponseError::MemberIdRequired, &member_id);
+        }
+        let join = ClassicJoin {
+            member_id: member_id.clone(),
+            new_id,
+            instance_id: request.instance_id.clone(),
+            client_id: request.client_id.clone(),
+            client_host: request.client_host.clone(),
+            rebalance_timeout: Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64),
+            subscribed: subscription.topics,
+            owned: subscription.owned,
+            rack_id: subscription.rack_id,
+            classic: ClassicMember {
+                session_timeout: Duration::from_millis(request.session_timeout_ms.max(0) as u64),
+                protocols: request.protocols.clone(),
+            },
+        };
+        let c = group.consumer.as_mut().expect("a consumer group");
+        match c.classic_join(join, topics, super::assignor::ASSIGNORS[0], now_instant()) {
+            Ok(epoch) => JoinOutcome {
+                error: 0,
+                generation: epoch,
+                protocol_type: Some("consumer".into()),
+                protocol: Some(protocol),
+                leader: String::new(),
+                member_id,
+                members: Vec::new(),
+                skip_assignment: false,
+            },
+            Err((code, _)) => Group::error_join(code, &member_id),
+        }
+    }
+
     /// SyncGroup: the leader's assignments complete the round; followers wait for them.
     pub async fn sync(
         &self,
@@ -653,6 +850,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         assignments: Vec<(String, Bytes)>,
+        topics: &Topics,
     ) -> SyncOutcome {
         let error = |e: ResponseError| SyncOutcome {
             error: e.code(),
@@ -663,6 +861,18 @@ impl GroupCoordinator {
             let Some(group) = groups.get_mut(group_id) else {
                 return error(ResponseError::UnknownMemberId);
             };
+            if let Some(c) = &group.consumer {
+                // a classic member of a consumer-protocol group: the coordinator assigned
+                return match c.classic_sync(member_id, instance_id, generation) {
+                    Ok((assigned, version, protocol)) => SyncOutcome {
+                        error: 0,
+                        protocol_type: Some("consumer".into()),
+                        protocol: Some(protocol),
+                        assignment: embedded::encode_assignment(&assigned, topics, version),
+                    },
+                    Err(e) => error(e),
+                };
+            }
             if !group.members.contains_key(member_id) {
                 return error(group.unknown(member_id, instance_id));
             }
@@ -730,6 +940,12 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return ResponseError::UnknownMemberId.code();
         };
+        if let Some(c) = &mut group.consumer {
+            return match c.classic_heartbeat(member_id, instance_id, generation, now_instant()) {
+                Ok(()) => 0,
+                Err(e) => e.code(),
+            };
+        }
         if !group.members.contains_key(member_id) {
             return group.unknown(member_id, instance_id).code();
         }
@@ -752,6 +968,29 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return ResponseError::UnknownMemberId.code();
         };
+        if let Some(c) = &mut group.consumer {
+            let found = c
+                .members
+                .values()
+                .find(|m| match instance_id {
+                    Some(i) => m.instance_id.as_deref() == Some(i),
+                    None => m.id == member_id,
+                })
+                .map(|m| (m.id.clone(), m.classic.is_some()));
+            return match found {
+                Some((id, _)) if !member_id.is_empty() && id != member_id => {
+                    ResponseError::FencedInstanceId.code()
+                }
+                Some((id, true)) => {
+                    c.remove(&id);
+                    if c.members.is_empty() {
+                        group.empty_since_ms = Some(crate::now_ms());
+                    }
+                    0
+                }
+                _ => ResponseError::UnknownMemberId.code(),
+            };
+        }
         let id = if member_id.is_empty() {
             match instance_id.and_then(|i| {
                 group
@@ -806,12 +1045,17 @@ impl GroupCoordinator {
                 .retain(|_, at| now.duration_since(*at) < Duration::from_secs(300));
             group.maybe_complete_join(now);
             if let Some(c) = &mut group.consumer {
+                let mut consumer_member_left = false;
                 for id in c.expired(now, session_timeout) {
                     tracing::info!(member = id, "consumer group member expired");
+                    consumer_member_left |= c.members.get(&id).is_some_and(|m| m.classic.is_none());
                     c.remove(&id);
                     if c.members.is_empty() {
                         group.empty_since_ms = Some(crate::now_ms());
                     }
+                }
+                if consumer_member_left {
+                    group.maybe_downgrade(self.config.migration);
                 }
             }
         }
@@ -834,13 +1078,22 @@ impl GroupCoordinator {
         let group = groups
             .entry(group_id.to_string())
             .or_insert_with(Group::new);
-        if group.consumer.is_none() {
-            if !group.members.is_empty() || !group.join_waiters.is_empty() {
+        if group.consumer.is_none() && (!group.members.is_empty() || !group.join_waiters.is_empty())
+        {
+            let consumer_protocol = group.protocol_type.as_deref() == Some("consumer");
+            if !self.config.migration.upgrade || !consumer_protocol || group.members.is_empty() {
                 return Err((
                     ResponseError::GroupIdNotFound,
                     format!("Group {group_id} is not a consumer group."),
                 ));
             }
+            tracing::info!(
+                group = group_id,
+                "upgrading a classic group to the consumer protocol"
+            );
+            group.upgrade(topics, now_instant());
+        }
+        if group.consumer.is_none() {
             // an empty classic group (or a new id) becomes a consumer-protocol group
             group.write_empty = group.persisted_generation >= 0;
             group.state = State::Empty;
@@ -857,6 +1110,9 @@ impl GroupCoordinator {
         );
         if c.members.is_empty() {
             group.empty_since_ms = Some(crate::now_ms());
+        }
+        if request.member_epoch == super::consumer::LEAVE_EPOCH {
+            group.maybe_downgrade(self.config.migration);
         }
         outcome
     }
@@ -1173,17 +1429,8 @@ impl GroupCoordinator {
             .cloned()
             .collect();
         for id in &ids {
-            let Some(mut g) = groups.remove(id) else {
-                continue;
-            };
-            for (member, tx) in g.join_waiters.drain() {
-                let _ = tx.send(Group::error_join(ResponseError::NotCoordinator, &member));
-            }
-            for (_, tx) in g.sync_waiters.drain() {
-                let _ = tx.send(SyncOutcome {
-                    error: ResponseError::NotCoordinator.code(),
-                    ..Default::default()
-                });
+            if let Some(mut g) = groups.remove(id) {
+                g.fail_waiters(ResponseError::NotCoordinator);
             }
         }
         drop(groups);
@@ -1260,7 +1507,127 @@ mod tests {
             max_metadata_bytes: 100,
             consumer_session_timeout: Duration::from_secs(45),
             consumer_heartbeat_interval_ms: 5000,
+            migration: MigrationPolicy {
+                upgrade: true,
+                downgrade: true,
+            },
         })
+    }
+
+    /// A classic consumer's JoinGroup metadata: subscribed to `t`, owning `owned` of it.
+    fn subscription(owned: &[i32]) -> Bytes {
+        use bytes::BufMut;
+        use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition;
+        use kafka_protocol::messages::{ConsumerProtocolSubscription, TopicName};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let s = ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("t")])
+            .with_owned_partitions(vec![TopicPartition::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(owned.to_vec())]);
+        let mut out = bytes::BytesMut::new();
+        out.put_i16(1);
+        s.encode(&mut out, 1).unwrap();
+        out.freeze()
+    }
+
+    fn classic_join(member_id: &str, owned: &[i32]) -> MemberRequest {
+        MemberRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "classic".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("cooperative-sticky".into(), subscription(owned))],
+            require_known_member_id: false,
+            supports_skip_assignment: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_live_classic_group_upgrades_to_the_consumer_protocol_and_back() {
+        let topic = uuid::Uuid::from_u128(7);
+        let topics: Topics = [("t".to_string(), (topic, 4))].into();
+        let g = coordinator();
+        let c1 = g.join(classic_join("", &[]), &topics).await;
+        assert_eq!(c1.generation, 1);
+        let all: super::super::assignor::Assignment = (0..4).map(|p| (topic, p)).collect();
+        let everything = embedded::encode_assignment(&all, &topics, 1);
+        let sync = g
+            .sync(
+                "g",
+                1,
+                &c1.member_id,
+                None,
+                vec![(c1.member_id.clone(), everything)],
+                &topics,
+            )
+            .await;
+        assert_eq!(sync.error, 0);
+
+        // a consumer-protocol member joins the live classic group: it becomes a consumer group
+        let join = ConsumerHeartbeat {
+            member_id: "n1".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..ConsumerHeartbeat::default()
+        };
+        let n1 = g.consumer_heartbeat("g", &join, &topics).unwrap();
+        assert_eq!(n1.member_epoch, 2);
+        assert_eq!(
+            n1.assignment,
+            Some(Default::default()),
+            "c1 still owns everything"
+        );
+        // the classic member is told to rejoin, gives up half, then is at the new epoch
+        let rebalancing = ResponseError::RebalanceInProgress.code();
+        assert_eq!(g.heartbeat("g", 1, &c1.member_id, None), rebalancing);
+        let rejoin = g
+            .join(classic_join(&c1.member_id, &[0, 1, 2, 3]), &topics)
+            .await;
+        assert_eq!(
+            (rejoin.error, rejoin.generation, rejoin.leader.as_str()),
+            (0, 1, "")
+        );
+        let kept = g.sync("g", 1, &c1.member_id, None, vec![], &topics).await;
+        let kept = embedded::decode_assignment(&kept.assignment, &topics);
+        assert_eq!(kept.len(), 2);
+        let owned: Vec<i32> = kept.iter().map(|(_, p)| *p).collect();
+        let rejoin = g.join(classic_join(&c1.member_id, &owned), &topics).await;
+        assert_eq!(rejoin.generation, 2);
+        assert_eq!(g.heartbeat("g", 2, &c1.member_id, None), 0);
+        // the released half goes to the consumer-protocol member
+        let beat = ConsumerHeartbeat {
+            member_id: "n1".into(),
+            member_epoch: 2,
+            owned: Some(Default::default()),
+            rebalance_timeout_ms: -1,
+            ..ConsumerHeartbeat::default()
+        };
+        let n1 = g.consumer_heartbeat("g", &beat, &topics).unwrap();
+        let n1_owned = n1.assignment.unwrap();
+        assert_eq!(n1_owned.len(), 2);
+        assert!(n1_owned.is_disjoint(&kept));
+        // a commit at the classic member's generation is accepted
+        assert_eq!(g.check_commit("g", 2, &c1.member_id, None), Ok(()));
+
+        // the last consumer-protocol member leaves: the group is classic again and rebalances
+        let leave = ConsumerHeartbeat {
+            member_id: "n1".into(),
+            member_epoch: super::super::consumer::LEAVE_EPOCH,
+            ..ConsumerHeartbeat::default()
+        };
+        g.consumer_heartbeat("g", &leave, &topics).unwrap();
+        assert!(g.consumer_group("g").is_none());
+        assert_eq!(g.heartbeat("g", 3, &c1.member_id, None), rebalancing);
+        let back = g.join(classic_join(&c1.member_id, &owned), &topics).await;
+        assert_eq!((back.error, back.leader.clone()), (0, c1.member_id.clone()));
+        assert_eq!(back.generation, 4);
     }
 
     fn offset_at(commit_timestamp: i64) -> CommittedOffset {

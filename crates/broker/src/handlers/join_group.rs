@@ -35,7 +35,8 @@ pub async fn handle(
         require_known_member_id: ctx.version >= 4,
         supports_skip_assignment: ctx.version >= 9,
     };
-    let outcome = broker.groups.join(member).await;
+    let topics = super::consumer_group_heartbeat::all_topics(broker);
+    let outcome = broker.groups.join(member, &topics).await;
     let mut response = JoinGroupResponse::default()
         .with_error_code(outcome.error)
         .with_generation_id(outcome.generation)

@@ -25,6 +25,7 @@ pub async fn handle(
             &request.member_id,
             request.group_instance_id.as_deref(),
             assignments,
+            &super::consumer_group_heartbeat::all_topics(broker),
         )
         .await;
     if outcome.error == 0 {
