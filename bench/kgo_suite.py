@@ -36,8 +36,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--stress", type=int, default=0, help="stress-ng --cpu N beside the cluster")
     p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--only", choices=("ferrolog", "kafka"), help="run against one of the two")
     args = p.parse_args()
-    for kind in ("ferrolog", "kafka"):
+    for kind in [args.only] if args.only else ["ferrolog", "kafka"]:
         stress = subprocess.Popen(["stress-ng", "--cpu", str(args.stress)], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) if args.stress else None
         cluster = Cluster(kind)

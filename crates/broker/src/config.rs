@@ -1330,10 +1330,16 @@ impl BrokerConfig {
     }
 
     /// A numeric property by name (validated at start), or `fallback`.
-    /// The controller quorum's Raft timing from Kafka's keys: an election after
-    /// `controller.quorum.fetch.timeout.ms` without the leader (randomised over
-    /// `controller.quorum.election.timeout.ms` more), leader heartbeats four times per fetch
-    /// timeout.
+    /// The controller quorum's Raft timing from Kafka's keys: a follower that hears nothing
+    /// from the leader for `controller.quorum.fetch.timeout.ms` stands for election after a
+    /// random part of `controller.quorum.election.timeout.ms` more, as in Kafka.
+    ///
+    /// openraft waits a leader lease (its `election_timeout_max`) plus a random election
+    /// timeout (`election_timeout_min..=election_timeout_max`) after the last word from a
+    /// known leader, and voters refuse votes while their own lease runs. So the lease is half
+    /// of fetch timeout + spread and the random part starts at half of their difference: the
+    /// first election comes `fetch_timeout..fetch_timeout + spread` after the leader went
+    /// quiet, and every voter's lease has run out by then (one round, not two).
     pub fn raft_timing(&self) -> crate::quorum::RaftTiming {
         let fetch_timeout = self
             .int_property("controller.quorum.fetch.timeout.ms", 2000)
@@ -1341,10 +1347,14 @@ impl BrokerConfig {
         let spread = self
             .int_property("controller.quorum.election.timeout.ms", 1000)
             .clamp(10, 600_000) as u64;
+        let lease = (fetch_timeout + spread) / 2;
+        let election_min = (fetch_timeout.saturating_sub(spread) / 2)
+            .max(fetch_timeout / 4)
+            .min(lease - 1);
         crate::quorum::RaftTiming {
-            heartbeat_ms: (fetch_timeout / 4).max(20),
-            election_min_ms: fetch_timeout,
-            election_max_ms: fetch_timeout + spread,
+            heartbeat_ms: (election_min / 2).max(10),
+            election_min_ms: election_min,
+            election_max_ms: lease,
         }
     }
 
