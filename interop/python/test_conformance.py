@@ -419,3 +419,93 @@ def test_broker_configs_are_answered_as_kafka_per_update_mode(broker):
         r = kafka_tool("kafka.admin.ConfigCommand", "--bootstrap-server", broker.bootstrap,
                        "--alter", "--entity-type", "brokers", *target, "--delete-config", key)
         assert "Completed" in r.stdout, r.stdout + r.stderr
+
+
+def log_dirs(bootstrap):
+    """{log dir: (error, {partition name})} from Kafka's kafka-log-dirs.sh --describe."""
+    import json
+    r = kafka_tool("org.apache.kafka.tools.LogDirsCommand", "--bootstrap-server", bootstrap, "--describe")
+    line = [l for l in r.stdout.splitlines() if l.startswith("{")][0]
+    dirs = json.loads(line)["brokers"][0]["logDirs"]
+    return {d["logDir"]: (d["error"], {p["partition"] for p in d["partitions"]}) for d in dirs}
+
+
+def test_several_log_dirs_spread_move_and_take_a_failed_one_offline(fresh_broker):
+    """JBOD: log.dirs with two directories. New partitions go to the one with fewer;
+    kafka-reassign-partitions moves a replica between them (AlterReplicaLogDirs) keeping its
+    data; when a directory fails (an I/O error), it goes offline with its replicas while the
+    broker goes on serving the other one; a restart with the directory still broken refuses
+    to start, naming it."""
+    import json
+    import shutil
+    import tempfile
+    a, b = tempfile.mkdtemp(prefix="jbod-a-"), tempfile.mkdtemp(prefix="jbod-b-")
+    broker = fresh_broker([f"log.dirs={a},{b}"])
+    topic = topic_name("jbod")
+    create(broker.bootstrap, topic, partitions=4, config={"segment.bytes": "1024"})
+    for p in range(4):
+        errors = []
+        prod = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+        for i in range(20):
+            prod.produce(topic, value=f"{p}-{i}", partition=p, on_delivery=lambda e, _m: errors.append(e))
+        assert prod.flush(20) == 0 and errors == [None] * 20
+    dirs = log_dirs(broker.bootstrap)
+    in_a, in_b = dirs[a][1], dirs[b][1]
+    assert len(in_a) == 2 and len(in_b) == 2, dirs
+
+    # move one replica from b to a: its data comes along
+    moving = sorted(in_b)[0]
+    index = int(moving.rsplit("-", 1)[1])
+    plan = os.path.join(a, "..", f"{topic}-move.json")
+    with open(plan, "w") as f:
+        json.dump({"version": 1, "partitions": [
+            {"topic": topic, "partition": index, "replicas": [1], "log_dirs": [a]}]}, f)
+    for action in ("--execute", "--verify"):
+        r = kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                       "--bootstrap-server", broker.bootstrap, "--reassignment-json-file", plan, action)
+        assert r.returncode == 0, r.stdout + r.stderr
+    dirs = log_dirs(broker.bootstrap)
+    assert moving in dirs[a][1] and moving not in dirs[b][1], dirs
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic_name("g"),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, index, 0)])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < 20 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    c.close()
+    assert got == [f"{index}-{i}" for i in range(20)]
+
+    # directory b fails: writes that roll a segment there get I/O errors
+    failing = int(sorted(in_b - {moving})[0].rsplit("-", 1)[1])
+    healthy = int(sorted(dirs[a][1])[0].rsplit("-", 1)[1])
+    os.rename(b, b + ".failed")
+    open(b, "w").close()
+    prod = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "message.timeout.ms": 5000})
+    for i in range(60):
+        prod.produce(topic, value=f"late-{i}", partition=failing)
+    prod.flush(20)
+    wait_for("directory b offline", lambda: log_dirs(broker.bootstrap)[b][0] is not None)
+    assert "KafkaStorage" in log_dirs(broker.bootstrap)[b][0]
+    # the broker goes on serving the other directory
+    errors = []
+    prod = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for i in range(10):
+        prod.produce(topic, value=f"ok-{i}", partition=healthy, on_delivery=lambda e, _m: errors.append(e))
+    assert prod.flush(20) == 0 and errors == [None] * 10
+    refused = []
+    prod = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "message.timeout.ms": 3000})
+    prod.produce(topic, value="refused", partition=failing, on_delivery=lambda e, _m: refused.append(e))
+    prod.flush(20)
+    assert refused and refused[0] is not None, "an offline replica takes no writes"
+
+    broker.stop()
+    r = subprocess.run([BINARY, "server", "--data-dir", broker.dir, "--override", f"log.dirs={a},{b}",
+                        "--override", "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and f"log directory {b} cannot be used" in r.stderr + r.stdout, r.stderr
+    for d in (a, b + ".failed"):
+        shutil.rmtree(d, ignore_errors=True)
+    os.remove(b)

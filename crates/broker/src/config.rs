@@ -198,7 +198,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "log.dirs",
         None,
         STR,
-        "Directories the log data is kept in (one is supported).",
+        "Directories the log data is kept in; new partitions go to the one with the fewest (the first also holds the metadata log).",
     ),
     key(
         "log.dir",
@@ -921,7 +921,7 @@ pub fn is_dynamic_broker_key(name: &str) -> bool {
 
 /// Kafka broker configs that may change at run time but that ferrolog does not act on, with
 /// the reason; AlterConfigs refuses them rather than accept a setting that would do nothing.
-fn not_acted_on(name: &str) -> Option<&'static str> {
+pub fn not_acted_on(name: &str) -> Option<&'static str> {
     const THREADS: &str = "ferrolog sizes its worker threads itself, this setting has no effect";
     const SECURITY: &str = "ferrolog does not implement TLS, SASL or custom principals yet";
     const TIERED: &str = "ferrolog does not implement tiered storage";
@@ -939,7 +939,7 @@ fn not_acted_on(name: &str) -> Option<&'static str> {
         "log.preallocate" => "ferrolog does not preallocate segment files",
         "log.roll.jitter.ms" => "ferrolog rolls segments without jitter",
         "replica.alter.log.dirs.io.max.bytes.per.second" => {
-            "ferrolog keeps one log directory and never moves replicas between directories"
+            "ferrolog moves a replica between log directories in one copy, without a throttle"
         }
         "max.connections"
         | "max.connections.per.ip"
@@ -1088,7 +1088,10 @@ pub struct BrokerConfig {
     /// Keys set explicitly (file or override).
     pub explicit: Properties,
     pub node_id: i32,
+    /// The first of `log_dirs`: the metadata log's directory.
     pub log_dir: PathBuf,
+    /// Every log directory (`log.dirs`, else `log.dir`).
+    pub log_dirs: Vec<PathBuf>,
     /// The client listener to bind, and the address advertised for it.
     pub listener: Listener,
     pub advertised: Listener,
@@ -1217,20 +1220,28 @@ impl BrokerConfig {
             },
             ..advertised
         };
-        let log_dir = match properties.get("log.dirs") {
-            Some(dirs) => {
-                let list: Vec<_> = dirs
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if list.len() != 1 {
-                    bail!("Invalid value {dirs} for configuration log.dirs: exactly one directory is supported");
-                }
-                PathBuf::from(list[0])
-            }
-            None => PathBuf::from(get("log.dir")),
+        let log_dirs: Vec<PathBuf> = match properties.get("log.dirs") {
+            Some(dirs) => dirs
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            None => vec![PathBuf::from(get("log.dir"))],
         };
+        if log_dirs.is_empty() {
+            bail!("Invalid value for configuration log.dirs: no directory");
+        }
+        for (i, d) in log_dirs.iter().enumerate() {
+            if log_dirs[..i].contains(d) {
+                bail!(
+                    "Invalid value {} for configuration log.dirs: {} is listed twice",
+                    get("log.dirs"),
+                    d.display()
+                );
+            }
+        }
+        let log_dir = log_dirs[0].clone();
         let node_id = int("node.id")?;
         if node_id < 0 {
             bail!("Invalid value {node_id} for configuration node.id: must be non-negative");
@@ -1285,6 +1296,7 @@ impl BrokerConfig {
         Ok(BrokerConfig {
             node_id: node_id as i32,
             log_dir,
+            log_dirs,
             listener,
             advertised,
             num_partitions: int("num.partitions")? as i32,

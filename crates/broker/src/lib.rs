@@ -114,7 +114,8 @@ impl Broker {
             Some(q) => Some(q.cluster_id.clone()),
             None => quorum::cluster_id_for(&config)?,
         };
-        let log_manager = LogManager::open(&config.log_dir, config.node_id, cluster_id.as_deref())?;
+        let log_manager =
+            LogManager::open(&config.log_dirs, config.node_id, cluster_id.as_deref())?;
         let quorum = match (observer, &config.quorum_bootstrap) {
             (Some(q), _) => Some(q),
             (None, Some(bootstrap)) => Some(quorum::RaftQuorum::start(
@@ -866,7 +867,7 @@ impl Broker {
     pub fn enforce_retention(&self) {
         let now = now_ms();
         let mut any = false;
-        for p in self.replicas.all() {
+        for p in self.replicas.all().into_iter().filter(|p| !p.is_offline()) {
             match p.with_log(|l| {
                 l.enforce_retention(now)
                     .map(|d| (d, l.config().file_delete_delay_ms, l.log_start_offset()))
@@ -925,7 +926,7 @@ impl Broker {
                 if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                if !p.with_log(|l| l.config().compact_policy) {
+                if p.is_offline() || !p.with_log(|l| l.config().compact_policy) {
                     continue;
                 }
                 let key = (p.topic.clone(), p.index);
@@ -1116,6 +1117,10 @@ impl Broker {
                     }
                 }
                 _ = groups.tick() => {
+                    // a single node has no heartbeat loop to do it
+                    if self.quorum.is_none() {
+                        self.replicas.take_failed_dirs_offline();
+                    }
                     self.groups.tick();
                     self.persist_groups();
                     self.write_offset_tombstones();

@@ -1,8 +1,10 @@
 //! The log directory: `meta.properties`, the clean-shutdown marker, the offset checkpoint files,
 //! and opening each partition's log with the right recovery point.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 use ferrolog_storage::checkpoint::{self, OffsetCheckpoint};
@@ -17,18 +19,39 @@ pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const REPLICATION_CHECKPOINT: &str = "replication-offset-checkpoint";
 pub const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
-pub struct LogManager {
-    dir: PathBuf,
-    pub cluster_id: String,
-    pub clean_shutdown: bool,
+/// One of the `log.dirs`.
+struct LogDir {
+    path: PathBuf,
     recovery_points: OffsetCheckpoint,
     log_starts: OffsetCheckpoint,
+    /// Taken offline after an I/O error: its partitions are not served until a restart.
+    offline: std::sync::atomic::AtomicBool,
+}
+
+/// The log directories (`log.dirs`; the first also holds the metadata log) and which of them
+/// holds each partition.
+pub struct LogManager {
+    dirs: Vec<LogDir>,
+    pub cluster_id: String,
+    pub clean_shutdown: bool,
+    /// The directory (index into `dirs`) of each partition's log.
+    placement: std::sync::Mutex<HashMap<(String, i32), usize>>,
+    /// Where AlterReplicaLogDirs asked for a partition this broker does not host yet.
+    preferred: std::sync::Mutex<HashMap<(String, i32), usize>>,
     /// Serialises checkpoint writes, so an older snapshot never lands after a newer one.
     checkpoint_lock: std::sync::Mutex<()>,
 }
 
+/// One log directory as DescribeLogDirs reports it.
+pub struct DirInfo {
+    pub path: PathBuf,
+    pub offline: bool,
+}
+
 /// The offsets of one log written to the checkpoints.
 pub struct LogOffsets {
+    /// The log directory holding it.
+    pub dir: PathBuf,
     pub topic: String,
     pub partition: i32,
     pub recovery_point: i64,
@@ -88,7 +111,7 @@ pub struct DirLock {
 /// it; fails at once, naming the directory, if another process holds it.
 pub fn lock_dir(dir: &Path) -> Result<DirLock> {
     fs::create_dir_all(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+        .with_context(|| format!("log directory {} cannot be used", dir.display()))?;
     let path = dir.join(LOCK_FILE);
     let file = fs::OpenOptions::new()
         .create(true)
@@ -128,41 +151,146 @@ pub fn stored_cluster_id(dir: &Path) -> Option<String> {
         .cloned()
 }
 
-impl LogManager {
-    /// Opens (formatting if new) the log directory for `node_id`.
-    pub fn open(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<LogManager> {
-        let cluster_id = format_dir(dir, node_id, cluster_id)?;
-        // temporary files of checkpoint writes a crash interrupted
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "tmp") {
-                let _ = fs::remove_file(path);
-            }
+/// Opens one log directory: removes temporary files a crash left, reads its checkpoints;
+/// returns it and whether it was shut down cleanly.
+fn open_dir(path: &Path) -> Result<(LogDir, bool)> {
+    for entry in fs::read_dir(path)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+        if path.extension().is_some_and(|e| e == "tmp") {
+            let _ = fs::remove_file(&path);
+        } else if name.is_some_and(|n| n.ends_with(FUTURE_SUFFIX)) && path.is_dir() {
+            // a replica move a crash interrupted: the original is still where it was
+            tracing::warn!("removing {}: an unfinished replica move", path.display());
+            let _ = fs::remove_dir_all(&path);
         }
-        let marker = dir.join(CLEAN_SHUTDOWN);
-        let clean_shutdown = marker.exists();
-        if clean_shutdown {
-            fs::remove_file(&marker)?;
-        }
-        let recovery_points = checkpoint::read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT))
-            .unwrap_or_else(|e| {
-                tracing::warn!("ignoring {RECOVERY_POINT_CHECKPOINT}: {e}");
-                OffsetCheckpoint::new()
-            });
-        let log_starts =
-            checkpoint::read_offsets(&dir.join(LOG_START_CHECKPOINT)).unwrap_or_default();
-        Ok(LogManager {
-            dir: dir.to_path_buf(),
-            cluster_id,
-            clean_shutdown,
+    }
+    let marker = path.join(CLEAN_SHUTDOWN);
+    let clean = marker.exists();
+    if clean {
+        fs::remove_file(&marker)?;
+    }
+    let recovery_points = checkpoint::read_offsets(&path.join(RECOVERY_POINT_CHECKPOINT))
+        .unwrap_or_else(|e| {
+            tracing::warn!(
+                "ignoring {RECOVERY_POINT_CHECKPOINT} in {}: {e}",
+                path.display()
+            );
+            OffsetCheckpoint::new()
+        });
+    let log_starts = checkpoint::read_offsets(&path.join(LOG_START_CHECKPOINT)).unwrap_or_default();
+    Ok((
+        LogDir {
+            path: path.to_path_buf(),
             recovery_points,
             log_starts,
+            offline: std::sync::atomic::AtomicBool::new(false),
+        },
+        clean,
+    ))
+}
+
+/// A replica being moved to another log directory is copied under this suffix first.
+const FUTURE_SUFFIX: &str = "-future";
+
+impl LogManager {
+    /// Opens (formatting if new) the log directories of `node_id`; every one must belong to the
+    /// same cluster. A directory that cannot be opened stops start-up, naming it (its
+    /// partitions' data would otherwise be recreated empty elsewhere).
+    pub fn open(dirs: &[PathBuf], node_id: i32, cluster_id: Option<&str>) -> Result<LogManager> {
+        let first = dirs.first().context("no log directory")?;
+        let cluster_id = format_dir(first, node_id, cluster_id)?;
+        let mut opened = Vec::new();
+        let mut clean_shutdown = true;
+        for path in dirs {
+            format_dir(path, node_id, Some(&cluster_id))
+                .and_then(|_| open_dir(path))
+                .map(|(dir, clean)| {
+                    clean_shutdown &= clean;
+                    opened.push(dir);
+                })
+                .with_context(|| format!("log directory {} cannot be used", path.display()))?;
+        }
+        Ok(LogManager {
+            dirs: opened,
+            cluster_id,
+            clean_shutdown,
+            placement: Default::default(),
+            preferred: Default::default(),
             checkpoint_lock: std::sync::Mutex::new(()),
         })
     }
 
+    /// The first log directory (the metadata log's).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.dirs[0].path
+    }
+
+    /// Every log directory, online or not.
+    pub fn dirs(&self) -> Vec<DirInfo> {
+        self.dirs
+            .iter()
+            .map(|d| DirInfo {
+                path: d.path.clone(),
+                offline: d.offline.load(Ordering::SeqCst),
+            })
+            .collect()
+    }
+
+    /// The index of the configured log directory `path` names.
+    pub fn index_of(&self, path: &Path) -> Option<usize> {
+        self.dirs.iter().position(|d| {
+            d.path == path
+                || fs::canonicalize(&d.path).ok() == fs::canonicalize(path).ok() && path.exists()
+        })
+    }
+
+    pub fn is_offline(&self, index: usize) -> bool {
+        self.dirs[index].offline.load(Ordering::SeqCst)
+    }
+
+    /// Takes a log directory offline (after an I/O error); true the first time.
+    pub fn take_offline(&self, path: &Path) -> bool {
+        let Some(i) = self.index_of(path) else {
+            return false;
+        };
+        !self.dirs[i].offline.swap(true, Ordering::SeqCst)
+    }
+
+    /// The directory a partition's log is in (or will be created in).
+    fn dir_for(&self, key: &(String, i32)) -> Result<usize> {
+        let mut placement = self.placement.lock().expect("placement lock");
+        if let Some(i) = placement.get(key) {
+            return Ok(*i);
+        }
+        let name = partition_dir_name(&key.0, key.1);
+        let existing = self.dirs.iter().position(|d| d.path.join(&name).is_dir());
+        let preferred = self
+            .preferred
+            .lock()
+            .expect("preferred lock")
+            .remove(key)
+            .filter(|i| !self.is_offline(*i));
+        // a new log goes to the online directory with the fewest partitions, as in Kafka
+        let least_loaded = || {
+            (0..self.dirs.len())
+                .filter(|i| !self.is_offline(*i))
+                .min_by_key(|i| placement.values().filter(|p| *p == i).count())
+        };
+        let i = existing
+            .or(preferred)
+            .or_else(least_loaded)
+            .context("every log directory is offline")?;
+        placement.insert(key.clone(), i);
+        Ok(i)
+    }
+
+    /// Remembers where AlterReplicaLogDirs wants a partition this broker does not host yet.
+    pub fn prefer(&self, topic: &str, partition: i32, index: usize) {
+        self.preferred
+            .lock()
+            .expect("preferred lock")
+            .insert((topic.to_string(), partition), index);
     }
 
     pub fn open_log(
@@ -173,7 +301,12 @@ impl LogManager {
         config: LogConfig,
     ) -> Result<Log> {
         let key = (topic.to_string(), partition);
-        let dir = self.dir.join(partition_dir_name(topic, partition));
+        let index = self.dir_for(&key)?;
+        let d = &self.dirs[index];
+        if self.is_offline(index) {
+            bail!("log directory {} is offline", d.path.display());
+        }
+        let dir = d.path.join(partition_dir_name(topic, partition));
         let log = Log::open(
             &dir,
             topic,
@@ -181,8 +314,8 @@ impl LogManager {
             *topic_id.as_bytes(),
             config,
             LogOpenOptions {
-                recovery_point: self.recovery_points.get(&key).copied().unwrap_or(0),
-                log_start_offset: self.log_starts.get(&key).copied().unwrap_or(0),
+                recovery_point: d.recovery_points.get(&key).copied().unwrap_or(0),
+                log_start_offset: d.log_starts.get(&key).copied().unwrap_or(0),
                 clean_shutdown: self.clean_shutdown,
                 now_ms: crate::now_ms(),
             },
@@ -191,55 +324,132 @@ impl LogManager {
         Ok(log)
     }
 
-    /// Partition directories present on disk: (topic, partition).
+    /// Where a replica moving to directory `index` is copied before it takes over.
+    pub fn future_dir(&self, index: usize, topic: &str, partition: i32) -> PathBuf {
+        self.dirs[index].path.join(format!(
+            "{}.{}{FUTURE_SUFFIX}",
+            partition_dir_name(topic, partition),
+            Uuid::new_v4().simple()
+        ))
+    }
+
+    /// The final place of a partition's log in directory `index`.
+    pub fn partition_path(&self, index: usize, topic: &str, partition: i32) -> PathBuf {
+        self.dirs[index]
+            .path
+            .join(partition_dir_name(topic, partition))
+    }
+
+    /// A partition's log now lives in directory `index`.
+    pub fn placed(&self, topic: &str, partition: i32, index: usize) {
+        self.placement
+            .lock()
+            .expect("placement lock")
+            .insert((topic.to_string(), partition), index);
+    }
+
+    /// A partition is gone: its directory (if it had one) and its placement.
+    pub fn forget(&self, topic: &str, partition: i32) -> Option<PathBuf> {
+        let key = (topic.to_string(), partition);
+        let index = self.placement.lock().expect("placement lock").remove(&key);
+        let name = partition_dir_name(topic, partition);
+        index.map(|i| self.dirs[i].path.join(&name)).or_else(|| {
+            self.dirs
+                .iter()
+                .map(|d| d.path.join(&name))
+                .find(|p| p.is_dir())
+        })
+    }
+
+    /// Partition directories present in the online log directories: (topic, partition).
     pub fn partition_dirs(&self) -> Result<Vec<(String, i32)>> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            if !entry.file_type()?.is_dir() {
+        for (i, d) in self.dirs.iter().enumerate() {
+            if self.is_offline(i) {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().to_string();
-            if let Some((topic, partition)) = name.rsplit_once('-') {
-                if let Ok(p) = partition.parse::<i32>() {
-                    out.push((topic.to_string(), p));
+            for entry in fs::read_dir(&d.path)? {
+                let entry = entry?;
+                if !entry.file_type()?.is_dir() {
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().to_string();
+                if let Some((topic, partition)) = name.rsplit_once('-') {
+                    if let Ok(p) = partition.parse::<i32>() {
+                        out.push((topic.to_string(), p));
+                        self.placed(topic, p, i);
+                    }
                 }
             }
         }
         Ok(out)
     }
 
-    /// Writes the three offset checkpoints from a snapshot taken under the checkpoint lock.
+    /// Writes the three offset checkpoints of every online directory from a snapshot taken
+    /// under the checkpoint lock.
     pub fn write_checkpoints(&self, snapshot: impl FnOnce() -> Vec<LogOffsets>) -> Result<()> {
         let _guard = self.checkpoint_lock.lock().expect("checkpoint lock");
         let logs = snapshot();
-        let mut recovery = OffsetCheckpoint::new();
-        let mut starts = OffsetCheckpoint::new();
-        let mut hws = OffsetCheckpoint::new();
-        for l in &logs {
-            let key = (l.topic.clone(), l.partition);
-            recovery.insert(key.clone(), l.recovery_point);
-            starts.insert(key.clone(), l.log_start_offset);
-            hws.insert(key, l.high_watermark);
+        for (i, d) in self.dirs.iter().enumerate() {
+            if self.is_offline(i) {
+                continue;
+            }
+            let mut recovery = OffsetCheckpoint::new();
+            let mut starts = OffsetCheckpoint::new();
+            let mut hws = OffsetCheckpoint::new();
+            for l in logs
+                .iter()
+                .filter(|l| l.dir.parent() == Some(d.path.as_path()))
+            {
+                let key = (l.topic.clone(), l.partition);
+                recovery.insert(key.clone(), l.recovery_point);
+                starts.insert(key.clone(), l.log_start_offset);
+                hws.insert(key, l.high_watermark);
+            }
+            checkpoint::write_offsets(&d.path.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+            checkpoint::write_offsets(&d.path.join(LOG_START_CHECKPOINT), &starts)?;
+            checkpoint::write_offsets(&d.path.join(REPLICATION_CHECKPOINT), &hws)?;
         }
-        checkpoint::write_offsets(&self.dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
-        checkpoint::write_offsets(&self.dir.join(LOG_START_CHECKPOINT), &starts)?;
-        checkpoint::write_offsets(&self.dir.join(REPLICATION_CHECKPOINT), &hws)?;
         Ok(())
     }
 
-    /// Where each compacted log's dirty section starts (`cleaner-offset-checkpoint`).
+    /// Where each compacted log's dirty section starts (`cleaner-offset-checkpoint` of every
+    /// online directory).
     pub fn read_cleaner_checkpoint(&self) -> OffsetCheckpoint {
-        checkpoint::read_offsets(&self.dir.join(CLEANER_CHECKPOINT)).unwrap_or_default()
+        let mut out = OffsetCheckpoint::new();
+        for (i, d) in self.dirs.iter().enumerate() {
+            if !self.is_offline(i) {
+                out.extend(
+                    checkpoint::read_offsets(&d.path.join(CLEANER_CHECKPOINT)).unwrap_or_default(),
+                );
+            }
+        }
+        out
     }
 
+    /// Writes each online directory's cleaner checkpoint with its own partitions' offsets.
     pub fn write_cleaner_checkpoint(&self, offsets: &OffsetCheckpoint) -> Result<()> {
-        checkpoint::write_offsets(&self.dir.join(CLEANER_CHECKPOINT), offsets)?;
+        let placement = self.placement.lock().expect("placement lock").clone();
+        for (i, d) in self.dirs.iter().enumerate() {
+            if self.is_offline(i) {
+                continue;
+            }
+            let own: OffsetCheckpoint = offsets
+                .iter()
+                .filter(|(key, _)| placement.get(*key).copied().unwrap_or(0) == i)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            checkpoint::write_offsets(&d.path.join(CLEANER_CHECKPOINT), &own)?;
+        }
         Ok(())
     }
 
     pub fn mark_clean_shutdown(&self) -> Result<()> {
-        checkpoint::write_atomic(&self.dir.join(CLEAN_SHUTDOWN), "")?;
+        for (i, d) in self.dirs.iter().enumerate() {
+            if !self.is_offline(i) {
+                checkpoint::write_atomic(&d.path.join(CLEAN_SHUTDOWN), "")?;
+            }
+        }
         Ok(())
     }
 }
@@ -257,6 +467,42 @@ mod tests {
         assert!(err.contains("another"), "{err}");
         drop(first);
         lock_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn new_partitions_go_to_the_least_loaded_dir_and_unfinished_moves_are_dropped() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+        let lm = LogManager::open(&dirs, 1, None).unwrap();
+        let id = Uuid::new_v4();
+        for p in 0..4 {
+            lm.open_log("t", p, &id, LogConfig::default()).unwrap();
+        }
+        let count = |d: &Path| {
+            fs::read_dir(d)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().is_dir())
+                .count()
+        };
+        assert_eq!((count(a.path()), count(b.path())), (2, 2));
+        // a copy a crash interrupted is removed when the directory opens again
+        let future = lm.future_dir(1, "t", 0);
+        fs::create_dir_all(&future).unwrap();
+        drop(lm);
+        let lm = LogManager::open(&dirs, 1, None).unwrap();
+        assert!(!future.exists());
+        assert_eq!(lm.partition_dirs().unwrap().len(), 4);
+        // the directories of one node belong to one cluster
+        let other = tempfile::tempdir().unwrap();
+        format_dir(other.path(), 1, Some("someone-else")).unwrap();
+        let err = LogManager::open(
+            &[a.path().to_path_buf(), other.path().to_path_buf()],
+            1,
+            None,
+        )
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("cannot be used"), "{err:#}");
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! partition's replica state, then its log.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Result;
-use ferrolog_storage::{AppendResult, Log, LogConfig, ReadBound, ReadResult, StorageError};
+use ferrolog_storage::{
+    AppendResult, Log, LogConfig, LogOpenOptions, ReadBound, ReadResult, StorageError,
+};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -70,6 +73,15 @@ pub struct Partition {
     log: Mutex<Log>,
     /// Woken when the high watermark moves or the replica state changes (leadership).
     changed: Notify,
+    /// Its log directory failed (an I/O error here, or in another partition of the
+    /// directory): nothing is read or written until a restart.
+    offline: std::sync::atomic::AtomicBool,
+}
+
+fn offline_error() -> StorageError {
+    StorageError::Io(std::io::Error::other(
+        "the partition's log directory is offline",
+    ))
 }
 
 /// The scalar part of a partition's replica state, copied out under one lock (the produce,
@@ -94,6 +106,32 @@ impl Leadership {
 }
 
 impl Partition {
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// An I/O error from the log takes the partition offline at once (its whole directory
+    /// follows, see `ReplicaManager::take_failed_dirs_offline`).
+    fn checked<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(StorageError::Io(e)) = &result {
+            if !self.offline.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                tracing::error!(
+                    topic = self.topic,
+                    partition = self.index,
+                    "I/O error, the replica goes offline: {e}"
+                );
+            }
+        }
+        result
+    }
+
+    fn refuse_offline(&self) -> Result<(), StorageError> {
+        if self.is_offline() {
+            return Err(offline_error());
+        }
+        Ok(())
+    }
+
     pub fn leadership(&self) -> Leadership {
         let st = self.state.lock().expect("replica state lock");
         Leadership {
@@ -255,15 +293,16 @@ impl Partition {
         records: &mut Vec<u8>,
         now_ms: i64,
     ) -> Result<AppendResult, StorageError> {
+        self.refuse_offline()?;
         let st = self.state.lock().expect("replica state lock");
         if !st.leading {
             return Err(StorageError::NotLeader);
         }
-        let result = self.log.lock().expect("log lock").append_as_leader(
+        let result = self.checked(self.log.lock().expect("log lock").append_as_leader(
             records,
             st.leader_epoch,
             now_ms,
-        )?;
+        ))?;
         self.advance_high_watermark(&st);
         Ok(result)
     }
@@ -277,18 +316,19 @@ impl Partition {
         coordinator_epoch: i32,
         now_ms: i64,
     ) -> Result<i64, StorageError> {
+        self.refuse_offline()?;
         let st = self.state.lock().expect("replica state lock");
         if !st.leading {
             return Err(StorageError::NotLeader);
         }
-        let offset = self.log.lock().expect("log lock").append_marker(
+        let offset = self.checked(self.log.lock().expect("log lock").append_marker(
             producer_id,
             producer_epoch,
             commit,
             coordinator_epoch,
             st.leader_epoch,
             now_ms,
-        )?;
+        ))?;
         self.advance_high_watermark(&st);
         Ok(offset)
     }
@@ -409,12 +449,13 @@ impl Partition {
         leader_log_start: i64,
         now_ms: i64,
     ) -> Result<Vec<ferrolog_storage::segment::DeletedSegment>, StorageError> {
+        self.refuse_offline()?;
         let st = self.state.lock().expect("replica state lock");
         if st.leading || st.leader_epoch != epoch || st.needs_truncation {
             return Ok(Vec::new());
         }
         let mut log = self.log.lock().expect("log lock");
-        let end = log.append_as_follower(records, now_ms)?;
+        let end = self.checked(log.append_as_follower(records, now_ms))?;
         let hw = leader_hw.min(end);
         if hw > log.high_watermark() {
             log.update_high_watermark(hw);
@@ -456,10 +497,13 @@ impl Partition {
         bound: ReadBound,
         min_one_batch: bool,
     ) -> Result<ReadResult, StorageError> {
-        self.log
+        self.refuse_offline()?;
+        let read = self
+            .log
             .lock()
             .expect("log lock")
-            .read(offset, max_bytes, bound, min_one_batch)
+            .read(offset, max_bytes, bound, min_one_batch);
+        self.checked(read)
     }
 
     pub fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
@@ -469,6 +513,7 @@ impl Partition {
     pub fn offsets(&self) -> LogOffsets {
         let log = self.log.lock().expect("log lock");
         LogOffsets {
+            dir: log.dir().to_path_buf(),
             topic: self.topic.clone(),
             partition: self.index,
             recovery_point: log.recovery_point(),
@@ -476,6 +521,35 @@ impl Partition {
             high_watermark: log.high_watermark(),
         }
     }
+}
+
+/// Why AlterReplicaLogDirs could not move a replica.
+#[derive(Debug)]
+pub enum MoveError {
+    LogDirNotFound,
+    /// The destination directory is offline.
+    Offline,
+    /// This broker does not host the partition (yet): it is created in the directory asked for.
+    ReplicaNotAvailable,
+    Storage(String),
+}
+
+/// Copies a partition directory's files (it has no subdirectories) to `to`, synced.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let dest = to.join(entry.file_name());
+            std::fs::copy(entry.path(), &dest)?;
+            std::fs::File::open(&dest)?.sync_all()?;
+        }
+    }
+    sync_dir(to)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Why a DeleteRecords of one partition was refused.
@@ -573,6 +647,7 @@ impl ReplicaManager {
             }),
             log: Mutex::new(log),
             changed: Notify::new(),
+            offline: Default::default(),
         });
         let transition = p.apply(state, now)?;
         self.partitions
@@ -598,14 +673,75 @@ impl ReplicaManager {
                     let _ = std::fs::remove_dir_all(dir);
                 }
             }
-        } else {
-            let dir = self
-                .log_manager
-                .dir()
-                .join(ferrolog_storage::log::partition_dir_name(topic, partition));
+        }
+        if let Some(dir) = self.log_manager.forget(topic, partition) {
             let _ = std::fs::remove_dir_all(dir);
         }
         Ok(())
+    }
+
+    /// AlterReplicaLogDirs for one partition: moves its log to the log directory `dest`
+    /// (copied aside, then renamed into place and reopened, under the log lock: the
+    /// partition's appends and reads wait for the copy). A partition not hosted yet is created
+    /// there when it comes.
+    pub fn move_to_dir(&self, topic: &str, partition: i32, dest: &Path) -> Result<(), MoveError> {
+        let lm = &self.log_manager;
+        let index = lm.index_of(dest).ok_or(MoveError::LogDirNotFound)?;
+        if lm.is_offline(index) {
+            return Err(MoveError::Offline);
+        }
+        let Some(p) = self.get(topic, partition) else {
+            lm.prefer(topic, partition, index);
+            return Err(MoveError::ReplicaNotAvailable);
+        };
+        let target = lm.partition_path(index, topic, partition);
+        let mut log = p.log.lock().expect("log lock");
+        if log.dir() == target {
+            return Ok(());
+        }
+        let future = lm.future_dir(index, topic, partition);
+        let moved = (|| -> Result<Log> {
+            log.flush()?;
+            copy_dir(log.dir(), &future)?;
+            std::fs::rename(&future, &target)?;
+            sync_dir(dest)?;
+            let mut moved = Log::open(
+                &target,
+                topic,
+                partition,
+                *p.topic_id.as_bytes(),
+                log.config().clone(),
+                LogOpenOptions {
+                    recovery_point: log.log_end_offset(),
+                    log_start_offset: log.log_start_offset(),
+                    clean_shutdown: true,
+                    now_ms: crate::now_ms(),
+                },
+            )?;
+            moved.update_high_watermark(log.high_watermark());
+            Ok(moved)
+        })();
+        match moved {
+            Ok(moved) => {
+                let old = std::mem::replace(&mut *log, moved);
+                let old_dir = old.dir().to_path_buf();
+                drop(old);
+                lm.placed(topic, partition, index);
+                if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+                    tracing::warn!("removing {} after moving it: {e}", old_dir.display());
+                }
+                tracing::info!(topic, partition, "replica moved to {}", dest.display());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&future);
+                if target.exists() && log.dir() != target {
+                    let _ = std::fs::remove_dir_all(&target);
+                }
+                tracing::error!(topic, partition, "moving to {}: {e:#}", dest.display());
+                Err(MoveError::Storage(format!("{e:#}")))
+            }
+        }
     }
 
     pub fn update_config(&self, topic: &str, config: &LogConfig) {
@@ -618,11 +754,51 @@ impl ReplicaManager {
 
     /// Flushes logs whose `flush.ms` has passed.
     pub fn flush_by_time(&self, now_ms: i64) {
-        for p in self.all() {
-            if let Err(e) = p.with_log(|l| l.maybe_flush_by_time(now_ms)) {
+        for p in self.all().into_iter().filter(|p| !p.is_offline()) {
+            if let Err(e) = p.checked(p.with_log(|l| l.maybe_flush_by_time(now_ms))) {
                 tracing::error!(topic = p.topic, partition = p.index, "flush failed: {e}");
             }
         }
+    }
+
+    /// Takes offline every log directory in which a replica hit an I/O error, and with it
+    /// every replica in it, as Kafka does (the broker goes on serving the other directories).
+    /// Returns the offline replicas (topic id, partition), for the controller.
+    pub fn take_failed_dirs_offline(&self) -> Vec<(Uuid, i32)> {
+        let partitions = self.all();
+        for p in partitions.iter().filter(|p| p.is_offline()) {
+            let dir = p.with_log(|l| l.dir().parent().map(Path::to_path_buf));
+            if let Some(dir) = dir {
+                if self.log_manager.take_offline(&dir) {
+                    tracing::error!(
+                        "log directory {} is offline after an I/O error; its replicas are not served until a restart",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        let offline: Vec<std::path::PathBuf> = self
+            .log_manager
+            .dirs()
+            .into_iter()
+            .filter(|d| d.offline)
+            .map(|d| d.path)
+            .collect();
+        let mut out = Vec::new();
+        for p in partitions {
+            let in_offline_dir = p.with_log(|l| {
+                l.dir()
+                    .parent()
+                    .is_some_and(|d| offline.iter().any(|o| o == d))
+            });
+            if in_offline_dir {
+                if !p.offline.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    p.changed.notify_waiters();
+                }
+                out.push((p.topic_id, p.index));
+            }
+        }
+        out
     }
 
     pub fn checkpoint(&self) -> Result<()> {
@@ -632,7 +808,7 @@ impl ReplicaManager {
 
     /// Clean shutdown: flush and close every log, write checkpoints and the marker.
     pub fn shutdown(&self) -> Result<()> {
-        for p in self.all() {
+        for p in self.all().into_iter().filter(|p| !p.is_offline()) {
             p.with_log(|l| l.close())?;
         }
         self.checkpoint()?;

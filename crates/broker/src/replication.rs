@@ -63,6 +63,7 @@ impl Broker {
                 epoch: me.epoch,
                 shutting_down: false,
                 applied: self.controller.image().applied,
+                offline: self.replicas.take_failed_dirs_offline(),
             };
             let _ = quorum.heartbeat(beat).await;
             let proposal = Proposal {
@@ -127,6 +128,7 @@ impl Broker {
                 epoch,
                 shutting_down: self.controlled_shutdown.load(Ordering::SeqCst),
                 applied: image.applied,
+                offline: self.replicas.take_failed_dirs_offline(),
             };
             match quorum.heartbeat(beat).await {
                 Ok(()) => failing.succeeded(),
@@ -216,6 +218,7 @@ impl Broker {
                     epoch: self.broker_epoch,
                     shutting_down: true,
                     applied: self.controller.image().applied,
+                    offline: self.replicas.take_failed_dirs_offline(),
                 })
                 .await;
             let image = self.controller.image();
@@ -267,7 +270,7 @@ impl Broker {
             .into_iter()
             .filter(|p| {
                 let s = p.leadership();
-                !s.leading && s.leader == leader
+                !s.leading && s.leader == leader && !p.is_offline()
             })
             .collect()
     }

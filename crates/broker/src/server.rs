@@ -205,6 +205,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::AlterConfigs(r) => r.encode(&mut buf, version)?,
         Response::IncrementalAlterConfigs(r) => r.encode(&mut buf, version)?,
         Response::DescribeLogDirs(r) => r.encode(&mut buf, version)?,
+        Response::AlterReplicaLogDirs(r) => r.encode(&mut buf, version)?,
         Response::FindCoordinator(r) => r.encode(&mut buf, version)?,
         Response::JoinGroup(r) => r.encode(&mut buf, version)?,
         Response::SyncGroup(r) => r.encode(&mut buf, version)?,

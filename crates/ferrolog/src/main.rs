@@ -271,7 +271,11 @@ async fn server(
     }
     // before anything else touches the data: a second instance on the same directory stops
     // here and the first one keeps serving; released when this process exits
-    let _lock = ferrolog_broker::log_manager::lock_dir(&config.log_dir)?;
+    let _locks = config
+        .log_dirs
+        .iter()
+        .map(|d| ferrolog_broker::log_manager::lock_dir(d))
+        .collect::<Result<Vec<_>>>()?;
     if !config.roles.broker {
         return controller_only(config).await;
     }
@@ -318,7 +322,13 @@ async fn server(
             .filter(|_| broker.config.is_controller())
             .map(|l| format!(", controller listener {}:{}", l.host, l.port))
             .unwrap_or_default(),
-        broker.config.log_dir.display(),
+        broker
+            .config
+            .log_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         broker.cluster_id
     );
     // like Kafka's brokers, serve clients once the controller has unfenced this broker (it has

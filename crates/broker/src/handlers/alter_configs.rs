@@ -13,8 +13,8 @@ use kafka_protocol::ResponseError;
 
 use super::str;
 use crate::config::{
-    broker_key, check_broker_config_name, kafka_broker_key, topic_key, validate_broker_config,
-    validate_topic_config, ConfigType, Properties,
+    broker_key, check_broker_config_name, kafka_broker_key, not_acted_on, topic_key,
+    validate_broker_config, validate_topic_config, ConfigType, Properties,
 };
 use crate::group::config as group_config;
 use crate::Broker;
@@ -104,9 +104,12 @@ impl Target {
         }
     }
 
-    /// Whether `name` may be altered here at all (before its value is looked at).
-    fn check_name(&self, name: &str) -> Outcome {
+    /// Whether `name` may be altered here at all (before its value is looked at). Deleting
+    /// a setting ferrolog would not act on is fine: nothing is asked of it (tools such as
+    /// kafka-reassign-partitions --verify clear throttles they may have set).
+    fn check_name(&self, name: &str, deleting: bool) -> Outcome {
         match self {
+            Target::Broker(_) if deleting && not_acted_on(name).is_some() => Ok(()),
             Target::Broker(scope) => check_broker_config_name(name, !scope.is_empty())
                 .map_err(|m| (ResponseError::InvalidRequest, m)),
             _ => Ok(()),
@@ -220,7 +223,7 @@ fn incremental(
     let mut overrides = target.current(broker);
     for c in configs {
         let name = c.name.to_string();
-        target.check_name(&name)?;
+        target.check_name(&name, c.config_operation == DELETE)?;
         let Some(kind) = target.kind(&name) else {
             return Err((
                 ResponseError::InvalidConfig,

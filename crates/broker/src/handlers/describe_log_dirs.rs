@@ -1,4 +1,5 @@
-//! DescribeLogDirs: the log directory, its partitions and their sizes.
+//! DescribeLogDirs: each log directory, its partitions and their sizes; an offline directory
+//! answers KAFKA_STORAGE_ERROR.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
+use kafka_protocol::ResponseError;
 
 use super::{str, topic_name};
 use crate::Broker;
@@ -15,13 +17,6 @@ pub fn handle(
     request: DescribeLogDirsRequest,
     version: i16,
 ) -> DescribeLogDirsResponse {
-    let dir = broker.replicas.log_manager().dir();
-    let mut result = DescribeLogDirsResult::default().with_log_dir(str(&dir.display().to_string()));
-    if version >= 4 {
-        let (total, usable) = crate::sys::disk_space(dir).unwrap_or((-1, -1));
-        result.total_bytes = total;
-        result.usable_bytes = usable;
-    }
     let wanted = |topic: &str, partition: i32| match &request.topics {
         None => true,
         Some(topics) => topics
@@ -33,21 +28,43 @@ pub fn handle(
         .all()
         .into_iter()
         .filter(|p| wanted(&p.topic, p.index))
+        .map(|p| {
+            let (dir, size) =
+                p.with_log(|l| (l.dir().parent().map(|d| d.to_path_buf()), l.size_bytes()));
+            (p.topic.clone(), p.index, dir, size as i64)
+        })
         .collect();
-    partitions.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
-    for p in partitions {
-        let size = p.with_log(|l| l.size_bytes()) as i64;
-        if result.topics.last().is_none_or(|t| *t.name.0 != *p.topic) {
-            result
-                .topics
-                .push(DescribeLogDirsTopic::default().with_name(topic_name(&p.topic)));
+    partitions.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut results = Vec::new();
+    for dir in broker.replicas.log_manager().dirs() {
+        let mut result =
+            DescribeLogDirsResult::default().with_log_dir(str(&dir.path.display().to_string()));
+        if dir.offline {
+            results.push(result.with_error_code(ResponseError::KafkaStorageError.code()));
+            continue;
         }
-        result.topics.last_mut().expect("pushed").partitions.push(
-            DescribeLogDirsPartition::default()
-                .with_partition_index(p.index)
-                .with_partition_size(size)
-                .with_offset_lag(0),
-        );
+        if version >= 4 {
+            let (total, usable) = crate::sys::disk_space(&dir.path).unwrap_or((-1, -1));
+            result.total_bytes = total;
+            result.usable_bytes = usable;
+        }
+        for (topic, index, _, size) in partitions
+            .iter()
+            .filter(|p| p.2.as_deref() == Some(dir.path.as_path()))
+        {
+            if result.topics.last().is_none_or(|t| *t.name.0 != **topic) {
+                result
+                    .topics
+                    .push(DescribeLogDirsTopic::default().with_name(topic_name(topic)));
+            }
+            result.topics.last_mut().expect("pushed").partitions.push(
+                DescribeLogDirsPartition::default()
+                    .with_partition_index(*index)
+                    .with_partition_size(*size)
+                    .with_offset_lag(0),
+            );
+        }
+        results.push(result);
     }
-    DescribeLogDirsResponse::default().with_results(vec![result])
+    DescribeLogDirsResponse::default().with_results(results)
 }

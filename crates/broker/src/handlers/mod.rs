@@ -3,6 +3,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -74,6 +75,7 @@ pub enum Response {
     AlterConfigs(AlterConfigsResponse),
     IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
     DescribeLogDirs(DescribeLogDirsResponse),
+    AlterReplicaLogDirs(AlterReplicaLogDirsResponse),
     FindCoordinator(FindCoordinatorResponse),
     JoinGroup(JoinGroupResponse),
     SyncGroup(SyncGroupResponse),
@@ -141,6 +143,10 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         IncrementalAlterConfigsRequest::VERSIONS,
     ),
     (ApiKey::DescribeLogDirs, DescribeLogDirsRequest::VERSIONS),
+    (
+        ApiKey::AlterReplicaLogDirs,
+        AlterReplicaLogDirsRequest::VERSIONS,
+    ),
     (ApiKey::FindCoordinator, FindCoordinatorRequest::VERSIONS),
     (ApiKey::JoinGroup, JoinGroupRequest::VERSIONS),
     (ApiKey::SyncGroup, SyncGroupRequest::VERSIONS),
@@ -273,6 +279,7 @@ pub enum Request {
     AlterConfigs(AlterConfigsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
+    AlterReplicaLogDirs(AlterReplicaLogDirsRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     SyncGroup(SyncGroupRequest),
@@ -335,6 +342,7 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::AlterConfigs => Request::AlterConfigs(decode(b, v)?),
         ApiKey::IncrementalAlterConfigs => Request::IncrementalAlterConfigs(decode(b, v)?),
         ApiKey::DescribeLogDirs => Request::DescribeLogDirs(decode(b, v)?),
+        ApiKey::AlterReplicaLogDirs => Request::AlterReplicaLogDirs(decode(b, v)?),
         ApiKey::FindCoordinator => Request::FindCoordinator(decode(b, v)?),
         ApiKey::JoinGroup => Request::JoinGroup(decode(b, v)?),
         ApiKey::SyncGroup => Request::SyncGroup(decode(b, v)?),
@@ -423,6 +431,9 @@ pub async fn handle(
         Request::AlterConfigs(r) => Response::AlterConfigs(alter_configs::handle(broker, r)),
         Request::IncrementalAlterConfigs(r) => {
             Response::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r))
+        }
+        Request::AlterReplicaLogDirs(r) => {
+            Response::AlterReplicaLogDirs(alter_replica_log_dirs::handle(broker, r).await)
         }
         Request::DescribeLogDirs(r) => {
             Response::DescribeLogDirs(describe_log_dirs::handle(broker, r, v))

@@ -18,6 +18,9 @@ pub struct Liveness {
     pub alive: HashSet<i32>,
     /// Alive brokers in a controlled shutdown.
     pub shutting_down: HashSet<i32>,
+    /// Per partition (topic id, index), the brokers whose replica sits in a log directory that
+    /// went offline: not eligible for that partition's ISR or leadership.
+    pub offline: HashMap<(uuid::Uuid, i32), HashSet<i32>>,
 }
 
 impl Liveness {
@@ -32,26 +35,33 @@ pub fn next_state(
     live: &Liveness,
     unclean: bool,
 ) -> Option<PartitionState> {
+    next_state_without(state, live, unclean, &HashSet::new())
+}
+
+/// `next_state`, with the replicas on `offline` brokers (their log directory failed) not
+/// eligible either.
+pub fn next_state_without(
+    state: &PartitionState,
+    live: &Liveness,
+    unclean: bool,
+    offline: &HashSet<i32>,
+) -> Option<PartitionState> {
+    let eligible = |b: i32| live.eligible(b) && !offline.contains(&b);
     let mut next = state.clone();
-    let isr: Vec<i32> = state
-        .isr
-        .iter()
-        .copied()
-        .filter(|b| live.eligible(*b))
-        .collect();
+    let isr: Vec<i32> = state.isr.iter().copied().filter(|b| eligible(*b)).collect();
     // the last ISR member stays, so a returning broker can tell it has the committed data
     if !isr.is_empty() {
         next.isr = isr;
     }
-    if next.leader < 0 || !live.eligible(next.leader) {
+    if next.leader < 0 || !eligible(next.leader) {
         let from_isr = state
             .replicas
             .iter()
             .copied()
-            .find(|r| next.isr.contains(r) && live.eligible(*r));
+            .find(|r| next.isr.contains(r) && eligible(*r));
         next.leader = match from_isr {
             Some(leader) => leader,
-            None if unclean => match state.replicas.iter().copied().find(|r| live.eligible(*r)) {
+            None if unclean => match state.replicas.iter().copied().find(|r| eligible(*r)) {
                 Some(leader) => {
                     next.isr = vec![leader];
                     leader
@@ -302,7 +312,12 @@ pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
                 .get("unclean.leader.election.enable")
                 .is_some_and(|v| v == "true")
         });
-        let changed = next_state(state, live, unclean);
+        let offline = live
+            .offline
+            .get(&(*topic, *index))
+            .cloned()
+            .unwrap_or_default();
+        let changed = next_state_without(state, live, unclean, &offline);
         let base = changed.as_ref().unwrap_or(state);
         let next = finish_reassignment(base, live).or(changed);
         if let Some(next) = next {
@@ -356,7 +371,17 @@ pub async fn run(
                     probed: None,
                 });
             }
-            liveness(&image, &heartbeats, session_timeout)
+            let mut live = liveness(&image, &heartbeats, session_timeout);
+            let offline = quorum
+                .offline_replicas
+                .lock()
+                .expect("offline replicas lock");
+            for (broker, replicas) in offline.iter() {
+                for key in replicas {
+                    live.offline.entry(*key).or_default().insert(*broker);
+                }
+            }
+            live
         };
         let mut live = live;
         for gone in probe_silent(&quorum, &image, &live, silence).await {
@@ -669,7 +694,21 @@ mod tests {
         Liveness {
             alive: alive.iter().copied().collect(),
             shutting_down: shutting.iter().copied().collect(),
+            ..Liveness::default()
         }
+    }
+
+    #[test]
+    fn a_replica_in_an_offline_log_dir_leaves_the_isr_and_leadership() {
+        let s = state(&[1, 2, 3], &[1, 2, 3], 1);
+        let everyone = live(&[1, 2, 3], &[]);
+        let next = next_state_without(&s, &everyone, false, &HashSet::from([1])).unwrap();
+        assert_eq!((next.leader, next.isr.clone()), (2, vec![2, 3]));
+        // on its own it stays, as the last ISR member does, but cannot lead
+        let alone = state(&[1], &[1], 1);
+        let next = next_state_without(&alone, &everyone, false, &HashSet::from([1])).unwrap();
+        assert_eq!((next.leader, next.isr), (-1, vec![1]));
+        assert!(next_state_without(&s, &everyone, false, &HashSet::new()).is_none());
     }
 
     #[test]

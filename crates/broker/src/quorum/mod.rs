@@ -68,6 +68,10 @@ pub struct Heartbeat {
     /// this reaches its registration.
     #[serde(default)]
     pub applied: u64,
+    /// Its replicas whose log directory went offline (topic id, partition): they leave the
+    /// ISR and leadership.
+    #[serde(default)]
+    pub offline: Vec<(uuid::Uuid, i32)>,
 }
 
 /// The last heartbeat the active controller saw from a broker.
@@ -411,6 +415,8 @@ pub struct RaftQuorum {
     image: watch::Receiver<Arc<MetadataImage>>,
     /// Broker heartbeats seen while this node is the active controller.
     pub(crate) heartbeats: Mutex<HashMap<i32, Session>>,
+    /// Each broker's offline replicas, as its last heartbeat reported them.
+    pub(crate) offline_replicas: Mutex<HashMap<i32, Vec<(uuid::Uuid, i32)>>>,
     /// One connection per controller, each behind its own lock: a controller that does not
     /// answer holds up only the calls to it.
     peers: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Peer>>>>,
@@ -689,6 +695,7 @@ impl RaftQuorum {
             cluster_id: found_id,
             image: rx,
             heartbeats: Mutex::new(HashMap::new()),
+            offline_replicas: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
         });
         runtime.spawn(quorum.clone().follow(tx));
@@ -816,6 +823,7 @@ impl RaftQuorum {
             cluster_id,
             image,
             heartbeats: Mutex::new(HashMap::new()),
+            offline_replicas: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
         }))
     }
@@ -1084,6 +1092,10 @@ impl RaftQuorum {
     }
 
     fn record_heartbeat(&self, heartbeat: &Heartbeat) {
+        self.offline_replicas
+            .lock()
+            .expect("offline replicas lock")
+            .insert(heartbeat.broker, heartbeat.offline.clone());
         self.heartbeats.lock().expect("heartbeats lock").insert(
             heartbeat.broker,
             Session {
