@@ -292,8 +292,9 @@ def test_a_live_group_migrates_from_classic_to_consumer_protocol_and_back(fresh_
     """KIP-848 online migration (group.consumer.migration.policy=bidirectional, Kafka's default):
     a consumer-protocol member joins a live classic group (a cooperative-sticky librdkafka
     consumer): the group upgrades, the classic member gives up half its partitions by
-    rejoining, and nothing is skipped. When the consumer-protocol member leaves, the group is
-    classic again and the classic member takes everything back."""
+    rejoining, and nothing is skipped; a new classic member can join the upgraded group.
+    When the consumer-protocol member leaves, the group is classic again and the classic members
+    share the partitions."""
     b = fresh_broker(CONSUMER_PROTOCOL_SETTINGS)
     setup_topic(b.bootstrap, "migrate", 4, 200)
     classic = confluent(b.bootstrap, "gm", **{"partition.assignment.strategy": "cooperative-sticky"})
@@ -319,13 +320,24 @@ def test_a_live_group_migrates_from_classic_to_consumer_protocol_and_back(fresh_
     classic.commit(asynchronous=False)
     modern.commit(asynchronous=False)
 
+    # a new classic member joins the consumer-protocol group (with an assignor the classic
+    # members share, as Kafka requires)
+    eager = confluent(b.bootstrap, "gm", **{"partition.assignment.strategy": "cooperative-sticky"})
+    eager.subscribe(["migrate"])
+    members = [classic, modern, eager]
+    poll_until(members, lambda: sorted(sizes(members)) == [1, 1, 2], seconds=40, seen=seen)
+    assert sorted(sizes(members)) == [1, 1, 2]
+    assert group_type(b.bootstrap, "gm") == ["CONSUMER"]
+
+    # the consumer-protocol member leaves: only classic members are left, the group is classic
     modern.close()
-    poll_until([classic], lambda: sizes([classic]) == [4], seconds=40, seen=seen)
-    assert sizes([classic]) == [4]
+    poll_until([classic, eager], lambda: sizes([classic, eager]) == [2, 2], seconds=40, seen=seen)
+    assert sizes([classic, eager]) == [2, 2]
     assert group_type(b.bootstrap, "gm") == ["CLASSIC"]
     for i in range(400, 500):
         p.produce("migrate", key=str(i), value=str(i))
     assert p.flush(10) == 0
-    poll_until([classic], lambda: len(seen) == 500, seen=seen)
+    poll_until([classic, eager], lambda: len(seen) == 500, seen=seen)
     assert sorted(seen) == list(range(500))
     classic.close()
+    eager.close()

@@ -67,7 +67,7 @@ pub struct ClassicMember {
 #[derive(Debug, Clone)]
 pub struct ClassicJoin {
     pub member_id: String,
-    /// The member joined without an id (one was made up for it).
+    /// The member joined without an id (one was made up for it): a static member's restart.
     pub new_id: bool,
     pub instance_id: Option<String>,
     pub client_id: String,
@@ -603,6 +603,25 @@ impl ConsumerGroup {
         now: Instant,
     ) -> Result<i32, HeartbeatError> {
         let id = join.member_id.clone();
+        // as Kafka: the classic members must keep a protocol in common, so the group can
+        // become classic again
+        let others: Vec<&ClassicMember> = self
+            .members
+            .values()
+            .filter(|m| m.id != id)
+            .filter_map(|m| m.classic.as_ref())
+            .collect();
+        let shared = join.classic.protocols.iter().any(|(name, _)| {
+            others
+                .iter()
+                .all(|o| o.protocols.iter().any(|(n, _)| n == name))
+        });
+        if !shared {
+            return Err((
+                ResponseError::InconsistentGroupProtocol,
+                format!("Member {id} shares no protocol with the group's classic members."),
+            ));
+        }
         let holder = join.instance_id.as_deref().and_then(|i| {
             self.members
                 .values()
@@ -629,12 +648,7 @@ impl ConsumerGroup {
                     ),
                 ));
             }
-            _ if !join.new_id && !self.members.contains_key(&id) => {
-                return Err((
-                    ResponseError::UnknownMemberId,
-                    format!("Member {id} is not a member of the group."),
-                ));
-            }
+            // as Kafka: an unknown member id joins (it is the one MEMBER_ID_REQUIRED gave out)
             _ => {}
         }
         let new = !self.members.contains_key(&id);

@@ -1615,6 +1615,23 @@ mod tests {
         assert!(n1_owned.is_disjoint(&kept));
         // a commit at the classic member's generation is accepted
         assert_eq!(g.check_commit("g", 2, &c1.member_id, None), Ok(()));
+        // a new classic member joins the consumer-protocol group with the id it was given
+        let mut fresh = classic_join("", &[]);
+        fresh.require_known_member_id = true;
+        let required = g.join(fresh, &topics).await;
+        assert_eq!(required.error, ResponseError::MemberIdRequired.code());
+        let mut other_assignor = classic_join(&required.member_id, &[]);
+        other_assignor.protocols[0].0 = "roundrobin".into();
+        let refused = g.join(other_assignor, &topics).await;
+        assert_eq!(
+            refused.error,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        let c2 = g
+            .join(classic_join(&required.member_id, &[]), &topics)
+            .await;
+        assert_eq!((c2.error, c2.leader.as_str()), (0, ""));
+        assert_eq!(g.leave("g", &c2.member_id, None), 0);
 
         // the last consumer-protocol member leaves: the group is classic again and rebalances
         let leave = ConsumerHeartbeat {
@@ -1624,10 +1641,11 @@ mod tests {
         };
         g.consumer_heartbeat("g", &leave, &topics).unwrap();
         assert!(g.consumer_group("g").is_none());
-        assert_eq!(g.heartbeat("g", 3, &c1.member_id, None), rebalancing);
+        // (epochs: c2's join and leave, then n1's leave)
+        assert_eq!(g.heartbeat("g", 5, &c1.member_id, None), rebalancing);
         let back = g.join(classic_join(&c1.member_id, &owned), &topics).await;
         assert_eq!((back.error, back.leader.clone()), (0, c1.member_id.clone()));
-        assert_eq!(back.generation, 4);
+        assert_eq!(back.generation, 6);
     }
 
     fn offset_at(commit_timestamp: i64) -> CommittedOffset {
