@@ -193,6 +193,13 @@ impl Broker {
         // a cluster node loads coordinator state as it becomes leader of internal partitions
         // (in publish); a single node coordinates everything it has
         if broker.quorum.is_none() {
+            let min_isr = broker.config.properties.get("min.insync.replicas").cloned();
+            if let Some(record) =
+                quorum::duties::cluster_min_isr(&image, min_isr.as_deref().unwrap_or("1"))
+            {
+                broker.controller.commit(&[record])?;
+                broker.refresh_effective(&broker.controller.image());
+            }
             broker.replay_offsets()?;
             broker.forget_offsets_of_deleted_topics(&image, None);
             broker.replay_transactions()?;

@@ -576,7 +576,8 @@ fn dynamic_broker_configs_layer_over_static_ones_and_apply_live() {
         );
         let sources: Vec<i8> = e.synonyms.iter().map(|s| s.source).collect();
         assert_eq!(sources, vec![2, 3]);
-        // the cluster-wide resource lists only what is set there
+        // the cluster-wide resource lists only what is set there (min.insync.replicas is
+        // written there at start, as Kafka 4.1's controller does)
         let request = DescribeConfigsRequest::default().with_resources(vec![
             describe_configs_request::DescribeConfigsResource::default()
                 .with_resource_type(4)
@@ -592,7 +593,8 @@ fn dynamic_broker_configs_layer_over_static_ones_and_apply_live() {
             names,
             vec![
                 "log.retention.ms".to_string(),
-                "message.max.bytes".to_string()
+                "message.max.bytes".to_string(),
+                "min.insync.replicas".to_string()
             ]
         );
     });

@@ -332,6 +332,21 @@ pub fn plan(image: &MetadataImage, live: &Liveness) -> Vec<MetadataRecord> {
     records
 }
 
+/// As Kafka 4.1's controller (KIP-966): the cluster-wide `min.insync.replicas` is a dynamic
+/// default config, written from the active controller's static one when absent, so every
+/// broker uses the same value.
+pub fn cluster_min_isr(image: &MetadataImage, static_value: &str) -> Option<MetadataRecord> {
+    let set = image
+        .broker_configs
+        .get("")
+        .is_some_and(|c| c.contains_key("min.insync.replicas"));
+    (!set).then(|| MetadataRecord::BrokerConfig {
+        scope: String::new(),
+        key: "min.insync.replicas".into(),
+        value: static_value.to_string(),
+    })
+}
+
 /// Runs on every controller; acts while this one is the active controller. With
 /// `rebalance_every`, preferred leaders get their leadership back at that interval.
 pub async fn run(
@@ -340,6 +355,7 @@ pub async fn run(
     heartbeat_interval: Duration,
     rebalance_every: Option<Duration>,
     imbalance_pct: i64,
+    min_isr: String,
 ) {
     // a live broker is silent for up to a heartbeat interval between heartbeats
     let silence = heartbeat_interval + Duration::from_secs(1);
@@ -390,6 +406,7 @@ pub async fn run(
         }
         active = true;
         let mut records = plan(&image, &live);
+        records.extend(cluster_min_isr(&image, &min_isr));
         if records.is_empty()
             && rebalance_every.is_some_and(|every| last_rebalance.elapsed() >= every)
         {

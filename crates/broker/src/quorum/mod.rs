@@ -1205,7 +1205,12 @@ impl RaftQuorum {
                 .int_property("broker.heartbeat.interval.ms", 2000)
                 .clamp(10, 60_000) as u64,
         );
-        duties::run(self, timeout, heartbeat, rebalance, imbalance_pct)
+        let min_isr = config
+            .properties
+            .get("min.insync.replicas")
+            .cloned()
+            .unwrap_or_else(|| "1".into());
+        duties::run(self, timeout, heartbeat, rebalance, imbalance_pct, min_isr)
     }
 
     /// Serves the controller listener.
