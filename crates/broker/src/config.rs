@@ -1242,6 +1242,12 @@ impl BrokerConfig {
             }
         }
         let log_dir = log_dirs[0].clone();
+        // ferrolog keeps the metadata log in the first log directory (Kafka's default)
+        if let Some(m) = raw.get("metadata.log.dir").map(|v| v.trim()) {
+            if !m.is_empty() && log_dir != std::path::Path::new(m) {
+                bail!("Invalid value {m} for configuration metadata.log.dir: ferrolog keeps the metadata log in the first of log.dirs ({}); a separate metadata directory is not implemented", log_dir.display());
+            }
+        }
         let node_id = int("node.id")?;
         if node_id < 0 {
             bail!("Invalid value {node_id} for configuration node.id: must be non-negative");
@@ -1805,6 +1811,14 @@ mod tests {
         assert!(e.contains("listeners"), "{e}");
         let mut p = Properties::new();
         p.insert("no.such.key".into(), "1".into());
+        assert!(BrokerConfig::from_properties(&p).is_ok());
+        // a separate metadata directory is refused, naming the key
+        let mut p = Properties::new();
+        p.insert("log.dirs".into(), "/a,/b".into());
+        p.insert("metadata.log.dir".into(), "/m".into());
+        let e = BrokerConfig::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("metadata.log.dir"), "{e}");
+        p.insert("metadata.log.dir".into(), "/a".into());
         assert!(BrokerConfig::from_properties(&p).is_ok());
     }
 

@@ -76,6 +76,8 @@ pub struct Partition {
     /// Its log directory failed (an I/O error here, or in another partition of the
     /// directory): nothing is read or written until a restart.
     offline: std::sync::atomic::AtomicBool,
+    /// The replica manager's: tells it to look for failed directories.
+    io_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn offline_error() -> StorageError {
@@ -114,6 +116,8 @@ impl Partition {
     /// follows, see `ReplicaManager::take_failed_dirs_offline`).
     fn checked<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
         if let Err(StorageError::Io(e)) = &result {
+            self.io_failed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             if !self.offline.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 tracing::error!(
                     topic = self.topic,
@@ -566,6 +570,8 @@ pub struct ReplicaManager {
     node: i32,
     log_manager: LogManager,
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Set once any replica's log hit an I/O error (shared with every partition).
+    io_failed: Arc<std::sync::atomic::AtomicBool>,
     /// Woken on every append (delayed fetches wait on it).
     pub appended: Notify,
     /// Woken when a high watermark moves (acks=all produces wait on it).
@@ -578,6 +584,7 @@ impl ReplicaManager {
             node,
             committed: Notify::new(),
             log_manager,
+            io_failed: Default::default(),
             partitions: RwLock::new(HashMap::new()),
             appended: Notify::new(),
         }
@@ -648,6 +655,7 @@ impl ReplicaManager {
             log: Mutex::new(log),
             changed: Notify::new(),
             offline: Default::default(),
+            io_failed: self.io_failed.clone(),
         });
         let transition = p.apply(state, now)?;
         self.partitions
@@ -765,6 +773,12 @@ impl ReplicaManager {
     /// every replica in it, as Kafka does (the broker goes on serving the other directories).
     /// Returns the offline replicas (topic id, partition), for the controller.
     pub fn take_failed_dirs_offline(&self) -> Vec<(Uuid, i32)> {
+        // called every heartbeat (and tick on a single node): nothing to scan until an I/O
+        // error took a replica offline
+        let dir_offline = self.log_manager.dirs().iter().any(|d| d.offline);
+        if !dir_offline && !self.io_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Vec::new();
+        }
         let partitions = self.all();
         for p in partitions.iter().filter(|p| p.is_offline()) {
             let dir = p.with_log(|l| l.dir().parent().map(Path::to_path_buf));

@@ -63,7 +63,8 @@ pub struct ClassicMember {
     pub protocols: Vec<(String, bytes::Bytes)>,
 }
 
-/// A classic JoinGroup to a consumer-protocol group, decoded.
+/// A classic member as it enters a consumer-protocol group: a classic JoinGroup, decoded, or
+/// a member of a classic group that upgrades.
 #[derive(Debug, Clone)]
 pub struct ClassicJoin {
     pub member_id: String,
@@ -74,22 +75,9 @@ pub struct ClassicJoin {
     pub client_host: String,
     pub rebalance_timeout: Duration,
     pub subscribed: BTreeSet<String>,
-    /// What the member says it still owns.
+    /// What the member says it still owns (for an upgrade: its classic assignment).
     pub owned: Assignment,
     pub rack_id: Option<String>,
-    pub classic: ClassicMember,
-}
-
-/// A classic member as it enters a consumer-protocol group when its classic group upgrades.
-pub struct UpgradedMember {
-    pub id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub rebalance_timeout: Duration,
-    pub subscribed: BTreeSet<String>,
-    pub rack_id: Option<String>,
-    pub assigned: Assignment,
     pub classic: ClassicMember,
 }
 
@@ -543,7 +531,7 @@ impl ConsumerGroup {
     /// generation; the joining member's heartbeat then moves the group on.
     pub fn from_classic(
         generation: i32,
-        members: impl IntoIterator<Item = UpgradedMember>,
+        members: impl IntoIterator<Item = ClassicJoin>,
         now: Instant,
     ) -> ConsumerGroup {
         let mut g = ConsumerGroup {
@@ -552,7 +540,7 @@ impl ConsumerGroup {
             ..ConsumerGroup::default()
         };
         for u in members {
-            let mut m = ConsumerMember::new(u.id.clone(), now);
+            let mut m = ConsumerMember::new(u.member_id.clone(), now);
             m.instance_id = u.instance_id;
             m.client_id = u.client_id;
             m.client_host = u.client_host;
@@ -561,10 +549,10 @@ impl ConsumerGroup {
             m.rack_id = u.rack_id;
             m.epoch = generation;
             m.previous_epoch = generation;
-            m.assigned = u.assigned.clone();
+            m.assigned = u.owned.clone();
             m.classic = Some(u.classic);
-            g.target.insert(u.id.clone(), u.assigned);
-            g.members.insert(u.id, m);
+            g.target.insert(u.member_id.clone(), u.owned);
+            g.members.insert(u.member_id, m);
         }
         g
     }

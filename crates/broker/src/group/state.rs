@@ -11,7 +11,6 @@ use tokio::sync::oneshot;
 use super::assignor::Topics;
 use super::consumer::{
     ClassicJoin, ClassicMember, ConsumerGroup, ConsumerHeartbeat, HeartbeatError, HeartbeatOutcome,
-    UpgradedMember,
 };
 use super::embedded;
 use super::offsets_log::{GroupRecord, MemberRecord};
@@ -418,9 +417,10 @@ impl Group {
                     .unwrap_or_default(),
             };
             let subscription = embedded::decode_subscription(&metadata, topics).unwrap_or_default();
-            UpgradedMember {
-                assigned: embedded::decode_assignment(&m.assignment, topics),
-                id: m.id,
+            ClassicJoin {
+                owned: embedded::decode_assignment(&m.assignment, topics),
+                member_id: m.id,
+                new_id: false,
                 instance_id: m.instance_id,
                 client_id: m.client_id,
                 client_host: m.client_host,
