@@ -1,5 +1,5 @@
 """Apache Kafka's own kafka-dump-log (kafka.tools.DumpLogSegments) reads ferrolog's segments and
-indexes and finds them consistent (DESIGN §1: the on-disk format is Kafka's, byte for byte)."""
+indexes and finds them consistent (the on-disk format is Kafka's, byte for byte: docs/ARCHITECTURE.md, invariant 5)."""
 
 import glob
 import os

@@ -1118,7 +1118,7 @@ pub struct BrokerConfig {
     /// `process.roles`.
     pub roles: Roles,
     /// A controller's way into the quorum (`None` on brokers and single nodes).
-    pub quorum_bootstrap: Option<crate::quorum::Bootstrap>,
+    pub quorum_bootstrap: Option<Bootstrap>,
     pub controller_listener: Option<Listener>,
     /// Keys set dynamically (AlterConfigs on a BROKER resource), with their source.
     pub dynamic_sources: BTreeMap<String, i8>,
@@ -1253,7 +1253,7 @@ impl BrokerConfig {
             bail!("Invalid value {node_id} for configuration node.id: must be non-negative");
         }
         let controller_voters = match properties.get("controller.quorum.voters") {
-            Some(v) if !v.trim().is_empty() => Some(crate::quorum::parse_voters(v)?),
+            Some(v) if !v.trim().is_empty() => Some(parse_voters(v)?),
             _ => None,
         };
         let bootstrap: Vec<String> = get("controller.quorum.bootstrap.servers")
@@ -1274,10 +1274,10 @@ impl BrokerConfig {
         let quorum_bootstrap = match &controller_voters {
             _ if !is_controller || controllers.is_empty() => None,
             Some(voters) if voters.contains_key(&(node_id as u64)) => {
-                Some(crate::quorum::Bootstrap::Voters(voters.clone()))
+                Some(Bootstrap::Voters(voters.clone()))
             }
             Some(_) => bail!("Invalid value {} for configuration controller.quorum.voters: node {node_id} is a controller but not a voter", get("controller.quorum.voters")),
-            None => Some(crate::quorum::Bootstrap::Join(controllers.clone())),
+            None => Some(Bootstrap::Join(controllers.clone())),
         };
         if !is_broker && controllers.is_empty() {
             bail!("Invalid value {} for configuration process.roles: a dedicated controller needs controller.quorum.voters or controller.quorum.bootstrap.servers", get("process.roles"));
@@ -1358,29 +1358,49 @@ impl BrokerConfig {
     /// of fetch timeout + spread and the random part starts at half of their difference: the
     /// first election comes `fetch_timeout..fetch_timeout + spread` after the leader went
     /// quiet, and every voter's lease has run out by then (one round, not two).
-    pub fn raft_timing(&self) -> crate::quorum::RaftTiming {
+    pub fn raft_timing(&self) -> RaftTiming {
         let fetch_timeout = self
-            .int_property("controller.quorum.fetch.timeout.ms", 2000)
+            .long("controller.quorum.fetch.timeout.ms")
             .clamp(100, 600_000) as u64;
         let spread = self
-            .int_property("controller.quorum.election.timeout.ms", 1000)
+            .long("controller.quorum.election.timeout.ms")
             .clamp(10, 600_000) as u64;
         let lease = (fetch_timeout + spread) / 2;
         let election_min = (fetch_timeout.saturating_sub(spread) / 2)
             .max(fetch_timeout / 4)
             .min(lease - 1);
-        crate::quorum::RaftTiming {
+        RaftTiming {
             heartbeat_ms: (election_min / 2).max(10),
             election_min_ms: election_min,
             election_max_ms: lease,
         }
     }
 
-    pub fn int_property(&self, name: &str, fallback: i64) -> i64 {
+    /// The value of a numeric broker key that has a default (every key of `BROKER_KEYS` with
+    /// one is in `properties`, explicit or default, and was validated at start-up). A name that
+    /// is not such a key is a bug: a debug build stops on it (a test in this module checks every
+    /// name the broker asks for), a release build logs it and uses 0.
+    pub fn long(&self, name: &str) -> i64 {
+        debug_assert!(
+            broker_key(name).is_some_and(|k| k.default.is_some()),
+            "{name} is not a broker key with a default"
+        );
+        match self.properties.get(name).map(|v| v.trim().parse()) {
+            Some(Ok(v)) => v,
+            _ => {
+                tracing::error!("{name} is not a numeric broker key with a default");
+                0
+            }
+        }
+    }
+
+    /// The value of a numeric broker key without a default, if set (e.g. a replication
+    /// throttle rate).
+    pub fn optional_long(&self, name: &str) -> Option<i64> {
+        debug_assert!(broker_key(name).is_some(), "{name} is not a broker key");
         self.properties
             .get(name)
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(fallback)
     }
 
     /// Where a broker key's effective value comes from.
@@ -1557,7 +1577,7 @@ impl BrokerConfig {
     /// separate format step): the voters a new dynamic quorum starts with.
     pub fn set_initial_controllers(&mut self, voters: BTreeMap<u64, String>) -> Result<()> {
         match &self.quorum_bootstrap {
-            Some(crate::quorum::Bootstrap::Join(_)) => {}
+            Some(Bootstrap::Join(_)) => {}
             _ => bail!("--standalone and --initial-controllers are for a controller configured with controller.quorum.bootstrap.servers (not controller.quorum.voters)"),
         }
         if !voters.contains_key(&(self.node_id as u64)) {
@@ -1570,7 +1590,7 @@ impl BrokerConfig {
             let list: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
             self.cluster_id = Some(cluster_id_from(&list.join(",")));
         }
-        self.quorum_bootstrap = Some(crate::quorum::Bootstrap::Voters(voters));
+        self.quorum_bootstrap = Some(Bootstrap::Voters(voters));
         Ok(())
     }
 }
@@ -1593,6 +1613,48 @@ fn cluster_id_from(voters: &str) -> String {
             c
         })
         .collect()
+}
+
+/// The Raft timing of the controller quorum (see `BrokerConfig::raft_timing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTiming {
+    /// How often the leader sends AppendEntries when idle; also each AppendEntries' time-out.
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+}
+
+/// How a controller's Raft membership begins when its directory is new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// These voters (`controller.quorum.voters`, or for a dynamic quorum `--standalone` /
+    /// `--initial-controllers`).
+    Voters(BTreeMap<u64, String>),
+    /// Join the quorum the controllers at these addresses run
+    /// (`controller.quorum.bootstrap.servers`): as an observer (a Raft learner) first, a voter
+    /// once AddRaftVoter adds it (Kafka's `kafka-metadata-quorum add-controller`).
+    Join(Vec<String>),
+}
+
+/// Parses `controller.quorum.voters` (`id@host:port,...`).
+pub fn parse_voters(voters: &str) -> Result<BTreeMap<u64, String>> {
+    let mut map = BTreeMap::new();
+    for voter in voters.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        let (id, addr) = voter
+            .split_once('@')
+            .ok_or_else(|| anyhow!("Invalid value {voters} for configuration controller.quorum.voters: expected id@host:port"))?;
+        let id: u64 = id
+            .parse()
+            .with_context(|| format!("controller.quorum.voters: node id {id}"))?;
+        if !addr.contains(':') {
+            bail!("Invalid value {voters} for configuration controller.quorum.voters: {addr} has no port");
+        }
+        map.insert(id, addr.to_string());
+    }
+    if map.is_empty() {
+        bail!("controller.quorum.voters is empty");
+    }
+    Ok(map)
 }
 
 #[cfg(test)]
@@ -1646,13 +1708,13 @@ mod tests {
         .unwrap();
         assert!(matches!(
             &c.quorum_bootstrap,
-            Some(crate::quorum::Bootstrap::Join(c)) if c.len() == 2
+            Some(Bootstrap::Join(c)) if c.len() == 2
         ));
         let standalone = [(1001u64, "localhost:9093".to_string())].into();
         c.set_initial_controllers(standalone).unwrap();
         assert!(matches!(
             &c.quorum_bootstrap,
-            Some(crate::quorum::Bootstrap::Voters(v)) if v.len() == 1
+            Some(Bootstrap::Voters(v)) if v.len() == 1
         ));
         assert!(c.cluster_id.is_some());
         for (pairs, needle) in [
@@ -1854,5 +1916,69 @@ mod tests {
         assert_eq!(p["node.id"], "3");
         assert_eq!(p["listeners"], "PLAINTEXT://:1,CONTROLLER://:2");
         assert_eq!(p["log.dirs"], "/x");
+    }
+
+    /// Every numeric broker key the broker asks for by name (`long`, `optional_long`, and the
+    /// keys `ensure_internal_topic` is given) is a key ferrolog knows, with a default where one
+    /// is needed: a mistyped name cannot silently fall back to some value.
+    #[test]
+    fn every_key_the_broker_reads_is_declared() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push((
+                        path.display().to_string(),
+                        std::fs::read_to_string(&path).unwrap(),
+                    ));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut checked = 0;
+        for (path, text) in &files {
+            for (call, needs_default) in [
+                (".long(\"", true),
+                (".optional_long(\"", false),
+                ("ensure_internal_topic(\n", true),
+            ] {
+                for (at, _) in text.match_indices(call) {
+                    let rest = &text[at + call.len()..];
+                    // the string literals of the call's arguments
+                    let args = &rest[..rest.find(')').unwrap_or(rest.len())];
+                    let literal = |s: &str| s.split('"').nth(1).map(str::to_string);
+                    let names: Vec<String> = if call.starts_with("ensure") {
+                        args.split(',').skip(1).filter_map(literal).collect()
+                    } else {
+                        args.split('"')
+                            .next()
+                            .map(str::to_string)
+                            .into_iter()
+                            .collect()
+                    };
+                    for name in names {
+                        let key = broker_key(&name);
+                        assert!(key.is_some(), "{path}: {name} is not a broker key");
+                        if needs_default {
+                            assert!(
+                                key.is_some_and(|k| k.default.is_some()),
+                                "{path}: {name} has no default"
+                            );
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            checked >= 30,
+            "only {checked} keys found: the scan is broken"
+        );
     }
 }

@@ -20,7 +20,6 @@ pub fn storage_error_code(error: &StorageError) -> i16 {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
-        StorageError::NotLeader => ResponseError::NotLeaderOrFollower,
         StorageError::Io(_) => ResponseError::KafkaStorageError,
     };
     e.code()

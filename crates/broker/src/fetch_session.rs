@@ -11,32 +11,58 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use crate::handlers::fetch::resolve;
 use crate::metadata::MetadataImage;
+
+/// Topic id → name for v13+ requests, name → id for older ones.
+pub fn resolve(
+    image: &crate::metadata::MetadataImage,
+    version: i16,
+    name: &TopicName,
+    id: Uuid,
+) -> (Option<String>, Uuid) {
+    if version >= 13 {
+        (image.topic_by_id(&id).map(|t| t.name.clone()), id)
+    } else {
+        let name = name.0.to_string();
+        let id = image.topic(&name).map_or(Uuid::nil(), |t| t.id);
+        (Some(name), id)
+    }
+}
 
 const INITIAL_EPOCH: i32 = 0;
 const FINAL_EPOCH: i32 = -1;
+
+/// What a fetch response told the client of a partition besides records: (high watermark,
+/// last stable offset, log start offset).
+pub type SentState = (i64, i64, i64);
 
 /// One partition of a fetch, with what was last sent for it.
 #[derive(Debug, Clone)]
 pub struct SessionPartition {
     pub topic_id: Uuid,
-    /// The topic name, when known (None: unknown topic id).
-    pub name: Option<String>,
+    /// The topic name, when known (None: unknown topic id). Shared: a session's partitions are
+    /// copied out for every request.
+    pub name: Option<std::sync::Arc<str>>,
     pub partition: i32,
     pub fetch_offset: i64,
     pub max_bytes: i32,
     pub current_leader_epoch: i32,
-    sent: Option<(i64, i64, i64)>,
+    sent: Option<SentState>,
+    /// The partition had nothing new for the client at this watcher version, fetch offset and
+    /// leader epoch: while all three stay the same, a fetch need not read it again.
+    quiet: Option<(u64, i64, i32)>,
+    /// A follower's session: when the leader last recorded this follower's progress for the
+    /// partition (a quiet partition needs it only now and then, for the ISR's lag check).
+    pub progress_ms: i64,
 }
 
 impl SessionPartition {
     /// What a response tells the client about the partition, besides records.
-    pub fn sent_state(data: &PartitionData) -> (i64, i64, i64) {
+    pub fn sent_state(data: &PartitionData) -> SentState {
         (
             data.high_watermark,
             data.last_stable_offset,
@@ -51,12 +77,28 @@ impl SessionPartition {
     }
 
     /// Records what a response that is actually sent told the client.
-    pub fn record_sent(&mut self, state: (i64, i64, i64)) {
+    pub fn record_sent(&mut self, state: SentState) {
         self.sent = Some(state);
     }
 
+    /// The watcher version at which the partition was known to have nothing new for the
+    /// client, if its fetch state has not changed since.
+    pub fn quiet_at(&self) -> Option<u64> {
+        self.quiet
+            .filter(|(_, offset, epoch)| {
+                *offset == self.fetch_offset && *epoch == self.current_leader_epoch
+            })
+            .map(|(version, ..)| version)
+    }
+
+    /// The client now knows everything the partition had at `version` (a sent response
+    /// carried no records and no error for it).
+    pub fn record_quiet(&mut self, version: Option<u64>) {
+        self.quiet = version.map(|v| (v, self.fetch_offset, self.current_leader_epoch));
+    }
+
     pub fn name_or_empty(&self) -> String {
-        self.name.clone().unwrap_or_default()
+        self.name.as_deref().unwrap_or_default().to_string()
     }
 }
 
@@ -115,6 +157,7 @@ impl FetchSessions {
             .iter()
             .flat_map(|t| {
                 let (name, id) = resolve(image, version, &t.topic, t.topic_id);
+                let name: Option<std::sync::Arc<str>> = name.map(Into::into);
                 t.partitions.iter().map(move |p| SessionPartition {
                     topic_id: id,
                     name: name.clone(),
@@ -123,6 +166,8 @@ impl FetchSessions {
                     max_bytes: p.partition_max_bytes,
                     current_leader_epoch: p.current_leader_epoch,
                     sent: None,
+                    quiet: None,
+                    progress_ms: 0,
                 })
             })
             .collect();
@@ -166,7 +211,7 @@ impl FetchSessions {
                         let same_topic = if version >= 13 {
                             p.topic_id == topic_id
                         } else {
-                            p.name == name
+                            p.name.as_deref() == name.as_deref()
                         };
                         !(same_topic && forgotten.partitions.contains(&p.partition))
                     });

@@ -10,6 +10,8 @@ pub mod handlers;
 pub mod log_manager;
 pub mod log_rate;
 pub mod metadata;
+pub mod partition;
+pub mod purgatory;
 pub mod quorum;
 pub mod replica_manager;
 pub mod replication;
@@ -89,9 +91,9 @@ pub struct Broker {
     /// Bytes this broker sent as leader / fetched as follower for throttled replicas.
     pub leader_quota: throttle::Quota,
     pub follower_quota: throttle::Quota,
-    /// The topics of the last published image by id: a topic missing from the next one was
-    /// deleted, and the groups' offsets of it go.
-    published_topics: Mutex<std::collections::HashMap<Uuid, String>>,
+    /// The last image applied to the hosted partitions: the next one is applied as a delta
+    /// against it (and a topic missing from it was deleted: the groups' offsets of it go).
+    published: Mutex<Option<Arc<MetadataImage>>>,
     /// Committed offsets of deleted topics, per group, whose tombstones are still to be
     /// written to `__consumer_offsets` (off the metadata path, by the groups tick).
     offset_tombstones: Mutex<Vec<group::GroupOffsetKeys>>,
@@ -143,7 +145,7 @@ impl Broker {
             controlled_shutdown: Default::default(),
             leader_quota: Default::default(),
             follower_quota: Default::default(),
-            published_topics: Default::default(),
+            published: Default::default(),
             expiring_transactions: Default::default(),
             offset_tombstones: Default::default(),
             replicas: ReplicaManager::new(config.node_id, log_manager),
@@ -153,26 +155,17 @@ impl Broker {
             effective: std::sync::RwLock::new(Arc::new(config.clone())),
             txns: txn::TxnCoordinator::default(),
             groups: group::GroupCoordinator::new(group::GroupConfig {
-                min_session_timeout_ms: config.int_property("group.min.session.timeout.ms", 6000)
-                    as i32,
-                max_session_timeout_ms: config
-                    .int_property("group.max.session.timeout.ms", 1_800_000)
-                    as i32,
+                min_session_timeout_ms: config.long("group.min.session.timeout.ms") as i32,
+                max_session_timeout_ms: config.long("group.max.session.timeout.ms") as i32,
                 initial_rebalance_delay: std::time::Duration::from_millis(
-                    config
-                        .int_property("group.initial.rebalance.delay.ms", 3000)
-                        .max(0) as u64,
+                    config.long("group.initial.rebalance.delay.ms").max(0) as u64,
                 ),
-                max_metadata_bytes: config
-                    .int_property("offset.metadata.max.bytes", 4096)
-                    .max(0) as usize,
+                max_metadata_bytes: config.long("offset.metadata.max.bytes").max(0) as usize,
                 consumer_session_timeout: std::time::Duration::from_millis(
-                    config
-                        .int_property("group.consumer.session.timeout.ms", 45_000)
-                        .max(1) as u64,
+                    config.long("group.consumer.session.timeout.ms").max(1) as u64,
                 ),
                 consumer_heartbeat_interval_ms: config
-                    .int_property("group.consumer.heartbeat.interval.ms", 5000)
+                    .long("group.consumer.heartbeat.interval.ms")
                     .clamp(1, i64::from(i32::MAX))
                     as i32,
                 // validated at start-up
@@ -245,14 +238,12 @@ impl Broker {
         if let Some(t) = self.controller.image().topic(topic) {
             return Ok(t.partitions);
         }
-        let partitions = self.config.int_property(partitions_key, 50).clamp(1, 1000) as i32;
+        let partitions = self.config.long(partitions_key).clamp(1, 1000) as i32;
         let mut configs = config::Properties::new();
         configs.insert("cleanup.policy".into(), "compact".into());
         configs.insert(
             "segment.bytes".into(),
-            self.config
-                .int_property(segment_bytes_key, 104_857_600)
-                .to_string(),
+            self.config.long(segment_bytes_key).to_string(),
         );
         if topic == txn::TXN_TOPIC {
             // as Kafka: transaction state is acknowledged by this many replicas (capped by the
@@ -260,17 +251,14 @@ impl Broker {
             configs.insert(
                 "min.insync.replicas".into(),
                 self.config
-                    .int_property("transaction.state.log.min.isr", 2)
+                    .long("transaction.state.log.min.isr")
                     .to_string(),
             );
             configs.insert("unclean.leader.election.enable".into(), "false".into());
         }
         let image = self.controller.image();
         let live = image.live_brokers().len().max(1) as i64;
-        let rf = self
-            .config
-            .int_property(replication_key(topic), 3)
-            .clamp(1, live) as i16;
+        let rf = self.config.long(replication_key(topic)).clamp(1, live) as i16;
         let replicas = self
             .place_replicas(&image, partitions, rf)
             .map_err(|m| anyhow::anyhow!(m))?;
@@ -295,8 +283,7 @@ impl Broker {
             Default::default(),
             None,
         )?;
-        let appended = partition.append_as_leader(&mut batch, now_ms())?;
-        self.replicas.appended.notify_waiters();
+        let appended = partition.append_as_leader(&mut batch, None, now_ms())?;
         // in a cluster, coordinator state is acknowledged once the ISR has it (acks=all)
         if let Some(quorum) = &self.quorum {
             let required = appended.last_offset + 1;
@@ -387,7 +374,7 @@ impl Broker {
     pub fn expire_offsets(&self) {
         let retention_ms = self
             .config
-            .int_property("offsets.retention.minutes", 10_080)
+            .long("offsets.retention.minutes")
             .saturating_mul(60_000);
         for (group_id, keys) in self.groups.expired_offsets(now_ms(), retention_ms) {
             tracing::info!(
@@ -467,10 +454,9 @@ impl Broker {
                 log.for_each_record(|record| -> Result<()> {
                     if record.control {
                         // a transaction marker: the producer's offsets commit or vanish
-                        let commit = record
-                            .key
-                            .as_ref()
-                            .is_some_and(|k| k.get(2..4) == Some(&[0, 1][..]));
+                        let commit = record.key.as_ref().is_some_and(|k| {
+                            ferrolog_storage::marker::is_commit_key(k) == Some(true)
+                        });
                         self.groups.complete_txn_offsets(record.producer_id, commit);
                         return Ok(());
                     }
@@ -584,15 +570,35 @@ impl Broker {
 
     /// Makes the hosted partitions match the image (the metadata publisher): opens the logs of
     /// partitions this broker holds a replica of, makes it leader or follower as the image
-    /// says, and deletes the partitions it no longer holds.
-    fn publish(&self, image: &MetadataImage) -> Result<()> {
+    /// says, and deletes the partitions it no longer holds. Applies only what changed since the
+    /// last image applied (a partition whose state and topic are as they were, with the same broker
+    /// configs, is not touched), so an ISR change costs one partition, not all of them.
+    fn publish(&self, image: &Arc<MetadataImage>) -> Result<()> {
         let _one_at_a_time = lock_blocking(&self.publishing);
+        let previous = lock_blocking(&self.published).clone();
         let node = self.config.node_id;
         let mut followers = false;
+        // every log config is the topic's overrides over the (dynamic) broker defaults
+        let defaults_changed = previous
+            .as_ref()
+            .is_none_or(|p| p.broker_configs != image.broker_configs);
         for topic in image.topics.values() {
-            let config = self.effective().log_config(&topic.configs);
+            let unchanged_topic = !defaults_changed
+                && previous
+                    .as_ref()
+                    .and_then(|p| p.topic_by_id(&topic.id))
+                    .is_some_and(|t| t == topic);
+            let mut config = None;
             for p in 0..topic.partitions {
-                let Some(state) = image.partition(&topic.id, p, node) else {
+                let state = image.partition(&topic.id, p, node);
+                if unchanged_topic
+                    && previous
+                        .as_ref()
+                        .is_some_and(|prev| prev.partition(&topic.id, p, node) == state)
+                {
+                    continue;
+                }
+                let Some(state) = state else {
                     continue;
                 };
                 if !state.replicas.contains(&node) {
@@ -603,6 +609,9 @@ impl Broker {
                     }
                     continue;
                 }
+                let config = config
+                    .get_or_insert_with(|| self.effective().log_config(&topic.configs))
+                    .clone();
                 let internal = matches!(topic.name.as_str(), group::OFFSETS_TOPIC | txn::TXN_TOPIC);
                 let was_leading = internal
                     && self
@@ -611,7 +620,7 @@ impl Broker {
                         .is_some_and(|r| r.is_leader());
                 let transition = self
                     .replicas
-                    .apply(&topic.name, p, topic.id, config.clone(), &state)
+                    .apply(&topic.name, p, topic.id, config, &state)
                     .with_context(|| format!("opening {}-{p}", topic.name))?;
                 followers |= transition == replica_manager::Transition::Follower;
                 // a leader of an internal partition that lost it stops coordinating its keys
@@ -637,35 +646,36 @@ impl Broker {
                 }
             }
         }
-        for p in self.replicas.all() {
-            let gone = match image.topic(&p.topic) {
-                Some(t) => t.id != p.topic_id || p.index >= t.partitions,
-                None => true,
-            };
-            if gone {
-                self.replicas.delete_partition(&p.topic, p.index)?;
+        let topics_changed = previous.as_ref().is_none_or(|p| p.topics != image.topics);
+        if topics_changed {
+            for p in self.replicas.all() {
+                let gone = match image.topic(&p.topic) {
+                    Some(t) => t.id != p.topic_id || p.index >= t.partitions,
+                    None => true,
+                };
+                if gone {
+                    self.replicas.delete_partition(&p.topic, p.index)?;
+                }
             }
         }
         if followers {
             self.followers_changed.notify_one();
         }
-        let deleted: std::collections::HashSet<String> = {
-            let mut known = self.published_topics.lock().expect("published topics lock");
-            let deleted = known
-                .iter()
-                .filter(|(id, _)| image.topic_by_id(id).is_none())
-                .map(|(_, name)| name.clone())
-                .collect();
-            *known = image
-                .topics
-                .values()
-                .map(|t| (t.id, t.name.clone()))
-                .collect();
-            deleted
-        };
+        let deleted: std::collections::HashSet<String> = previous
+            .as_ref()
+            .filter(|_| topics_changed)
+            .map(|prev| {
+                prev.topics
+                    .values()
+                    .filter(|t| image.topic_by_id(&t.id).is_none())
+                    .map(|t| t.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         if !deleted.is_empty() {
             self.forget_offsets_of_deleted_topics(image, Some(deleted));
         }
+        *lock_blocking(&self.published) = Some(image.clone());
         Ok(())
     }
 
@@ -1012,7 +1022,7 @@ impl Broker {
     }
 
     /// Places `rf` replicas of each of `partitions` partitions on the live brokers, rack-aware
-    /// round robin from a random start (DESIGN §6); empty on a single node (it holds
+    /// round robin from a random start; empty on a single node (it holds
     /// everything).
     pub fn place_replicas(
         &self,
@@ -1085,27 +1095,24 @@ impl Broker {
         let mut groups = tokio::time::interval(std::time::Duration::from_millis(100));
         let mut offsets_expiry = tokio::time::interval(std::time::Duration::from_millis(
             self.config
-                .int_property("offsets.retention.check.interval.ms", 600_000)
+                .long("offsets.retention.check.interval.ms")
                 .max(1) as u64,
         ));
         let mut transactions = tokio::time::interval(std::time::Duration::from_millis(
             self.config
-                .int_property(
-                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-                    10_000,
-                )
+                .long("transaction.abort.timed.out.transaction.cleanup.interval.ms")
                 .max(1) as u64,
         ));
         let mut producers = tokio::time::interval(std::time::Duration::from_millis(
             self.config
-                .int_property("producer.id.expiration.check.interval.ms", 600_000)
+                .long("producer.id.expiration.check.interval.ms")
                 .max(1) as u64,
         ));
         loop {
             tokio::select! {
                 _ = producers.tick() => {
                     // a dynamic broker config
-                    let expiration = self.effective().int_property("producer.id.expiration.ms", 86_400_000);
+                    let expiration = self.effective().long("producer.id.expiration.ms");
                     for p in self.replicas.all() {
                         p.with_log(|log| log.expire_producers(now_ms(), expiration));
                     }

@@ -1,531 +1,25 @@
-//! Partitions hosted by this broker and the logs behind them, as leader or follower.
+//! The partitions hosted by this broker, and the operations across them: waiting for acks=all
+//! appends to commit, and fetches that wait for data, both as delayed operations watching only
+//! the partitions they involve (see `purgatory`).
 //!
-//! Concurrency: the partition map is behind an `RwLock` (taken briefly to look up or change the
-//! set of partitions); each partition's replica state and its log are behind their own
-//! `Mutex`es (the log's is the append lock). Readers take the log lock only to resolve a file
-//! slice; the bytes are read after it is released. Lock order: partition map, then a
-//! partition's replica state, then its log.
+//! Concurrency: the partition map is behind an `RwLock`, taken briefly to look up or change the
+//! set of partitions, never while a partition's locks are held. Lock order: the partition map,
+//! then a partition's replica state, then its log (see `partition`).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Result;
-use ferrolog_storage::{
-    AppendResult, Log, LogConfig, LogOpenOptions, ReadBound, ReadResult, StorageError,
-};
-use tokio::sync::Notify;
+use ferrolog_storage::{FileSlice, Log, LogConfig, LogOpenOptions, ReadBound, ReadResult};
 use uuid::Uuid;
 
-use crate::log_manager::{LogManager, LogOffsets};
+use crate::log_manager::LogManager;
 use crate::metadata::PartitionState;
-
-/// What a leader knows of one follower.
-#[derive(Debug, Clone, Copy)]
-struct FollowerProgress {
-    /// Its log end offset (the offset of its last fetch); -1 until it fetches.
-    leo: i64,
-    /// When it last had everything the leader had.
-    caught_up_ms: i64,
-    /// The leader's log end and the time at its previous fetch.
-    last_fetch_leader_leo: i64,
-    last_fetch_ms: i64,
-}
-
-/// This broker's view of a partition's replication.
-#[derive(Debug)]
-struct ReplicaState {
-    replicas: Vec<i32>,
-    isr: Vec<i32>,
-    leader: i32,
-    leader_epoch: i32,
-    partition_epoch: i32,
-    /// This broker leads the partition.
-    leading: bool,
-    /// Follower only: the log must be reconciled with the leader's (OffsetForLeaderEpoch)
-    /// before fetching.
-    needs_truncation: bool,
-    /// Leader only: the partition epoch an ISR change was proposed against.
-    isr_change_pending: Option<i32>,
-    /// Leader only: the log end when leadership began; a follower joins the ISR past it.
-    leader_start: i64,
-    followers: HashMap<i32, FollowerProgress>,
-}
-
-/// What applying a partition state did to this broker's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    None,
-    /// It leads the partition from now on (a new leader epoch).
-    Leader,
-    /// It follows a (new) leader.
-    Follower,
-}
-
-/// One partition replica.
-pub struct Partition {
-    pub topic: String,
-    pub index: i32,
-    pub topic_id: Uuid,
-    /// This broker.
-    node: i32,
-    state: Mutex<ReplicaState>,
-    log: Mutex<Log>,
-    /// Woken when the high watermark moves or the replica state changes (leadership).
-    changed: Notify,
-    /// Its log directory failed (an I/O error here, or in another partition of the
-    /// directory): nothing is read or written until a restart.
-    offline: std::sync::atomic::AtomicBool,
-    /// The replica manager's: tells it to look for failed directories.
-    io_failed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-fn offline_error() -> StorageError {
-    StorageError::Io(std::io::Error::other(
-        "the partition's log directory is offline",
-    ))
-}
-
-/// The scalar part of a partition's replica state, copied out under one lock (the produce,
-/// fetch and replication paths read it per partition and request).
-#[derive(Debug, Clone, Copy)]
-pub struct Leadership {
-    pub leading: bool,
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub isr_size: usize,
-    /// The replication factor.
-    pub replicas: usize,
-    pub needs_truncation: bool,
-}
-
-impl Leadership {
-    /// The `min.insync.replicas` acks=all must meet: the topic's, capped by the replication
-    /// factor (as in Kafka: a topic with fewer replicas than the setting is not unwritable).
-    pub fn effective_min_isr(&self, min_insync_replicas: i64) -> i64 {
-        min_insync_replicas.min(self.replicas.max(1) as i64)
-    }
-}
-
-impl Partition {
-    pub fn is_offline(&self) -> bool {
-        self.offline.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// An I/O error from the log takes the partition offline at once (its whole directory
-    /// follows, see `ReplicaManager::take_failed_dirs_offline`).
-    fn checked<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
-        if let Err(StorageError::Io(e)) = &result {
-            self.io_failed
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            if !self.offline.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                tracing::error!(
-                    topic = self.topic,
-                    partition = self.index,
-                    "I/O error, the replica goes offline: {e}"
-                );
-            }
-        }
-        result
-    }
-
-    fn refuse_offline(&self) -> Result<(), StorageError> {
-        if self.is_offline() {
-            return Err(offline_error());
-        }
-        Ok(())
-    }
-
-    pub fn leadership(&self) -> Leadership {
-        let st = self.state.lock().expect("replica state lock");
-        Leadership {
-            leading: st.leading,
-            leader: st.leader,
-            leader_epoch: st.leader_epoch,
-            isr_size: st.isr.len(),
-            replicas: st.replicas.len(),
-            needs_truncation: st.needs_truncation,
-        }
-    }
-
-    pub fn leader_epoch(&self) -> i32 {
-        self.leadership().leader_epoch
-    }
-
-    pub fn is_leader(&self) -> bool {
-        self.leadership().leading
-    }
-
-    /// Whether `replica` is in the ISR as this broker knows it.
-    pub fn in_sync(&self, replica: i32) -> bool {
-        self.state
-            .lock()
-            .expect("replica state lock")
-            .isr
-            .contains(&replica)
-    }
-
-    pub fn high_watermark(&self) -> i64 {
-        self.log.lock().expect("log lock").high_watermark()
-    }
-
-    /// Applies the partition's state from the metadata; says if this broker just became its
-    /// leader or follower.
-    pub fn apply(&self, next: &PartitionState, now_ms: i64) -> Result<Transition, StorageError> {
-        let transition = self.apply_state(next, now_ms);
-        self.changed.notify_waiters();
-        transition
-    }
-
-    fn apply_state(&self, next: &PartitionState, now_ms: i64) -> Result<Transition, StorageError> {
-        let mut st = self.state.lock().expect("replica state lock");
-        let leading = next.leader == self.node;
-        let new_term = leading != st.leading || next.leader_epoch != st.leader_epoch;
-        st.replicas = next.replicas.clone();
-        st.isr = next.isr.clone();
-        st.leader = next.leader;
-        st.partition_epoch = next.partition_epoch;
-        if st
-            .isr_change_pending
-            .is_some_and(|e| next.partition_epoch > e)
-        {
-            st.isr_change_pending = None;
-        }
-        if !new_term {
-            if leading {
-                // a reassignment adds followers (they must fetch to join the ISR) or removes them
-                let node = self.node;
-                st.followers
-                    .retain(|r, _| next.replicas.contains(r) && *r != node);
-                for r in next.replicas.iter().filter(|r| **r != node) {
-                    st.followers.entry(*r).or_insert(FollowerProgress {
-                        leo: -1,
-                        caught_up_ms: now_ms,
-                        last_fetch_leader_leo: -1,
-                        last_fetch_ms: now_ms,
-                    });
-                }
-                self.advance_high_watermark(&st);
-            }
-            return Ok(Transition::None);
-        }
-        st.leader_epoch = next.leader_epoch;
-        st.leading = leading;
-        st.followers.clear();
-        st.isr_change_pending = None;
-        if leading {
-            let mut log = self.log.lock().expect("log lock");
-            let end = log.log_end_offset();
-            log.assign_epoch(next.leader_epoch, end)?;
-            st.leader_start = end;
-            for r in next.replicas.iter().filter(|r| **r != self.node) {
-                st.followers.insert(
-                    *r,
-                    FollowerProgress {
-                        leo: -1,
-                        caught_up_ms: now_ms,
-                        last_fetch_leader_leo: -1,
-                        last_fetch_ms: now_ms,
-                    },
-                );
-            }
-            drop(log);
-            st.needs_truncation = false;
-            self.advance_high_watermark(&st);
-            Ok(Transition::Leader)
-        } else {
-            st.needs_truncation = true;
-            Ok(if next.leader >= 0 {
-                Transition::Follower
-            } else {
-                Transition::None
-            })
-        }
-    }
-
-    /// Leader: the high watermark is the smallest log end among the ISR. Returns true if it
-    /// moved.
-    fn advance_high_watermark(&self, st: &ReplicaState) -> bool {
-        let mut log = self.log.lock().expect("log lock");
-        let mut hw = log.log_end_offset();
-        for r in &st.isr {
-            if *r == self.node {
-                continue;
-            }
-            match st.followers.get(r) {
-                Some(f) if f.leo >= 0 => hw = hw.min(f.leo),
-                _ => return false,
-            }
-        }
-        if hw > log.high_watermark() {
-            log.update_high_watermark(hw);
-            self.changed.notify_waiters();
-            return true;
-        }
-        false
-    }
-
-    /// Waits until the high watermark reaches `offset` while this broker leads the
-    /// partition; fails if leadership moves or `timeout` passes.
-    pub async fn wait_for_high_watermark(
-        &self,
-        offset: i64,
-        timeout: std::time::Duration,
-    ) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.high_watermark() >= offset {
-                return Ok(());
-            }
-            if !self.is_leader() {
-                anyhow::bail!("{}-{} lost leadership", self.topic, self.index);
-            }
-            tokio::select! {
-                _ = changed => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    anyhow::bail!("{}-{}: the ISR did not replicate in time", self.topic, self.index)
-                }
-            }
-        }
-    }
-
-    pub fn append_as_leader(
-        &self,
-        records: &mut Vec<u8>,
-        now_ms: i64,
-    ) -> Result<AppendResult, StorageError> {
-        self.refuse_offline()?;
-        let st = self.state.lock().expect("replica state lock");
-        if !st.leading {
-            return Err(StorageError::NotLeader);
-        }
-        let result = self.checked(self.log.lock().expect("log lock").append_as_leader(
-            records,
-            st.leader_epoch,
-            now_ms,
-        ))?;
-        self.advance_high_watermark(&st);
-        Ok(result)
-    }
-
-    /// Writes a transaction marker for `producer_id`.
-    pub fn append_marker(
-        &self,
-        producer_id: i64,
-        producer_epoch: i16,
-        commit: bool,
-        coordinator_epoch: i32,
-        now_ms: i64,
-    ) -> Result<i64, StorageError> {
-        self.refuse_offline()?;
-        let st = self.state.lock().expect("replica state lock");
-        if !st.leading {
-            return Err(StorageError::NotLeader);
-        }
-        let offset = self.checked(self.log.lock().expect("log lock").append_marker(
-            producer_id,
-            producer_epoch,
-            commit,
-            coordinator_epoch,
-            st.leader_epoch,
-            now_ms,
-        ))?;
-        self.advance_high_watermark(&st);
-        Ok(offset)
-    }
-
-    /// Leader: a follower fetched from `fetch_offset`, so its log ends there. Returns true if
-    /// the high watermark moved, and the ISR to propose if the follower should join it.
-    pub fn follower_fetched(
-        &self,
-        replica: i32,
-        fetch_offset: i64,
-        now_ms: i64,
-    ) -> (bool, Option<(Vec<i32>, i32)>) {
-        let mut st = self.state.lock().expect("replica state lock");
-        if !st.leading {
-            return (false, None);
-        }
-        let (leader_end, hw) = {
-            let log = self.log.lock().expect("log lock");
-            (log.log_end_offset(), log.high_watermark())
-        };
-        let Some(f) = st.followers.get_mut(&replica) else {
-            return (false, None);
-        };
-        if fetch_offset >= leader_end {
-            f.caught_up_ms = now_ms;
-        } else if f.last_fetch_leader_leo >= 0 && fetch_offset >= f.last_fetch_leader_leo {
-            f.caught_up_ms = f.caught_up_ms.max(f.last_fetch_ms);
-        }
-        f.leo = fetch_offset.min(leader_end);
-        f.last_fetch_leader_leo = leader_end;
-        f.last_fetch_ms = now_ms;
-        let advanced = self.advance_high_watermark(&st);
-        let joins = !st.isr.contains(&replica)
-            && fetch_offset >= hw
-            && fetch_offset >= st.leader_start
-            && st.isr_change_pending.is_none();
-        if joins {
-            let mut isr = st.isr.clone();
-            isr.push(replica);
-            st.isr_change_pending = Some(st.partition_epoch);
-            return (advanced, Some((isr, st.partition_epoch)));
-        }
-        (advanced, None)
-    }
-
-    /// Leader: the ISR without followers that have not caught up for `lag_max_ms`, if any
-    /// must go, with the partition epoch to propose it against.
-    pub fn shrink_isr(&self, now_ms: i64, lag_max_ms: i64) -> Option<(Vec<i32>, i32)> {
-        let mut st = self.state.lock().expect("replica state lock");
-        if !st.leading || st.isr_change_pending.is_some() {
-            return None;
-        }
-        let isr: Vec<i32> = st
-            .isr
-            .iter()
-            .copied()
-            .filter(|r| {
-                *r == self.node
-                    || st
-                        .followers
-                        .get(r)
-                        .is_some_and(|f| now_ms - f.caught_up_ms <= lag_max_ms)
-            })
-            .collect();
-        if isr.len() == st.isr.len() {
-            return None;
-        }
-        st.isr_change_pending = Some(st.partition_epoch);
-        Some((isr, st.partition_epoch))
-    }
-
-    /// Leader: an ISR change was not accepted; a later check may propose again.
-    pub fn isr_change_failed(&self) {
-        self.state
-            .lock()
-            .expect("replica state lock")
-            .isr_change_pending = None;
-    }
-
-    /// Follower: truncates the log to `offset` (where it agrees with the leader's), unless
-    /// the leader changed since `epoch` was asked about.
-    pub fn truncate_for(&self, epoch: i32, offset: i64) -> Result<(), StorageError> {
-        let mut st = self.state.lock().expect("replica state lock");
-        if st.leading || st.leader_epoch != epoch || !st.needs_truncation {
-            return Ok(());
-        }
-        let mut log = self.log.lock().expect("log lock");
-        if offset < log.log_end_offset() {
-            tracing::info!(
-                topic = self.topic,
-                partition = self.index,
-                from = log.log_end_offset(),
-                to = offset,
-                "truncating a divergent tail"
-            );
-            log.truncate_to(offset)?;
-        }
-        st.needs_truncation = false;
-        Ok(())
-    }
-
-    /// Follower: the log must be reconciled with the leader's again.
-    pub fn needs_reconcile(&self, epoch: i32) {
-        let mut st = self.state.lock().expect("replica state lock");
-        if !st.leading && st.leader_epoch == epoch {
-            st.needs_truncation = true;
-        }
-    }
-
-    /// Follower: appends what the leader of `epoch` sent and follows its high watermark
-    /// (nothing, if leadership changed since the fetch was sent). Returns segments a moved log
-    /// start removed, to delete later.
-    pub fn append_as_follower(
-        &self,
-        epoch: i32,
-        records: &[u8],
-        leader_hw: i64,
-        leader_log_start: i64,
-        now_ms: i64,
-    ) -> Result<Vec<ferrolog_storage::segment::DeletedSegment>, StorageError> {
-        self.refuse_offline()?;
-        let st = self.state.lock().expect("replica state lock");
-        if st.leading || st.leader_epoch != epoch || st.needs_truncation {
-            return Ok(Vec::new());
-        }
-        let mut log = self.log.lock().expect("log lock");
-        let end = self.checked(log.append_as_follower(records, now_ms))?;
-        let hw = leader_hw.min(end);
-        if hw > log.high_watermark() {
-            log.update_high_watermark(hw);
-        }
-        if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark() {
-            return Ok(log.delete_records_before(leader_log_start, now_ms)?.1);
-        }
-        Ok(Vec::new())
-    }
-
-    /// Leader: moves the log start offset to `offset` (-1: the high watermark), as
-    /// DeleteRecords asks; followers follow it through their fetches. Returns the new log
-    /// start, the segments to delete and the delay to delete them after.
-    pub fn delete_records(
-        &self,
-        offset: i64,
-        now_ms: i64,
-    ) -> Result<(i64, Vec<ferrolog_storage::segment::DeletedSegment>, i64), DeleteRecordsError>
-    {
-        let st = self.state.lock().expect("replica state lock");
-        if !st.leading {
-            return Err(DeleteRecordsError::NotLeader);
-        }
-        let mut log = self.log.lock().expect("log lock");
-        if !log.config().delete_policy {
-            return Err(DeleteRecordsError::PolicyViolation);
-        }
-        let (start, deleted) = log
-            .delete_records_before(offset, now_ms)
-            .map_err(DeleteRecordsError::Storage)?;
-        Ok((start, deleted, log.config().file_delete_delay_ms))
-    }
-
-    /// Resolves what a read returns; read the slice's bytes after this returns.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        bound: ReadBound,
-        min_one_batch: bool,
-    ) -> Result<ReadResult, StorageError> {
-        self.refuse_offline()?;
-        let read = self
-            .log
-            .lock()
-            .expect("log lock")
-            .read(offset, max_bytes, bound, min_one_batch);
-        self.checked(read)
-    }
-
-    pub fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
-        f(&mut self.log.lock().expect("log lock"))
-    }
-
-    pub fn offsets(&self) -> LogOffsets {
-        let log = self.log.lock().expect("log lock");
-        LogOffsets {
-            dir: log.dir().to_path_buf(),
-            topic: self.topic.clone(),
-            partition: self.index,
-            recovery_point: log.recovery_point(),
-            log_start_offset: log.log_start_offset(),
-            high_watermark: log.high_watermark(),
-        }
-    }
-}
+pub use crate::partition::{Leadership, Offsets, Partition, PartitionError, Transition};
+use crate::purgatory::Waiter;
 
 /// Why AlterReplicaLogDirs could not move a replica.
 #[derive(Debug)]
@@ -556,37 +50,147 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Why a DeleteRecords of one partition was refused.
-#[derive(Debug)]
-pub enum DeleteRecordsError {
-    /// This broker does not lead the partition.
-    NotLeader,
-    /// The topic's `cleanup.policy` lacks `delete`.
-    PolicyViolation,
-    Storage(StorageError),
+pub struct ReplicaManager {
+    log_manager: LogManager,
+    node: i32,
+    /// By topic name, then partition index (looked up by `&str`, with no allocation: every
+    /// request looks up each of its partitions).
+    partitions: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
+    /// Set once any replica's log hit an I/O error (shared with every partition).
+    io_failed: Arc<AtomicBool>,
 }
 
-pub struct ReplicaManager {
-    node: i32,
-    log_manager: LogManager,
-    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
-    /// Set once any replica's log hit an I/O error (shared with every partition).
-    io_failed: Arc<std::sync::atomic::AtomicBool>,
-    /// Woken on every append (delayed fetches wait on it).
-    pub appended: Notify,
-    /// Woken when a high watermark moves (acks=all produces wait on it).
-    pub committed: Notify,
+/// An acks=all append waiting to be committed.
+pub struct CommitWait {
+    pub partition: Arc<Partition>,
+    /// The offset the high watermark must reach (the append's last offset + 1).
+    pub required: i64,
+    /// The leader epoch the append was made in.
+    pub epoch: i32,
+    /// The effective `min.insync.replicas`: a high watermark that passed the append with a
+    /// smaller ISR (it shrank meanwhile) is not an acknowledgement.
+    pub min_isr: i64,
+}
+
+/// How an acks=all append ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// Leadership moved before the ISR had the records.
+    NotLeader,
+    /// The high watermark passed it with fewer than `min.insync.replicas` in the ISR.
+    NotEnoughReplicasAfterAppend,
+    TimedOut,
+}
+
+impl CommitWait {
+    fn outcome(&self, timed_out: bool) -> Option<CommitOutcome> {
+        let state = self.partition.leadership();
+        if !state.leading || state.leader_epoch != self.epoch {
+            Some(CommitOutcome::NotLeader)
+        } else if self.partition.high_watermark() >= self.required {
+            Some(if (state.isr_size as i64) >= self.min_isr {
+                CommitOutcome::Committed
+            } else {
+                CommitOutcome::NotEnoughReplicasAfterAppend
+            })
+        } else if timed_out {
+            Some(CommitOutcome::TimedOut)
+        } else {
+            None
+        }
+    }
+}
+
+/// One partition of a fetch.
+pub struct FetchInfo {
+    /// `None`: not hosted here.
+    pub partition: Option<Arc<Partition>>,
+    pub offset: i64,
+    pub max_bytes: usize,
+    pub current_leader_epoch: i32,
+    /// An incremental session's: the watcher version at which the partition had nothing new
+    /// for this client. Unchanged since, it is not read again (a round over many quiet
+    /// partitions costs an atomic load each).
+    pub quiet_at: Option<u64>,
+}
+
+/// What a fetch asks of every partition.
+pub struct FetchParams {
+    /// A follower's fetch reads up to the log end; consumers up to the high watermark (or the
+    /// last stable offset, read_committed).
+    pub follower: bool,
+    pub read_committed: bool,
+    /// KIP-392: a consumer (v11+) may read from a follower.
+    pub follower_reads: bool,
+    pub max_bytes: usize,
+    pub min_bytes: usize,
+    pub max_wait: Duration,
+}
+
+/// What a fetch read from one partition.
+pub enum FetchResult {
+    /// Not hosted here.
+    Unknown,
+    /// Nothing new since the client last heard of it (see `FetchInfo::quiet_at`).
+    Quiet,
+    Read(ReadResult),
+    /// Offsets only, no records (the caller asked so for this pass: the client reads from
+    /// another replica, or the partition is throttled).
+    OffsetsOnly(Offsets),
+    /// With the offsets where they help the client (out of range).
+    Error(PartitionError, Option<Offsets>),
+}
+
+impl FetchResult {
+    fn bytes(&self) -> usize {
+        match self {
+            FetchResult::Read(r) => r.slice.as_ref().map_or(0, |s| s.length),
+            _ => 0,
+        }
+    }
+
+    fn is_error(&self) -> bool {
+        matches!(self, FetchResult::Unknown | FetchResult::Error(..))
+    }
+
+    /// Whether the client learns everything the partition had when it was read (no records
+    /// and no error), so the next fetch of an incremental session may skip it while it does
+    /// not change.
+    /// (A read that returned nothing because the response's byte budget ran out, or records
+    /// held back by a throttle, do not count.)
+    pub fn leaves_client_current(&self, offset: i64, params: &FetchParams) -> bool {
+        match self {
+            FetchResult::Quiet => true,
+            FetchResult::Read(r) => {
+                let bound = if params.follower {
+                    r.log_end_offset
+                } else if params.read_committed {
+                    r.last_stable_offset
+                } else {
+                    r.high_watermark
+                };
+                r.slice.is_none() && offset >= bound
+            }
+            FetchResult::OffsetsOnly(_) | FetchResult::Unknown | FetchResult::Error(..) => false,
+        }
+    }
+
+    pub fn take_slice(&mut self) -> Option<FileSlice> {
+        match self {
+            FetchResult::Read(r) => r.slice.take(),
+            _ => None,
+        }
+    }
 }
 
 impl ReplicaManager {
     pub fn new(node: i32, log_manager: LogManager) -> ReplicaManager {
         ReplicaManager {
-            node,
-            committed: Notify::new(),
             log_manager,
+            node,
             io_failed: Default::default(),
             partitions: RwLock::new(HashMap::new()),
-            appended: Notify::new(),
         }
     }
 
@@ -594,20 +198,20 @@ impl ReplicaManager {
         &self.log_manager
     }
 
+    fn map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, HashMap<i32, Arc<Partition>>>> {
+        // the map is changed by whole inserts and removes: a panic elsewhere cannot leave it
+        // half changed
+        self.partitions.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .expect("partitions lock")
-            .get(&(topic.to_string(), partition))
-            .cloned()
+        self.map().get(topic)?.get(&partition).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
-        self.partitions
-            .read()
-            .expect("partitions lock")
+        self.map()
             .values()
-            .cloned()
+            .flat_map(|t| t.values().cloned())
             .collect()
     }
 
@@ -623,62 +227,48 @@ impl ReplicaManager {
         let now = crate::now_ms();
         if let Some(p) = self.get(topic, partition) {
             // a config altered on any node (cleanup.policy, retention, ...) applies here at once
-            p.with_log(|l| {
-                if *l.config() != config {
-                    l.set_config(config);
-                }
-            });
-            let transition = p.apply(state, now)?;
-            self.committed.notify_waiters();
-            return Ok(transition);
+            p.set_config(&config);
+            return Ok(p.apply(state, now)?);
         }
         let log = self
             .log_manager
             .open_log(topic, partition, &topic_id, config)?;
-        let p = Arc::new(Partition {
-            topic: topic.to_string(),
-            index: partition,
+        let p = Arc::new(Partition::new(
+            topic,
+            partition,
             topic_id,
-            node: self.node,
-            state: Mutex::new(ReplicaState {
-                replicas: Vec::new(),
-                isr: Vec::new(),
-                leader: -1,
-                leader_epoch: -1,
-                partition_epoch: -1,
-                leading: false,
-                needs_truncation: false,
-                isr_change_pending: None,
-                leader_start: 0,
-                followers: HashMap::new(),
-            }),
-            log: Mutex::new(log),
-            changed: Notify::new(),
-            offline: Default::default(),
-            io_failed: self.io_failed.clone(),
-        });
+            self.node,
+            log,
+            self.io_failed.clone(),
+        ));
         let transition = p.apply(state, now)?;
         self.partitions
             .write()
-            .expect("partitions lock")
-            .insert((topic.to_string(), partition), p);
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, p);
         Ok(transition)
     }
 
     /// Stops hosting a partition and deletes its data.
     pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<()> {
-        let removed = self
-            .partitions
-            .write()
-            .expect("partitions lock")
-            .remove(&(topic.to_string(), partition));
+        let removed = {
+            let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+            let removed = map.get_mut(topic).and_then(|t| t.remove(&partition));
+            if map.get(topic).is_some_and(|t| t.is_empty()) {
+                map.remove(topic);
+            }
+            removed
+        };
         if let Some(p) = removed {
+            // whoever waits on it learns it is gone
+            p.take_offline();
             match Arc::try_unwrap(p) {
-                Ok(p) => p.log.into_inner().expect("log lock").delete()?,
+                Ok(p) => p.into_log().delete()?,
                 Err(p) => {
                     // A request still holds it; remove the files, the handle goes with the request.
-                    let dir = p.with_log(|l| l.dir().to_path_buf());
-                    let _ = std::fs::remove_dir_all(dir);
+                    let _ = std::fs::remove_dir_all(p.dir());
                 }
             }
         }
@@ -686,6 +276,183 @@ impl ReplicaManager {
             let _ = std::fs::remove_dir_all(dir);
         }
         Ok(())
+    }
+
+    /// Waits until every acks=all append in `waits` is committed, failed or `timeout` passed.
+    /// Wakes only for the partitions waited on.
+    pub async fn await_committed(
+        &self,
+        waits: &[CommitWait],
+        timeout: Duration,
+    ) -> Vec<CommitOutcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; waits.len()];
+        let mut pending: Vec<usize> = (0..waits.len()).collect();
+        let waiter = Waiter::new();
+        let mut watching = false;
+        loop {
+            let timed_out = tokio::time::Instant::now() >= deadline;
+            for &i in &pending {
+                let seen = waits[i].partition.watchers.version();
+                outcomes[i] = waits[i].outcome(timed_out);
+                if outcomes[i].is_none() && !watching {
+                    waiter.watch(&waits[i].partition.watchers, i, seen);
+                }
+            }
+            watching = true;
+            if outcomes.iter().all(Option::is_some) {
+                return outcomes.into_iter().flatten().collect();
+            }
+            waiter.changed_before(deadline).await;
+            pending = waiter.take_changed();
+            if tokio::time::Instant::now() >= deadline {
+                pending = (0..waits.len())
+                    .filter(|i| outcomes[*i].is_none())
+                    .collect();
+            }
+            pending.retain(|i| outcomes[*i].is_none());
+        }
+    }
+
+    /// Reads `infos` for a fetch; if fewer than `min_bytes` come back (and no error), waits up
+    /// to `max_wait` for the partitions to change, re-reading only those that did.
+    /// `offsets_only(i)` says, at each pass, whether partition `i` answers with offsets only.
+    pub async fn fetch_messages(
+        &self,
+        params: &FetchParams,
+        infos: &[FetchInfo],
+        offsets_only: impl Fn(usize) -> bool,
+    ) -> Vec<(FetchResult, Option<u64>)> {
+        let deadline = tokio::time::Instant::now() + params.max_wait;
+        let mut results: Vec<Option<FetchResult>> = infos.iter().map(|_| None).collect();
+        // each partition's event count when the first pass read it
+        let seen: Vec<Option<u64>> = infos
+            .iter()
+            .map(|i| i.partition.as_ref().map(|p| p.watchers.version()))
+            .collect();
+        // and when its result was last read: what the result reflects
+        let mut versions = seen.clone();
+        let mut changed: Option<Vec<usize>> = None;
+        let mut waiter: Option<Arc<Waiter>> = None;
+        loop {
+            let stale = |i: usize| changed.as_ref().is_none_or(|c| c.binary_search(&i).is_ok());
+            let (bytes, errors) = self.fetch_pass(
+                params,
+                infos,
+                &offsets_only,
+                &mut results,
+                &mut versions,
+                stale,
+            );
+            let done = bytes >= params.min_bytes
+                || errors
+                || params.max_wait.is_zero()
+                || tokio::time::Instant::now() >= deadline;
+            if done {
+                return results
+                    .into_iter()
+                    .map(|r| r.unwrap_or(FetchResult::Unknown))
+                    .zip(versions)
+                    .collect();
+            }
+            // a delayed fetch: watch every partition read (an event since the first pass read
+            // it counts as a change at once)
+            let waiter = waiter.get_or_insert_with(|| {
+                let waiter = Waiter::new();
+                for (i, (info, seen)) in infos.iter().zip(&seen).enumerate() {
+                    if let (Some(p), Some(seen)) = (&info.partition, seen) {
+                        waiter.watch(&p.watchers, i, *seen);
+                    }
+                }
+                waiter
+            });
+            changed = Some(if waiter.changed_before(deadline).await {
+                waiter.take_changed()
+            } else {
+                Vec::new()
+            });
+        }
+    }
+
+    /// One pass of a fetch: re-reads the partitions `stale(i)` says changed (and any whose
+    /// cached result carries records, since the byte budget before it may have changed), in
+    /// order. Returns the record bytes and whether any partition has an error.
+    fn fetch_pass(
+        &self,
+        params: &FetchParams,
+        infos: &[FetchInfo],
+        offsets_only: &impl Fn(usize) -> bool,
+        results: &mut [Option<FetchResult>],
+        versions: &mut [Option<u64>],
+        stale: impl Fn(usize) -> bool,
+    ) -> (usize, bool) {
+        let mut total = 0usize;
+        let mut errors = false;
+        for (i, info) in infos.iter().enumerate() {
+            let only_offsets = offsets_only(i);
+            let first = results[i].is_none();
+            let quiet =
+                first && !only_offsets && info.quiet_at.is_some() && info.quiet_at == versions[i];
+            // a partition read before keeps its result if it did not change and held nothing
+            let reuse = !first
+                && !stale(i)
+                && !only_offsets
+                && results[i]
+                    .as_ref()
+                    .is_some_and(|r| r.bytes() == 0 && !matches!(r, FetchResult::OffsetsOnly(_)));
+            if quiet {
+                results[i] = Some(FetchResult::Quiet);
+            } else if !reuse {
+                if !first {
+                    versions[i] = info.partition.as_ref().map(|p| p.watchers.version());
+                }
+                let remaining = params.max_bytes.saturating_sub(total);
+                results[i] =
+                    Some(self.fetch_one(params, info, only_offsets, remaining, total == 0));
+            }
+            let r = results[i].as_ref().expect("filled above");
+            total += r.bytes();
+            errors |= r.is_error();
+        }
+        (total, errors)
+    }
+
+    fn fetch_one(
+        &self,
+        params: &FetchParams,
+        info: &FetchInfo,
+        offsets_only: bool,
+        remaining: usize,
+        min_one: bool,
+    ) -> FetchResult {
+        let Some(p) = &info.partition else {
+            return FetchResult::Unknown;
+        };
+        let l = p.leadership();
+        if !l.leading && (!params.follower_reads || l.leader < 0) {
+            return FetchResult::Error(PartitionError::NotLeader, None);
+        }
+        if let Err(e) = l.check_epoch(info.current_leader_epoch) {
+            return FetchResult::Error(e, None);
+        }
+        if offsets_only {
+            return FetchResult::OffsetsOnly(p.offsets());
+        }
+        let bound = if params.follower {
+            ReadBound::LogEnd
+        } else if params.read_committed {
+            ReadBound::LastStable
+        } else {
+            ReadBound::HighWatermark
+        };
+        match p.read(info.offset, info.max_bytes.min(remaining), bound, min_one) {
+            Ok(read) => FetchResult::Read(read),
+            Err(e) => {
+                let offsets = matches!(e, ferrolog_storage::StorageError::OffsetOutOfRange { .. })
+                    .then(|| p.offsets());
+                FetchResult::Error(e.into(), offsets)
+            }
+        }
     }
 
     /// AlterReplicaLogDirs for one partition: moves its log to the log directory `dest`
@@ -703,35 +470,43 @@ impl ReplicaManager {
             return Err(MoveError::ReplicaNotAvailable);
         };
         let target = lm.partition_path(index, topic, partition);
-        let mut log = p.log.lock().expect("log lock");
-        if log.dir() == target {
-            return Ok(());
-        }
         let future = lm.future_dir(index, topic, partition);
-        let moved = (|| -> Result<Log> {
-            log.flush()?;
-            copy_dir(log.dir(), &future)?;
-            std::fs::rename(&future, &target)?;
-            sync_dir(dest)?;
-            let mut moved = Log::open(
-                &target,
-                topic,
-                partition,
-                *p.topic_id.as_bytes(),
-                log.config().clone(),
-                LogOpenOptions {
-                    recovery_point: log.log_end_offset(),
-                    log_start_offset: log.log_start_offset(),
-                    clean_shutdown: true,
-                    now_ms: crate::now_ms(),
-                },
-            )?;
-            moved.update_high_watermark(log.high_watermark());
-            Ok(moved)
-        })();
-        match moved {
-            Ok(moved) => {
-                let old = std::mem::replace(&mut *log, moved);
+        let replaced = p.replace_log(|log| {
+            if log.dir() == target {
+                return Ok(None);
+            }
+            let moved = (|| -> Result<Log> {
+                log.flush()?;
+                copy_dir(log.dir(), &future)?;
+                std::fs::rename(&future, &target)?;
+                sync_dir(dest)?;
+                let mut moved = Log::open(
+                    &target,
+                    topic,
+                    partition,
+                    *p.topic_id.as_bytes(),
+                    log.config().clone(),
+                    LogOpenOptions {
+                        recovery_point: log.log_end_offset(),
+                        log_start_offset: log.log_start_offset(),
+                        clean_shutdown: true,
+                        now_ms: crate::now_ms(),
+                    },
+                )?;
+                moved.update_high_watermark(log.high_watermark());
+                Ok(moved)
+            })();
+            if moved.is_err() {
+                let _ = std::fs::remove_dir_all(&future);
+                if target.exists() && log.dir() != target {
+                    let _ = std::fs::remove_dir_all(&target);
+                }
+            }
+            moved.map(Some)
+        });
+        match replaced {
+            Ok(None) => Ok(()),
+            Ok(Some(old)) => {
                 let old_dir = old.dir().to_path_buf();
                 drop(old);
                 lm.placed(topic, partition, index);
@@ -742,10 +517,6 @@ impl ReplicaManager {
                 Ok(())
             }
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&future);
-                if target.exists() && log.dir() != target {
-                    let _ = std::fs::remove_dir_all(&target);
-                }
                 tracing::error!(topic, partition, "moving to {}: {e:#}", dest.display());
                 Err(MoveError::Storage(format!("{e:#}")))
             }
@@ -755,7 +526,7 @@ impl ReplicaManager {
     pub fn update_config(&self, topic: &str, config: &LogConfig) {
         for p in self.all() {
             if p.topic == topic {
-                p.with_log(|l| l.set_config(config.clone()));
+                p.set_config(config);
             }
         }
     }
@@ -763,7 +534,7 @@ impl ReplicaManager {
     /// Flushes logs whose `flush.ms` has passed.
     pub fn flush_by_time(&self, now_ms: i64) {
         for p in self.all().into_iter().filter(|p| !p.is_offline()) {
-            if let Err(e) = p.checked(p.with_log(|l| l.maybe_flush_by_time(now_ms))) {
+            if let Err(e) = p.with_log_checked(|l| l.maybe_flush_by_time(now_ms)) {
                 tracing::error!(topic = p.topic, partition = p.index, "flush failed: {e}");
             }
         }
@@ -776,13 +547,12 @@ impl ReplicaManager {
         // called every heartbeat (and tick on a single node): nothing to scan until an I/O
         // error took a replica offline
         let dir_offline = self.log_manager.dirs().iter().any(|d| d.offline);
-        if !dir_offline && !self.io_failed.load(std::sync::atomic::Ordering::SeqCst) {
+        if !dir_offline && !self.io_failed.load(Ordering::SeqCst) {
             return Vec::new();
         }
         let partitions = self.all();
         for p in partitions.iter().filter(|p| p.is_offline()) {
-            let dir = p.with_log(|l| l.dir().parent().map(Path::to_path_buf));
-            if let Some(dir) = dir {
+            if let Some(dir) = p.log_dir_and_size().0 {
                 if self.log_manager.take_offline(&dir) {
                     tracing::error!(
                         "log directory {} is offline after an I/O error; its replicas are not served until a restart",
@@ -800,15 +570,9 @@ impl ReplicaManager {
             .collect();
         let mut out = Vec::new();
         for p in partitions {
-            let in_offline_dir = p.with_log(|l| {
-                l.dir()
-                    .parent()
-                    .is_some_and(|d| offline.iter().any(|o| o == d))
-            });
+            let in_offline_dir = p.log_dir_and_size().0.is_some_and(|d| offline.contains(&d));
             if in_offline_dir {
-                if !p.offline.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    p.changed.notify_waiters();
-                }
+                p.take_offline();
                 out.push((p.topic_id, p.index));
             }
         }
@@ -817,7 +581,7 @@ impl ReplicaManager {
 
     pub fn checkpoint(&self) -> Result<()> {
         self.log_manager
-            .write_checkpoints(|| self.all().iter().map(|p| p.offsets()).collect())
+            .write_checkpoints(|| self.all().iter().map(|p| p.log_offsets()).collect())
     }
 
     /// Clean shutdown: flush and close every log, write checkpoints and the marker.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use ferrolog_client::Connection;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -20,7 +20,7 @@ use kafka_protocol::ResponseError;
 
 use crate::metadata::{BrokerImage, MetadataRecord, PartitionState};
 use crate::quorum::{Heartbeat, Proposal};
-use crate::replica_manager::Partition;
+use crate::replica_manager::{Leadership, Offsets, Partition};
 use crate::{now_ms, Broker};
 
 /// Per partition of an admin change: topic, partition, error code, message.
@@ -28,6 +28,26 @@ pub type PartitionOutcome = (String, i32, i16, Option<String>);
 
 /// Why a partition change is refused: the error and its message.
 type Refusal = (ResponseError, &'static str);
+
+/// A follower's side of its KIP-227 fetch session with one leader, as Kafka's followers keep
+/// one: after a full fetch opens it, each fetch lists only the partitions whose fetch state
+/// changed (and those to forget), and the leader answers only for partitions with news, so a
+/// round over many quiet partitions costs a few of them, not all.
+#[derive(Debug, Default)]
+struct FetcherSession {
+    /// 0: no session yet (the next fetch is a full one that asks for one).
+    id: i32,
+    /// The epoch of the next incremental fetch.
+    epoch: i32,
+    /// Per partition in the session: the (fetch offset, log start, leader epoch) last sent.
+    sent: HashMap<(String, i32), (i64, i64, i32)>,
+}
+
+impl FetcherSession {
+    fn reset(&mut self) {
+        *self = FetcherSession::default();
+    }
+}
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -85,7 +105,7 @@ impl Broker {
         // Heartbeats run on the controller runtime, on their own: neither a loaded broker
         // runtime nor a slow ISR proposal delays them (a late heartbeat fences a live broker).
         quorum.spawn(self.clone().heartbeats(me.id, me.epoch));
-        let lag_max = self.config.int_property("replica.lag.time.max.ms", 30_000);
+        let lag_max = self.config.long("replica.lag.time.max.ms");
         let mut isr_check =
             tokio::time::interval(Duration::from_millis((lag_max / 2).clamp(50, 5000) as u64));
         loop {
@@ -117,7 +137,7 @@ impl Broker {
         };
         let every = Duration::from_millis(
             self.config
-                .int_property("broker.heartbeat.interval.ms", 2000)
+                .long("broker.heartbeat.interval.ms")
                 .clamp(10, 60_000) as u64,
         );
         let mut failing = crate::log_rate::Repeating::new("heartbeat to the active controller");
@@ -263,21 +283,24 @@ impl Broker {
         }
     }
 
-    /// The partitions this broker follows `leader` for.
-    fn following(&self, leader: i32) -> Vec<Arc<Partition>> {
+    /// The partitions this broker follows `leader` for, with their leadership as of now.
+    fn following(&self, leader: i32) -> Vec<(Arc<Partition>, Leadership)> {
         self.replicas
             .all()
             .into_iter()
-            .filter(|p| {
+            .filter(|p| !p.is_offline())
+            .map(|p| {
                 let s = p.leadership();
-                !s.leading && s.leader == leader && !p.is_offline()
+                (p, s)
             })
+            .filter(|(_, s)| !s.leading && s.leader == leader)
             .collect()
     }
 
     /// One leader's fetcher: reconciles, then fetches, until this broker follows nothing of it.
     async fn fetch_from(self: Arc<Self>, leader: i32) {
         let mut conn: Option<Connection> = None;
+        let mut session = FetcherSession::default();
         let mut idle_since: Option<Instant> = None;
         loop {
             if self.shutting_down.load(Ordering::SeqCst) {
@@ -301,7 +324,10 @@ impl Broker {
                     continue;
                 };
                 match Connection::connect(&format!("{}:{}", b.host, b.port)).await {
-                    Ok(c) => conn = Some(c),
+                    Ok(c) => {
+                        conn = Some(c);
+                        session.reset();
+                    }
                     Err(e) => {
                         tracing::debug!(leader, "replica fetcher cannot connect: {e:#}");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -311,24 +337,18 @@ impl Broker {
             }
             let c = conn.as_mut().expect("connected");
             let result = async {
-                let stale: Vec<_> = partitions
-                    .iter()
-                    .filter(|p| p.leadership().needs_truncation)
-                    .cloned()
-                    .collect();
+                let (stale, ready): (Vec<_>, Vec<_>) = partitions
+                    .into_iter()
+                    .partition(|(_, s)| s.needs_truncation);
                 if !stale.is_empty() {
+                    let stale: Vec<_> = stale.into_iter().map(|(p, _)| p).collect();
                     self.reconcile(c, &stale).await?;
                 }
-                let ready: Vec<_> = partitions
-                    .iter()
-                    .filter(|p| !p.leadership().needs_truncation)
-                    .cloned()
-                    .collect();
                 if ready.is_empty() {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     return Ok(());
                 }
-                self.fetch_once(c, &ready).await
+                self.fetch_once(c, &ready, &mut session).await
             }
             .await;
             if let Err(e) = result {
@@ -345,12 +365,12 @@ impl Broker {
         let mut asked = HashMap::new();
         for p in partitions {
             let st = p.leadership();
-            let latest = p.with_log(|l| l.latest_epoch()).unwrap_or(-1);
+            let latest = p.latest_epoch();
             asked.insert((p.topic.clone(), p.index), (st.leader_epoch, latest));
             let entry = OffsetForLeaderPartition::default()
                 .with_partition(p.index)
                 .with_current_leader_epoch(st.leader_epoch)
-                .with_leader_epoch(latest);
+                .with_leader_epoch(latest.unwrap_or(-1));
             match topics.iter_mut().find(|t| *t.topic.0 == *p.topic) {
                 Some(t) => t.partitions.push(entry),
                 None => topics.push(
@@ -382,18 +402,7 @@ impl Broker {
                     );
                     continue;
                 }
-                let target = p.with_log(|log| {
-                    if latest < 0 || r.leader_epoch < 0 || r.end_offset < 0 {
-                        // nothing to compare epochs on: keep what is known committed
-                        return log.high_watermark();
-                    }
-                    let ours = if r.leader_epoch == latest {
-                        log.log_end_offset()
-                    } else {
-                        log.end_offset_for_epoch(r.leader_epoch).1
-                    };
-                    r.end_offset.min(ours.max(0))
-                });
+                let target = p.divergence_point(latest, r.leader_epoch, r.end_offset);
                 p.truncate_for(epoch, target)?;
             }
         }
@@ -402,11 +411,15 @@ impl Broker {
 
     /// The partitions among `partitions` whose replica here is follower-throttled
     /// (`follower.replication.throttled.replicas`) and not in the ISR.
-    fn follower_throttled(&self, partitions: &[Arc<Partition>]) -> HashSet<(uuid::Uuid, i32)> {
+    fn follower_throttled(
+        &self,
+        partitions: &[(Arc<Partition>, Leadership)],
+    ) -> HashSet<(uuid::Uuid, i32)> {
         let image = self.controller.image();
         let node = self.config.node_id;
         partitions
             .iter()
+            .map(|(p, _)| p)
             .filter(|p| {
                 image.topic(&p.topic).is_some_and(|t| {
                     crate::throttle::lists(
@@ -425,31 +438,55 @@ impl Broker {
             .collect()
     }
 
-    /// One fetch from the leader for the partitions ready to fetch.
-    async fn fetch_once(&self, c: &mut Connection, partitions: &[Arc<Partition>]) -> Result<()> {
+    /// One fetch from the leader for the partitions ready to fetch: incremental within
+    /// `session` (a sessionless full fetch while replication throttles apply to any of them).
+    async fn fetch_once(
+        &self,
+        c: &mut Connection,
+        partitions: &[(Arc<Partition>, Leadership)],
+        session: &mut FetcherSession,
+    ) -> Result<()> {
         let max_bytes = self
             .config
-            .int_property("replica.fetch.max.bytes", 1_048_576)
+            .long("replica.fetch.max.bytes")
             .clamp(1024, i64::from(i32::MAX)) as i32;
         let mut topics: Vec<FetchTopic> = Vec::new();
         let mut epochs = HashMap::new();
         let rate = self
             .effective()
-            .int_property(crate::throttle::FOLLOWER_RATE, i64::MAX);
+            .optional_long(crate::throttle::FOLLOWER_RATE)
+            .unwrap_or(i64::MAX);
         let throttled = if rate == i64::MAX {
             HashSet::new()
         } else {
             self.follower_throttled(partitions)
         };
         let held_back = self.follower_quota.exceeded(rate);
-        for p in partitions {
+        // a throttled partition left out of a fetch must not stay in a session (the leader
+        // would go on reading it): throttling fetches without one
+        let use_session = throttled.is_empty();
+        if !use_session {
+            session.reset();
+        }
+        let mut wanted = HashMap::new();
+        for (p, st) in partitions {
             let key = (p.topic_id, p.index);
             if held_back && throttled.contains(&key) {
                 continue;
             }
-            let st = p.leadership();
             epochs.insert(key, st.leader_epoch);
-            let (end, start) = p.with_log(|l| (l.log_end_offset(), l.log_start_offset()));
+            let Offsets {
+                log_end: end,
+                log_start: start,
+                ..
+            } = p.offsets();
+            let state = (end, start, st.leader_epoch);
+            let name_key = (p.topic.clone(), p.index);
+            let unchanged = session.id != 0 && session.sent.get(&name_key) == Some(&state);
+            wanted.insert(name_key, state);
+            if unchanged {
+                continue;
+            }
             let entry = FetchPartition::default()
                 .with_partition(p.index)
                 .with_current_leader_epoch(st.leader_epoch)
@@ -465,23 +502,67 @@ impl Broker {
                 ),
             }
         }
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        if session.id != 0 {
+            for (topic, index) in session.sent.keys().filter(|k| !wanted.contains_key(*k)) {
+                match forgotten.iter_mut().find(|t| *t.topic.0 == **topic) {
+                    Some(t) => t.partitions.push(*index),
+                    None => forgotten.push(
+                        ForgottenTopic::default()
+                            .with_topic(name(topic))
+                            .with_partitions(vec![*index]),
+                    ),
+                }
+            }
+        }
+        let (session_id, session_epoch) = match (use_session, session.id) {
+            (false, _) => (0, -1),
+            // a full fetch that opens a session
+            (true, 0) => (0, 0),
+            (true, id) => (id, session.epoch),
+        };
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(self.config.node_id))
             .with_max_wait_ms(
                 self.config
-                    .int_property("replica.fetch.wait.max.ms", 500)
+                    .long("replica.fetch.wait.max.ms")
                     .clamp(0, 30_000) as i32,
             )
             .with_min_bytes(1)
             .with_max_bytes(max_bytes.saturating_mul(16))
-            .with_session_epoch(-1)
-            .with_topics(topics);
+            .with_session_id(session_id)
+            .with_session_epoch(session_epoch)
+            .with_topics(topics)
+            .with_forgotten_topics_data(forgotten);
         let response = c.send_version(&request, 12).await?;
-        if response.error_code != 0 {
-            bail!(
+        match ResponseError::try_from_code(response.error_code) {
+            None => {}
+            Some(
+                ResponseError::FetchSessionIdNotFound | ResponseError::InvalidFetchSessionEpoch,
+            ) => {
+                // the leader lost or evicted the session: the next fetch is a full one
+                tracing::debug!("fetch session {} gone: starting over", session.id);
+                session.reset();
+                return Ok(());
+            }
+            Some(_) => bail!(
                 "fetch failed: {}",
                 ferrolog_client::error_name(response.error_code)
-            );
+            ),
+        }
+        if use_session {
+            if session.id == 0 {
+                session.id = response.session_id;
+                session.epoch = 1;
+            } else {
+                // wraps to 1, as Kafka's next epoch (0 opens, -1 closes)
+                session.epoch = session.epoch.checked_add(1).unwrap_or(1);
+            }
+            session.sent = if session.id != 0 {
+                wanted
+            } else {
+                HashMap::new()
+            };
         }
         let now = now_ms();
         for t in response.responses {
@@ -507,10 +588,10 @@ impl Broker {
                         ) {
                             Ok(deleted) => {
                                 if !deleted.is_empty() {
+                                    // the topic's file.delete.delay.ms, as the leader's
                                     self.schedule_deletion(
                                         deleted,
-                                        self.effective()
-                                            .int_property("file.delete.delay.ms", 60_000),
+                                        p.config().file_delete_delay_ms,
                                     );
                                 }
                             }
@@ -524,7 +605,7 @@ impl Broker {
                         }
                     }
                     Some(ResponseError::OffsetOutOfRange) => {
-                        let end = p.with_log(|l| l.log_end_offset());
+                        let end = p.offsets().log_end;
                         if end < data.log_start_offset {
                             tracing::info!(
                                 topic = p.topic,
@@ -532,7 +613,7 @@ impl Broker {
                                 start = data.log_start_offset,
                                 "follower behind the leader's log start: starting over there"
                             );
-                            p.with_log(|l| l.reset_to(data.log_start_offset, now))?;
+                            p.reset_to(data.log_start_offset, now)?;
                         } else {
                             p.needs_reconcile(epoch);
                         }
@@ -547,7 +628,6 @@ impl Broker {
                 }
             }
         }
-        self.replicas.appended.notify_waiters();
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Fetch responses carry record batches straight from segment files: the frame is the encoded
 //! response around the batches, and the batches go from the page cache to the socket without
-//! being copied through user space (DESIGN §3, fetch step 5).
+//! being copied through user space (docs/ARCHITECTURE.md, the fetch path, step 5).
 
 use std::io;
 

@@ -620,3 +620,95 @@ fn incremental_fetch_session_sends_only_changes() {
         assert_eq!(r5.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
     });
 }
+
+/// A fetch session's quiet partitions (nothing new for the client) are skipped by later fetches
+/// until they change: an append to one wakes a long poll and answers with it alone; a topic
+/// deleted and created again under the same name is not taken for the old, quiet one.
+#[test]
+fn quiet_partitions_of_a_fetch_session_wake_when_they_change() {
+    let server = Server::start(&[]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        assert_eq!(create(&mut c, "q", 3, &[]).await, 0);
+        let part = |p: i32, offset: i64| {
+            fetch_request::FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(offset)
+                .with_current_leader_epoch(-1)
+                .with_partition_max_bytes(1 << 20)
+        };
+        let request = |id: i32, epoch: i32, parts: Vec<fetch_request::FetchPartition>| {
+            FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_bytes(1 << 20)
+                .with_min_bytes(1)
+                .with_max_wait_ms(0)
+                .with_session_id(id)
+                .with_session_epoch(epoch)
+                .with_topics(vec![fetch_request::FetchTopic::default()
+                    .with_topic(topic_name("q"))
+                    .with_partitions(parts)])
+        };
+        let listed = |r: &FetchResponse| -> Vec<(i32, usize)> {
+            r.responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| (p.partition_index, p.records.as_ref().map_or(0, |b| b.len())))
+                .collect()
+        };
+        let full = request(0, 0, vec![part(0, 0), part(1, 0), part(2, 0)]);
+        let r = c.send_version(&full, 12).await.unwrap();
+        let id = r.session_id;
+        assert_ne!(id, 0);
+        // nothing new: an empty incremental response, twice (the second from the quiet marks)
+        for epoch in 1..=2 {
+            let r = c
+                .send_version(&request(id, epoch, vec![]), 12)
+                .await
+                .unwrap();
+            assert_eq!(listed(&r), vec![], "epoch {epoch}");
+        }
+        // a long poll over the quiet partitions wakes for an append to partition 2
+        let addr = server.addr();
+        let producer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut p = Connection::connect(&addr).await.unwrap();
+            p.produce("q", 2, &records(1, "late"), Compression::None, 1)
+                .await
+                .unwrap();
+        });
+        let start = Instant::now();
+        let poll = request(id, 3, vec![]).with_max_wait_ms(10_000);
+        let r = c.send_version(&poll, 12).await.unwrap();
+        producer.await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "woke after {:?}",
+            start.elapsed()
+        );
+        let got = listed(&r);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, 2);
+        assert!(got[0].1 > 0, "records for partition 2");
+        // caught up on 2: quiet again
+        let r = c
+            .send_version(&request(id, 4, vec![part(2, 1)]), 12)
+            .await
+            .unwrap();
+        assert_eq!(listed(&r), vec![]);
+        // the topic deleted and created again: the session's partitions are not the old ones
+        let del = DeleteTopicsRequest::default().with_topic_names(vec![topic_name("q")]);
+        let d = c.send_version(&del, 5).await.unwrap();
+        assert_eq!(d.responses[0].error_code, 0);
+        assert_eq!(create(&mut c, "q", 3, &[]).await, 0);
+        c.produce("q", 1, &records(1, "new"), Compression::None, 1)
+            .await
+            .unwrap();
+        let r = c.send_version(&request(id, 5, vec![]), 12).await.unwrap();
+        let got = listed(&r);
+        assert!(
+            got.iter().any(|(p, bytes)| *p == 1 && *bytes > 0),
+            "the new partition 1's record: {got:?}"
+        );
+    });
+}

@@ -47,8 +47,6 @@ pub enum StorageError {
     },
     #[error("invalid record: {0}")]
     InvalidRecord(&'static str),
-    #[error("this broker is not the leader of the partition")]
-    NotLeader,
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }

@@ -25,14 +25,100 @@ use std::path::{Path, PathBuf};
 pub const OFFSET_ENTRY_SIZE: usize = 8;
 pub const TIME_ENTRY_SIZE: usize = 12;
 
-struct IndexFile {
-    path: PathBuf,
-    file: File,
-    preallocated: u64,
+/// One kind of index entry: its encoding and the order valid entries keep.
+trait Entry: Copy {
+    const SIZE: usize;
+    fn decode(bytes: &[u8]) -> Self;
+    fn encode(&self) -> Vec<u8>;
+    /// Whether `self` may come after `previous` in a valid file.
+    fn follows(&self, previous: &Self) -> bool;
+    /// The offset the entry names, relative to the segment's base offset.
+    fn relative_offset(&self) -> u32;
 }
 
-impl IndexFile {
-    fn open(path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
+/// `.index`: (relative offset of a batch's last record, the batch's byte position).
+#[derive(Debug, Clone, Copy)]
+struct OffsetEntry {
+    relative: u32,
+    position: u32,
+}
+
+impl Entry for OffsetEntry {
+    const SIZE: usize = OFFSET_ENTRY_SIZE;
+
+    fn decode(bytes: &[u8]) -> Self {
+        OffsetEntry {
+            relative: u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            position: u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        [self.relative.to_be_bytes(), self.position.to_be_bytes()].concat()
+    }
+
+    fn follows(&self, previous: &Self) -> bool {
+        self.relative > previous.relative && self.position > previous.position
+    }
+
+    fn relative_offset(&self) -> u32 {
+        self.relative
+    }
+}
+
+/// `.timeindex`: (a timestamp, the relative offset of the record batch reaching it).
+#[derive(Debug, Clone, Copy)]
+struct TimeEntry {
+    timestamp: i64,
+    relative: u32,
+}
+
+impl Entry for TimeEntry {
+    const SIZE: usize = TIME_ENTRY_SIZE;
+
+    fn decode(bytes: &[u8]) -> Self {
+        let mut timestamp = [0u8; 8];
+        timestamp.copy_from_slice(&bytes[0..8]);
+        TimeEntry {
+            timestamp: i64::from_be_bytes(timestamp),
+            relative: u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        [
+            &self.timestamp.to_be_bytes()[..],
+            &self.relative.to_be_bytes()[..],
+        ]
+        .concat()
+    }
+
+    fn follows(&self, previous: &Self) -> bool {
+        self.timestamp > previous.timestamp && self.relative >= previous.relative
+    }
+
+    fn relative_offset(&self) -> u32 {
+        self.relative
+    }
+}
+
+/// An index file of one entry kind: entries in memory, the file preallocated and trimmed.
+struct Index<E: Entry> {
+    base_offset: i64,
+    max_entries: usize,
+    max_bytes: u64,
+    entries: Vec<E>,
+    path: PathBuf,
+    file: File,
+    /// The file's length (preallocated past the entries while the segment is active).
+    length: u64,
+}
+
+impl<E: Entry> Index<E> {
+    /// Opens (creating if missing) the index; `false` if its content was not a valid index
+    /// (a torn or unsorted tail, preallocated zeros), in which case it starts empty and the
+    /// segment rebuilds it.
+    fn open(path: &Path, base_offset: i64, max_bytes: usize) -> io::Result<(Index<E>, bool)> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -42,261 +128,243 @@ impl IndexFile {
         let length = file.metadata()?.len();
         let mut bytes = vec![0u8; length as usize];
         file.read_exact_at(&mut bytes, 0)?;
-        Ok((
-            IndexFile {
-                path: path.to_path_buf(),
-                file,
-                preallocated: length,
-            },
-            bytes,
-        ))
-    }
-
-    fn write_entry(&mut self, at: u64, entry: &[u8], max_bytes: u64) -> io::Result<()> {
-        if self.preallocated < at + entry.len() as u64 {
-            self.preallocated = max_bytes.max(at + entry.len() as u64);
-            self.file.set_len(self.preallocated)?;
+        let mut entries: Vec<E> = Vec::with_capacity(bytes.len() / E::SIZE);
+        let mut valid = bytes.len().is_multiple_of(E::SIZE);
+        for chunk in bytes.chunks_exact(E::SIZE) {
+            let entry = E::decode(chunk);
+            if entries.last().is_some_and(|last| !entry.follows(last)) {
+                valid = false;
+                break;
+            }
+            entries.push(entry);
         }
-        self.file.write_all_at(entry, at)
+        let mut index = Index {
+            base_offset,
+            max_entries: (max_bytes / E::SIZE).max(1),
+            max_bytes: max_bytes as u64,
+            entries,
+            path: path.to_path_buf(),
+            file,
+            length,
+        };
+        if !valid {
+            index.reset()?;
+        }
+        Ok((index, valid))
     }
 
-    fn trim(&mut self, length: u64) -> io::Result<()> {
-        if self.preallocated != length {
+    fn is_full(&self) -> bool {
+        self.entries.len() >= self.max_entries
+    }
+
+    fn relative(&self, offset: i64) -> u32 {
+        debug_assert!(
+            offset >= self.base_offset && offset - self.base_offset <= i64::from(u32::MAX),
+            "offset {offset} outside the segment based at {}",
+            self.base_offset
+        );
+        (offset - self.base_offset) as u32
+    }
+
+    /// Appends an entry, which must follow the last one.
+    fn push(&mut self, entry: E) -> io::Result<()> {
+        debug_assert!(self.entries.last().is_none_or(|last| entry.follows(last)));
+        let at = (self.entries.len() * E::SIZE) as u64;
+        let bytes = entry.encode();
+        if self.length < at + E::SIZE as u64 {
+            self.length = self.max_bytes.max(at + E::SIZE as u64);
+            self.file.set_len(self.length)?;
+        }
+        self.file.write_all_at(&bytes, at)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Drops the entries for offsets at or after `offset`.
+    fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        let relative = (offset - self.base_offset).max(0);
+        let keep = self
+            .entries
+            .partition_point(|e| i64::from(e.relative_offset()) < relative);
+        self.entries.truncate(keep);
+        self.set_length((keep * E::SIZE) as u64)
+    }
+
+    fn reset(&mut self) -> io::Result<()> {
+        self.entries.clear();
+        self.set_length(0)
+    }
+
+    fn trim_to_entries(&mut self) -> io::Result<()> {
+        self.set_length((self.entries.len() * E::SIZE) as u64)
+    }
+
+    fn set_length(&mut self, length: u64) -> io::Result<()> {
+        if self.length != length {
             self.file.set_len(length)?;
-            self.preallocated = length;
+            self.length = length;
         }
         Ok(())
     }
 
-    fn reset(&mut self) -> io::Result<()> {
-        self.trim(0)
+    fn flush(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 
-/// Sparse offset → position index of one segment.
-pub struct OffsetIndex {
-    base_offset: i64,
-    max_entries: usize,
-    max_bytes: u64,
-    entries: Vec<(u32, u32)>,
-    file: IndexFile,
-}
+/// A segment's offset index: from an offset to the byte position to start reading at.
+pub struct OffsetIndex(Index<OffsetEntry>);
 
 impl OffsetIndex {
-    /// Opens (or creates) the index file. Entries are loaded and sanity-checked; a file that fails
-    /// the check is reported as `Ok(None)` in `valid` so the caller can rebuild it.
+    /// Opens the index; `false` if it had to be emptied (see `Index::open`).
     pub fn open(
         path: &Path,
         base_offset: i64,
         max_bytes: usize,
     ) -> io::Result<(OffsetIndex, bool)> {
-        let (file, bytes) = IndexFile::open(path)?;
-        let mut entries = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_SIZE);
-        let mut valid = bytes.len() % OFFSET_ENTRY_SIZE == 0;
-        for chunk in bytes.chunks_exact(OFFSET_ENTRY_SIZE) {
-            let relative = u32::from_be_bytes(chunk[0..4].try_into().expect("4"));
-            let position = u32::from_be_bytes(chunk[4..8].try_into().expect("4"));
-            if let Some(&(last_relative, last_position)) = entries.last() {
-                if relative <= last_relative || position <= last_position {
-                    valid = false;
-                    break;
-                }
-            }
-            entries.push((relative, position));
-        }
-        let mut index = OffsetIndex {
-            base_offset,
-            max_entries: (max_bytes / OFFSET_ENTRY_SIZE).max(1),
-            max_bytes: max_bytes as u64,
-            entries,
-            file,
-        };
-        if !valid {
-            index.reset()?;
-        }
-        Ok((index, valid))
+        let (index, valid) = Index::open(path, base_offset, max_bytes)?;
+        Ok((OffsetIndex(index), valid))
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
-    }
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.0.is_full()
     }
 
+    pub fn len(&self) -> usize {
+        self.0.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.entries.is_empty()
+    }
+
+    /// Indexes the batch ending at `offset` (its last offset) that starts at `position`. An
+    /// offset at or below the last entry's is ignored.
     pub fn append(&mut self, offset: i64, position: u32) -> io::Result<()> {
-        let relative = (offset - self.base_offset) as u32;
-        if let Some(&(last, _)) = self.entries.last() {
-            if relative <= last {
-                return Ok(());
-            }
+        let relative = self.0.relative(offset);
+        if self
+            .0
+            .entries
+            .last()
+            .is_some_and(|e| relative <= e.relative)
+        {
+            return Ok(());
         }
         assert!(
             !self.is_full(),
             "offset index of segment {} is full",
-            self.base_offset
+            self.0.base_offset
         );
-        let mut entry = [0u8; OFFSET_ENTRY_SIZE];
-        entry[0..4].copy_from_slice(&relative.to_be_bytes());
-        entry[4..8].copy_from_slice(&position.to_be_bytes());
-        let at = (self.entries.len() * OFFSET_ENTRY_SIZE) as u64;
-        self.file.write_entry(at, &entry, self.max_bytes)?;
-        self.entries.push((relative, position));
-        Ok(())
+        self.0.push(OffsetEntry { relative, position })
     }
 
-    /// The position of the batch to start scanning from for `offset`: the largest entry with
-    /// offset ≤ target, or the start of the segment.
+    /// The byte position to start scanning from for `offset`: the position of the last entry
+    /// at or below it (0 if none).
     pub fn lookup(&self, offset: i64) -> u32 {
-        let relative = offset - self.base_offset;
+        let relative = offset - self.0.base_offset;
         if relative < 0 {
             return 0;
         }
         let relative = relative.min(i64::from(u32::MAX)) as u32;
-        let at = self.entries.partition_point(|&(r, _)| r <= relative);
+        let at = self.0.entries.partition_point(|e| e.relative <= relative);
         if at == 0 {
             0
         } else {
-            self.entries[at - 1].1
+            self.0.entries[at - 1].position
         }
     }
 
-    /// Drops entries for offsets ≥ `offset` (used by truncation).
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
-        let relative = (offset - self.base_offset).max(0);
-        let keep = self
-            .entries
-            .partition_point(|&(r, _)| i64::from(r) < relative);
-        self.entries.truncate(keep);
-        self.file.trim((keep * OFFSET_ENTRY_SIZE) as u64)
+        self.0.truncate_to(offset)
     }
 
     pub fn reset(&mut self) -> io::Result<()> {
-        self.entries.clear();
-        self.file.reset()
+        self.0.reset()
     }
 
     pub fn trim_to_entries(&mut self) -> io::Result<()> {
-        self.file
-            .trim((self.entries.len() * OFFSET_ENTRY_SIZE) as u64)
+        self.0.trim_to_entries()
     }
 
     pub fn flush(&self) -> io::Result<()> {
-        self.file.file.sync_data()
+        self.0.flush()
     }
 
     pub fn path(&self) -> &Path {
-        &self.file.path
+        &self.0.path
     }
 }
 
-/// Sparse timestamp → offset index of one segment.
-pub struct TimeIndex {
-    base_offset: i64,
-    max_entries: usize,
-    max_bytes: u64,
-    entries: Vec<(i64, u32)>,
-    file: IndexFile,
-}
+/// A segment's time index: from a timestamp to the offset to start scanning at.
+pub struct TimeIndex(Index<TimeEntry>);
 
 impl TimeIndex {
+    /// Opens the index; `false` if it had to be emptied (see `Index::open`).
     pub fn open(path: &Path, base_offset: i64, max_bytes: usize) -> io::Result<(TimeIndex, bool)> {
-        let (file, bytes) = IndexFile::open(path)?;
-        let mut entries = Vec::with_capacity(bytes.len() / TIME_ENTRY_SIZE);
-        let mut valid = bytes.len() % TIME_ENTRY_SIZE == 0;
-        for chunk in bytes.chunks_exact(TIME_ENTRY_SIZE) {
-            let timestamp = i64::from_be_bytes(chunk[0..8].try_into().expect("8"));
-            let relative = u32::from_be_bytes(chunk[8..12].try_into().expect("4"));
-            if let Some(&(last_timestamp, last_relative)) = entries.last() {
-                if timestamp <= last_timestamp || relative < last_relative {
-                    valid = false;
-                    break;
-                }
-            }
-            entries.push((timestamp, relative));
-        }
-        let mut index = TimeIndex {
-            base_offset,
-            max_entries: (max_bytes / TIME_ENTRY_SIZE).max(1),
-            max_bytes: max_bytes as u64,
-            entries,
-            file,
-        };
-        if !valid {
-            index.reset()?;
-        }
-        Ok((index, valid))
+        let (index, valid) = Index::open(path, base_offset, max_bytes)?;
+        Ok((TimeIndex(index), valid))
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.0.is_full()
     }
 
+    /// The last entry, as (timestamp, absolute offset).
     pub fn last_entry(&self) -> Option<(i64, i64)> {
-        self.entries
+        self.0
+            .entries
             .last()
-            .map(|&(t, r)| (t, self.base_offset + i64::from(r)))
+            .map(|e| (e.timestamp, self.0.base_offset + i64::from(e.relative)))
     }
 
-    /// Appends (timestamp, offset) if the timestamp is larger than the last entry's.
+    /// Indexes `timestamp` at `offset` if it is larger than every timestamp indexed so far
+    /// (and there is room: a full time index keeps its entries).
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64) -> io::Result<()> {
-        if let Some(&(last, _)) = self.entries.last() {
-            if timestamp <= last {
-                return Ok(());
-            }
-        }
-        if self.is_full() {
+        if self
+            .0
+            .entries
+            .last()
+            .is_some_and(|e| timestamp <= e.timestamp)
+            || self.is_full()
+        {
             return Ok(());
         }
-        let relative = (offset - self.base_offset) as u32;
-        let mut entry = [0u8; TIME_ENTRY_SIZE];
-        entry[0..8].copy_from_slice(&timestamp.to_be_bytes());
-        entry[8..12].copy_from_slice(&relative.to_be_bytes());
-        let at = (self.entries.len() * TIME_ENTRY_SIZE) as u64;
-        self.file.write_entry(at, &entry, self.max_bytes)?;
-        self.entries.push((timestamp, relative));
-        Ok(())
+        let relative = self.0.relative(offset);
+        self.0.push(TimeEntry {
+            timestamp,
+            relative,
+        })
     }
 
     /// The offset to start scanning from for the first record with timestamp ≥ `timestamp`:
     /// the entry just below it (or the segment start).
     pub fn lookup(&self, timestamp: i64) -> i64 {
-        let at = self.entries.partition_point(|&(t, _)| t < timestamp);
+        let at = self.0.entries.partition_point(|e| e.timestamp < timestamp);
         if at == 0 {
-            self.base_offset
+            self.0.base_offset
         } else {
-            self.base_offset + i64::from(self.entries[at - 1].1)
+            self.0.base_offset + i64::from(self.0.entries[at - 1].relative)
         }
     }
 
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
-        let relative = (offset - self.base_offset).max(0);
-        let keep = self
-            .entries
-            .partition_point(|&(_, r)| i64::from(r) < relative);
-        self.entries.truncate(keep);
-        self.file.trim((keep * TIME_ENTRY_SIZE) as u64)
+        self.0.truncate_to(offset)
     }
 
     pub fn reset(&mut self) -> io::Result<()> {
-        self.entries.clear();
-        self.file.reset()
+        self.0.reset()
     }
 
     pub fn trim_to_entries(&mut self) -> io::Result<()> {
-        self.file
-            .trim((self.entries.len() * TIME_ENTRY_SIZE) as u64)
+        self.0.trim_to_entries()
     }
 
     pub fn flush(&self) -> io::Result<()> {
-        self.file.file.sync_data()
+        self.0.flush()
     }
 
     pub fn path(&self) -> &Path {
-        &self.file.path
+        &self.0.path
     }
 }
 

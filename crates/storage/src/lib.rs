@@ -5,12 +5,15 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod epoch_cache;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod marker;
 pub mod producer_state;
 pub mod segment;
 pub mod snapshot;
+pub mod validator;
 
 pub use cleaner::CleanStats;
 pub use error::{BatchError, Result, StorageError};

@@ -15,10 +15,13 @@ use std::path::{Path, PathBuf};
 
 use crate::batch::{self, BatchHeader, BatchIter};
 use crate::checkpoint;
+use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{BatchError, Result, StorageError};
+use crate::marker;
 use crate::producer_state::{AbortedTxn, ProducerInfo, ProducerStateManager, SequenceCheck};
 use crate::segment::{DeletedSegment, FileSlice, Segment, SegmentConfig};
 use crate::snapshot;
+use crate::validator;
 use ferrolog_records::{Compression, Levels};
 
 /// Topic-level log settings, with Kafka's names and defaults.
@@ -175,7 +178,7 @@ pub struct Log {
     unflushed_messages: i64,
     last_flush_ms: i64,
     /// (epoch, start offset), ascending.
-    epochs: Vec<(i32, i64)>,
+    epochs: LeaderEpochCache,
     pub(crate) producers: ProducerStateManager,
     /// Aborted transactions, by marker offset (rebuilt from the log at open).
     pub(crate) aborted: Vec<AbortedTxn>,
@@ -183,7 +186,7 @@ pub struct Log {
     pub(crate) tombstones_expire_at: Option<i64>,
 }
 
-pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+pub use crate::epoch_cache::LEADER_EPOCH_CHECKPOINT;
 pub const PARTITION_METADATA: &str = "partition.metadata";
 
 /// Kafka's directory name for a partition.
@@ -263,7 +266,7 @@ impl Log {
             recovery_point: options.recovery_point.max(0),
             unflushed_messages: 0,
             last_flush_ms: options.now_ms,
-            epochs: checkpoint::read_epochs(&dir.join(LEADER_EPOCH_CHECKPOINT)).unwrap_or_default(),
+            epochs: LeaderEpochCache::open(dir),
             producers: ProducerStateManager::new(),
             aborted: Vec::new(),
             tombstones_expire_at: None,
@@ -327,7 +330,7 @@ impl Log {
         log.recovery_point = log.recovery_point.min(end);
         log.high_watermark = end;
         // epochs beyond the log end are stale after truncation
-        log.epochs.retain(|&(_, start)| start <= end);
+        log.epochs.forget_past(end);
         log.rebuild_producer_state()?;
         Ok(log)
     }
@@ -382,7 +385,7 @@ impl Log {
                 self.producers.update(&header);
                 if header.is_control() && header.has_producer_id() {
                     let bytes = segment.read_batch(position, &header)?;
-                    if let Some(commit) = marker_is_commit(&bytes) {
+                    if let Some(commit) = marker::is_commit_batch(&bytes) {
                         let offset = header.base_offset;
                         if let Some(a) =
                             self.producers
@@ -449,30 +452,13 @@ impl Log {
                 });
             }
         }
-        let mut key = Vec::with_capacity(4);
-        key.extend_from_slice(&0i16.to_be_bytes());
-        key.extend_from_slice(&i16::from(commit).to_be_bytes());
-        let mut value = Vec::with_capacity(6);
-        value.extend_from_slice(&0i16.to_be_bytes());
-        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
-        let record = ferrolog_records::Record {
-            transactional: true,
-            control: true,
+        let mut bytes = marker::encode(
             producer_id,
             producer_epoch,
-            ..ferrolog_records::plain_record(Some(key.into()), Some(value.into()), vec![], now_ms)
-        };
-        let mut bytes = ferrolog_records::encode(
-            &[record],
-            ferrolog_records::Compression::None,
-            ferrolog_records::Levels {
-                gzip: None,
-                lz4: None,
-                zstd: None,
-            },
-            None,
-        )
-        .map_err(decode_error)?;
+            commit,
+            coordinator_epoch,
+            now_ms,
+        )?;
         let offset = self.log_end_offset();
         self.assign_epoch(leader_epoch, offset)?;
         batch::set_base_offset(&mut bytes, offset);
@@ -567,10 +553,10 @@ impl Log {
         self.segments.values().map(Segment::size).sum()
     }
     pub fn latest_epoch(&self) -> Option<i32> {
-        self.epochs.last().map(|&(e, _)| e)
+        self.epochs.latest()
     }
     pub fn epochs(&self) -> &[(i32, i64)] {
-        &self.epochs
+        self.epochs.entries()
     }
 
     /// Moves the high watermark; it never goes back and never passes the log end.
@@ -601,36 +587,8 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        // 0. what the topic's configs demand of the records themselves
-        if self.config.compact_policy || self.config.compression.is_some() {
-            *records = self.convert_records(records)?;
-        }
         // 1. validate every batch before touching the log
-        let mut headers = Vec::new();
-        for item in BatchIter::new(records) {
-            let (position, bytes) = item.map_err(|e| match e {
-                BatchError::Truncated => {
-                    StorageError::Batch(BatchError::Corrupt("truncated batch"))
-                }
-                other => StorageError::Batch(other),
-            })?;
-            if bytes.len() > self.config.max_message_bytes {
-                return Err(StorageError::MessageTooLarge {
-                    size: bytes.len(),
-                    limit: self.config.max_message_bytes,
-                });
-            }
-            let header = batch::validate(bytes)?;
-            if header.is_control() {
-                return Err(StorageError::InvalidRecord(
-                    "clients may not produce control batches",
-                ));
-            }
-            if !self.config.log_append_time {
-                self.validate_timestamps(&header, now_ms)?;
-            }
-            headers.push((position, header));
-        }
+        let headers = validator::validate_for_append(&self.config, records, now_ms)?;
         if headers.is_empty() {
             return Ok(AppendResult {
                 first_offset: -1,
@@ -737,11 +695,7 @@ impl Log {
             self.active_mut().append(bytes, &header)?;
             self.producers.update(&header);
             if header.is_control() {
-                let commit = ferrolog_records::decode(bytes, 1 << 20)
-                    .ok()
-                    .and_then(|r| r.into_iter().next())
-                    .and_then(|r| r.key)
-                    .is_some_and(|k| k.get(2..4) == Some(&[0, 1][..]));
+                let commit = marker::is_commit_batch(bytes) == Some(true);
                 if let Some(a) =
                     self.producers
                         .complete_txn(header.producer_id, header.base_offset, commit)
@@ -760,17 +714,15 @@ impl Log {
     }
 
     /// OffsetForLeaderEpoch: the largest epoch not above `epoch` this log knows, and the offset
-    /// where it ended (the start of the next epoch, or the log end for the latest);
-    /// `(-1, -1)` if the log has no such epoch.
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
-        let Some(pos) = self.epochs.iter().rposition(|&(e, _)| e <= epoch) else {
-            return (-1, -1);
-        };
-        let end = self
-            .epochs
-            .get(pos + 1)
-            .map_or(self.log_end_offset(), |&(_, start)| start);
-        (self.epochs[pos].0, end)
+    /// where it ended (the start of the next epoch, or the log end for the latest); `None` if
+    /// the log has no such epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The leader epoch of the record at `offset`, if the log knows one.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.epochs.epoch_at(offset)
     }
 
     /// Starts the log over at `offset` (a follower far behind a leader whose log now starts
@@ -791,85 +743,15 @@ impl Log {
         self.log_start_offset = offset;
         self.high_watermark = offset;
         self.recovery_point = offset;
-        self.epochs.clear();
-        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
+        self.epochs.clear()?;
         self.aborted.clear();
         self.rebuild_producer_state()?;
         Ok(())
     }
 
-    /// Compacted topics refuse records without a key; `compression.type` other than `producer`
-    /// recompresses batches that arrive in another codec. Batches that need neither are copied.
-    fn convert_records(&self, records: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(records.len());
-        for item in BatchIter::new(records) {
-            let (_, bytes) =
-                item.map_err(|_| StorageError::Batch(BatchError::Corrupt("truncated batch")))?;
-            let header = batch::validate(bytes)?;
-            let codec =
-                ferrolog_records::compression_from_attributes(header.attributes).map_err(|_| {
-                    StorageError::Batch(BatchError::Corrupt("unknown compression codec"))
-                })?;
-            let recompress = self.config.compression.filter(|&target| target != codec);
-            if !self.config.compact_policy && recompress.is_none() {
-                out.extend_from_slice(bytes);
-                continue;
-            }
-            let decoded = ferrolog_records::decode(bytes, self.config.max_decompressed_bytes())
-                .map_err(decode_error)?;
-            if self.config.compact_policy && decoded.iter().any(|r| r.key.is_none()) {
-                return Err(StorageError::InvalidRecord(
-                    "Compacted topic cannot accept message without key",
-                ));
-            }
-            match recompress {
-                Some(target) if !decoded.is_empty() => {
-                    let encoded = ferrolog_records::encode(
-                        &decoded,
-                        target,
-                        self.config.compression_levels,
-                        None,
-                    )
-                    .map_err(|_| {
-                        StorageError::Batch(BatchError::Corrupt("cannot re-encode records"))
-                    })?;
-                    out.extend_from_slice(&encoded);
-                }
-                _ => out.extend_from_slice(bytes),
-            }
-        }
-        Ok(out)
-    }
-
-    fn validate_timestamps(&self, header: &BatchHeader, now_ms: i64) -> Result<()> {
-        for timestamp in [header.base_timestamp, header.max_timestamp] {
-            if timestamp < 0 {
-                continue;
-            }
-            if now_ms.saturating_sub(timestamp) > self.config.timestamp_before_max_ms {
-                return Err(StorageError::InvalidTimestamp {
-                    timestamp,
-                    reason: "older than message.timestamp.before.max.ms",
-                });
-            }
-            if timestamp.saturating_sub(now_ms) > self.config.timestamp_after_max_ms {
-                return Err(StorageError::InvalidTimestamp {
-                    timestamp,
-                    reason: "newer than message.timestamp.after.max.ms",
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Records that `epoch` starts at `start_offset` (a new leader does, before any append).
     pub fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
-        if epoch < 0 || self.latest_epoch().is_some_and(|latest| latest >= epoch) {
-            return Ok(());
-        }
-        self.epochs.push((epoch, start_offset));
-        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
-        Ok(())
+        Ok(self.epochs.assign(epoch, start_offset)?)
     }
 
     fn maybe_roll(
@@ -1080,7 +962,7 @@ impl Log {
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
-            self.truncate_epochs_from_start(offset)?;
+            self.epochs.truncate_from_start(offset)?;
         }
         let deleted = self.delete_below_log_start(now_ms)?;
         Ok((self.log_start_offset, deleted))
@@ -1138,28 +1020,11 @@ impl Log {
             .expect("the active segment remains");
         if first > self.log_start_offset {
             self.log_start_offset = first;
-            self.truncate_epochs_from_start(first)?;
+            self.epochs.truncate_from_start(first)?;
         }
         self.recovery_point = self.recovery_point.max(self.log_start_offset);
         self.high_watermark = self.high_watermark.max(self.log_start_offset);
         Ok(deleted)
-    }
-
-    /// Kafka's `LeaderEpochFileCache.truncateFromStart`: entries below the new start collapse
-    /// into one that starts at it.
-    fn truncate_epochs_from_start(&mut self, start: i64) -> Result<()> {
-        let below = self.epochs.iter().filter(|(_, s)| *s < start).count();
-        if below == 0 {
-            return Ok(());
-        }
-        let (epoch, _) = self.epochs[below - 1];
-        let keep_latest = self.epochs.get(below).is_none_or(|(_, s)| *s > start);
-        self.epochs.drain(..below);
-        if keep_latest {
-            self.epochs.insert(0, (epoch, start));
-        }
-        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
-        Ok(())
     }
 
     /// Removes everything at and above `offset` (follower truncation). Offsets below the log
@@ -1188,8 +1053,7 @@ impl Log {
         self.active_mut().truncate_to(offset)?;
         self.high_watermark = self.high_watermark.min(self.log_end_offset());
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
-        self.epochs.retain(|&(_, start)| start < offset);
-        checkpoint::write_epochs(&self.dir.join(LEADER_EPOCH_CHECKPOINT), &self.epochs)?;
+        self.epochs.truncate_from_end(offset)?;
         self.rebuild_producer_state()?;
         Ok(())
     }
@@ -1248,18 +1112,6 @@ fn write_partition_metadata(dir: &Path, topic_id: &[u8; 16]) -> Result<()> {
         checkpoint::write_atomic(&path, &contents)?;
     }
     Ok(())
-}
-
-/// COMMIT (true) or ABORT (false), from a control batch's first record key
-/// (`[int16 version][int16 type]`); `None` for other control records.
-fn marker_is_commit(batch_bytes: &[u8]) -> Option<bool> {
-    let records = ferrolog_records::decode(batch_bytes, 1 << 20).ok()?;
-    let key = records.first()?.key.clone()?;
-    match key.get(2..4)? {
-        [0, 0] => Some(false),
-        [0, 1] => Some(true),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -1323,14 +1175,14 @@ mod tests {
         }
         assert_eq!(leader.epochs(), &[(0, 0), (2, 4)]);
         // where each epoch ended, as OffsetForLeaderEpoch answers
-        assert_eq!(leader.end_offset_for_epoch(0), (0, 4));
+        assert_eq!(leader.end_offset_for_epoch(0), Some((0, 4)));
         assert_eq!(
             leader.end_offset_for_epoch(1),
-            (0, 4),
+            Some((0, 4)),
             "epoch 1 never led: 0 is the largest below"
         );
-        assert_eq!(leader.end_offset_for_epoch(2), (2, 6));
-        assert_eq!(leader.end_offset_for_epoch(-1), (-1, -1));
+        assert_eq!(leader.end_offset_for_epoch(2), Some((2, 6)));
+        assert_eq!(leader.end_offset_for_epoch(-1), None);
         let bytes = leader_bytes(&leader);
         let mut follower = open(fd.path(), true);
         assert_eq!(follower.append_as_follower(&bytes, now).unwrap(), 6);

@@ -1,4 +1,4 @@
-//! Per-partition idempotent producer state (DESIGN invariant 6): for each producer id its epoch
+//! Per-partition idempotent producer state (docs/ARCHITECTURE.md, invariant 6): for each producer id its epoch
 //! and the metadata of its last five batches, so a retried batch gets its original offsets back
 //! and a gap in sequence numbers is refused.
 //!
@@ -60,6 +60,9 @@ pub struct ProducerInfo {
 #[derive(Debug, Default)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// The open transactions by first offset (producer id): the first is the last stable
+    /// offset's bound, read on every fetch, so it is kept rather than searched for.
+    open_txns: std::collections::BTreeMap<i64, i64>,
 }
 
 /// Outcome of checking an incoming batch.
@@ -146,6 +149,8 @@ impl ProducerStateManager {
         entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
         if header.is_transactional() && !header.is_control() && entry.txn_first_offset.is_none() {
             entry.txn_first_offset = Some(header.base_offset);
+            self.open_txns
+                .insert(header.base_offset, header.producer_id);
         }
         if header.base_sequence < 0 || header.is_control() {
             return;
@@ -170,6 +175,15 @@ impl ProducerStateManager {
         }
         self.producers
             .retain(|_, e| !e.batches.is_empty() || e.txn_first_offset.is_some_and(|f| f < offset));
+        self.reindex_open_txns();
+    }
+
+    fn reindex_open_txns(&mut self) {
+        self.open_txns = self
+            .producers
+            .iter()
+            .filter_map(|(id, e)| e.txn_first_offset.map(|f| (f, *id)))
+            .collect();
     }
 
     /// Whether the batch ending at `last_offset` is the newest one of `producer_id` (compaction
@@ -183,6 +197,7 @@ impl ProducerStateManager {
 
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.open_txns.clear();
     }
 
     /// A marker at `marker_offset` ends the producer's open transaction; an aborted one is
@@ -198,6 +213,7 @@ impl ProducerStateManager {
             .get_mut(&producer_id)?
             .txn_first_offset
             .take()?;
+        self.open_txns.remove(&first);
         (!commit).then_some(AbortedTxn {
             producer_id,
             first_offset: first,
@@ -217,10 +233,15 @@ impl ProducerStateManager {
 
     /// The first offset of the oldest open transaction: the last stable offset's bound.
     pub fn first_unstable_offset(&self) -> Option<i64> {
-        self.producers
-            .values()
-            .filter_map(|e| e.txn_first_offset)
-            .min()
+        let first = self.open_txns.keys().next().copied();
+        debug_assert_eq!(
+            first,
+            self.producers
+                .values()
+                .filter_map(|e| e.txn_first_offset)
+                .min()
+        );
+        first
     }
 
     /// The state to write to a snapshot: per producer its epoch, last batch and open
@@ -268,6 +289,7 @@ impl ProducerStateManager {
             }
             self.producers.insert(e.producer_id, entry);
         }
+        self.reindex_open_txns();
     }
 
     /// The producer's current epoch here, if it has written to this partition.

@@ -40,7 +40,7 @@ pub fn value(
     {
         return Some((v, true));
     }
-    Some((config.int_property(broker_key, 0), false))
+    Some((config.long(broker_key), false))
 }
 
 /// Checks a group's overrides as Kafka does: the session time-out within
@@ -62,18 +62,25 @@ pub fn validate(config: &BrokerConfig, overrides: &Properties) -> Result<(), Str
             ));
         }
     }
-    let bound = |key: &str, fallback: i64| config.int_property(key, fallback);
     let (session, _) = value(config, Some(overrides), SESSION_TIMEOUT).expect("known");
     let (heartbeat, _) = value(config, Some(overrides), HEARTBEAT_INTERVAL).expect("known");
-    let default_session = config.int_property("group.consumer.session.timeout.ms", 45_000);
-    let default_heartbeat = config.int_property("group.consumer.heartbeat.interval.ms", 5_000);
+    let default_session = config.long("group.consumer.session.timeout.ms");
+    let default_heartbeat = config.long("group.consumer.heartbeat.interval.ms");
     let (min_s, max_s) = (
-        bound("group.consumer.min.session.timeout.ms", 45_000).min(default_session),
-        bound("group.consumer.max.session.timeout.ms", 60_000).max(default_session),
+        config
+            .long("group.consumer.min.session.timeout.ms")
+            .min(default_session),
+        config
+            .long("group.consumer.max.session.timeout.ms")
+            .max(default_session),
     );
     let (min_h, max_h) = (
-        bound("group.consumer.min.heartbeat.interval.ms", 5_000).min(default_heartbeat),
-        bound("group.consumer.max.heartbeat.interval.ms", 15_000).max(default_heartbeat),
+        config
+            .long("group.consumer.min.heartbeat.interval.ms")
+            .min(default_heartbeat),
+        config
+            .long("group.consumer.max.heartbeat.interval.ms")
+            .max(default_heartbeat),
     );
     if !(min_s..=max_s).contains(&session) {
         return Err(format!(

@@ -9,8 +9,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 
-use crate::errors::storage_error_code;
-use crate::replica_manager::DeleteRecordsError;
+use crate::replica_manager::PartitionError;
 use crate::Broker;
 
 pub fn handle(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -31,21 +30,17 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> DeleteReco
                         broker.schedule_deletion(deleted, delay);
                         changed = true;
                     }
-                    Err(DeleteRecordsError::NotLeader) => {
-                        r.error_code = ResponseError::NotLeaderOrFollower.code()
-                    }
-                    Err(DeleteRecordsError::PolicyViolation) => {
-                        r.error_code = ResponseError::PolicyViolation.code()
-                    }
-                    Err(DeleteRecordsError::Storage(e)) => {
-                        if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
-                            tracing::error!(
-                                topic = partition.topic,
-                                partition = partition.index,
-                                "delete records failed: {e}"
-                            );
+                    Err(e) => {
+                        if let PartitionError::Storage(e) = &e {
+                            if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
+                                tracing::error!(
+                                    topic = partition.topic,
+                                    partition = partition.index,
+                                    "delete records failed: {e}"
+                                );
+                            }
                         }
-                        r.error_code = storage_error_code(&e);
+                        r.error_code = e.code();
                     }
                 },
             }

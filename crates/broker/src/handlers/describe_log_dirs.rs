@@ -29,8 +29,7 @@ pub fn handle(
         .into_iter()
         .filter(|p| wanted(&p.topic, p.index))
         .map(|p| {
-            let (dir, size) =
-                p.with_log(|l| (l.dir().parent().map(|d| d.to_path_buf()), l.size_bytes()));
+            let (dir, size) = p.log_dir_and_size();
             (p.topic.clone(), p.index, dir, size as i64)
         })
         .collect();

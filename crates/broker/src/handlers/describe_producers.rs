@@ -24,7 +24,7 @@ pub fn handle(
                 None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) => {
                     p.active_producers = partition
-                        .with_log(|log| log.producers())
+                        .producers()
                         .into_iter()
                         .map(|s| {
                             ProducerState::default()

@@ -25,23 +25,17 @@ pub fn handle(
                 .with_end_offset(-1);
             match broker.replicas.get(&topic.topic.0, p.partition) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => {
-                    let state = partition.leadership();
-                    if !state.leading {
-                        r.error_code = ResponseError::NotLeaderOrFollower.code();
-                    } else if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch < state.leader_epoch
-                    {
-                        r.error_code = ResponseError::FencedLeaderEpoch.code();
-                    } else if p.current_leader_epoch > state.leader_epoch {
-                        r.error_code = ResponseError::UnknownLeaderEpoch.code();
-                    } else {
-                        let (epoch, end) =
-                            partition.with_log(|l| l.end_offset_for_epoch(p.leader_epoch));
+                Some(partition) => match partition.leader_at(p.current_leader_epoch) {
+                    Err(e) => r.error_code = e.code(),
+                    Ok(_) => {
+                        // -1, -1: this log has no epoch that old
+                        let (epoch, end) = partition
+                            .end_offset_for_epoch(p.leader_epoch)
+                            .unwrap_or((-1, -1));
                         r.leader_epoch = epoch;
                         r.end_offset = end;
                     }
-                }
+                },
             }
             result.partitions.push(r);
         }

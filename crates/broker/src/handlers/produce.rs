@@ -10,8 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::str;
-use crate::errors::storage_error_code;
-use crate::replica_manager::Partition;
+use crate::replica_manager::{CommitOutcome, CommitWait};
 use crate::Broker;
 
 /// The producer id and epoch of the first transactional batch among `records` (headers only:
@@ -24,17 +23,11 @@ fn transactional_producer(records: Option<&[u8]>) -> Option<(i64, i16)> {
         .map(|h| (h.producer_id, h.producer_epoch))
 }
 
-/// An acks=all append waiting for the high watermark: (topic and partition position in the
-/// response, the partition, the offset the high watermark must reach, the leader epoch).
+/// An acks=all append waiting for the high watermark, at its place in the response.
 pub struct Wait {
     topic: usize,
     partition: usize,
-    replica: Arc<Partition>,
-    required: i64,
-    epoch: i32,
-    /// The topic's `min.insync.replicas`: a high watermark that passed the append with a
-    /// smaller ISR (it shrank meanwhile) is NOT_ENOUGH_REPLICAS_AFTER_APPEND, not an ack.
-    min_isr: i64,
+    commit: CommitWait,
 }
 
 /// Answers once every acks=all append is committed (the high watermark passed it with at least
@@ -44,42 +37,32 @@ pub struct Wait {
 pub async fn await_commit(
     broker: &Arc<Broker>,
     mut response: ProduceResponse,
-    mut waits: Vec<Wait>,
+    waits: Vec<Wait>,
     timeout_ms: i32,
 ) -> ProduceResponse {
-    let deadline =
-        tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
-    loop {
-        let committed = broker.replicas.committed.notified();
-        tokio::pin!(committed);
-        committed.as_mut().enable();
-        waits.retain(|w| {
-            let state = w.replica.leadership();
-            let error = if !state.leading || state.leader_epoch != w.epoch {
-                ResponseError::NotLeaderOrFollower
-            } else if w.replica.high_watermark() >= w.required {
-                if (state.isr_size as i64) >= w.min_isr {
-                    return false;
-                }
-                ResponseError::NotEnoughReplicasAfterAppend
-            } else if tokio::time::Instant::now() >= deadline {
-                ResponseError::RequestTimedOut
-            } else {
-                return true;
-            };
-            let r = &mut response.responses[w.topic].partition_responses[w.partition];
-            r.error_code = error.code();
-            r.base_offset = -1;
-            false
-        });
-        if waits.is_empty() {
-            return response;
-        }
-        tokio::select! {
-            _ = &mut committed => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
+    if waits.is_empty() {
+        return response;
     }
+    let (places, commits): (Vec<_>, Vec<_>) = waits
+        .into_iter()
+        .map(|w| ((w.topic, w.partition), w.commit))
+        .unzip();
+    let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+    let outcomes = broker.replicas.await_committed(&commits, timeout).await;
+    for ((topic, partition), outcome) in places.into_iter().zip(outcomes) {
+        let error = match outcome {
+            CommitOutcome::Committed => continue,
+            CommitOutcome::NotLeader => ResponseError::NotLeaderOrFollower,
+            CommitOutcome::NotEnoughReplicasAfterAppend => {
+                ResponseError::NotEnoughReplicasAfterAppend
+            }
+            CommitOutcome::TimedOut => ResponseError::RequestTimedOut,
+        };
+        let r = &mut response.responses[topic].partition_responses[partition];
+        r.error_code = error.code();
+        r.base_offset = -1;
+    }
+    response
 }
 
 pub fn handle(
@@ -92,7 +75,6 @@ pub fn handle(
     let now = crate::now_ms();
     let mut response = ProduceResponse::default();
     let mut any_error = false;
-    let mut appended = false;
     for topic in request.topic_data {
         // v13+ names topics by id
         let resolved = if version >= 13 {
@@ -118,63 +100,57 @@ pub fn handle(
             let outcome: Result<_, (i16, Option<StrBytes>)> = match (resolved, partition.as_ref()) {
                 (None, _) if version >= 13 => Err((ResponseError::UnknownTopicId.code(), None)),
                 (None, _) | (_, None) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
+                (Some(_), Some(p)) if !p.is_leader() => {
+                    Err((ResponseError::NotLeaderOrFollower.code(), None))
+                }
                 (Some(t), Some(p)) => {
-                    let state = p.leadership();
-                    let min_isr = state.effective_min_isr(min_insync);
-                    if !state.leading {
-                        Err((ResponseError::NotLeaderOrFollower.code(), None))
-                    } else if request.acks == -1 && (state.isr_size as i64) < min_isr {
-                        Err((
-                            ResponseError::NotEnoughReplicas.code(),
-                            Some(str(&format!("The size of the current ISR ({}) is insufficient to satisfy the min.isr requirement of {min_isr}", state.isr_size))),
-                        ))
-                    } else {
-                        let mut records = data.records.as_deref().unwrap_or(&[]).to_vec();
-                        let mut append = || {
-                            p.append_as_leader(&mut records, now).map_err(|e| {
-                                tracing::debug!(
-                                    topic = t.name,
-                                    partition = data.index,
-                                    "produce rejected: {e}"
-                                );
-                                (storage_error_code(&e), Some(str(&e.to_string())))
-                            })
-                        };
-                        match transactional_producer(data.records.as_deref()) {
-                            None => append(),
-                            Some((pid, epoch)) => broker
-                                .append_verified(
-                                    request.transactional_id.as_ref().map(|t| &*t.0),
-                                    pid,
-                                    epoch,
-                                    &t.name,
-                                    data.index,
-                                    append,
-                                )
-                                .unwrap_or_else(|e| {
-                                    Err((
-                                        e.code(),
-                                        Some(str("the partition is not in the producer's ongoing transaction")),
-                                    ))
-                                }),
-                        }
+                    let mut records = data.records.as_deref().unwrap_or(&[]).to_vec();
+                    // acks=all: the ISR must be large enough, checked under the append's lock
+                    let min_isr = (request.acks == -1).then_some(min_insync);
+                    let mut append = || {
+                        p.append_as_leader(&mut records, min_isr, now).map_err(|e| {
+                            tracing::debug!(
+                                topic = t.name,
+                                partition = data.index,
+                                "produce rejected: {e}"
+                            );
+                            (e.code(), Some(str(&e.to_string())))
+                        })
+                    };
+                    match transactional_producer(data.records.as_deref()) {
+                        None => append(),
+                        Some((pid, epoch)) => broker
+                            .append_verified(
+                                request.transactional_id.as_ref().map(|t| &*t.0),
+                                pid,
+                                epoch,
+                                &t.name,
+                                data.index,
+                                append,
+                            )
+                            .unwrap_or_else(|e| {
+                                Err((
+                                    e.code(),
+                                    Some(str("the partition is not in the producer's ongoing transaction")),
+                                ))
+                            }),
                     }
                 }
             };
             match outcome {
                 Ok(result) => {
-                    appended |= result.records > 0;
                     if request.acks == -1 && result.last_offset >= 0 {
                         if let Some(replica) = partition.clone() {
                             let state = replica.leadership();
-                            let min_isr = state.effective_min_isr(min_insync);
                             waits.push(Wait {
                                 topic: response.responses.len(),
                                 partition: topic_response.partition_responses.len(),
-                                epoch: state.leader_epoch,
-                                replica,
-                                required: result.last_offset + 1,
-                                min_isr,
+                                commit: CommitWait {
+                                    epoch: state.leader_epoch,
+                                    required: result.last_offset + 1,
+                                    min_isr: state.effective_min_isr(min_insync),
+                                    partition: replica,
+                                },
                             });
                         }
                     }
@@ -219,9 +195,6 @@ pub fn handle(
             topic_response.partition_responses.push(r);
         }
         response.responses.push(topic_response);
-    }
-    if appended {
-        broker.replicas.appended.notify_waiters();
     }
     if request.acks == 0 {
         if any_error {

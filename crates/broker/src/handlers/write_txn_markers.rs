@@ -10,7 +10,6 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use kafka_protocol::ResponseError;
 
-use crate::errors::storage_error_code;
 use crate::group::OFFSETS_TOPIC;
 use crate::Broker;
 
@@ -40,7 +39,7 @@ pub fn handle(broker: &Arc<Broker>, request: WriteTxnMarkersRequest) -> WriteTxn
                             }
                             0
                         }
-                        Err(e) => storage_error_code(&e),
+                        Err(e) => e.code(),
                     },
                 };
                 topic.partitions.push(
@@ -53,6 +52,5 @@ pub fn handle(broker: &Arc<Broker>, request: WriteTxnMarkersRequest) -> WriteTxn
         }
         response.markers.push(result);
     }
-    broker.replicas.appended.notify_waiters();
     response
 }

@@ -507,7 +507,7 @@ fn liveness(
     live
 }
 
-/// Rack-aware round robin (DESIGN §6): brokers are listed alternating between racks (the
+/// Rack-aware round robin: brokers are listed alternating between racks (the
 /// first broker of each rack, then the second, ...; brokers without a rack form one more
 /// rack), partition i's first replica is the broker at `start + i` of that list, and each
 /// further replica is the next broker in the list on a rack the partition does not use yet

@@ -13,12 +13,14 @@
 pub mod duties;
 mod store;
 
+pub use crate::config::{parse_voters, Bootstrap, RaftTiming};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -321,27 +323,6 @@ impl RaftNetwork<TypeConfig> for NetworkClient {
     }
 }
 
-/// The Raft timing of the controller quorum (see `BrokerConfig::raft_timing`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RaftTiming {
-    /// How often the leader sends AppendEntries when idle; also each AppendEntries' time-out.
-    pub heartbeat_ms: u64,
-    pub election_min_ms: u64,
-    pub election_max_ms: u64,
-}
-
-/// How a controller's Raft membership begins when its directory is new.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bootstrap {
-    /// These voters (`controller.quorum.voters`, or for a dynamic quorum `--standalone` /
-    /// `--initial-controllers`).
-    Voters(BTreeMap<u64, String>),
-    /// Join the quorum the controllers at these addresses run
-    /// (`controller.quorum.bootstrap.servers`): as an observer (a Raft learner) first, a voter
-    /// once AddRaftVoter adds it (Kafka's `kafka-metadata-quorum add-controller`).
-    Join(Vec<String>),
-}
-
 /// A change of the voters (AddRaftVoter / RemoveRaftVoter).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum VoterChange {
@@ -375,27 +356,6 @@ pub fn cluster_id_for(config: &crate::config::BrokerConfig) -> Result<Option<Str
         }
         _ => Ok(None),
     }
-}
-
-/// Parses `controller.quorum.voters` (`id@host:port,...`).
-pub fn parse_voters(voters: &str) -> Result<BTreeMap<u64, String>> {
-    let mut map = BTreeMap::new();
-    for voter in voters.split(',').map(str::trim).filter(|v| !v.is_empty()) {
-        let (id, addr) = voter
-            .split_once('@')
-            .ok_or_else(|| anyhow!("Invalid value {voters} for configuration controller.quorum.voters: expected id@host:port"))?;
-        let id: u64 = id
-            .parse()
-            .with_context(|| format!("controller.quorum.voters: node id {id}"))?;
-        if !addr.contains(':') {
-            bail!("Invalid value {voters} for configuration controller.quorum.voters: {addr} has no port");
-        }
-        map.insert(id, addr.to_string());
-    }
-    if map.is_empty() {
-        bail!("controller.quorum.voters is empty");
-    }
-    Ok(map)
 }
 
 /// This node's member of the controller quorum. Raft, the controller listener and the active
@@ -1187,22 +1147,22 @@ impl RaftQuorum {
         self: Arc<Self>,
         config: &crate::config::BrokerConfig,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let session_timeout_ms = config.int_property("broker.session.timeout.ms", 9000);
+        let session_timeout_ms = config.long("broker.session.timeout.ms");
         let rebalance = config
             .properties
             .get("auto.leader.rebalance.enable")
             .is_none_or(|v| v.eq_ignore_ascii_case("true"))
             .then(|| {
                 config
-                    .int_property("leader.imbalance.check.interval.seconds", 300)
+                    .long("leader.imbalance.check.interval.seconds")
                     .saturating_mul(1000)
             });
         let timeout = Duration::from_millis(session_timeout_ms.clamp(100, 3_600_000) as u64);
         let rebalance = rebalance.map(|ms| Duration::from_millis(ms.max(100) as u64));
-        let imbalance_pct = config.int_property("leader.imbalance.per.broker.percentage", 10);
+        let imbalance_pct = config.long("leader.imbalance.per.broker.percentage");
         let heartbeat = Duration::from_millis(
             config
-                .int_property("broker.heartbeat.interval.ms", 2000)
+                .long("broker.heartbeat.interval.ms")
                 .clamp(10, 60_000) as u64,
         );
         let min_isr = config

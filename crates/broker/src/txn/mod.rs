@@ -279,7 +279,6 @@ impl Broker {
                 self.groups.complete_txn_offsets(m.producer_id, commit);
             }
         }
-        self.replicas.appended.notify_waiters();
         m.state = if commit {
             TxnState::CompleteCommit
         } else {
@@ -318,9 +317,7 @@ impl Broker {
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<(i64, i16), ResponseError> {
-        let max = self
-            .config
-            .int_property("transaction.max.timeout.ms", 900_000);
+        let max = self.config.long("transaction.max.timeout.ms");
         if timeout_ms <= 0 || i64::from(timeout_ms) > max {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
@@ -634,9 +631,7 @@ impl Broker {
     /// epoch bump) and finishes any left in a Prepare state.
     pub fn expire_transactions(&self) {
         let now = crate::now_ms();
-        let expiration = self
-            .config
-            .int_property("transactional.id.expiration.ms", 604_800_000);
+        let expiration = self.config.long("transactional.id.expiration.ms");
         let due = |m: &TxnMetadata| {
             (m.state == TxnState::Ongoing && now - m.start_ms > i64::from(m.timeout_ms))
                 || matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
@@ -793,7 +788,9 @@ fn markers_request(
             Some(t) => t.partition_indexes.push(*index),
             None => topics.push(
                 WritableTxnMarkerTopic::default()
-                    .with_name(crate::handlers::topic_name(topic))
+                    .with_name(kafka_protocol::messages::TopicName(
+                        kafka_protocol::protocol::StrBytes::from_string(topic.clone()),
+                    ))
                     .with_partition_indexes(vec![*index]),
             ),
         }
