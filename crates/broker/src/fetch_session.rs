@@ -139,7 +139,7 @@ impl FetchSessions {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().expect("sessions lock").sessions.len()
+        crate::locks::lock(&self.inner).sessions.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -179,7 +179,7 @@ impl FetchSessions {
         if version < 7 {
             return full(requested);
         }
-        let mut inner = self.inner.lock().expect("sessions lock");
+        let mut inner = crate::locks::lock(&self.inner);
         match (request.session_id, request.session_epoch) {
             (0, FINAL_EPOCH) => full(requested),
             (id, FINAL_EPOCH) => {
@@ -248,7 +248,7 @@ impl FetchSessions {
         if session_id == 0 {
             return;
         }
-        let mut inner = self.inner.lock().expect("sessions lock");
+        let mut inner = crate::locks::lock(&self.inner);
         if let Some(session) = inner.sessions.get_mut(&session_id) {
             session.partitions = partitions.to_vec();
             session.last_used = Instant::now();

@@ -7,6 +7,7 @@ pub mod features;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;
+pub(crate) mod locks;
 pub mod log_manager;
 pub mod log_rate;
 pub mod metadata;
@@ -498,7 +499,7 @@ impl Broker {
             image.broker_configs.get(""),
             image.broker_configs.get(&node),
         );
-        *self.effective.write().expect("effective config lock") = Arc::new(effective);
+        *crate::locks::write(&self.effective) = Arc::new(effective);
         self.groups.set_group_configs(
             image
                 .group_configs

@@ -259,7 +259,7 @@ impl LogManager {
 
     /// The directory a partition's log is in (or will be created in).
     fn dir_for(&self, key: &(String, i32)) -> Result<usize> {
-        let mut placement = self.placement.lock().expect("placement lock");
+        let mut placement = crate::locks::lock(&self.placement);
         if let Some(i) = placement.get(key) {
             return Ok(*i);
         }
@@ -351,7 +351,7 @@ impl LogManager {
     /// A partition is gone: its directory (if it had one) and its placement.
     pub fn forget(&self, topic: &str, partition: i32) -> Option<PathBuf> {
         let key = (topic.to_string(), partition);
-        let index = self.placement.lock().expect("placement lock").remove(&key);
+        let index = crate::locks::lock(&self.placement).remove(&key);
         let name = partition_dir_name(topic, partition);
         index.map(|i| self.dirs[i].path.join(&name)).or_else(|| {
             self.dirs
@@ -388,7 +388,7 @@ impl LogManager {
     /// Writes the three offset checkpoints of every online directory from a snapshot taken
     /// under the checkpoint lock.
     pub fn write_checkpoints(&self, snapshot: impl FnOnce() -> Vec<LogOffsets>) -> Result<()> {
-        let _guard = self.checkpoint_lock.lock().expect("checkpoint lock");
+        let _guard = crate::locks::lock(&self.checkpoint_lock);
         let logs = snapshot();
         for (i, d) in self.dirs.iter().enumerate() {
             if self.is_offline(i) {
@@ -429,7 +429,7 @@ impl LogManager {
 
     /// Writes each online directory's cleaner checkpoint with its own partitions' offsets.
     pub fn write_cleaner_checkpoint(&self, offsets: &OffsetCheckpoint) -> Result<()> {
-        let placement = self.placement.lock().expect("placement lock").clone();
+        let placement = crate::locks::lock(&self.placement).clone();
         for (i, d) in self.dirs.iter().enumerate() {
             if self.is_offline(i) {
                 continue;

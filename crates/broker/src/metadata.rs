@@ -495,7 +495,7 @@ impl MetadataLog for LocalLog {
         let mut batch =
             ferrolog_records::encode(&encoded, Compression::None, Default::default(), None)
                 .map_err(|e| anyhow!("encoding metadata records: {e}"))?;
-        let mut log = self.log.lock().expect("metadata log lock");
+        let mut log = crate::locks::lock(&self.log);
         log.append_as_leader(&mut batch, 0, now)?;
         let end = log.log_end_offset();
         log.update_high_watermark(end);
@@ -511,11 +511,11 @@ impl MetadataLog for LocalLog {
     }
 
     fn end_offset(&self) -> i64 {
-        self.log.lock().expect("metadata log lock").log_end_offset()
+        crate::locks::lock(&self.log).log_end_offset()
     }
 
     fn close(&self) -> Result<()> {
-        self.log.lock().expect("metadata log lock").close()?;
+        crate::locks::lock(&self.log).close()?;
         Ok(())
     }
 }
@@ -578,8 +578,8 @@ impl Controller {
     /// A new producer id, from this node's current durable block (reserving another when it
     /// runs out: blocks are unique across the cluster).
     pub fn next_producer_id(&self) -> Result<i64> {
-        let _one_at_a_time = self.reserving.write().expect("reserving lock");
-        let mut ids = *self.producer_ids.lock().expect("producer ids lock");
+        let _one_at_a_time = crate::locks::write(&self.reserving);
+        let mut ids = *crate::locks::lock(&self.producer_ids);
         if ids.0 >= ids.1 {
             let mut attempts = 0;
             ids = loop {
@@ -598,7 +598,7 @@ impl Controller {
         }
         let id = ids.0;
         ids.0 += 1;
-        *self.producer_ids.lock().expect("producer ids lock") = ids;
+        *crate::locks::lock(&self.producer_ids) = ids;
         Ok(id)
     }
 

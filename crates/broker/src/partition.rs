@@ -234,11 +234,11 @@ impl Partition {
     // left it (every operation changes the state before or after its I/O, never half way), so
     // a poisoned lock is taken over rather than failing every later request.
     fn state(&self) -> MutexGuard<'_, ReplicaState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::locks::lock(&self.state)
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner())
+        crate::locks::lock(&self.log)
     }
 
     pub fn is_offline(&self) -> bool {

@@ -51,7 +51,7 @@ impl Watchers {
     /// An event happened on the partition: every operation watching it is told.
     pub fn wake(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
-        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = crate::locks::lock(&self.list);
         list.entries.retain(|(w, key)| match w.upgrade() {
             Some(w) => {
                 w.mark(*key);
@@ -62,7 +62,7 @@ impl Watchers {
     }
 
     fn add(&self, waiter: &Arc<Waiter>, key: usize) {
-        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = crate::locks::lock(&self.list);
         if list.entries.len() >= list.prune_at {
             // amortised: operations that finished without an event here leave dead entries
             list.entries.retain(|(w, _)| w.strong_count() > 0);
@@ -93,7 +93,7 @@ impl Waiter {
     }
 
     fn mark(&self, key: usize) {
-        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dirty = crate::locks::lock(&self.dirty);
         if !dirty.contains(&key) {
             dirty.push(key);
         }
@@ -112,7 +112,7 @@ impl Waiter {
 
     /// The positions of the partitions that changed since the last call, in ascending order.
     pub fn take_changed(&self) -> Vec<usize> {
-        let mut dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut dirty = std::mem::take(&mut *crate::locks::lock(&self.dirty));
         dirty.sort_unstable();
         dirty
     }
@@ -122,7 +122,7 @@ impl Waiter {
         tokio::select! {
             _ = self.notify.notified() => true,
             _ = tokio::time::sleep_until(deadline) => {
-                !self.dirty.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+                !crate::locks::lock(&self.dirty).is_empty()
             }
         }
     }

@@ -201,7 +201,7 @@ impl ReplicaManager {
     fn map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, HashMap<i32, Arc<Partition>>>> {
         // the map is changed by whole inserts and removes: a panic elsewhere cannot leave it
         // half changed
-        self.partitions.read().unwrap_or_else(|e| e.into_inner())
+        crate::locks::read(&self.partitions)
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -242,9 +242,7 @@ impl ReplicaManager {
             self.io_failed.clone(),
         ));
         let transition = p.apply(state, now)?;
-        self.partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::locks::write(&self.partitions)
             .entry(topic.to_string())
             .or_default()
             .insert(partition, p);
@@ -254,7 +252,7 @@ impl ReplicaManager {
     /// Stops hosting a partition and deletes its data.
     pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<()> {
         let removed = {
-            let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+            let mut map = crate::locks::write(&self.partitions);
             let removed = map.get_mut(topic).and_then(|t| t.remove(&partition));
             if map.get(topic).is_some_and(|t| t.is_empty()) {
                 map.remove(topic);

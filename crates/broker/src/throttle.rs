@@ -39,7 +39,7 @@ impl Bucket {
 
 impl Quota {
     pub fn record(&self, bytes: usize) {
-        if let Some(b) = self.bucket.lock().expect("quota lock").as_mut() {
+        if let Some(b) = crate::locks::lock(&self.bucket).as_mut() {
             let rate = b.rate;
             b.refill(rate);
             b.tokens -= bytes as f64;
@@ -49,7 +49,7 @@ impl Quota {
     /// Whether throttled replicas must wait at `rate` bytes per second (`i64::MAX`, the
     /// default, never throttles; 0 stops them).
     pub fn exceeded(&self, rate: i64) -> bool {
-        let mut bucket = self.bucket.lock().expect("quota lock");
+        let mut bucket = crate::locks::lock(&self.bucket);
         if rate == i64::MAX {
             *bucket = None;
             return false;

@@ -608,7 +608,7 @@ impl GroupCoordinator {
 
     /// Replaces the groups' own timing (from the metadata's group configs).
     pub fn set_group_configs(&self, timing: HashMap<String, GroupTiming>) {
-        *self.timing.lock().expect("timing lock") = timing;
+        *crate::locks::lock(&self.timing) = timing;
     }
 
     /// The heartbeat interval members of `group` are told: its group config, else the broker's.
@@ -630,7 +630,7 @@ impl GroupCoordinator {
     /// exist.
     pub async fn join(&self, request: MemberRequest, topics: &Topics) -> JoinOutcome {
         let receiver = {
-            let mut groups = self.groups.lock().expect("groups lock");
+            let mut groups = crate::locks::lock(&self.groups);
             if request.group_id.is_empty() {
                 return Group::error_join(ResponseError::InvalidGroupId, &request.member_id);
             }
@@ -857,7 +857,7 @@ impl GroupCoordinator {
             ..SyncOutcome::default()
         };
         let receiver = {
-            let mut groups = self.groups.lock().expect("groups lock");
+            let mut groups = crate::locks::lock(&self.groups);
             let Some(group) = groups.get_mut(group_id) else {
                 return error(ResponseError::UnknownMemberId);
             };
@@ -936,7 +936,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> i16 {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let Some(group) = groups.get_mut(group_id) else {
             return ResponseError::UnknownMemberId.code();
         };
@@ -964,7 +964,7 @@ impl GroupCoordinator {
 
     /// LeaveGroup for one member (by member id, or by instance id when the member id is empty).
     pub fn leave(&self, group_id: &str, member_id: &str, instance_id: Option<&str>) -> i16 {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let Some(group) = groups.get_mut(group_id) else {
             return ResponseError::UnknownMemberId.code();
         };
@@ -1020,8 +1020,8 @@ impl GroupCoordinator {
     /// Expires members whose session ran out and completes join phases that timed out.
     pub fn tick(&self) {
         let now = now_instant();
-        let timing = self.timing.lock().expect("timing lock").clone();
-        let mut groups = self.groups.lock().expect("groups lock");
+        let timing = crate::locks::lock(&self.timing).clone();
+        let mut groups = crate::locks::lock(&self.groups);
         for (id, group) in groups.iter_mut() {
             let session_timeout = timing
                 .get(id)
@@ -1074,7 +1074,7 @@ impl GroupCoordinator {
                 "GroupId can't be empty.".into(),
             ));
         }
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let group = groups
             .entry(group_id.to_string())
             .or_insert_with(Group::new);
@@ -1120,7 +1120,7 @@ impl GroupCoordinator {
     /// Classic groups that settled on a generation not yet written to `__consumer_offsets`,
     /// marked as written: the caller writes them.
     pub fn take_unpersisted(&self) -> Vec<(String, GroupRecord)> {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let mut out = Vec::new();
         for (id, g) in groups.iter_mut() {
             if let Some(record) = g.unpersisted() {
@@ -1134,7 +1134,7 @@ impl GroupCoordinator {
 
     /// A write of `take_unpersisted` failed: try the group again at the next tick.
     pub fn persist_failed(&self, group_id: &str, record: &GroupRecord) {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         if let Some(g) = groups.get_mut(group_id) {
             if g.persisted_generation == record.generation {
                 g.persisted_generation = -1;
@@ -1146,7 +1146,7 @@ impl GroupCoordinator {
     /// Applies a group-metadata record replayed from `__consumer_offsets` (`None`: the group
     /// was deleted). Replayed members get a fresh session to come back in.
     pub fn replay_group(&self, group_id: &str, record: Option<GroupRecord>) {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let Some(record) = record else {
             groups.remove(group_id);
             return;
@@ -1196,7 +1196,7 @@ impl GroupCoordinator {
         group: &str,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) {
-        let mut pending = self.pending_txn.lock().expect("pending lock");
+        let mut pending = crate::locks::lock(&self.pending_txn);
         let entry = pending.entry(producer_id).or_default();
         for (topic, p, o) in offsets {
             entry.push((group.to_string(), topic, p, o, self.next_order()));
@@ -1231,7 +1231,7 @@ impl GroupCoordinator {
 
     /// A consumer-protocol group, for ConsumerGroupDescribe.
     pub fn consumer_group(&self, group_id: &str) -> Option<ConsumerGroup> {
-        let groups = self.groups.lock().expect("groups lock");
+        let groups = crate::locks::lock(&self.groups);
         groups.get(group_id).and_then(|g| g.consumer.clone())
     }
 
@@ -1242,7 +1242,7 @@ impl GroupCoordinator {
         member_id: &str,
         epoch: i32,
     ) -> Result<(), ResponseError> {
-        let groups = self.groups.lock().expect("groups lock");
+        let groups = crate::locks::lock(&self.groups);
         match groups.get(group_id).and_then(|g| g.consumer.as_ref()) {
             Some(c) => c.check_member(member_id, epoch),
             None => Ok(()),
@@ -1260,7 +1260,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let Some(group) = groups.get_mut(group_id) else {
             // Kafka: a commit at generation -1 (admin tools, assign()-style consumers, and
             // consumer-protocol clients that made up their member id) creates a simple group,
@@ -1325,7 +1325,7 @@ impl GroupCoordinator {
         value: Option<CommittedOffset>,
         order: u64,
     ) {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let key = (topic.to_string(), partition);
         if value.is_none() && !groups.contains_key(group_id) {
             return;
@@ -1348,7 +1348,7 @@ impl GroupCoordinator {
     }
 
     pub fn offsets(&self, group_id: &str) -> BTreeMap<(String, i32), CommittedOffset> {
-        let groups = self.groups.lock().expect("groups lock");
+        let groups = crate::locks::lock(&self.groups);
         groups
             .get(group_id)
             .map(|g| g.offsets.clone())
@@ -1357,7 +1357,7 @@ impl GroupCoordinator {
 
     /// Every known group, by id.
     pub fn list(&self) -> Vec<GroupListing> {
-        let groups = self.groups.lock().expect("groups lock");
+        let groups = crate::locks::lock(&self.groups);
         let mut out: Vec<_> = groups
             .iter()
             .map(|(id, g)| GroupListing {
@@ -1380,7 +1380,7 @@ impl GroupCoordinator {
 
     /// (state, protocol type, protocol, members) of a group, `None` if unknown.
     pub fn describe(&self, group_id: &str) -> Option<(State, String, String, Vec<Member>)> {
-        let groups = self.groups.lock().expect("groups lock");
+        let groups = crate::locks::lock(&self.groups);
         let g = groups.get(group_id)?;
         Some((
             g.state,
@@ -1398,7 +1398,7 @@ impl GroupCoordinator {
         now_ms: i64,
         retention_ms: i64,
     ) -> Vec<(String, Vec<(String, i32)>)> {
-        let groups = self.groups.lock().expect("groups lock");
+        let groups = crate::locks::lock(&self.groups);
         let mut out = Vec::new();
         for (id, g) in groups.iter() {
             if g.has_members() || g.offsets.is_empty() {
@@ -1422,7 +1422,7 @@ impl GroupCoordinator {
     /// (of `partitions`): forgets them, answering their waiting members NOT_COORDINATOR, so it
     /// neither serves nor writes for them (their new coordinator loads them).
     pub fn unload_partition(&self, index: i32, partitions: i32) -> usize {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let ids: HashSet<String> = groups
             .keys()
             .filter(|g| super::offsets_partition(g, partitions) == index)
@@ -1434,7 +1434,7 @@ impl GroupCoordinator {
             }
         }
         drop(groups);
-        for entries in self.pending_txn.lock().expect("pending lock").values_mut() {
+        for entries in crate::locks::lock(&self.pending_txn).values_mut() {
             entries.retain(|(g, _, _, _, _)| !ids.contains(g));
         }
         ids.len()
@@ -1442,7 +1442,7 @@ impl GroupCoordinator {
 
     /// The topics any group has committed offsets for.
     pub fn offset_topics(&self) -> std::collections::HashSet<String> {
-        let groups = self.groups.lock().expect("groups lock");
+        let groups = crate::locks::lock(&self.groups);
         groups
             .values()
             .flat_map(|g| g.offsets.keys().map(|(t, _)| t.clone()))
@@ -1457,7 +1457,7 @@ impl GroupCoordinator {
         topics: &std::collections::HashSet<String>,
     ) -> Vec<GroupOffsetKeys> {
         let mut out = Vec::new();
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         for (id, g) in groups.iter_mut() {
             let keys: Vec<(String, i32)> = g
                 .offsets
@@ -1474,7 +1474,7 @@ impl GroupCoordinator {
             }
         }
         drop(groups);
-        for entries in self.pending_txn.lock().expect("pending lock").values_mut() {
+        for entries in crate::locks::lock(&self.pending_txn).values_mut() {
             entries.retain(|(_, t, _, _, _)| !topics.contains(t));
         }
         out
@@ -1482,7 +1482,7 @@ impl GroupCoordinator {
 
     /// Removes an empty group and returns its committed offsets' keys (for tombstones).
     pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, ResponseError> {
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = crate::locks::lock(&self.groups);
         let Some(group) = groups.get(group_id) else {
             return Err(ResponseError::GroupIdNotFound);
         };

@@ -370,7 +370,7 @@ pub async fn run(
         }
         let image = crate::metadata::MetadataLog::image(&quorum);
         let live = {
-            let mut heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
+            let mut heartbeats = crate::locks::lock(&quorum.heartbeats);
             let now = Instant::now();
             if !active {
                 // a new active controller gives every broker a full session to check in
@@ -440,7 +440,7 @@ async fn probe_silent(
 ) -> Vec<i32> {
     let now = Instant::now();
     let candidates: Vec<(i32, String)> = {
-        let mut heartbeats = quorum.heartbeats.lock().expect("heartbeats lock");
+        let mut heartbeats = crate::locks::lock(&quorum.heartbeats);
         image
             .brokers
             .values()

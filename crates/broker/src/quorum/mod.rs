@@ -386,7 +386,7 @@ pub struct RaftQuorum {
 /// runtime may not be dropped inside another.
 fn controller_runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RUNTIME: Mutex<Option<&'static tokio::runtime::Runtime>> = Mutex::new(None);
-    let mut runtime = RUNTIME.lock().expect("controller runtime lock");
+    let mut runtime = crate::locks::lock(&RUNTIME);
     if let Some(r) = *runtime {
         return Ok(r);
     }
@@ -689,7 +689,7 @@ impl RaftQuorum {
             match reply {
                 Ok(Reply::Image { image, leader, .. }) => {
                     let moved = leader.as_ref().is_none_or(|(_, a)| *a != addr);
-                    *self.active.lock().expect("active lock") = leader;
+                    *crate::locks::lock(&self.active) = leader;
                     if let Some(image) = image {
                         if image.applied > images.borrow().applied {
                             images.send_replace(Arc::new(image));
@@ -702,7 +702,7 @@ impl RaftQuorum {
                     if let Err(e) = other {
                         tracing::debug!("following the metadata at {addr}: {e}");
                     }
-                    *self.active.lock().expect("active lock") = None;
+                    *crate::locks::lock(&self.active) = None;
                     peer = None;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -819,7 +819,7 @@ impl RaftQuorum {
             .addr_of(node)
             .ok_or_else(|| anyhow!("no controller {node}"))?;
         let peer = {
-            let mut peers = self.peers.lock().expect("peers lock");
+            let mut peers = crate::locks::lock(&self.peers);
             peers
                 .entry(node)
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Peer::new(addr.clone()))))
@@ -1056,7 +1056,7 @@ impl RaftQuorum {
             .lock()
             .expect("offline replicas lock")
             .insert(heartbeat.broker, heartbeat.offline.clone());
-        self.heartbeats.lock().expect("heartbeats lock").insert(
+        crate::locks::lock(&self.heartbeats).insert(
             heartbeat.broker,
             Session {
                 seen: Instant::now(),

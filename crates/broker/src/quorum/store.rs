@@ -135,7 +135,7 @@ impl LogStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
-        self.inner.lock().expect("raft log lock")
+        crate::locks::lock(&self.inner)
     }
 }
 
@@ -298,7 +298,7 @@ impl StateMachine {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SmInner> {
-        self.inner.lock().expect("state machine lock")
+        crate::locks::lock(&self.inner)
     }
 }
 

@@ -122,7 +122,7 @@ fn check_producer(
 
 impl TxnCoordinator {
     fn lock(&self) -> std::sync::MutexGuard<'_, Txns> {
-        self.txns.lock().expect("transactions lock")
+        crate::locks::lock(&self.txns)
     }
 
     /// Runs `f` as the only operation on transactional id `id` (see the module's note).
