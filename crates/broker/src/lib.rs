@@ -1,6 +1,7 @@
 //! ferrolog broker: listeners, the request router and one handler per API, the replica manager,
 //! and the single-node controller over the metadata log.
 
+pub mod clock;
 pub mod config;
 pub mod errors;
 pub mod features;
@@ -23,7 +24,6 @@ pub mod throttle;
 pub mod txn;
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use uuid::Uuid;
@@ -53,11 +53,9 @@ pub(crate) fn lock_blocking<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T>
     }
 }
 
+/// Wall-clock milliseconds (see `clock`).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    clock::now_ms()
 }
 
 /// Everything a request handler can reach.

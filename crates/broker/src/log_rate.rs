@@ -2,7 +2,9 @@
 //! once when it starts, at a bounded rate while it lasts (with how often it happened), and once
 //! when it ends, instead of a line per retry.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// How often a lasting failure is logged again.
 pub const REPEAT_EVERY: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@
 //! coming back), never acks=all.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use tokio::time::Instant;
 
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
 pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";

@@ -5,7 +5,9 @@
 //! partition is handed to its new owner only once the previous owner has released it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::ResponseError;
 

@@ -18,7 +18,9 @@ pub use crate::config::{parse_voters, Bootstrap, RaftTiming};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
@@ -978,7 +980,7 @@ impl RaftQuorum {
         let outcome = self.commit_here(proposal, deadline).await?;
         let mut image = self.image.clone();
         let image = tokio::time::timeout_at(
-            deadline.into(),
+            deadline,
             image.wait_for(|i| i.applied >= outcome.index),
         )
         .await
