@@ -9,6 +9,7 @@ pub mod epoch_cache;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod log_config;
 pub mod marker;
 pub mod producer_state;
 pub mod segment;

@@ -6,7 +6,7 @@
 
 use crate::batch::{self, BatchHeader, BatchIter};
 use crate::error::{BatchError, Result, StorageError};
-use crate::log::{decode_error, LogConfig};
+use crate::log_config::{decode_error, LogConfig};
 
 /// Checks (and where the topic asks, converts) `records` for an append as leader; returns
 /// each batch's position in `records` and its header.

@@ -979,13 +979,11 @@ impl RaftQuorum {
         let deadline = Instant::now() + Duration::from_secs(20);
         let outcome = self.commit_here(proposal, deadline).await?;
         let mut image = self.image.clone();
-        let image = tokio::time::timeout_at(
-            deadline,
-            image.wait_for(|i| i.applied >= outcome.index),
-        )
-        .await
-        .map_err(|_| anyhow!("the metadata log did not catch up"))??
-        .clone();
+        let image =
+            tokio::time::timeout_at(deadline, image.wait_for(|i| i.applied >= outcome.index))
+                .await
+                .map_err(|_| anyhow!("the metadata log did not catch up"))??
+                .clone();
         Ok((image, outcome.accepted))
     }
 
