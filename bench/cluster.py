@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-FERROLOG = os.path.join(ROOT, "target", "release", "ferrolog")
+FERROLOG = os.environ.get("FERROLOG_BIN", os.path.join(ROOT, "target", "release", "ferrolog"))
 KAFKA_CP = os.path.join(ROOT, "target", "kafka-lib", "*")
 NODES = (1, 2, 3)
 
