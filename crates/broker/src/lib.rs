@@ -575,6 +575,11 @@ impl Broker {
     fn publish(&self, image: &Arc<MetadataImage>) -> Result<()> {
         let _one_at_a_time = lock_blocking(&self.publishing);
         let previous = lock_blocking(&self.published).clone();
+        // an image older than the one applied (a commit's image applied after the follower
+        // applied a newer one) would take partitions back to older states
+        if previous.as_ref().is_some_and(|p| image.applied < p.applied) {
+            return Ok(());
+        }
         let node = self.config.node_id;
         let mut followers = false;
         // every log config is the topic's overrides over the (dynamic) broker defaults
