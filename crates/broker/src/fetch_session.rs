@@ -244,13 +244,13 @@ impl FetchSessions {
     }
 
     /// Stores what was sent, for the next incremental request.
-    pub fn finish(&self, session_id: i32, partitions: &[SessionPartition]) {
+    pub fn finish(&self, session_id: i32, partitions: Vec<SessionPartition>) {
         if session_id == 0 {
             return;
         }
         let mut inner = crate::locks::lock(&self.inner);
         if let Some(session) = inner.sessions.get_mut(&session_id) {
-            session.partitions = partitions.to_vec();
+            session.partitions = partitions;
             session.last_used = Instant::now();
         }
     }

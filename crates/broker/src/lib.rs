@@ -285,7 +285,7 @@ impl Broker {
         let appended = partition.append_as_leader(&mut batch, None, now_ms())?;
         // in a cluster, coordinator state is acknowledged once the ISR has it (acks=all)
         if let Some(quorum) = &self.quorum {
-            let required = appended.last_offset + 1;
+            let required = appended.result.last_offset + 1;
             let p = partition.clone();
             quorum.block_on(async move {
                 p.wait_for_high_watermark(required, std::time::Duration::from_secs(10))

@@ -124,12 +124,6 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// The `min.insync.replicas` acks=all must meet: the topic's, capped by the replication
-    /// factor (as in Kafka: a topic with fewer replicas than the setting is not unwritable).
-    pub fn effective_min_isr(&self, min_insync_replicas: i64) -> i64 {
-        min_insync_replicas.min(self.replicas.max(1) as i64)
-    }
-
     /// A request's `current_leader_epoch` against this replica's (-1: the client does not
     /// know it, anything goes), as Kafka fences Fetch, ListOffsets and OffsetForLeaderEpoch.
     pub fn check_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
@@ -141,6 +135,15 @@ impl Leadership {
             Err(PartitionError::UnknownLeaderEpoch(current_leader_epoch))
         }
     }
+}
+
+/// An append as leader, with the leader epoch it was made in and the effective
+/// `min.insync.replicas` (what an acks=all wait for it needs).
+#[derive(Debug)]
+pub struct LeaderAppend {
+    pub result: AppendResult,
+    pub leader_epoch: i32,
+    pub min_isr: i64,
 }
 
 /// A partition's offsets as a reader sees them.
@@ -545,6 +548,39 @@ impl Partition {
         }
     }
 
+    /// A write as leader: under the state lock, checks leadership and, with `min_isr`, the
+    /// ISR's size (capped by the replication factor), then runs `write` on the log in the
+    /// current leader epoch, advances the high watermark and wakes the watchers. Returns what
+    /// `write` returned, the leader epoch and the effective min ISR.
+    fn write_as_leader<T>(
+        &self,
+        min_isr: Option<i64>,
+        write: impl FnOnce(&mut Log, i32) -> Result<T, StorageError>,
+    ) -> Result<(T, i32, i64), PartitionError> {
+        self.refuse_offline()?;
+        let st = self.state();
+        if !st.leading {
+            return Err(PartitionError::NotLeader);
+        }
+        let effective_min_isr = min_isr.unwrap_or(1).min(st.replicas.len().max(1) as i64);
+        if min_isr.is_some() && (st.isr.len() as i64) < effective_min_isr {
+            return Err(PartitionError::NotEnoughReplicas {
+                isr: st.isr.len(),
+                min_isr: effective_min_isr,
+            });
+        }
+        let mut log = self.log();
+        let end_before = log.log_end_offset();
+        let written = self.checked(write(&mut log, st.leader_epoch))?;
+        debug_assert!(log.log_end_offset() >= end_before);
+        self.advance_high_watermark(&st, &mut log);
+        let epoch = st.leader_epoch;
+        drop(log);
+        drop(st);
+        self.watchers.wake();
+        Ok((written, epoch, effective_min_isr))
+    }
+
     /// Appends a producer's batches as leader. With `min_isr` (acks=all: the topic's
     /// `min.insync.replicas`), the ISR must be at least that large (capped by the replication
     /// factor), checked under the same lock as the append, as Kafka does.
@@ -553,31 +589,18 @@ impl Partition {
         records: &mut Vec<u8>,
         min_isr: Option<i64>,
         now_ms: i64,
-    ) -> Result<AppendResult, PartitionError> {
-        self.refuse_offline()?;
-        let st = self.state();
-        if !st.leading {
-            return Err(PartitionError::NotLeader);
-        }
-        if let Some(min) = min_isr {
-            let min_isr = min.min(st.replicas.len().max(1) as i64);
-            if (st.isr.len() as i64) < min_isr {
-                return Err(PartitionError::NotEnoughReplicas {
-                    isr: st.isr.len(),
-                    min_isr,
-                });
-            }
-        }
-        let mut log = self.log();
-        let end_before = log.log_end_offset();
-        let result = self.checked(log.append_as_leader(records, st.leader_epoch, now_ms))?;
-        debug_assert!(result.records == 0 || result.first_offset == end_before);
-        debug_assert!(log.log_end_offset() >= end_before);
-        self.advance_high_watermark(&st, &mut log);
-        drop(log);
-        drop(st);
-        self.watchers.wake();
-        Ok(result)
+    ) -> Result<LeaderAppend, PartitionError> {
+        let (result, leader_epoch, min_isr) = self.write_as_leader(min_isr, |log, epoch| {
+            let end_before = log.log_end_offset();
+            let result = log.append_as_leader(records, epoch, now_ms)?;
+            debug_assert!(result.records == 0 || result.first_offset == end_before);
+            Ok(result)
+        })?;
+        Ok(LeaderAppend {
+            result,
+            leader_epoch,
+            min_isr,
+        })
     }
 
     /// Writes a transaction marker for `producer_id`.
@@ -589,24 +612,16 @@ impl Partition {
         coordinator_epoch: i32,
         now_ms: i64,
     ) -> Result<i64, PartitionError> {
-        self.refuse_offline()?;
-        let st = self.state();
-        if !st.leading {
-            return Err(PartitionError::NotLeader);
-        }
-        let mut log = self.log();
-        let offset = self.checked(log.append_marker(
-            producer_id,
-            producer_epoch,
-            commit,
-            coordinator_epoch,
-            st.leader_epoch,
-            now_ms,
-        ))?;
-        self.advance_high_watermark(&st, &mut log);
-        drop(log);
-        drop(st);
-        self.watchers.wake();
+        let (offset, ..) = self.write_as_leader(None, |log, epoch| {
+            log.append_marker(
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+                epoch,
+                now_ms,
+            )
+        })?;
         Ok(offset)
     }
 

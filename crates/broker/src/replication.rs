@@ -41,9 +41,13 @@ struct FetcherSession {
     id: i32,
     /// The epoch of the next incremental fetch.
     epoch: i32,
-    /// Per partition in the session: the (fetch offset, log start, leader epoch) last sent.
-    sent: HashMap<(String, i32), (i64, i64, i32)>,
+    /// Per partition in the session, by topic id: the (fetch offset, log start, leader epoch)
+    /// last sent, and the topic's name (to forget it by).
+    sent: HashMap<(uuid::Uuid, i32), (FetchState, String)>,
 }
+
+/// What a follower's fetch says of a partition: (fetch offset, log start, leader epoch).
+type FetchState = (i64, i64, i32);
 
 impl FetcherSession {
     fn reset(&mut self) {
@@ -453,7 +457,6 @@ impl Broker {
             .long("replica.fetch.max.bytes")
             .clamp(1024, i64::from(i32::MAX)) as i32;
         let mut topics: Vec<FetchTopic> = Vec::new();
-        let mut epochs = HashMap::new();
         let rate = self
             .effective()
             .optional_long(crate::throttle::FOLLOWER_RATE)
@@ -470,24 +473,26 @@ impl Broker {
         if !use_session {
             session.reset();
         }
-        let mut wanted = HashMap::new();
+        // per partition fetched: (fetch offset, log start, leader epoch)
+        let mut wanted = HashMap::with_capacity(partitions.len());
+        // partitions that join the session with this fetch, with their topic names
+        let mut joining = Vec::new();
         for (p, st) in partitions {
             let key = (p.topic_id, p.index);
             if held_back && throttled.contains(&key) {
                 continue;
             }
-            epochs.insert(key, st.leader_epoch);
             let Offsets {
                 log_end: end,
                 log_start: start,
                 ..
             } = p.offsets();
             let state = (end, start, st.leader_epoch);
-            let name_key = (p.topic.clone(), p.index);
-            let unchanged = session.id != 0 && session.sent.get(&name_key) == Some(&state);
-            wanted.insert(name_key, state);
-            if unchanged {
-                continue;
+            wanted.insert(key, state);
+            match session.sent.get(&key) {
+                Some((sent, _)) if session.id != 0 && *sent == state => continue,
+                Some(_) => {}
+                None => joining.push((key, p.topic.clone())),
             }
             let entry = FetchPartition::default()
                 .with_partition(p.index)
@@ -506,7 +511,11 @@ impl Broker {
         }
         let mut forgotten: Vec<ForgottenTopic> = Vec::new();
         if session.id != 0 {
-            for (topic, index) in session.sent.keys().filter(|k| !wanted.contains_key(*k)) {
+            let gone = session
+                .sent
+                .iter()
+                .filter(|(k, _)| !wanted.contains_key(*k));
+            for ((_, index), (_, topic)) in gone {
                 match forgotten.iter_mut().find(|t| *t.topic.0 == **topic) {
                     Some(t) => t.partitions.push(*index),
                     None => forgotten.push(
@@ -560,11 +569,19 @@ impl Broker {
                 // wraps to 1, as Kafka's next epoch (0 opens, -1 closes)
                 session.epoch = session.epoch.checked_add(1).unwrap_or(1);
             }
-            session.sent = if session.id != 0 {
-                wanted
+            if session.id == 0 {
+                session.sent.clear();
             } else {
-                HashMap::new()
-            };
+                session.sent.retain(|k, _| wanted.contains_key(k));
+                for (key, topic) in joining {
+                    session.sent.insert(key, (wanted[&key], topic));
+                }
+                for (key, state) in &wanted {
+                    if let Some((sent, _)) = session.sent.get_mut(key) {
+                        *sent = *state;
+                    }
+                }
+            }
         }
         let now = now_ms();
         for t in response.responses {
@@ -572,7 +589,7 @@ impl Broker {
                 let Some(p) = self.replicas.get(&t.topic.0, data.partition_index) else {
                     continue;
                 };
-                let Some(&epoch) = epochs.get(&(p.topic_id, p.index)) else {
+                let Some(&(_, _, epoch)) = wanted.get(&(p.topic_id, p.index)) else {
                     continue;
                 };
                 match ResponseError::try_from_code(data.error_code) {

@@ -176,7 +176,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
             w.record_sent(state);
         }
     }
-    broker.fetch_sessions.finish(session_id, &wanted);
+    broker.fetch_sessions.finish(session_id, wanted);
     reply
 }
 

@@ -100,9 +100,6 @@ pub fn handle(
             let outcome: Result<_, (i16, Option<StrBytes>)> = match (resolved, partition.as_ref()) {
                 (None, _) if version >= 13 => Err((ResponseError::UnknownTopicId.code(), None)),
                 (None, _) | (_, None) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
-                (Some(_), Some(p)) if !p.is_leader() => {
-                    Err((ResponseError::NotLeaderOrFollower.code(), None))
-                }
                 (Some(t), Some(p)) => {
                     let mut records = data.records.as_deref().unwrap_or(&[]).to_vec();
                     // acks=all: the ISR must be large enough, checked under the append's lock
@@ -119,6 +116,10 @@ pub fn handle(
                     };
                     match transactional_producer(data.records.as_deref()) {
                         None => append(),
+                        // a follower answers NOT_LEADER_OR_FOLLOWER before any transaction check
+                        Some(_) if !p.is_leader() => {
+                            Err((ResponseError::NotLeaderOrFollower.code(), None))
+                        }
                         Some((pid, epoch)) => broker
                             .append_verified(
                                 request.transactional_id.as_ref().map(|t| &*t.0),
@@ -138,17 +139,17 @@ pub fn handle(
                 }
             };
             match outcome {
-                Ok(result) => {
+                Ok(appended) => {
+                    let result = appended.result;
                     if request.acks == -1 && result.last_offset >= 0 {
                         if let Some(replica) = partition.clone() {
-                            let state = replica.leadership();
                             waits.push(Wait {
                                 topic: response.responses.len(),
                                 partition: topic_response.partition_responses.len(),
                                 commit: CommitWait {
-                                    epoch: state.leader_epoch,
+                                    epoch: appended.leader_epoch,
                                     required: result.last_offset + 1,
-                                    min_isr: state.effective_min_isr(min_insync),
+                                    min_isr: appended.min_isr,
                                     partition: replica,
                                 },
                             });
