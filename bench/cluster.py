@@ -5,7 +5,11 @@ same machine, same client (confluent-kafka / librdkafka):
   (three kills, median);
   controller failover: kill -9 the active controller -> first successful CreateTopics.
 Usage: python3 bench/cluster.py ferrolog|kafka  (run from the repository root; bench/cluster.sh
-builds ferrolog and fetches Kafka's jars first). Prints one "key value" line per result."""
+builds ferrolog and fetches Kafka's jars first). Prints one "key value" line per result.
+`python3 bench/cluster.py ferrolog|kafka transactions` measures instead transactional
+throughput at RF=3 (100 records per transaction, each committed; a warm-up, then three runs of
+300 transactions, median), where the transaction coordinator and the partitions' leaders are on
+different nodes."""
 
 import glob
 import os
@@ -196,9 +200,28 @@ def controller_failover(cluster):
     return took
 
 
+def transactions(c):
+    from transactions import transactional
+    topic = f"bench-tx-{uuid.uuid4().hex[:6]}"
+    create(c.bootstrap, topic)
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 5,
+                  "transactional.id": f"bench-{uuid.uuid4().hex[:6]}"})
+    p.init_transactions(60)
+    transactional(p, topic, 50)  # warm-up
+    runs = sorted(transactional(p, topic, 300) for _ in range(3))
+    print(f"txn_records_per_s {runs[1]:.0f}")
+    print(f"txn_runs {' '.join(f'{r:.0f}' for r in runs)}")
+
+
 def main():
     kind = sys.argv[1]
     c = Cluster(kind)
+    if sys.argv[2:] == ["transactions"]:
+        try:
+            transactions(c)
+        finally:
+            c.stop()
+        return
     try:
         topic = f"bench-{uuid.uuid4().hex[:6]}"
         create(c.bootstrap, topic)

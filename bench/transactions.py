@@ -10,41 +10,51 @@ import uuid
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-bootstrap, mode = sys.argv[1], sys.argv[2]
-topic = f"bench-{mode}-{uuid.uuid4().hex[:6]}"
-admin = AdminClient({"bootstrap.servers": bootstrap})
-admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
-value = b"x" * 100
-settings = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5}
-if mode == "plain":
-    settings["enable.idempotence"] = False
-elif mode == "idempotent":
-    settings["enable.idempotence"] = True
-else:
-    settings["transactional.id"] = f"bench-{uuid.uuid4().hex[:6]}"
-p = Producer(settings)
-if mode == "transactional":
-    p.init_transactions(30)
-    transactions, per = 1000, 100
+VALUE = b"x" * 100
+
+
+def transactional(producer, topic, transactions=1000, per=100):
+    """Runs `transactions` committed transactions of `per` records; returns records/s."""
     start = time.time()
     for _ in range(transactions):
-        p.begin_transaction()
-        for i in range(per):
-            p.produce(topic, value=value)
-        p.commit_transaction(30)
-    records = transactions * per
-else:
+        producer.begin_transaction()
+        for _ in range(per):
+            producer.produce(topic, value=VALUE)
+        producer.commit_transaction(30)
+    return transactions * per / (time.time() - start)
+
+
+def main():
+    bootstrap, mode = sys.argv[1], sys.argv[2]
+    topic = f"bench-{mode}-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+    settings = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5}
+    if mode == "plain":
+        settings["enable.idempotence"] = False
+    elif mode == "idempotent":
+        settings["enable.idempotence"] = True
+    else:
+        settings["transactional.id"] = f"bench-{uuid.uuid4().hex[:6]}"
+    p = Producer(settings)
+    if mode == "transactional":
+        p.init_transactions(30)
+        print(f"{mode} {transactional(p, topic):.0f}")
+        return
     records = 300_000
     start = time.time()
     for i in range(records):
         while True:
             try:
-                p.produce(topic, value=value)
+                p.produce(topic, value=VALUE)
                 break
             except BufferError:
                 p.poll(0.001)
         if i % 1000 == 0:
             p.poll(0)
     assert p.flush(60) == 0
-elapsed = time.time() - start
-print(f"{mode} {records / elapsed:.0f}")
+    print(f"{mode} {records / (time.time() - start):.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -680,6 +680,47 @@ def test_exactly_once_with_the_group_and_transaction_coordinators_apart(cluster)
     assert values == {str(i) for i in range(60)} and dups == 0
 
 
+def test_a_commit_whose_partition_leader_is_down_completes_when_it_returns(cluster):
+    """EndTxn is answered once the outcome is durable; markers for a partition with no leader
+    are retried by the coordinator until its leader returns (as in Kafka). Before, EndTxn
+    failed with COORDINATOR_NOT_AVAILABLE until the commit timed out in the client."""
+    topic = "tx-away"
+    cluster.create(topic, partitions=1, rf=1, configs={"min.insync.replicas": "1"})
+    away = cluster.describe(topic)[0][0]
+    warm = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "tx-away-warm"})
+    warm.init_transactions(30)
+    cluster.wait_for("__transaction_state", lambda: len(cluster.describe("__transaction_state")) == 50)
+    txn_leaders = {p: v[0] for p, v in cluster.describe("__transaction_state").items()}
+    txn_id = next(t for t in (f"tx-away-{n}" for n in range(1000))
+                  if txn_leaders[kafka_partition(t)] != away)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": txn_id})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"first", partition=0)
+    assert producer.flush(30) == 0
+    cluster.kill(away)
+    txn_partition = kafka_partition(txn_id)
+    cluster.wait_for("the dead broker out of the coordinator's ISR",
+                     lambda: away not in cluster.describe("__transaction_state")[txn_partition][2])
+    producer.commit_transaction(30)
+    cluster.start(away)
+    cluster.wait_ready()
+    producer.begin_transaction()
+    producer.produce(topic, value=b"second", partition=0)
+    producer.commit_transaction(60)
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "tx-away-reader",
+                         "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition(topic, 0)])
+    got = []
+    deadline = time.time() + 60
+    while len(got) < 2 and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    consumer.close()
+    assert got == [b"first", b"second"], got
+
+
 def test_delete_records_only_on_the_leader(cluster):
     """DeleteRecords sent to a follower is NOT_LEADER_OR_FOLLOWER (it would make the follower's
     log diverge); on the leader it moves the log start of every replica. (kafka-python,

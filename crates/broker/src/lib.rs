@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod coordinator;
 pub mod errors;
 pub mod features;
 pub mod fetch_session;
@@ -196,8 +197,8 @@ impl Broker {
             broker.forget_offsets_of_deleted_topics(&image, None);
             broker.replay_transactions()?;
         }
-        // transactions a crash left between Prepare and Complete get their markers now
-        broker.expire_transactions();
+        // transactions a crash left between Prepare and Complete get their markers in the
+        // scheduler's first pass (`run_background`), as soon as the broker runs
         // Directories of topics the metadata does not know (e.g. a delete interrupted by a crash).
         // A cluster node's image may still be catching up here: it keeps its directories.
         let stray_check = if broker.quorum.is_some() {
@@ -265,39 +266,9 @@ impl Broker {
         Ok(partitions)
     }
 
-    /// Appends records (one uncompressed batch) to a partition of an internal topic.
-    pub(crate) fn append_internal(
-        &self,
-        topic: &str,
-        index: i32,
-        records: &[ferrolog_records::Record],
-    ) -> Result<()> {
-        let partition = self
-            .replicas
-            .get(topic, index)
-            .ok_or_else(|| anyhow::anyhow!("{topic}-{index} is not hosted here"))?;
-        let mut batch = ferrolog_records::encode(
-            records,
-            ferrolog_records::Compression::None,
-            Default::default(),
-            None,
-        )?;
-        let appended = partition.append_as_leader(&mut batch, None, now_ms())?;
-        // in a cluster, coordinator state is acknowledged once the ISR has it (acks=all)
-        if let Some(quorum) = &self.quorum {
-            let required = appended.result.last_offset + 1;
-            let p = partition.clone();
-            quorum.block_on(async move {
-                p.wait_for_high_watermark(required, std::time::Duration::from_secs(10))
-                    .await
-            })??;
-        }
-        Ok(())
-    }
-
     /// Writes committed offsets (or their deletion) to the group's `__consumer_offsets`
     /// partition, then applies them. Returns once the records are in the log.
-    pub fn persist_offsets(
+    pub async fn persist_offsets(
         &self,
         group_id: &str,
         entries: Vec<(String, i32, Option<group::CommittedOffset>)>,
@@ -311,7 +282,7 @@ impl Broker {
                 )
             })
             .collect();
-        self.append_group_records(group_id, records)?;
+        self.append_group_records(group_id, records).await?;
         for (topic, p, value) in entries {
             self.groups.replay_offset(group_id, &topic, p, value);
         }
@@ -320,11 +291,14 @@ impl Broker {
 
     /// Writes the membership of classic groups that settled on a new generation, so a restart
     /// (or a new coordinator) brings the group back without a rebalance.
-    pub fn persist_groups(&self) {
+    pub async fn persist_groups(&self) {
         for (group_id, record) in self.groups.take_unpersisted() {
             let value = group::offsets_log::group_value(&record);
             let key = group::offsets_log::group_key(&group_id);
-            if let Err(e) = self.append_group_records(&group_id, vec![(key, Some(value))]) {
+            if let Err(e) = self
+                .append_group_records(&group_id, vec![(key, Some(value))])
+                .await
+            {
                 tracing::error!(group = group_id, "writing group metadata failed: {e:#}");
                 self.groups.persist_failed(&group_id, &record);
             }
@@ -332,21 +306,23 @@ impl Broker {
     }
 
     /// Deletes an empty group: tombstones for its offsets and its metadata.
-    pub fn delete_group(&self, group_id: &str) -> Result<(), kafka_protocol::ResponseError> {
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), kafka_protocol::ResponseError> {
         let keys = self.groups.delete(group_id)?;
         let mut records: Vec<_> = keys
             .iter()
             .map(|(t, p)| (group::offsets_log::key(group_id, t, *p), None))
             .collect();
         records.push((group::offsets_log::group_key(group_id), None));
-        self.append_group_records(group_id, records).map_err(|e| {
-            tracing::error!(group = group_id, "deleting the group failed: {e:#}");
-            kafka_protocol::ResponseError::CoordinatorNotAvailable
-        })
+        self.append_group_records(group_id, records)
+            .await
+            .map_err(|e| {
+                tracing::error!(group = group_id, "deleting the group failed: {e:#}");
+                kafka_protocol::ResponseError::CoordinatorNotAvailable
+            })
     }
 
     /// Appends (key, value) records to the group's `__consumer_offsets` partition in one batch.
-    fn append_group_records(
+    async fn append_group_records(
         &self,
         group_id: &str,
         entries: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
@@ -366,11 +342,12 @@ impl Broker {
             })
             .collect();
         self.append_internal(group::OFFSETS_TOPIC, index, &records)
+            .await
     }
 
     /// Deletes (with tombstones) the committed offsets of groups empty for longer than
     /// `offsets.retention.minutes`.
-    pub fn expire_offsets(&self) {
+    pub async fn expire_offsets(&self) {
         let retention_ms = self
             .config
             .long("offsets.retention.minutes")
@@ -382,7 +359,7 @@ impl Broker {
                 "expiring committed offsets"
             );
             // an empty group whose offsets all expired is gone (Kafka: Dead)
-            if let Err(e) = self.delete_group(&group_id) {
+            if let Err(e) = self.delete_group(&group_id).await {
                 tracing::error!(group = group_id, "expiring offsets failed: {e:?}");
             }
         }
@@ -736,7 +713,7 @@ impl Broker {
     /// Writes the tombstones of deleted topics' offsets for the groups this broker still
     /// coordinates (a group that moved was loaded by its new coordinator, which removes them
     /// itself).
-    fn write_offset_tombstones(&self) {
+    async fn write_offset_tombstones(&self) {
         let pending = std::mem::take(
             &mut *self
                 .offset_tombstones
@@ -754,7 +731,7 @@ impl Broker {
                 .iter()
                 .map(|(t, p)| (group::offsets_log::key(&group_id, t, *p), None))
                 .collect();
-            if let Err(e) = self.append_group_records(&group_id, records) {
+            if let Err(e) = self.append_group_records(&group_id, records).await {
                 tracing::warn!(group = group_id, "writing offset tombstones failed: {e:#}");
             }
         }
@@ -1126,8 +1103,8 @@ impl Broker {
                 _ = transactions.tick() => {
                     if !self.expiring_transactions.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         let broker = self.clone();
-                        tokio::task::spawn_blocking(move || {
-                            broker.expire_transactions();
+                        tokio::spawn(async move {
+                            broker.expire_transactions().await;
                             broker
                                 .expiring_transactions
                                 .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -1140,10 +1117,10 @@ impl Broker {
                         self.replicas.take_failed_dirs_offline();
                     }
                     self.groups.tick();
-                    self.persist_groups();
-                    self.write_offset_tombstones();
+                    self.persist_groups().await;
+                    self.write_offset_tombstones().await;
                 }
-                _ = offsets_expiry.tick() => self.expire_offsets(),
+                _ = offsets_expiry.tick() => self.expire_offsets().await,
                 _ = retention.tick() => self.enforce_retention(),
                 _ = flush.tick() => self.replicas.flush_by_time(now_ms()),
                 _ = checkpoint.tick() => {

@@ -9,7 +9,10 @@ use kafka_protocol::ResponseError;
 use crate::group::{offsets_partition, OFFSETS_TOPIC};
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: AddOffsetsToTxnRequest,
+) -> AddOffsetsToTxnResponse {
     let response = AddOffsetsToTxnResponse::default();
     if request.group_id.0.is_empty() {
         return response.with_error_code(ResponseError::InvalidGroupId.code());
@@ -25,12 +28,15 @@ pub fn handle(broker: &Arc<Broker>, request: AddOffsetsToTxnRequest) -> AddOffse
         OFFSETS_TOPIC.to_string(),
         offsets_partition(&request.group_id.0, partitions),
     );
-    let code = match broker.add_partitions_to_txn(
-        &request.transactional_id.0,
-        request.producer_id.0,
-        request.producer_epoch,
-        &[tp],
-    ) {
+    let code = match broker
+        .add_partitions_to_txn(
+            &request.transactional_id.0,
+            request.producer_id.0,
+            request.producer_epoch,
+            &[tp],
+        )
+        .await
+    {
         Err(e) => e.code(),
         Ok(errors) => errors.first().map_or(0, |(_, e)| e.code()),
     };

@@ -51,7 +51,7 @@ fn partitions(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
         .collect()
 }
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: AddPartitionsToTxnRequest,
     version: i16,
@@ -68,12 +68,14 @@ pub fn handle(
                     &wanted,
                 )
             } else {
-                broker.add_partitions_to_txn(
-                    &t.transactional_id.0,
-                    t.producer_id.0,
-                    t.producer_epoch,
-                    &wanted,
-                )
+                broker
+                    .add_partitions_to_txn(
+                        &t.transactional_id.0,
+                        t.producer_id.0,
+                        t.producer_epoch,
+                        &wanted,
+                    )
+                    .await
             };
             response.results_by_transaction.push(
                 AddPartitionsToTxnResult::default()
@@ -83,12 +85,14 @@ pub fn handle(
         }
         return response;
     }
-    let errors = broker.add_partitions_to_txn(
-        &request.v3_and_below_transactional_id.0,
-        request.v3_and_below_producer_id.0,
-        request.v3_and_below_producer_epoch,
-        &partitions(&request.v3_and_below_topics),
-    );
+    let errors = broker
+        .add_partitions_to_txn(
+            &request.v3_and_below_transactional_id.0,
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            &partitions(&request.v3_and_below_topics),
+        )
+        .await;
     response.results_by_topic_v3_and_below = results(&request.v3_and_below_topics, &errors);
     response
 }

@@ -7,10 +7,10 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
     for id in request.groups_names {
-        let code = match broker.delete_group(&id.0) {
+        let code = match broker.delete_group(&id.0).await {
             Err(e) => e.code(),
             Ok(()) => 0,
         };

@@ -8,7 +8,10 @@ use kafka_protocol::ResponseError;
 
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
@@ -20,12 +23,15 @@ pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProdu
         if id.0.is_empty() {
             return response.with_error_code(ResponseError::InvalidRequest.code());
         }
-        return match broker.init_transactional_producer(
-            &id.0,
-            request.transaction_timeout_ms,
-            request.producer_id.0,
-            request.producer_epoch,
-        ) {
+        return match broker
+            .init_transactional_producer(
+                &id.0,
+                request.transaction_timeout_ms,
+                request.producer_id.0,
+                request.producer_epoch,
+            )
+            .await
+        {
             Ok((pid, epoch)) => response
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch),

@@ -426,7 +426,9 @@ pub async fn handle(
         Request::DescribeCluster(r) => {
             Response::DescribeCluster(describe_cluster::handle(broker, r))
         }
-        Request::InitProducerId(r) => Response::InitProducerId(init_producer_id::handle(broker, r)),
+        Request::InitProducerId(r) => {
+            Response::InitProducerId(init_producer_id::handle(broker, r).await)
+        }
         Request::DeleteRecords(r) => Response::DeleteRecords(delete_records::handle(broker, r)),
         Request::AlterConfigs(r) => Response::AlterConfigs(alter_configs::handle(broker, r)),
         Request::IncrementalAlterConfigs(r) => {
@@ -445,14 +447,14 @@ pub async fn handle(
         Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(broker, ctx, r).await),
         Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(broker, r)),
         Request::LeaveGroup(r) => Response::LeaveGroup(leave_group::handle(broker, ctx, r)),
-        Request::OffsetCommit(r) => Response::OffsetCommit(offset_commit::handle(broker, r)),
+        Request::OffsetCommit(r) => Response::OffsetCommit(offset_commit::handle(broker, r).await),
         Request::OffsetFetch(r) => Response::OffsetFetch(offset_fetch::handle(broker, r, v)),
         Request::ListGroups(r) => Response::ListGroups(list_groups::handle(broker, r, v)),
         Request::DescribeGroups(r) => {
             Response::DescribeGroups(describe_groups::handle(broker, r, v))
         }
-        Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, r)),
-        Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, r)),
+        Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, r).await),
+        Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, r).await),
         Request::ConsumerGroupHeartbeat(r) => {
             Response::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(broker, ctx, r))
         }
@@ -460,15 +462,15 @@ pub async fn handle(
             Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, v))
         }
         Request::AddPartitionsToTxn(r) => {
-            Response::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v))
+            Response::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v).await)
         }
         Request::AddOffsetsToTxn(r) => {
-            Response::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r))
+            Response::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r).await)
         }
         Request::TxnOffsetCommit(r) => {
-            Response::TxnOffsetCommit(txn_offset_commit::handle(broker, r))
+            Response::TxnOffsetCommit(txn_offset_commit::handle(broker, r).await)
         }
-        Request::EndTxn(r) => Response::EndTxn(end_txn::handle(broker, r)),
+        Request::EndTxn(r) => Response::EndTxn(end_txn::handle(broker, r).await),
         Request::DescribeProducers(r) => {
             Response::DescribeProducers(describe_producers::handle(broker, r))
         }

@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 use crate::group::CommittedOffset;
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let membership = broker.groups.check_commit(
         &group,
@@ -61,7 +61,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommi
         }
         response.topics.push(t);
     }
-    if let Err(e) = broker.persist_offsets(&group, writes) {
+    if let Err(e) = broker.persist_offsets(&group, writes).await {
         tracing::error!(group, "writing committed offsets failed: {e:#}");
         for t in &mut response.topics {
             for p in &mut t.partitions {

@@ -54,7 +54,7 @@ fn subscribed_topics(broker: &Broker, group: &str) -> Option<HashSet<String>> {
     Some(topics)
 }
 
-pub fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = request.group_id.0.to_string();
     let Some(subscribed) = subscribed_topics(broker, &group) else {
         return OffsetDeleteResponse::default()
@@ -80,7 +80,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDelet
         }
         response.topics.push(t);
     }
-    if let Err(e) = broker.persist_offsets(&group, tombstones) {
+    if let Err(e) = broker.persist_offsets(&group, tombstones).await {
         tracing::error!(group, "deleting offsets failed: {e:#}");
         response.error_code = ResponseError::CoordinatorNotAvailable.code();
     }

@@ -30,7 +30,7 @@ pub async fn handle(
         .await;
     if outcome.error == 0 {
         // the new generation's membership is written before the members hear of it
-        broker.persist_groups();
+        broker.persist_groups().await;
     }
     let mut response = SyncGroupResponse::default()
         .with_error_code(outcome.error)

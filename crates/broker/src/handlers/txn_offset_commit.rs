@@ -12,7 +12,10 @@ use kafka_protocol::ResponseError;
 use crate::group::CommittedOffset;
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let image = broker.controller.image();
     let max_metadata = broker.groups.config().max_metadata_bytes;
@@ -66,13 +69,15 @@ pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> TxnOffse
     let written = if offsets.is_empty() {
         Ok(())
     } else {
-        broker.txn_offset_commit(
-            &request.transactional_id.0,
-            &group,
-            request.producer_id.0,
-            request.producer_epoch,
-            offsets,
-        )
+        broker
+            .txn_offset_commit(
+                &request.transactional_id.0,
+                &group,
+                request.producer_id.0,
+                request.producer_epoch,
+                offsets,
+            )
+            .await
     };
     let mut codes = codes.into_iter().map(|c| match (&written, c) {
         (_, Some(c)) => c.code(),
