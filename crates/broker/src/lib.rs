@@ -1,6 +1,12 @@
-//! ferrolog broker: listeners, the request router and one handler per API, the replica manager,
-//! and the single-node controller over the metadata log.
+//! ferrolog broker. This file is the wiring: `Broker` opens the log directories, the metadata
+//! log and every hosted partition, applies each new metadata image to the partitions
+//! (`publish`), and runs the background work (retention, flush, checkpoints, the cleaner, the
+//! coordinators' timers). The services it holds live in their own modules: `replica_manager` and
+//! `partition` (the data path), `admin` (topics and configs), `coordinator`, `group` and `txn`
+//! (the coordinators), `metadata` and `quorum` (the metadata log), `server` and `handlers` (the
+//! protocol). docs/ARCHITECTURE.md draws the map.
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod coordinator;
@@ -27,11 +33,10 @@ pub mod txn;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use uuid::Uuid;
 
 use config::BrokerConfig;
 use log_manager::LogManager;
-use metadata::{Controller, MetadataImage, MetadataRecord};
+use metadata::{Controller, MetadataImage};
 use replica_manager::ReplicaManager;
 
 /// Locks `mutex`, which its holder may keep across I/O (a log write waiting for the ISR, a
@@ -218,164 +223,6 @@ impl Broker {
         Ok(Arc::new(broker))
     }
 
-    /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) if missing.
-    pub fn ensure_offsets_topic(&self) -> Result<i32> {
-        self.ensure_internal_topic(
-            group::OFFSETS_TOPIC,
-            "offsets.topic.num.partitions",
-            "offsets.topic.segment.bytes",
-        )
-    }
-
-    /// Creates a compacted internal topic on first use, sized by the broker keys given;
-    /// returns its partition count.
-    pub(crate) fn ensure_internal_topic(
-        &self,
-        topic: &str,
-        partitions_key: &str,
-        segment_bytes_key: &str,
-    ) -> Result<i32> {
-        if let Some(t) = self.controller.image().topic(topic) {
-            return Ok(t.partitions);
-        }
-        let partitions = self.config.long(partitions_key).clamp(1, 1000) as i32;
-        let mut configs = config::Properties::new();
-        configs.insert("cleanup.policy".into(), "compact".into());
-        configs.insert(
-            "segment.bytes".into(),
-            self.config.long(segment_bytes_key).to_string(),
-        );
-        if topic == txn::TXN_TOPIC {
-            // as Kafka: transaction state is acknowledged by this many replicas (capped by the
-            // replication factor), and never elected from an out-of-sync one
-            configs.insert(
-                "min.insync.replicas".into(),
-                self.config
-                    .long("transaction.state.log.min.isr")
-                    .to_string(),
-            );
-            configs.insert("unclean.leader.election.enable".into(), "false".into());
-        }
-        let image = self.controller.image();
-        let live = image.live_brokers().len().max(1) as i64;
-        let rf = self.config.long(replication_key(topic)).clamp(1, live) as i16;
-        let replicas = self
-            .place_replicas(&image, partitions, rf)
-            .map_err(|m| anyhow::anyhow!(m))?;
-        self.create_topic(topic, partitions, &configs, &replicas)?;
-        Ok(partitions)
-    }
-
-    /// Writes committed offsets (or their deletion) to the group's `__consumer_offsets`
-    /// partition, then applies them. Returns once the records are in the log.
-    pub async fn persist_offsets(
-        &self,
-        group_id: &str,
-        entries: Vec<(String, i32, Option<group::CommittedOffset>)>,
-    ) -> Result<()> {
-        let records = entries
-            .iter()
-            .map(|(topic, p, value)| {
-                (
-                    group::offsets_log::key(group_id, topic, *p),
-                    value.as_ref().map(group::offsets_log::value),
-                )
-            })
-            .collect();
-        self.append_group_records(group_id, records).await?;
-        for (topic, p, value) in entries {
-            self.groups.replay_offset(group_id, &topic, p, value);
-        }
-        Ok(())
-    }
-
-    /// Writes the membership of classic groups that settled on a new generation, so a restart
-    /// (or a new coordinator) brings the group back without a rebalance.
-    pub async fn persist_groups(&self) {
-        for (group_id, record) in self.groups.take_unpersisted() {
-            let value = group::offsets_log::group_value(&record);
-            let key = group::offsets_log::group_key(&group_id);
-            if let Err(e) = self
-                .append_group_records(&group_id, vec![(key, Some(value))])
-                .await
-            {
-                tracing::error!(group = group_id, "writing group metadata failed: {e:#}");
-                self.groups.persist_failed(&group_id, &record);
-            }
-        }
-    }
-
-    /// Deletes an empty group: tombstones for its offsets and its metadata.
-    pub async fn delete_group(&self, group_id: &str) -> Result<(), kafka_protocol::ResponseError> {
-        let keys = self.groups.delete(group_id)?;
-        let mut records: Vec<_> = keys
-            .iter()
-            .map(|(t, p)| (group::offsets_log::key(group_id, t, *p), None))
-            .collect();
-        records.push((group::offsets_log::group_key(group_id), None));
-        self.append_group_records(group_id, records)
-            .await
-            .map_err(|e| {
-                tracing::error!(group = group_id, "deleting the group failed: {e:#}");
-                kafka_protocol::ResponseError::CoordinatorNotAvailable
-            })
-    }
-
-    /// Appends (key, value) records to the group's `__consumer_offsets` partition in one batch.
-    async fn append_group_records(
-        &self,
-        group_id: &str,
-        entries: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
-    ) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let partitions = self.ensure_offsets_topic()?;
-        let index = group::offsets_partition(group_id, partitions);
-        let now = now_ms();
-        let records: Vec<_> = entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| ferrolog_records::Record {
-                offset: i as i64,
-                ..ferrolog_records::plain_record(Some(key), value, vec![], now)
-            })
-            .collect();
-        self.append_internal(group::OFFSETS_TOPIC, index, &records)
-            .await
-    }
-
-    /// Deletes (with tombstones) the committed offsets of groups empty for longer than
-    /// `offsets.retention.minutes`.
-    pub async fn expire_offsets(&self) {
-        let retention_ms = self
-            .config
-            .long("offsets.retention.minutes")
-            .saturating_mul(60_000);
-        for (group_id, keys) in self.groups.expired_offsets(now_ms(), retention_ms) {
-            tracing::info!(
-                group = group_id,
-                partitions = keys.len(),
-                "expiring committed offsets"
-            );
-            // an empty group whose offsets all expired is gone (Kafka: Dead)
-            if let Err(e) = self.delete_group(&group_id).await {
-                tracing::error!(group = group_id, "expiring offsets failed: {e:?}");
-            }
-        }
-    }
-
-    /// Rebuilds committed offsets by replaying `__consumer_offsets`.
-    fn replay_offsets(&self) -> Result<()> {
-        let Some(topic) = self.controller.image().topic(group::OFFSETS_TOPIC).cloned() else {
-            return Ok(());
-        };
-        for index in 0..topic.partitions {
-            self.load_offsets_partition(index)?;
-        }
-        Ok(())
-    }
-
     /// Whether the controller quorum was formed dynamically (KIP-853, through
     /// `controller.quorum.bootstrap.servers`): kraft.version 1.
     pub fn dynamic_quorum(&self) -> bool {
@@ -384,79 +231,6 @@ impl Broker {
                 .config
                 .explicit
                 .contains_key("controller.quorum.bootstrap.servers")
-    }
-
-    /// The broker coordinating `key` (a group id in `__consumer_offsets`, a transactional id
-    /// in `__transaction_state`): the leader of the key's partition, as (id, host, port).
-    pub fn coordinator(&self, topic: &str, key: &str) -> Option<(i32, String, i32)> {
-        let image = self.controller.image();
-        if image.brokers.is_empty() {
-            let c = &self.config;
-            return Some((
-                c.node_id,
-                c.advertised.host.clone(),
-                i32::from(c.advertised.port),
-            ));
-        }
-        let t = image.topic(topic)?;
-        let index = group::offsets_partition(key, t.partitions);
-        let leader = image.partitions.get(&(t.id, index))?.leader;
-        let b = image.brokers.get(&leader).filter(|b| !b.fenced)?;
-        Some((b.id, b.host.clone(), b.port))
-    }
-
-    /// Whether this broker coordinates `key` now (it leads the key's partition).
-    pub fn coordinates(&self, topic: &str, key: &str) -> bool {
-        if self.quorum.is_none() {
-            return true;
-        }
-        let Some(partitions) = self.controller.image().topic(topic).map(|t| t.partitions) else {
-            return false;
-        };
-        let index = group::offsets_partition(key, partitions);
-        self.replicas
-            .get(topic, index)
-            .is_some_and(|p| p.is_leader())
-    }
-
-    /// Loads groups and committed offsets from one `__consumer_offsets` partition (at start, or
-    /// when this broker becomes its leader and so the coordinator of its groups).
-    pub(crate) fn load_offsets_partition(&self, index: i32) -> Result<()> {
-        {
-            let Some(partition) = self.replicas.get(group::OFFSETS_TOPIC, index) else {
-                return Ok(());
-            };
-            partition.with_log(|log| {
-                log.for_each_record(|record| -> Result<()> {
-                    if record.control {
-                        // a transaction marker: the producer's offsets commit or vanish
-                        let commit = record.key.as_ref().is_some_and(|k| {
-                            ferrolog_storage::marker::is_commit_key(k) == Some(true)
-                        });
-                        self.groups.complete_txn_offsets(record.producer_id, commit);
-                        return Ok(());
-                    }
-                    let Some(key) = record.key else {
-                        return Ok(());
-                    };
-                    if let Some((group_id, topic, p)) = group::offsets_log::parse_key(key.clone()) {
-                        match record.value.and_then(group::offsets_log::parse_value) {
-                            Some(o) if record.transactional => self.groups.add_txn_offsets(
-                                record.producer_id,
-                                &group_id,
-                                vec![(topic, p, o)],
-                            ),
-                            value => self.groups.replay_offset(&group_id, &topic, p, value),
-                        }
-                    } else if let Some(group_id) = group::offsets_log::parse_group_key(key) {
-                        let value = record.value.and_then(group::offsets_log::parse_group_value);
-                        self.groups.replay_group(&group_id, value);
-                    }
-                    Ok(())
-                })
-            })?;
-        }
-        Ok(())
     }
 
     /// The broker config in force: static settings with dynamic broker configs on top. Topic
@@ -497,51 +271,6 @@ impl Broker {
                 })
                 .collect(),
         );
-    }
-
-    /// Replaces a group's configs (validated by the caller); the group coordinator applies them
-    /// from the metadata.
-    pub fn set_group_configs(&self, group: &str, overrides: &config::Properties) -> Result<()> {
-        let _guard = lock_blocking(&self.admin);
-        let image = self.controller.image();
-        let current = image.group_configs.get(group).cloned().unwrap_or_default();
-        let records = config_changes(&current, overrides, |key, value| {
-            MetadataRecord::GroupConfig {
-                group: group.to_string(),
-                key: key.to_string(),
-                value: value.map(str::to_string),
-            }
-        });
-        let image = self.controller.commit(&records)?;
-        self.refresh_effective(&image);
-        Ok(())
-    }
-
-    /// Replaces the dynamic broker configs of `scope` ("" = cluster-wide default, or this
-    /// node's id; validated by the caller) and applies the new topic defaults to every log.
-    pub fn set_broker_configs(&self, scope: &str, overrides: &config::Properties) -> Result<()> {
-        let _guard = lock_blocking(&self.admin);
-        let image = self.controller.image();
-        let current = image.broker_configs.get(scope).cloned().unwrap_or_default();
-        let records = config_changes(&current, overrides, |key, value| match value {
-            Some(value) => MetadataRecord::BrokerConfig {
-                scope: scope.to_string(),
-                key: key.to_string(),
-                value: value.to_string(),
-            },
-            None => MetadataRecord::BrokerConfigDelete {
-                scope: scope.to_string(),
-                key: key.to_string(),
-            },
-        });
-        let image = self.controller.commit(&records)?;
-        self.refresh_effective(&image);
-        let effective = self.effective();
-        for topic in image.topics.values() {
-            self.replicas
-                .update_config(&topic.name, &effective.log_config(&topic.configs));
-        }
-        Ok(())
     }
 
     /// Makes the hosted partitions match the image (the metadata publisher): opens the logs of
@@ -660,83 +389,6 @@ impl Broker {
         Ok(())
     }
 
-    /// Forgets the groups or transactional ids of an internal partition this broker no longer
-    /// leads (a no-op for one it did not coordinate).
-    fn unload_coordinator(&self, topic: &str, index: i32, partitions: i32) {
-        let unloaded = match topic {
-            group::OFFSETS_TOPIC => self.groups.unload_partition(index, partitions),
-            txn::TXN_TOPIC => self.txns.unload_partition(index, partitions),
-            _ => 0,
-        };
-        if unloaded > 0 {
-            tracing::info!(
-                topic,
-                partition = index,
-                unloaded,
-                "no longer the coordinator of this partition's keys"
-            );
-        }
-    }
-
-    /// Removes the groups' committed offsets of deleted topics (`deleted`, or every topic the
-    /// image does not have: offsets just replayed from the log may name topics deleted while
-    /// their coordinator was away) and queues their tombstones, as Kafka does.
-    fn forget_offsets_of_deleted_topics(
-        &self,
-        image: &MetadataImage,
-        deleted: Option<std::collections::HashSet<String>>,
-    ) {
-        let topics = deleted.unwrap_or_else(|| {
-            self.groups
-                .offset_topics()
-                .into_iter()
-                .filter(|t| image.topic(t).is_none())
-                .collect()
-        });
-        if topics.is_empty() {
-            return;
-        }
-        let removed = self.groups.remove_topic_offsets(&topics);
-        if !removed.is_empty() {
-            tracing::info!(
-                topics = ?topics,
-                groups = removed.len(),
-                "removing the committed offsets of deleted topics"
-            );
-            self.offset_tombstones
-                .lock()
-                .expect("offset tombstones lock")
-                .extend(removed);
-        }
-    }
-
-    /// Writes the tombstones of deleted topics' offsets for the groups this broker still
-    /// coordinates (a group that moved was loaded by its new coordinator, which removes them
-    /// itself).
-    async fn write_offset_tombstones(&self) {
-        let pending = std::mem::take(
-            &mut *self
-                .offset_tombstones
-                .lock()
-                .expect("offset tombstones lock"),
-        );
-        for (group_id, keys) in pending {
-            if self
-                .coordinator(group::OFFSETS_TOPIC, &group_id)
-                .is_some_and(|(id, _, _)| id != self.config.node_id)
-            {
-                continue;
-            }
-            let records = keys
-                .iter()
-                .map(|(t, p)| (group::offsets_log::key(&group_id, t, *p), None))
-                .collect();
-            if let Err(e) = self.append_group_records(&group_id, records).await {
-                tracing::warn!(group = group_id, "writing offset tombstones failed: {e:#}");
-            }
-        }
-    }
-
     /// Applies every new metadata image to this broker.
     pub async fn follow_metadata(self: Arc<Self>) {
         let mut images = self.controller.subscribe();
@@ -751,91 +403,6 @@ impl Broker {
                 return;
             }
         }
-    }
-
-    /// Creates a topic (the caller validated name, partitions and configs).
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        configs: &config::Properties,
-        replicas: &[Vec<i32>],
-    ) -> Result<Uuid> {
-        let _guard = lock_blocking(&self.admin);
-        if let Some(existing) = self.controller.image().topic(name) {
-            return Ok(existing.id);
-        }
-        // like Kafka's ids, never one whose base64 form starts with a dash
-        let id = loop {
-            let id = Uuid::new_v4();
-            if !ferrolog_storage::log::uuid_to_kafka_string(id.as_bytes()).starts_with('-') {
-                break id;
-            }
-        };
-        let mut records = vec![
-            MetadataRecord::Topic {
-                name: name.to_string(),
-                id,
-            },
-            MetadataRecord::Partitions {
-                id,
-                count: partitions,
-            },
-        ];
-        for (key, value) in configs {
-            records.push(MetadataRecord::Config {
-                id,
-                key: key.clone(),
-                value: value.clone(),
-            });
-        }
-        records.extend(partition_records(id, 0, replicas));
-        let image = self.controller.commit(&records)?;
-        self.publish(&image)?;
-        self.replicas.checkpoint()?;
-        // another node may have created it first: its id is the one
-        Ok(image.topic(name).map_or(id, |t| t.id))
-    }
-
-    pub fn delete_topic(&self, id: Uuid) -> Result<()> {
-        let _guard = lock_blocking(&self.admin);
-        if self.controller.image().topic_by_id(&id).is_none() {
-            return Ok(());
-        }
-        let image = self
-            .controller
-            .commit(&[MetadataRecord::RemoveTopic { id }])?;
-        // removes the partitions and the groups' offsets of the topic before answering
-        self.publish(&image)?;
-        self.replicas.checkpoint()?;
-        Ok(())
-    }
-
-    /// Replaces a topic's config overrides (validated by the caller) and applies them to its
-    /// logs at once: retention acts on the next check, `segment.bytes` on the next roll.
-    pub fn set_topic_configs(&self, id: Uuid, overrides: &config::Properties) -> Result<()> {
-        let _guard = lock_blocking(&self.admin);
-        let image = self.controller.image();
-        let Some(topic) = image.topic_by_id(&id) else {
-            return Ok(());
-        };
-        let records = config_changes(&topic.configs, overrides, |key, value| match value {
-            Some(value) => MetadataRecord::Config {
-                id,
-                key: key.to_string(),
-                value: value.to_string(),
-            },
-            None => MetadataRecord::ConfigDelete {
-                id,
-                key: key.to_string(),
-            },
-        });
-        let image = self.controller.commit(&records)?;
-        if let Some(topic) = image.topic_by_id(&id) {
-            self.replicas
-                .update_config(&topic.name, &self.effective().log_config(&topic.configs));
-        }
-        Ok(())
     }
 
     /// Removes segment files renamed to `.deleted` once `file.delete.delay.ms` has passed.
@@ -964,79 +531,6 @@ impl Broker {
         }
     }
 
-    /// Grows a topic to `count` partitions, the new ones placed on `assignment` (one replica
-    /// list per new partition, checked by the caller) or by rack-aware placement.
-    pub fn create_partitions(
-        &self,
-        id: Uuid,
-        count: i32,
-        assignment: Option<Vec<Vec<i32>>>,
-    ) -> Result<()> {
-        let _guard = lock_blocking(&self.admin);
-        let image = self.controller.image();
-        let current = image.topic_by_id(&id).map_or(0, |t| t.partitions);
-        let rf = image
-            .partitions
-            .get(&(id, 0))
-            .map_or(1, |s| s.replicas.len() as i16);
-        let mut records = vec![MetadataRecord::Partitions { id, count }];
-        if count > current {
-            let placed = match assignment {
-                // a single node keeps no partition states: each is its own
-                Some(_) if image.brokers.is_empty() => Vec::new(),
-                Some(given) => given,
-                None => {
-                    let replicas = self
-                        .place_replicas(&image, count, rf)
-                        .map_err(|m| anyhow::anyhow!(m))?;
-                    // empty on a single node
-                    replicas
-                        .get(current as usize..)
-                        .unwrap_or_default()
-                        .to_vec()
-                }
-            };
-            records.extend(partition_records(id, current, &placed));
-        }
-        let image = self.controller.commit(&records)?;
-        self.publish(&image)
-    }
-
-    /// Places `rf` replicas of each of `partitions` partitions on the live brokers, rack-aware
-    /// round robin from a random start; empty on a single node (it holds
-    /// everything).
-    pub fn place_replicas(
-        &self,
-        image: &MetadataImage,
-        partitions: i32,
-        rf: i16,
-    ) -> std::result::Result<Vec<Vec<i32>>, String> {
-        let live: Vec<(i32, Option<&str>)> = image
-            .live_brokers()
-            .into_iter()
-            .filter(|b| !b.shutting_down)
-            .map(|b| (b.id, b.rack.as_deref()))
-            .collect();
-        let n = if image.brokers.is_empty() {
-            1
-        } else {
-            live.len()
-        };
-        if rf as usize > n || rf < 1 {
-            return Err(format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {n} broker(s) are registered."));
-        }
-        if image.brokers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let start = (uuid::Uuid::new_v4().as_u128() % n as u128) as usize;
-        Ok(quorum::duties::place(
-            &live,
-            partitions as usize,
-            rf as usize,
-            start,
-        ))
-    }
-
     /// The controller id clients are told (DescribeCluster): the active controller if it is
     /// also a live broker, else a live broker, this one first (clients cannot reach a dedicated
     /// controller, and brokers forward what they send; Kafka answers a live broker too).
@@ -1138,54 +632,4 @@ impl Broker {
         self.replicas.shutdown()?;
         self.controller.close()
     }
-}
-
-/// The key sizing an internal topic's replication factor.
-fn replication_key(topic: &str) -> &'static str {
-    if topic == txn::TXN_TOPIC {
-        "transaction.state.log.replication.factor"
-    } else {
-        "offsets.topic.replication.factor"
-    }
-}
-
-/// Initial partition states for partitions `first..` with the given replicas: the first
-/// replica leads, all are in sync.
-/// The records that turn the config overrides `current` into `wanted`: `record(key, None)` for
-/// each key to delete, `record(key, Some(value))` for each key to set.
-fn config_changes(
-    current: &config::Properties,
-    wanted: &config::Properties,
-    record: impl Fn(&str, Option<&str>) -> MetadataRecord,
-) -> Vec<MetadataRecord> {
-    let deleted = current
-        .keys()
-        .filter(|k| !wanted.contains_key(*k))
-        .map(|k| record(k, None));
-    let set = wanted
-        .iter()
-        .filter(|(k, v)| current.get(*k) != Some(*v))
-        .map(|(k, v)| record(k, Some(v)));
-    deleted.chain(set).collect()
-}
-
-fn partition_records(id: Uuid, first: i32, replicas: &[Vec<i32>]) -> Vec<MetadataRecord> {
-    replicas
-        .iter()
-        .enumerate()
-        .map(|(i, r)| MetadataRecord::Partition {
-            topic: id,
-            index: first + i as i32,
-            state: metadata::PartitionState {
-                replicas: r.clone(),
-                isr: r.clone(),
-                leader: r[0],
-                leader_epoch: 0,
-                partition_epoch: 0,
-                adding: Vec::new(),
-                removing: Vec::new(),
-            },
-            expect_epoch: None,
-        })
-        .collect()
 }

@@ -11,7 +11,7 @@
 //!
 //! Concurrency, as Kafka's pending state: an operation on a transactional id (InitProducerId,
 //! AddPartitionsToTxn, EndTxn, an expiry) first marks the id busy, then writes the id's next
-//! state through the coordinator write path (`crate::coordinator`: appended, then awaited until
+//! state through the coordinator write path (`coordinator::write`: appended, then awaited until
 //! committed, no lock held), then stores it; meanwhile other operations on the id answer
 //! CONCURRENT_TRANSACTIONS and the client retries. No lock is held across I/O or an `.await`:
 //! an id's slot lock guards only in-memory steps and the local append of a verified
@@ -30,7 +30,7 @@ use anyhow::Result;
 use ferrolog_storage::StorageError;
 use kafka_protocol::ResponseError;
 
-use crate::coordinator::InternalWrite;
+use crate::coordinator::write::InternalWrite;
 use crate::group::{CommittedOffset, OFFSETS_TOPIC};
 use crate::locks::lock;
 use crate::partition::PartitionError;
@@ -831,7 +831,7 @@ impl Broker {
             };
             let addr = format!("{}:{}", b.host, b.port);
             let request = markers_request(&parts, producer_id, producer_epoch, commit);
-            let sent = tokio::time::timeout(crate::coordinator::COMMIT_TIMEOUT, async {
+            let sent = tokio::time::timeout(crate::coordinator::write::COMMIT_TIMEOUT, async {
                 let mut c = ferrolog_client::Connection::connect(&addr).await?;
                 c.send_version(&request, 1).await
             })

@@ -5,7 +5,6 @@
 //! then the commit, awaited without blocking a runtime thread: in a cluster, until the
 //! partition's ISR has the records (its purgatory wakes the waiter); on a single node the append
 //! is the commit.
-
 use std::sync::Arc;
 use std::time::Duration;
 
