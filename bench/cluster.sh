@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out="$root/bench/results-latest.txt"
-cargo build --release -p ferrolog >/dev/null
-(cd bench/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$root/target/kafka-lib")
+source "$root/bench/build.sh"
 say() { echo "$*" | tee -a "$out"; }
 say ""
 say "3-node cluster, RF=3, acks=all, min.insync.replicas=2, idempotent librdkafka, 100-byte values, $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-cargo build --release -p ferrolog >/dev/null
-(cd bench/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$root/target/kafka-lib")
+source "$root/bench/build.sh"
 command -v stress-ng >/dev/null || apt-get install -y -qq stress-ng >/dev/null
 echo "franz-go v1.22.3 kgo suite, KGO_TEST_RF=3, $* $(date -u +%Y-%m-%dT%H:%MZ)" | tee -a bench/results-latest.txt
 python3 bench/kgo_suite.py "$@" | tee -a bench/results-latest.txt

@@ -1,9 +1,8 @@
 # Shared by the bench scripts: builds ferrolog, fetches Apache Kafka's jars, starts and stops
 # both brokers on fixed loopback ports, creates topics. Expects $root, $work and say().
 # Extra server settings for the next start of either broker: $EXTRA_PROPS (key=value lines).
-cargo build --release -p ferrolog >/dev/null
+source "$root/bench/build.sh"
 ferrolog="$root/target/release/ferrolog"
-(cd bench/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$root/target/kafka-lib")
 cp="$root/target/kafka-lib/*"
 command -v kcat >/dev/null || { echo "kcat is needed (apt-get install kcat)"; exit 1; }
 
