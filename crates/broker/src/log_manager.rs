@@ -1,8 +1,8 @@
 //! The log directory: `meta.properties`, the clean-shutdown marker, the offset checkpoint files,
 //! and opening each partition's log with the right recovery point.
 
+use ferrolog_storage::fs;
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -63,7 +63,9 @@ pub struct LogOffsets {
 /// or checks the one there; returns the directory's cluster id (`cluster_id`, else the stored
 /// one, else a new one).
 pub fn format_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<String> {
-    fs::create_dir_all(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
+    fs::get()
+        .create_dir_all(dir)
+        .with_context(|| format!("creating log directory {}", dir.display()))?;
     let meta_path = dir.join(META_PROPERTIES);
     match fs::read_to_string(&meta_path) {
         Ok(text) => {
@@ -101,19 +103,21 @@ pub fn format_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<
 pub const LOCK_FILE: &str = ".lock";
 
 /// An exclusive lock on a data directory, held for as long as the value lives (the process:
-/// the kernel releases it when the process exits, however it exits).
+/// the kernel releases it when the process exits, however it exits). It is the operating
+/// system's lock, taken on the real directory, not through the storage file-system seam: it
+/// guards against another process.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: fs::File,
+    _file: std::fs::File,
 }
 
 /// Locks `dir` (creating it if new) for this process, before anything else reads or writes
 /// it; fails at once, naming the directory, if another process holds it.
 pub fn lock_dir(dir: &Path) -> Result<DirLock> {
-    fs::create_dir_all(dir)
+    std::fs::create_dir_all(dir)
         .with_context(|| format!("log directory {} cannot be used", dir.display()))?;
     let path = dir.join(LOCK_FILE);
-    let file = fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
@@ -122,11 +126,11 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock> {
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(DirLock { _file: file }),
-        Err(fs::TryLockError::WouldBlock) => bail!(
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
             "Failed to acquire lock on file {LOCK_FILE} in {}: another ferrolog (or Kafka) instance is using this directory",
             dir.display()
         ),
-        Err(fs::TryLockError::Error(e)) => {
+        Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("locking {}", path.display()))
         }
     }
@@ -145,7 +149,7 @@ pub fn random_id() -> String {
 
 /// The stored cluster id of a formatted log directory.
 pub fn stored_cluster_id(dir: &Path) -> Option<String> {
-    let text = fs::read_to_string(dir.join(META_PROPERTIES)).ok()?;
+    let text = fs::read_to_string(&dir.join(META_PROPERTIES)).ok()?;
     crate::config::parse_properties_file(&text)
         .get("cluster.id")
         .cloned()
@@ -154,21 +158,20 @@ pub fn stored_cluster_id(dir: &Path) -> Option<String> {
 /// Opens one log directory: removes temporary files a crash left, reads its checkpoints;
 /// returns it and whether it was shut down cleanly.
 fn open_dir(path: &Path) -> Result<(LogDir, bool)> {
-    for entry in fs::read_dir(path)? {
-        let path = entry?.path();
+    for path in fs::get().read_dir(path)? {
         let name = path.file_name().map(|n| n.to_string_lossy().to_string());
         if path.extension().is_some_and(|e| e == "tmp") {
-            let _ = fs::remove_file(&path);
-        } else if name.is_some_and(|n| n.ends_with(FUTURE_SUFFIX)) && path.is_dir() {
+            let _ = fs::get().remove_file(&path);
+        } else if name.is_some_and(|n| n.ends_with(FUTURE_SUFFIX)) && fs::get().is_dir(&path) {
             // a replica move a crash interrupted: the original is still where it was
             tracing::warn!("removing {}: an unfinished replica move", path.display());
-            let _ = fs::remove_dir_all(&path);
+            let _ = fs::get().remove_dir_all(&path);
         }
     }
     let marker = path.join(CLEAN_SHUTDOWN);
-    let clean = marker.exists();
+    let clean = fs::get().exists(&marker);
     if clean {
-        fs::remove_file(&marker)?;
+        fs::get().remove_file(&marker)?;
     }
     let recovery_points = checkpoint::read_offsets(&path.join(RECOVERY_POINT_CHECKPOINT))
         .unwrap_or_else(|e| {
@@ -241,7 +244,8 @@ impl LogManager {
     pub fn index_of(&self, path: &Path) -> Option<usize> {
         self.dirs.iter().position(|d| {
             d.path == path
-                || fs::canonicalize(&d.path).ok() == fs::canonicalize(path).ok() && path.exists()
+                || std::fs::canonicalize(&d.path).ok() == std::fs::canonicalize(path).ok()
+                    && path.exists()
         })
     }
 
@@ -264,7 +268,10 @@ impl LogManager {
             return Ok(*i);
         }
         let name = partition_dir_name(&key.0, key.1);
-        let existing = self.dirs.iter().position(|d| d.path.join(&name).is_dir());
+        let existing = self
+            .dirs
+            .iter()
+            .position(|d| fs::get().is_dir(&d.path.join(&name)));
         let preferred = self
             .preferred
             .lock()
@@ -357,7 +364,7 @@ impl LogManager {
             self.dirs
                 .iter()
                 .map(|d| d.path.join(&name))
-                .find(|p| p.is_dir())
+                .find(|p| fs::get().is_dir(p))
         })
     }
 
@@ -368,12 +375,11 @@ impl LogManager {
             if self.is_offline(i) {
                 continue;
             }
-            for entry in fs::read_dir(&d.path)? {
-                let entry = entry?;
-                if !entry.file_type()?.is_dir() {
+            for path in fs::get().read_dir(&d.path)? {
+                if !fs::get().is_dir(&path) {
                     continue;
                 }
-                let name = entry.file_name().to_string_lossy().to_string();
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
                 if let Some((topic, partition)) = name.rsplit_once('-') {
                     if let Ok(p) = partition.parse::<i32>() {
                         out.push((topic.to_string(), p));
@@ -457,6 +463,7 @@ impl LogManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_locked_directory_cannot_be_locked_again() {

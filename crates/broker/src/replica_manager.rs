@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Result;
+use ferrolog_storage::fs;
 use ferrolog_storage::{FileSlice, Log, LogConfig, LogOpenOptions, ReadBound, ReadResult};
 use uuid::Uuid;
 
@@ -34,20 +35,14 @@ pub enum MoveError {
 
 /// Copies a partition directory's files (it has no subdirectories) to `to`, synced.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            let dest = to.join(entry.file_name());
-            std::fs::copy(entry.path(), &dest)?;
-            std::fs::File::open(&dest)?.sync_all()?;
+    let fs = fs::get();
+    fs.create_dir_all(to)?;
+    for path in fs.read_dir(from)? {
+        if let Some(name) = path.file_name() {
+            fs::copy_synced(&path, &to.join(name))?;
         }
     }
-    sync_dir(to)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    fs.sync_dir(to)
 }
 
 pub struct ReplicaManager {
@@ -266,12 +261,12 @@ impl ReplicaManager {
                 Ok(p) => p.into_log().delete()?,
                 Err(p) => {
                     // A request still holds it; remove the files, the handle goes with the request.
-                    let _ = std::fs::remove_dir_all(p.dir());
+                    let _ = fs::get().remove_dir_all(&p.dir());
                 }
             }
         }
         if let Some(dir) = self.log_manager.forget(topic, partition) {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = fs::get().remove_dir_all(&dir);
         }
         Ok(())
     }
@@ -476,8 +471,8 @@ impl ReplicaManager {
             let moved = (|| -> Result<Log> {
                 log.flush()?;
                 copy_dir(log.dir(), &future)?;
-                std::fs::rename(&future, &target)?;
-                sync_dir(dest)?;
+                fs::get().rename(&future, &target)?;
+                fs::get().sync_dir(dest)?;
                 let mut moved = Log::open(
                     &target,
                     topic,
@@ -495,9 +490,9 @@ impl ReplicaManager {
                 Ok(moved)
             })();
             if moved.is_err() {
-                let _ = std::fs::remove_dir_all(&future);
-                if target.exists() && log.dir() != target {
-                    let _ = std::fs::remove_dir_all(&target);
+                let _ = fs::get().remove_dir_all(&future);
+                if log.dir() != target {
+                    let _ = fs::get().remove_dir_all(&target);
                 }
             }
             moved.map(Some)
@@ -508,7 +503,7 @@ impl ReplicaManager {
                 let old_dir = old.dir().to_path_buf();
                 drop(old);
                 lm.placed(topic, partition, index);
-                if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+                if let Err(e) = fs::get().remove_dir_all(&old_dir) {
                     tracing::warn!("removing {} after moving it: {e}", old_dir.display());
                 }
                 tracing::info!(topic, partition, "replica moved to {}", dest.display());

@@ -87,12 +87,16 @@ impl Frame {
         Ok(out)
     }
 
-    /// Writes the frame; file slices go with sendfile(2).
+    /// Writes the frame; file slices go with sendfile(2) when they are the operating system's
+    /// files, and are read and written otherwise (a file system installed under storage).
     pub async fn write_to(self, stream: &mut TcpStream) -> io::Result<()> {
         for chunk in self.into_chunks() {
             match chunk {
                 Chunk::Bytes(b) => stream.write_all(&b).await?,
-                Chunk::File(f) => crate::sys::sendfile(stream, &f).await?,
+                Chunk::File(f) => match f.file.os_file() {
+                    Some(file) => crate::sys::sendfile(stream, file, f.position, f.length).await?,
+                    None => stream.write_all(&f.read()?).await?,
+                },
             }
         }
         Ok(())
@@ -196,15 +200,18 @@ mod tests {
     use kafka_protocol::messages::fetch_response::AbortedTransaction;
     use kafka_protocol::messages::{ProducerId, TopicName};
     use kafka_protocol::protocol::{Message, StrBytes};
-    use std::io::Write;
-    use std::sync::Arc;
 
     #[test]
     fn chunked_encoding_matches_the_library_byte_for_byte() {
-        let mut file = tempfile::tempfile().unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let content: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
-        file.write_all(&content).unwrap();
-        let file = Arc::new(file);
+        let file = ferrolog_storage::fs::get()
+            .open(
+                &dir.path().join("segment"),
+                ferrolog_storage::fs::Open::Truncate,
+            )
+            .unwrap();
+        file.write_all_at(&content, 0).unwrap();
         for version in FetchResponse::VERSIONS.min..=FetchResponse::VERSIONS.max {
             let slices = [(10u64, 200usize), (500, 1), (1000, 2000)];
             let mut response = FetchResponse::default().with_throttle_time_ms(3);

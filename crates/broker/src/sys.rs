@@ -8,21 +8,25 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use ferrolog_storage::FileSlice;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-/// Sends the whole slice. A file that ends early (truncated underneath us) is an error, and the
-/// caller closes the connection: the frame length was already promised.
-pub async fn sendfile(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> {
-    let mut offset = slice.position as libc::off_t;
-    let mut remaining = slice.length;
-    let file_fd = slice.file.as_raw_fd();
+/// Sends `length` bytes of `file` from `position`. A file that ends early (truncated underneath
+/// us) is an error, and the caller closes the connection: the frame length was already promised.
+pub async fn sendfile(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    position: u64,
+    length: usize,
+) -> io::Result<()> {
+    let mut offset = position as libc::off_t;
+    let mut remaining = length;
+    let file_fd = file.as_raw_fd();
     while remaining > 0 {
         stream.writable().await?;
         let result = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: both descriptors are open for the duration of the call (the socket is
-            // borrowed, the file is kept alive by the slice's Arc); `offset` is a valid pointer
+            // borrowed, the file is borrowed too); `offset` is a valid pointer
             // to a local the kernel updates; no memory of ours is read or written otherwise.
             let sent =
                 unsafe { libc::sendfile(stream.as_raw_fd(), file_fd, &mut offset, remaining) };

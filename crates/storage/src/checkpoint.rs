@@ -13,30 +13,14 @@
 //! `leader-epoch-checkpoint` has the same shape with `epoch start_offset` entries.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
-/// Writes `contents` to a temporary file beside `path`, fsyncs it and renames it over `path`.
-/// Concurrent writers of the same path each use their own temporary file; the last rename wins.
+use crate::fs;
+
+/// Writes `contents` durably and atomically (see `fs::write_atomically`).
 pub fn write_atomic(path: &Path, contents: &str) -> io::Result<()> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.{unique}.tmp", std::process::id()));
-    let tmp = path.with_file_name(name);
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(contents.as_bytes())?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        if let Ok(dir) = File::open(parent) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
+    fs::write_atomically(path, contents.as_bytes())
 }
 
 fn parse_lines(contents: &str) -> Option<Vec<Vec<&str>>> {
@@ -123,6 +107,7 @@ pub fn write_epochs(path: &Path, epochs: &[(i32, i64)]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn offsets_round_trip() {

@@ -22,14 +22,13 @@
 //! without it and swaps under it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use crate::batch::{self, BatchHeader};
 use crate::error::{BatchError, Result, StorageError};
+use crate::fs::{self, Open};
 use crate::log::Log;
 use crate::segment::{file_stem, Segment};
 
@@ -53,8 +52,8 @@ fn corrupt(_: ferrolog_records::CodecError) -> StorageError {
 /// Finishes interrupted swaps in `dir`; returns the base offsets whose segment was replaced.
 pub fn complete_swaps(dir: &Path) -> Result<BTreeSet<i64>> {
     let mut swapped = BTreeSet::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name().to_string_lossy().to_string();
+    for path in fs::get().read_dir(dir)? {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
         let Some(base) = name
             .strip_suffix(".log.swap")
             .and_then(|s| s.parse::<i64>().ok())
@@ -74,16 +73,15 @@ fn swap_path(dir: &Path, base: i64) -> PathBuf {
 fn finish_swap(dir: &Path, base: i64) -> Result<()> {
     let stem = file_stem(base);
     for ext in ["index", "timeindex"] {
-        match fs::remove_file(dir.join(format!("{stem}.{ext}"))) {
+        match fs::get().remove_file(&dir.join(format!("{stem}.{ext}"))) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
     }
-    fs::rename(swap_path(dir, base), dir.join(format!("{stem}.log")))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    fs::get().rename(&swap_path(dir, base), &dir.join(format!("{stem}.log")))?;
+    // best effort: the rename is done; a directory that cannot be synced still holds it
+    let _ = fs::get().sync_dir(dir);
     Ok(())
 }
 
@@ -204,11 +202,8 @@ impl Log {
                 .saturating_add(self.config.delete_retention_ms)
                 .saturating_add(1);
             let cleaned = self.dir.join(format!("{}.log.cleaned", file_stem(base)));
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&cleaned)?;
+            let out = fs::get().open(&cleaned, Open::Truncate)?;
+            let mut written = 0u64;
             let mut position = 0;
             let mut changed = false;
             while let Some(header) = segment.read_header(position)? {
@@ -221,25 +216,30 @@ impl Log {
                     tombstone_deadline =
                         Some(tombstone_deadline.map_or(expiry, |at: i64| at.min(expiry)));
                 }
-                match kept {
-                    Kept::Whole => out.write_all(&bytes)?,
+                let kept: &[u8] = match &kept {
+                    Kept::Whole => &bytes,
                     Kept::Part(rewritten) => {
                         changed = true;
-                        out.write_all(&rewritten)?;
+                        rewritten
                     }
-                    Kept::Nothing => changed = true,
-                }
+                    Kept::Nothing => {
+                        changed = true;
+                        &[]
+                    }
+                };
+                out.write_all_at(kept, written)?;
+                written += kept.len() as u64;
             }
             if !changed {
                 drop(out);
-                fs::remove_file(&cleaned)?;
+                fs::get().remove_file(&cleaned)?;
                 continue;
             }
-            out.sync_all()?;
+            out.sync_data()?;
             drop(out);
-            stats.bytes_written += fs::metadata(&cleaned)?.len();
+            stats.bytes_written += written;
             stats.segments += 1;
-            fs::rename(&cleaned, swap_path(&self.dir, base))?; // commit point
+            fs::get().rename(&cleaned, &swap_path(&self.dir, base))?; // commit point
             let old = self.segments.remove(&base).expect("segment present");
             drop(old); // readers holding slices keep the old inode open
             finish_swap(&self.dir, base)?;
@@ -323,6 +323,7 @@ mod tests {
     use super::*;
     use crate::log::{LogConfig, LogOpenOptions, ReadBound};
     use ferrolog_records::Compression;
+    use std::fs;
 
     fn config() -> LogConfig {
         LogConfig {

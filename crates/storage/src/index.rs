@@ -17,10 +17,11 @@
 //! to its entries when the segment rolls or the log closes, as Kafka does. Entries are also kept
 //! in memory; a segment's indexes are small (one entry per `index.interval.bytes` of log).
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::fs::{self, Open, StorageFile};
 
 pub const OFFSET_ENTRY_SIZE: usize = 8;
 pub const TIME_ENTRY_SIZE: usize = 12;
@@ -109,7 +110,7 @@ struct Index<E: Entry> {
     max_bytes: u64,
     entries: Vec<E>,
     path: PathBuf,
-    file: File,
+    file: Arc<dyn StorageFile>,
     /// The file's length (preallocated past the entries while the segment is active).
     length: u64,
 }
@@ -119,13 +120,8 @@ impl<E: Entry> Index<E> {
     /// (a torn or unsorted tail, preallocated zeros), in which case it starts empty and the
     /// segment rebuilds it.
     fn open(path: &Path, base_offset: i64, max_bytes: usize) -> io::Result<(Index<E>, bool)> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let length = file.metadata()?.len();
+        let file = fs::get().open(path, Open::ReadWrite)?;
+        let length = file.size()?;
         let mut bytes = vec![0u8; length as usize];
         file.read_exact_at(&mut bytes, 0)?;
         let mut entries: Vec<E> = Vec::with_capacity(bytes.len() / E::SIZE);

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod epoch_cache;
 pub mod error;
+pub mod fs;
 pub mod index;
 pub mod log;
 pub mod log_config;

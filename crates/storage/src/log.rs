@@ -9,7 +9,6 @@
 //! it.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +16,7 @@ use crate::batch::{self, BatchHeader, BatchIter};
 use crate::checkpoint;
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{Result, StorageError};
+use crate::fs;
 use crate::marker;
 use crate::producer_state::{AbortedTxn, ProducerInfo, ProducerStateManager, SequenceCheck};
 use crate::segment::{DeletedSegment, FileSlice, Segment};
@@ -129,19 +129,23 @@ impl Log {
         config: LogConfig,
         options: LogOpenOptions,
     ) -> Result<Log> {
-        fs::create_dir_all(dir)?;
+        fs::get().create_dir_all(dir)?;
         write_partition_metadata(dir, &topic_id)?;
         // A `.log.swap` is a cleaned segment whose swap a crash interrupted: finish it.
         let swapped = crate::cleaner::complete_swaps(dir)?;
         let mut base_offsets = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let name = entry?.file_name().to_string_lossy().to_string();
+        for path in fs::get().read_dir(dir)? {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             if name.ends_with(".deleted")
                 || name.ends_with(".cleaned")
                 || name.ends_with(".swap")
                 || name.ends_with(".tmp")
             {
-                let _ = fs::remove_file(dir.join(&name));
+                let _ = fs::get().remove_file(&dir.join(&name));
                 continue;
             }
             if let Some(stem) = name.strip_suffix(".log") {
@@ -242,7 +246,7 @@ impl Log {
         // snapshots past the end describe records a crash took: never use them later
         for o in snapshot::list_snapshots(&self.dir)? {
             if o > end {
-                fs::remove_file(snapshot::snapshot_path(&self.dir, o))?;
+                fs::get().remove_file(&snapshot::snapshot_path(&self.dir, o))?;
             }
         }
         let usable = snapshot::list_snapshots(&self.dir)?
@@ -322,7 +326,7 @@ impl Log {
         let keep_from = all.len().saturating_sub(2);
         for (i, o) in all.into_iter().enumerate() {
             if i < keep_from || o < self.log_start_offset {
-                let _ = fs::remove_file(snapshot::snapshot_path(&self.dir, o));
+                let _ = fs::get().remove_file(&snapshot::snapshot_path(&self.dir, o));
             }
         }
         Ok(())
@@ -632,7 +636,7 @@ impl Log {
             }
         }
         for o in snapshot::list_snapshots(&self.dir)? {
-            fs::remove_file(snapshot::snapshot_path(&self.dir, o))?;
+            fs::get().remove_file(&snapshot::snapshot_path(&self.dir, o))?;
         }
         let (segment, _) = Segment::open(&self.dir, offset, self.config.segment_config(), now_ms)?;
         self.segments.insert(offset, segment);
@@ -943,7 +947,7 @@ impl Log {
         // snapshots past the new end describe records that are gone
         for o in snapshot::list_snapshots(&self.dir)? {
             if o > offset {
-                fs::remove_file(snapshot::snapshot_path(&self.dir, o))?;
+                fs::get().remove_file(&snapshot::snapshot_path(&self.dir, o))?;
             }
         }
         self.active_mut().truncate_to(offset)?;
@@ -993,7 +997,7 @@ impl Log {
     pub fn delete(self) -> Result<()> {
         let dir = self.dir.clone();
         drop(self);
-        match fs::remove_dir_all(&dir) {
+        match fs::get().remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
@@ -1015,6 +1019,7 @@ mod tests {
     use super::*;
     use crate::batch::tests::{sample_batch, sample_batch_with_producer};
     use crate::error::BatchError;
+    use std::fs;
 
     fn options(clean: bool) -> LogOpenOptions {
         LogOpenOptions {
@@ -1053,7 +1058,6 @@ mod tests {
         let read = log.read(0, 1 << 20, ReadBound::LogEnd, true).unwrap();
         let slice = read.slice.unwrap();
         let mut bytes = vec![0u8; slice.length];
-        use std::os::unix::fs::FileExt;
         slice
             .file
             .read_exact_at(&mut bytes, slice.position)

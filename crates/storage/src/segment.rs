@@ -1,16 +1,15 @@
 //! One segment: a `.log` file of batches plus its `.index` and `.timeindex`.
 //!
 //! Not thread-safe: the owning [`crate::Log`] serialises appends, truncation and rolls. Readers
-//! get an `Arc<File>` and a byte range and read without holding the log's lock.
+//! get the shared file and a byte range and read without holding the log's lock.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::error::Result;
+use crate::fs::{self, Open, StorageFile};
 use crate::index::{OffsetIndex, TimeIndex};
 
 pub fn file_stem(base_offset: i64) -> String {
@@ -27,7 +26,7 @@ pub struct SegmentConfig {
 pub struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    log: Arc<File>,
+    log: Arc<dyn StorageFile>,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -52,7 +51,7 @@ pub struct DeletedSegment {
 impl DeletedSegment {
     pub fn remove(&self) -> io::Result<()> {
         for path in &self.paths {
-            match fs::remove_file(path) {
+            match fs::get().remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -65,7 +64,7 @@ impl DeletedSegment {
 /// A byte range of a segment to send to a reader.
 #[derive(Clone)]
 pub struct FileSlice {
-    pub file: Arc<File>,
+    pub file: Arc<dyn StorageFile>,
     pub position: u64,
     pub length: usize,
 }
@@ -93,13 +92,8 @@ impl Segment {
     ) -> Result<(Segment, bool)> {
         let stem = file_stem(base_offset);
         let log_path = dir.join(format!("{stem}.log"));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)?;
-        let size = log.metadata()?.len();
+        let log = fs::get().open(&log_path, Open::ReadWrite)?;
+        let size = log.size()?;
         let (offset_index, offset_valid) = OffsetIndex::open(
             &dir.join(format!("{stem}.index")),
             base_offset,
@@ -113,7 +107,7 @@ impl Segment {
         let mut segment = Segment {
             base_offset,
             log_path,
-            log: Arc::new(log),
+            log,
             size,
             offset_index,
             time_index,
@@ -456,11 +450,7 @@ impl Segment {
         if self.max_timestamp_so_far >= 0 {
             return self.max_timestamp_so_far;
         }
-        fs::metadata(&self.log_path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as i64)
+        fs::get().modified_ms(&self.log_path).unwrap_or(0)
     }
 
     /// Renames the segment's files with a `.deleted` suffix (Kafka's first step of deleting a
@@ -476,7 +466,7 @@ impl Segment {
             let mut renamed = path.clone().into_os_string();
             renamed.push(".deleted");
             let renamed = PathBuf::from(renamed);
-            match fs::rename(&path, &renamed) {
+            match fs::get().rename(&path, &renamed) {
                 Ok(()) => paths.push(renamed),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -494,7 +484,7 @@ impl Segment {
         let log = self.log_path.clone();
         drop(self);
         for path in [log, index, time] {
-            match fs::remove_file(&path) {
+            match fs::get().remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -508,6 +498,7 @@ impl Segment {
 mod tests {
     use super::*;
     use crate::batch::tests::sample_batch;
+    use std::fs::OpenOptions;
 
     fn config() -> SegmentConfig {
         SegmentConfig {

@@ -8,11 +8,10 @@
 //! offset]` (-1: none). Txn index entry, 34 bytes: `[int16 version 0][int64 producer id]
 //! [int64 first offset][int64 last offset][int64 last stable offset]`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StorageError};
+use crate::fs::{self, Open};
 use crate::producer_state::AbortedTxn;
 
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
@@ -63,17 +62,12 @@ pub fn write_snapshot(dir: &Path, offset: i64, entries: &[SnapshotEntry]) -> Res
     bytes.extend_from_slice(&1i16.to_be_bytes());
     bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
     bytes.extend_from_slice(&body);
-    let path = snapshot_path(dir, offset);
-    let tmp = path.with_extension("snapshot.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, &path)?;
+    fs::write_atomically(&snapshot_path(dir, offset), &bytes)?;
     Ok(())
 }
 
 pub fn read_snapshot(path: &Path) -> Result<Vec<SnapshotEntry>> {
-    let bytes = fs::read(path)?;
+    let bytes = fs::get().read(path)?;
     if bytes.len() < 10 || bytes[..2] != 1i16.to_be_bytes() {
         return Err(corrupt("producer snapshot header"));
     }
@@ -108,9 +102,8 @@ pub fn read_snapshot(path: &Path) -> Result<Vec<SnapshotEntry>> {
 /// Offsets of the snapshots in `dir`, ascending.
 pub fn list_snapshots(dir: &Path) -> Result<Vec<i64>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
+    for path in fs::get().read_dir(dir)? {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
         if let Some(stem) = name.strip_suffix(SNAPSHOT_SUFFIX) {
             if let Ok(offset) = stem.parse::<i64>() {
                 out.push(offset);
@@ -133,18 +126,15 @@ pub fn append_txn_index(
     entry[10..18].copy_from_slice(&a.first_offset.to_be_bytes());
     entry[18..26].copy_from_slice(&a.last_offset.to_be_bytes());
     entry[26..34].copy_from_slice(&last_stable.to_be_bytes());
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(txn_index_path(dir, segment_base))?;
-    f.write_all(&entry)?;
+    let f = fs::get().open(&txn_index_path(dir, segment_base), Open::ReadWrite)?;
+    f.write_all_at(&entry, f.size()?)?;
     Ok(())
 }
 
 /// The aborted transactions of a segment's index (none if it has no index); a torn last entry
 /// is ignored.
 pub fn read_txn_index(dir: &Path, segment_base: i64) -> Result<Vec<AbortedTxn>> {
-    let bytes = match fs::read(txn_index_path(dir, segment_base)) {
+    let bytes = match fs::get().read(&txn_index_path(dir, segment_base)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
@@ -165,7 +155,7 @@ pub fn read_txn_index(dir: &Path, segment_base: i64) -> Result<Vec<AbortedTxn>> 
 /// Rewrites a segment's transaction index to hold exactly `entries` (removed when empty).
 pub fn rewrite_txn_index(dir: &Path, segment_base: i64, entries: &[AbortedTxn]) -> Result<()> {
     let path = txn_index_path(dir, segment_base);
-    match fs::remove_file(&path) {
+    match fs::get().remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
@@ -179,6 +169,7 @@ pub fn rewrite_txn_index(dir: &Path, segment_base: i64, entries: &[AbortedTxn]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn snapshot_and_txn_index_round_trip() {

@@ -742,7 +742,7 @@ impl RaftQuorum {
         cluster_id: String,
         timing: RaftTiming,
     ) -> Result<Arc<RaftQuorum>> {
-        std::fs::create_dir_all(dir)?;
+        ferrolog_storage::fs::get().create_dir_all(dir)?;
         let (log_store, fresh) = store::LogStore::open(dir)?;
         let (state_machine, image) = store::StateMachine::open(dir)?;
         let config = openraft::Config {

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Cursor, Write};
+use std::io::{BufRead, Cursor};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
+use ferrolog_storage::fs::{self, Open, StorageFile};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder,
@@ -25,23 +25,20 @@ use crate::metadata::MetadataImage;
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
+use fs::write_atomically;
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+    match read_if_exists(path)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+fn read_if_exists(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match fs::get().read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -57,7 +54,9 @@ struct LogInner {
     committed: Option<LogId<u64>>,
     last_purged: Option<LogId<u64>>,
     entries: BTreeMap<u64, Entry<TypeConfig>>,
-    file: File,
+    /// `log.jsonl`, appended at `len`.
+    file: Arc<dyn StorageFile>,
+    len: u64,
 }
 
 impl LogInner {
@@ -74,7 +73,8 @@ impl LogInner {
         }
         let path = self.dir.join("log.jsonl");
         write_atomically(&path, &text)?;
-        self.file = OpenOptions::new().append(true).open(&path)?;
+        self.file = fs::get().open(&path, Open::ReadWrite)?;
+        self.len = text.len() as u64;
         Ok(())
     }
 }
@@ -88,12 +88,17 @@ pub struct LogStore {
 impl LogStore {
     /// Opens the log; `true` if this controller has never voted nor logged anything.
     pub fn open(dir: &Path) -> Result<(LogStore, bool)> {
+        for stray in fs::get().read_dir(dir)? {
+            if stray.extension().is_some_and(|e| e == "tmp") {
+                fs::get().remove_file(&stray)?; // an atomic write a crash interrupted
+            }
+        }
         let path = dir.join("log.jsonl");
         let mut entries = BTreeMap::new();
         let mut last_purged = None;
         let mut valid_len = 0u64;
-        if let Ok(f) = File::open(&path) {
-            let mut reader = BufReader::new(f);
+        if let Some(bytes) = read_if_exists(&path)? {
+            let mut reader = Cursor::new(bytes);
             let mut line = String::new();
             loop {
                 line.clear();
@@ -114,7 +119,7 @@ impl LogStore {
                 valid_len += n as u64;
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = fs::get().open(&path, Open::ReadWrite)?;
         file.set_len(valid_len)?;
         let vote: Option<Vote<u64>> = read_json(&dir.join("vote.json"))?;
         let committed = read_json(&dir.join("committed.json"))?;
@@ -128,6 +133,7 @@ impl LogStore {
                     last_purged,
                     entries,
                     file,
+                    len: valid_len,
                 })),
             },
             fresh,
@@ -216,8 +222,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let written = inner
             .file
-            .write_all(&text)
+            .write_all_at(&text, inner.len)
             .and_then(|_| inner.file.sync_data());
+        if written.is_ok() {
+            inner.len += text.len() as u64;
+        }
         if let Err(e) = &written {
             let err = StorageIOError::write_logs(e);
             callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
