@@ -1,8 +1,9 @@
 //! Broker and topic configuration, with Apache Kafka's names, types and defaults.
 //!
 //! Two stages: raw `key=value` properties (file, then `--override`s) are checked against the
-//! table of known keys (unknown keys warn, bad values fail with the key's name), then turned into
-//! the typed [`BrokerConfig`]. Topic configs are overrides on top of the broker's defaults.
+//! table of known keys (unknown keys warn, bad values fail with the key's name, a security
+//! setting ferrolog does not implement stops start-up: see [`crate::security`]), then turned
+//! into the typed [`BrokerConfig`]. Topic configs are overrides on top of the broker's defaults.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -1130,6 +1131,9 @@ impl BrokerConfig {
     pub fn from_properties(raw: &Properties) -> Result<BrokerConfig> {
         let mut explicit = Properties::new();
         for (name, value) in raw {
+            if let Some(why) = crate::security::refuse_unimplemented(name, value) {
+                bail!(why);
+            }
             match broker_key(name) {
                 Some(k) => {
                     validate_value(name, k.kind, value)?;
@@ -1205,8 +1209,22 @@ impl BrokerConfig {
                     get("listeners")
                 )
             })?;
+        let all_advertised = match properties.get("advertised.listeners") {
+            Some(v) => parse_listeners("advertised.listeners", v)?,
+            None => Vec::new(),
+        };
+        crate::security::check_listeners(
+            raw,
+            &properties,
+            &explicit,
+            &[
+                ("listeners", &listeners),
+                ("advertised.listeners", &all_advertised),
+            ],
+            &controller_names,
+        )?;
         let advertised = match properties.get("advertised.listeners") {
-            Some(v) => parse_listeners("advertised.listeners", v)?
+            Some(v) => all_advertised
                 .into_iter()
                 .find(|l| l.name == listener.name)
                 .ok_or_else(|| anyhow!("Invalid value {v} for configuration advertised.listeners: no listener named {}", listener.name))?,

@@ -25,6 +25,7 @@ pub mod quorum;
 pub mod replica_manager;
 pub mod replication;
 pub mod response;
+pub mod security;
 pub mod server;
 pub mod sys;
 pub mod throttle;

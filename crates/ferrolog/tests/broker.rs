@@ -527,6 +527,81 @@ fn bad_config_stops_startup_naming_the_key() {
     assert!(err.contains("num.partitions"), "{err}");
 }
 
+/// ferrolog serves PLAINTEXT only: a config asking for TLS, SASL or ACLs must not start with
+/// less security than it asks for (before, `listeners=SSL://…` served plaintext on that port).
+#[test]
+fn security_ferrolog_lacks_stops_startup_naming_it() {
+    for (overrides, named) in [
+        (
+            vec!["listeners=SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
+            "SSL",
+        ),
+        (
+            vec!["listeners=SASL_PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
+            "SASL_PLAINTEXT",
+        ),
+        (
+            vec![
+                "listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:PLAINTEXT",
+                "listeners=CLIENT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+            ],
+            "SASL_SSL",
+        ),
+        (
+            vec!["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
+            "authorizer.class.name",
+        ),
+        (
+            vec!["allow.everyone.if.no.acl.found=false"],
+            "allow.everyone.if.no.acl.found",
+        ),
+        (
+            vec!["ssl.keystore.location=/tmp/none.p12"],
+            "ssl.keystore.location",
+        ),
+        (vec!["ssl.client.auth=required"], "ssl.client.auth"),
+        (
+            vec!["security.inter.broker.protocol=SSL"],
+            "security.inter.broker.protocol",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let mut child = common::Server::command(dir.path(), common::free_port(), &overrides)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // a server that started does not exit: give it a bounded time to refuse
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{overrides:?}: the server started");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{overrides:?} started");
+        assert!(err.contains(named), "{overrides:?}: {err}");
+        assert!(err.contains("does not implement"), "{overrides:?}: {err}");
+    }
+}
+
+#[test]
+fn security_keys_at_kafkas_defaults_are_accepted() {
+    // as Kafka's sample server.properties sets them
+    let server = Server::start(&[
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        "inter.broker.listener.name=PLAINTEXT",
+        "ssl.client.auth=none",
+    ]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        assert_eq!(create(&mut c, "plain", 1, &[]).await, 0);
+    });
+}
+
 #[test]
 fn min_insync_replicas_is_capped_by_the_replication_factor() {
     // as in Kafka: min.insync.replicas=2 on a topic with one replica does not make it
