@@ -11,6 +11,10 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use ferrolog_storage::LogConfig;
 
+pub mod settings;
+
+pub use settings::Settings;
+
 pub type Properties = BTreeMap<String, String>;
 
 /// DescribeConfigs `config_type` codes.
@@ -1124,6 +1128,8 @@ pub struct BrokerConfig {
     /// Keys set dynamically (AlterConfigs on a BROKER resource), with their source.
     pub dynamic_sources: BTreeMap<String, i8>,
     pub cluster_id: Option<String>,
+    /// The numeric keys the broker reads, typed.
+    pub settings: Settings,
 }
 
 impl BrokerConfig {
@@ -1317,7 +1323,9 @@ impl BrokerConfig {
         if replication != 1 && controllers.is_empty() {
             bail!("Invalid value {replication} for configuration default.replication.factor: a single node supports 1");
         }
+        let settings = Settings::parse(&properties)?;
         Ok(BrokerConfig {
+            settings,
             node_id: node_id as i32,
             log_dir,
             log_dirs,
@@ -1378,10 +1386,12 @@ impl BrokerConfig {
     /// quiet, and every voter's lease has run out by then (one round, not two).
     pub fn raft_timing(&self) -> RaftTiming {
         let fetch_timeout = self
-            .long("controller.quorum.fetch.timeout.ms")
+            .settings
+            .controller_quorum_fetch_timeout_ms
             .clamp(100, 600_000) as u64;
         let spread = self
-            .long("controller.quorum.election.timeout.ms")
+            .settings
+            .controller_quorum_election_timeout_ms
             .clamp(10, 600_000) as u64;
         let lease = (fetch_timeout + spread) / 2;
         let election_min = (fetch_timeout.saturating_sub(spread) / 2)
@@ -1392,33 +1402,6 @@ impl BrokerConfig {
             election_min_ms: election_min,
             election_max_ms: lease,
         }
-    }
-
-    /// The value of a numeric broker key that has a default (every key of `BROKER_KEYS` with
-    /// one is in `properties`, explicit or default, and was validated at start-up). A name that
-    /// is not such a key is a bug: a debug build stops on it (a test in this module checks every
-    /// name the broker asks for), a release build logs it and uses 0.
-    pub fn long(&self, name: &str) -> i64 {
-        debug_assert!(
-            broker_key(name).is_some_and(|k| k.default.is_some()),
-            "{name} is not a broker key with a default"
-        );
-        match self.properties.get(name).map(|v| v.trim().parse()) {
-            Some(Ok(v)) => v,
-            _ => {
-                tracing::error!("{name} is not a numeric broker key with a default");
-                0
-            }
-        }
-    }
-
-    /// The value of a numeric broker key without a default, if set (e.g. a replication
-    /// throttle rate).
-    pub fn optional_long(&self, name: &str) -> Option<i64> {
-        debug_assert!(broker_key(name).is_some(), "{name} is not a broker key");
-        self.properties
-            .get(name)
-            .and_then(|v| v.trim().parse().ok())
     }
 
     /// Where a broker key's effective value comes from.
@@ -1451,6 +1434,11 @@ impl BrokerConfig {
                 out.properties.insert(k.clone(), v.clone());
                 out.dynamic_sources.insert(k.clone(), src);
             }
+        }
+        // every dynamic value was validated against its key's type when it was set
+        match Settings::parse(&out.properties) {
+            Ok(settings) => out.settings = settings,
+            Err(e) => tracing::error!("dynamic broker configs not applied: {e:#}"),
         }
         out
     }
@@ -1934,69 +1922,5 @@ mod tests {
         assert_eq!(p["node.id"], "3");
         assert_eq!(p["listeners"], "PLAINTEXT://:1,CONTROLLER://:2");
         assert_eq!(p["log.dirs"], "/x");
-    }
-
-    /// Every numeric broker key the broker asks for by name (`long`, `optional_long`, and the
-    /// keys `ensure_internal_topic` is given) is a key ferrolog knows, with a default where one
-    /// is needed: a mistyped name cannot silently fall back to some value.
-    #[test]
-    fn every_key_the_broker_reads_is_declared() {
-        fn sources(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    sources(&path, out);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    out.push((
-                        path.display().to_string(),
-                        std::fs::read_to_string(&path).unwrap(),
-                    ));
-                }
-            }
-        }
-        let mut files = Vec::new();
-        sources(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut files,
-        );
-        let mut checked = 0;
-        for (path, text) in &files {
-            for (call, needs_default) in [
-                (".long(\"", true),
-                (".optional_long(\"", false),
-                ("ensure_internal_topic(\n", true),
-            ] {
-                for (at, _) in text.match_indices(call) {
-                    let rest = &text[at + call.len()..];
-                    // the string literals of the call's arguments
-                    let args = &rest[..rest.find(')').unwrap_or(rest.len())];
-                    let literal = |s: &str| s.split('"').nth(1).map(str::to_string);
-                    let names: Vec<String> = if call.starts_with("ensure") {
-                        args.split(',').skip(1).filter_map(literal).collect()
-                    } else {
-                        args.split('"')
-                            .next()
-                            .map(str::to_string)
-                            .into_iter()
-                            .collect()
-                    };
-                    for name in names {
-                        let key = broker_key(&name);
-                        assert!(key.is_some(), "{path}: {name} is not a broker key");
-                        if needs_default {
-                            assert!(
-                                key.is_some_and(|k| k.default.is_some()),
-                                "{path}: {name} has no default"
-                            );
-                        }
-                        checked += 1;
-                    }
-                }
-            }
-        }
-        assert!(
-            checked >= 30,
-            "only {checked} keys found: the scan is broken"
-        );
     }
 }

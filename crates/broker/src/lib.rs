@@ -161,19 +161,19 @@ impl Broker {
             effective: std::sync::RwLock::new(Arc::new(config.clone())),
             txns: txn::TxnCoordinator::default(),
             groups: group::GroupCoordinator::new(group::GroupConfig {
-                min_session_timeout_ms: config.long("group.min.session.timeout.ms") as i32,
-                max_session_timeout_ms: config.long("group.max.session.timeout.ms") as i32,
+                min_session_timeout_ms: config.settings.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.settings.group_max_session_timeout_ms,
                 initial_rebalance_delay: std::time::Duration::from_millis(
-                    config.long("group.initial.rebalance.delay.ms").max(0) as u64,
+                    config.settings.group_initial_rebalance_delay_ms.max(0) as u64,
                 ),
-                max_metadata_bytes: config.long("offset.metadata.max.bytes").max(0) as usize,
+                max_metadata_bytes: config.settings.offset_metadata_max_bytes.max(0) as usize,
                 consumer_session_timeout: std::time::Duration::from_millis(
-                    config.long("group.consumer.session.timeout.ms").max(1) as u64,
+                    config.settings.group_consumer_session_timeout_ms.max(1) as u64,
                 ),
                 consumer_heartbeat_interval_ms: config
-                    .long("group.consumer.heartbeat.interval.ms")
-                    .clamp(1, i64::from(i32::MAX))
-                    as i32,
+                    .settings
+                    .group_consumer_heartbeat_interval_ms
+                    .max(1),
                 // validated at start-up
                 migration: config
                     .properties
@@ -571,24 +571,27 @@ impl Broker {
         let mut groups = tokio::time::interval(std::time::Duration::from_millis(100));
         let mut offsets_expiry = tokio::time::interval(std::time::Duration::from_millis(
             self.config
-                .long("offsets.retention.check.interval.ms")
+                .settings
+                .offsets_retention_check_interval_ms
                 .max(1) as u64,
         ));
         let mut transactions = tokio::time::interval(std::time::Duration::from_millis(
             self.config
-                .long("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+                .settings
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms
                 .max(1) as u64,
         ));
         let mut producers = tokio::time::interval(std::time::Duration::from_millis(
             self.config
-                .long("producer.id.expiration.check.interval.ms")
+                .settings
+                .producer_id_expiration_check_interval_ms
                 .max(1) as u64,
         ));
         loop {
             tokio::select! {
                 _ = producers.tick() => {
                     // a dynamic broker config
-                    let expiration = self.effective().long("producer.id.expiration.ms");
+                    let expiration = i64::from(self.effective().settings.producer_id_expiration_ms);
                     for p in self.replicas.all() {
                         p.with_log(|log| log.expire_producers(now_ms(), expiration));
                     }

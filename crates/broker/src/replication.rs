@@ -111,7 +111,7 @@ impl Broker {
         // Heartbeats run on the controller runtime, on their own: neither a loaded broker
         // runtime nor a slow ISR proposal delays them (a late heartbeat fences a live broker).
         quorum.spawn(self.clone().heartbeats(me.id, me.epoch));
-        let lag_max = self.config.long("replica.lag.time.max.ms");
+        let lag_max = self.config.settings.replica_lag_time_max_ms;
         let mut isr_check =
             tokio::time::interval(Duration::from_millis((lag_max / 2).clamp(50, 5000) as u64));
         loop {
@@ -143,7 +143,8 @@ impl Broker {
         };
         let every = Duration::from_millis(
             self.config
-                .long("broker.heartbeat.interval.ms")
+                .settings
+                .broker_heartbeat_interval_ms
                 .clamp(10, 60_000) as u64,
         );
         let mut failing = crate::log_rate::Repeating::new("heartbeat to the active controller");
@@ -452,15 +453,12 @@ impl Broker {
         partitions: &[(Arc<Partition>, Leadership)],
         session: &mut FetcherSession,
     ) -> Result<()> {
-        let max_bytes = self
-            .config
-            .long("replica.fetch.max.bytes")
-            .clamp(1024, i64::from(i32::MAX)) as i32;
+        let max_bytes = self.config.settings.replica_fetch_max_bytes.max(1024);
         let mut topics: Vec<FetchTopic> = Vec::new();
         let rate = self
             .effective()
-            .optional_long(crate::throttle::FOLLOWER_RATE)
-            .unwrap_or(i64::MAX);
+            .settings
+            .follower_replication_throttled_rate;
         let throttled = if rate == i64::MAX {
             HashSet::new()
         } else {
@@ -536,8 +534,9 @@ impl Broker {
             .with_replica_id(BrokerId(self.config.node_id))
             .with_max_wait_ms(
                 self.config
-                    .long("replica.fetch.wait.max.ms")
-                    .clamp(0, 30_000) as i32,
+                    .settings
+                    .replica_fetch_wait_max_ms
+                    .clamp(0, 30_000),
             )
             .with_min_bytes(1)
             .with_max_bytes(max_bytes.saturating_mul(16))

@@ -12,8 +12,8 @@ impl Broker {
     pub fn ensure_offsets_topic(&self) -> Result<i32> {
         self.ensure_internal_topic(
             group::OFFSETS_TOPIC,
-            "offsets.topic.num.partitions",
-            "offsets.topic.segment.bytes",
+            self.config.settings.offsets_topic_num_partitions,
+            self.config.settings.offsets_topic_segment_bytes,
         )
     }
 
@@ -99,10 +99,8 @@ impl Broker {
     /// Deletes (with tombstones) the committed offsets of groups empty for longer than
     /// `offsets.retention.minutes`.
     pub async fn expire_offsets(&self) {
-        let retention_ms = self
-            .config
-            .long("offsets.retention.minutes")
-            .saturating_mul(60_000);
+        let retention_ms =
+            i64::from(self.config.settings.offsets_retention_minutes).saturating_mul(60_000);
         for (group_id, keys) in self.groups.expired_offsets(now_ms(), retention_ms) {
             tracing::info!(
                 group = group_id,

@@ -18,33 +18,31 @@ impl Broker {
     pub(crate) fn ensure_internal_topic(
         &self,
         topic: &str,
-        partitions_key: &str,
-        segment_bytes_key: &str,
+        partitions: i32,
+        segment_bytes: i32,
     ) -> Result<i32> {
         if let Some(t) = self.controller.image().topic(topic) {
             return Ok(t.partitions);
         }
-        let partitions = self.config.long(partitions_key).clamp(1, 1000) as i32;
+        let partitions = partitions.clamp(1, 1000);
         let mut configs = config::Properties::new();
         configs.insert("cleanup.policy".into(), "compact".into());
-        configs.insert(
-            "segment.bytes".into(),
-            self.config.long(segment_bytes_key).to_string(),
-        );
+        configs.insert("segment.bytes".into(), segment_bytes.to_string());
         if topic == txn::TXN_TOPIC {
             // as Kafka: transaction state is acknowledged by this many replicas (capped by the
             // replication factor), and never elected from an out-of-sync one
             configs.insert(
                 "min.insync.replicas".into(),
                 self.config
-                    .long("transaction.state.log.min.isr")
+                    .settings
+                    .transaction_state_log_min_isr
                     .to_string(),
             );
             configs.insert("unclean.leader.election.enable".into(), "false".into());
         }
         let image = self.controller.image();
         let live = image.live_brokers().len().max(1) as i64;
-        let rf = self.config.long(replication_key(topic)).clamp(1, live) as i16;
+        let rf = i64::from(replication_factor(&self.config.settings, topic)).clamp(1, live) as i16;
         let replicas = self
             .place_replicas(&image, partitions, rf)
             .map_err(|m| anyhow::anyhow!(m))?;
@@ -105,10 +103,10 @@ impl Broker {
 }
 
 /// The key sizing an internal topic's replication factor.
-pub(crate) fn replication_key(topic: &str) -> &'static str {
+pub(crate) fn replication_factor(settings: &config::Settings, topic: &str) -> i16 {
     if topic == txn::TXN_TOPIC {
-        "transaction.state.log.replication.factor"
+        settings.transaction_state_log_replication_factor
     } else {
-        "offsets.topic.replication.factor"
+        settings.offsets_topic_replication_factor
     }
 }

@@ -33,14 +33,18 @@ pub fn value(
     overrides: Option<&Properties>,
     name: &str,
 ) -> Option<(i64, bool)> {
-    let (_, broker_key, _) = KEYS.iter().find(|(k, ..)| *k == name)?;
+    let default = match name {
+        SESSION_TIMEOUT => config.settings.group_consumer_session_timeout_ms,
+        HEARTBEAT_INTERVAL => config.settings.group_consumer_heartbeat_interval_ms,
+        _ => return None,
+    };
     if let Some(v) = overrides
         .and_then(|o| o.get(name))
         .and_then(|v| v.parse().ok())
     {
         return Some((v, true));
     }
-    Some((config.long(broker_key), false))
+    Some((i64::from(default), false))
 }
 
 /// Checks a group's overrides as Kafka does: the session time-out within
@@ -64,23 +68,24 @@ pub fn validate(config: &BrokerConfig, overrides: &Properties) -> Result<(), Str
     }
     let (session, _) = value(config, Some(overrides), SESSION_TIMEOUT).expect("known");
     let (heartbeat, _) = value(config, Some(overrides), HEARTBEAT_INTERVAL).expect("known");
-    let default_session = config.long("group.consumer.session.timeout.ms");
-    let default_heartbeat = config.long("group.consumer.heartbeat.interval.ms");
+    let s = &config.settings;
+    let (default_session, default_heartbeat) = (
+        s.group_consumer_session_timeout_ms,
+        s.group_consumer_heartbeat_interval_ms,
+    );
     let (min_s, max_s) = (
-        config
-            .long("group.consumer.min.session.timeout.ms")
-            .min(default_session),
-        config
-            .long("group.consumer.max.session.timeout.ms")
-            .max(default_session),
+        i64::from(s.group_consumer_min_session_timeout_ms.min(default_session)),
+        i64::from(s.group_consumer_max_session_timeout_ms.max(default_session)),
     );
     let (min_h, max_h) = (
-        config
-            .long("group.consumer.min.heartbeat.interval.ms")
-            .min(default_heartbeat),
-        config
-            .long("group.consumer.max.heartbeat.interval.ms")
-            .max(default_heartbeat),
+        i64::from(
+            s.group_consumer_min_heartbeat_interval_ms
+                .min(default_heartbeat),
+        ),
+        i64::from(
+            s.group_consumer_max_heartbeat_interval_ms
+                .max(default_heartbeat),
+        ),
     );
     if !(min_s..=max_s).contains(&session) {
         return Err(format!(

@@ -49,8 +49,8 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     // this leader's throttle on out-of-sync followers of throttled replicas
     let leader_rate = broker
         .effective()
-        .optional_long(crate::throttle::LEADER_RATE)
-        .unwrap_or(i64::MAX);
+        .settings
+        .leader_replication_throttled_rate;
     let node = broker.config.node_id;
     let throttled: Vec<bool> = if follower && leader_rate != i64::MAX {
         wanted

@@ -1147,22 +1147,24 @@ impl RaftQuorum {
         self: Arc<Self>,
         config: &crate::config::BrokerConfig,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let session_timeout_ms = config.long("broker.session.timeout.ms");
+        let session_timeout_ms = i64::from(config.settings.broker_session_timeout_ms);
         let rebalance = config
             .properties
             .get("auto.leader.rebalance.enable")
             .is_none_or(|v| v.eq_ignore_ascii_case("true"))
             .then(|| {
                 config
-                    .long("leader.imbalance.check.interval.seconds")
+                    .settings
+                    .leader_imbalance_check_interval_seconds
                     .saturating_mul(1000)
             });
         let timeout = Duration::from_millis(session_timeout_ms.clamp(100, 3_600_000) as u64);
         let rebalance = rebalance.map(|ms| Duration::from_millis(ms.max(100) as u64));
-        let imbalance_pct = config.long("leader.imbalance.per.broker.percentage");
+        let imbalance_pct = i64::from(config.settings.leader_imbalance_per_broker_percentage);
         let heartbeat = Duration::from_millis(
             config
-                .long("broker.heartbeat.interval.ms")
+                .settings
+                .broker_heartbeat_interval_ms
                 .clamp(10, 60_000) as u64,
         );
         let min_isr = config

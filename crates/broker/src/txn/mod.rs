@@ -284,8 +284,8 @@ impl Broker {
     pub fn ensure_txn_topic(&self) -> Result<i32> {
         self.ensure_internal_topic(
             TXN_TOPIC,
-            "transaction.state.log.num.partitions",
-            "transaction.state.log.segment.bytes",
+            self.config.settings.transaction_state_log_num_partitions,
+            self.config.settings.transaction_state_log_segment_bytes,
         )
     }
 
@@ -442,8 +442,8 @@ impl Broker {
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<(i64, i16), ResponseError> {
-        let max = self.config.long("transaction.max.timeout.ms");
-        if timeout_ms <= 0 || i64::from(timeout_ms) > max {
+        let max = self.config.settings.transaction_max_timeout_ms;
+        if timeout_ms <= 0 || timeout_ms > max {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         let now = crate::now_ms();
@@ -718,7 +718,7 @@ impl Broker {
     /// the next pass.
     pub async fn expire_transactions(&self) {
         let now = crate::now_ms();
-        let expiration = self.config.long("transactional.id.expiration.ms");
+        let expiration = i64::from(self.config.settings.transactional_id_expiration_ms);
         let due = |m: &TxnMetadata| {
             (m.state == TxnState::Ongoing && now - m.start_ms > i64::from(m.timeout_ms))
                 || matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
