@@ -83,6 +83,22 @@ impl Broker {
             .is_some_and(|p| p.is_leader())
     }
 
+    /// Whether this broker is about to coordinate `key` without doing so yet: its metadata does
+    /// not have the internal topic yet (just created, on the way here), or names this broker the
+    /// leader of the key's partition before the replica has become leader. Requests then get
+    /// COORDINATOR_LOAD_IN_PROGRESS, which clients retry here, rather than NOT_COORDINATOR,
+    /// which sends them back to FindCoordinator (and which librdkafka's committed() gives up on).
+    pub fn becoming_coordinator(&self, topic: &str, key: &str) -> bool {
+        let image = self.controller.image();
+        let Some(t) = image.topic(topic) else {
+            return true;
+        };
+        let index = group::offsets_partition(key, t.partitions);
+        image
+            .partition(&t.id, index, self.config.node_id)
+            .is_some_and(|s| s.leader == self.config.node_id)
+    }
+
     /// Forgets the groups or transactional ids of an internal partition this broker no longer
     /// leads (a no-op for one it did not coordinate).
     pub(crate) fn unload_coordinator(&self, topic: &str, index: i32, partitions: i32) {

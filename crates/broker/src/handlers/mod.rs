@@ -551,7 +551,11 @@ fn not_coordinator(broker: &Arc<Broker>, request: &Request, version: i16) -> Opt
     if broker.coordinates(topic, &key) {
         return None;
     }
-    let code = kafka_protocol::ResponseError::NotCoordinator.code();
+    let code = if broker.becoming_coordinator(topic, &key) {
+        kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()
+    } else {
+        kafka_protocol::ResponseError::NotCoordinator.code()
+    };
     Some(match request {
         Request::JoinGroup(_) => {
             Response::JoinGroup(JoinGroupResponse::default().with_error_code(code))
