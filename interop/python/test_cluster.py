@@ -646,10 +646,16 @@ def test_exactly_once_with_the_group_and_transaction_coordinators_apart(cluster)
     c.list_topics(timeout=10)
     c.committed([TopicPartition(src, 0)], 30)
     c.close()
-    cluster.wait_for("__transaction_state and __consumer_offsets", lambda: len(
-        cluster.describe("__consumer_offsets")) == 50 and len(cluster.describe("__transaction_state")) == 50)
-    offsets_leaders = {p: v[0] for p, v in cluster.describe("__consumer_offsets").items()}
-    txn_leaders = {p: v[0] for p, v in cluster.describe("__transaction_state").items()}
+    def led(topic):
+        """{partition: leader} once all 50 partitions have one, else None."""
+        leaders = {p: v[0] for p, v in cluster.describe(topic).items()}
+        return leaders if len(leaders) == 50 and min(leaders.values()) >= 0 else None
+
+    # every partition of both has a leader (just after creation a partition can have none yet,
+    # and then no group's coordinator would be "apart")
+    cluster.wait_for("__transaction_state and __consumer_offsets with leaders",
+                     lambda: led("__consumer_offsets") and led("__transaction_state"))
+    offsets_leaders, txn_leaders = led("__consumer_offsets"), led("__transaction_state")
     txn_id = "eos-apart-tx"
     group = next(g for g in (f"eos-apart-group-{n}" for n in range(1000))
                  if offsets_leaders[kafka_partition(g)] != txn_leaders[kafka_partition(txn_id)])
