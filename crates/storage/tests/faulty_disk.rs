@@ -60,13 +60,10 @@ struct FaultyFs(Arc<Faults>);
 struct FaultyFile {
     inner: Arc<dyn StorageFile>,
     path: PathBuf,
-    faults: Arc<FaultsRef>,
+    faults: Arc<Faults>,
 }
 
-/// `Faults` behind a `Debug` the file can carry.
-struct FaultsRef(Arc<Faults>);
-
-impl std::fmt::Debug for FaultsRef {
+impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Faults")
     }
@@ -77,7 +74,7 @@ impl StorageFile for FaultyFile {
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        match self.faults.0.at(&self.path) {
+        match self.faults.at(&self.path) {
             Some(Fault::Full) => Err(no_space()),
             Some(Fault::Torn) if !buf.is_empty() => {
                 self.inner.write_all_at(&buf[..buf.len() / 2], offset)?;
@@ -87,7 +84,7 @@ impl StorageFile for FaultyFile {
         }
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        if self.faults.0.at(&self.path) == Some(Fault::Full) && len > self.inner.size()? {
+        if self.faults.at(&self.path) == Some(Fault::Full) && len > self.inner.size()? {
             return Err(no_space());
         }
         self.inner.set_len(len)
@@ -96,7 +93,7 @@ impl StorageFile for FaultyFile {
         self.inner.size()
     }
     fn sync_data(&self) -> io::Result<()> {
-        match self.faults.0.at(&self.path) {
+        match self.faults.at(&self.path) {
             Some(Fault::SyncFails) => Err(io_error()),
             _ => self.inner.sync_data(),
         }
@@ -112,7 +109,7 @@ impl FileSystem for FaultyFs {
         Ok(Arc::new(FaultyFile {
             inner: OsFs.open(path, how)?,
             path: path.to_path_buf(),
-            faults: Arc::new(FaultsRef(self.0.clone())),
+            faults: self.0.clone(),
         }))
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -206,6 +203,14 @@ fn batch(tag: &str, count: usize) -> Vec<u8> {
     encode(&records, Compression::None, Levels::default(), None).unwrap()
 }
 
+/// A new log in a directory of its own (faults are armed per directory).
+fn fresh_log() -> (tempfile::TempDir, PathBuf, Log) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("t-0");
+    let log = open(&dir, false).unwrap();
+    (temp, dir, log)
+}
+
 fn append(log: &mut Log, tag: &str) -> ferrolog_storage::Result<i64> {
     let mut records = batch(tag, 5);
     log.append_as_leader(&mut records, 0, 1)
@@ -244,9 +249,7 @@ fn assert_io(result: ferrolog_storage::Result<impl std::fmt::Debug>, code: i32) 
 
 #[test]
 fn a_full_disk_fails_appends_and_rolls_and_the_log_recovers_after() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("t-0");
-    let mut log = open(&dir, false).unwrap();
+    let (_temp, dir, mut log) = fresh_log();
     for tag in ["a", "b", "c"] {
         append(&mut log, tag).unwrap();
     }
@@ -271,9 +274,7 @@ fn a_full_disk_fails_appends_and_rolls_and_the_log_recovers_after() {
 
 #[test]
 fn a_torn_write_is_cut_off_on_recovery() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("t-0");
-    let mut log = open(&dir, false).unwrap();
+    let (_temp, dir, mut log) = fresh_log();
     append(&mut log, "a").unwrap();
     append(&mut log, "b").unwrap();
     log.flush().unwrap();
@@ -298,9 +299,7 @@ fn a_torn_write_is_cut_off_on_recovery() {
 
 #[test]
 fn a_failed_fsync_fails_the_flush() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("t-0");
-    let mut log = open(&dir, false).unwrap();
+    let (_temp, dir, mut log) = fresh_log();
     append(&mut log, "a").unwrap();
 
     faults().set(&dir, Some(Fault::SyncFails));

@@ -116,6 +116,14 @@ mod tests {
     use super::*;
     use crate::config::broker_key;
 
+    /// Every key of the table at its default.
+    fn defaults() -> Properties {
+        crate::config::BROKER_KEYS
+            .iter()
+            .filter_map(|k| Some((k.name.to_string(), k.default?.to_string())))
+            .collect()
+    }
+
     #[test]
     fn every_setting_is_a_key_of_the_table_with_a_default_of_its_type() {
         for (name, kind) in Settings::KEYS {
@@ -123,21 +131,14 @@ mod tests {
             assert!(key.default.is_some(), "{name} has no default");
             assert_eq!(key.kind, *kind, "{name}: the field's type is not the key's");
         }
-        let defaults: Properties = crate::config::BROKER_KEYS
-            .iter()
-            .filter_map(|k| Some((k.name.to_string(), k.default?.to_string())))
-            .collect();
-        let s = Settings::parse(&defaults).unwrap();
+        let s = Settings::parse(&defaults()).unwrap();
         assert_eq!(s.offsets_retention_minutes, 10_080);
         assert_eq!(s.leader_replication_throttled_rate, i64::MAX);
     }
 
     #[test]
     fn a_value_out_of_its_type_is_refused_naming_the_key() {
-        let mut p: Properties = crate::config::BROKER_KEYS
-            .iter()
-            .filter_map(|k| Some((k.name.to_string(), k.default?.to_string())))
-            .collect();
+        let mut p = defaults();
         p.insert("offsets.topic.replication.factor".into(), "40000".into());
         let err = Settings::parse(&p).unwrap_err().to_string();
         assert!(
