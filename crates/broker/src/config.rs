@@ -1222,13 +1222,33 @@ impl BrokerConfig {
         crate::security::check_listeners(
             raw,
             &properties,
-            &explicit,
             &[
                 ("listeners", &listeners),
                 ("advertised.listeners", &all_advertised),
             ],
             &controller_names,
         )?;
+        // one broker listener is served: refuse the others rather than leave them unbound
+        if is_broker {
+            let unserved: Vec<&str> = listeners
+                .iter()
+                .filter(|l| l.name != listener.name && !controller_names.contains(&l.name))
+                .map(|l| l.name.as_str())
+                .collect();
+            if !unserved.is_empty() {
+                bail!(
+                    "Invalid value {} for configuration listeners: ferrolog serves one broker listener ({}); more ({}) are not implemented",
+                    get("listeners"),
+                    listener.name,
+                    unserved.join(", ")
+                );
+            }
+        }
+        if let Some(name) = explicit.get("inter.broker.listener.name") {
+            if !name.eq_ignore_ascii_case(&listener.name) {
+                bail!("Invalid value {name} for configuration inter.broker.listener.name: brokers talk over the one broker listener ferrolog serves, {}", listener.name);
+            }
+        }
         let advertised = match properties.get("advertised.listeners") {
             Some(v) => all_advertised
                 .into_iter()
@@ -1757,6 +1777,36 @@ mod tests {
             let e = config(&pairs).unwrap_err().to_string();
             assert!(e.contains(needle), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn listeners_ferrolog_would_not_serve_are_refused() {
+        for (pairs, needle) in [
+            (
+                vec![
+                    (
+                        "listeners",
+                        "PLAINTEXT://:9092,INTERNAL://:9094,CONTROLLER://:9093",
+                    ),
+                    (
+                        "listener.security.protocol.map",
+                        "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    ),
+                ],
+                "more (INTERNAL) are not implemented",
+            ),
+            (
+                vec![
+                    ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+                    ("inter.broker.listener.name", "CONTROLLER"),
+                ],
+                "inter.broker.listener.name",
+            ),
+        ] {
+            let e = config(&pairs).unwrap_err().to_string();
+            assert!(e.contains(needle), "{pairs:?}: {e}");
+        }
+        config(&[("inter.broker.listener.name", "PLAINTEXT")]).unwrap();
     }
 
     #[test]

@@ -88,11 +88,10 @@ fn protocol_map(
 /// Checks the security protocol of every listener (bound and advertised) and of inter-broker
 /// traffic: each must be PLAINTEXT, the one ferrolog serves. `raw` is the configuration as given
 /// (`security.inter.broker.protocol` is a Kafka key ferrolog has no entry of its own for),
-/// `properties` the effective values and `explicit` ferrolog's keys that were set.
+/// `properties` the effective values.
 pub fn check_listeners(
     raw: &Properties,
     properties: &Properties,
-    explicit: &Properties,
     listeners: &[(&str, &[Listener])],
     controller_names: &[String],
 ) -> Result<()> {
@@ -100,7 +99,7 @@ pub fn check_listeners(
         properties
             .get("listener.security.protocol.map")
             .map(String::as_str),
-        explicit.contains_key("listener.security.protocol.map"),
+        raw.contains_key("listener.security.protocol.map"),
         controller_names,
     )?;
     for (key, listeners) in listeners {
@@ -123,7 +122,7 @@ pub fn check_listeners(
             }
         }
     }
-    if let Some(name) = explicit.get("inter.broker.listener.name") {
+    if let Some(name) = raw.get("inter.broker.listener.name") {
         if raw.contains_key("security.inter.broker.protocol") {
             bail!("Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.");
         }
@@ -224,20 +223,19 @@ mod tests {
         }
     }
 
-    fn check(explicit: &[(&str, &str)], names: &[&str]) -> Result<()> {
-        let explicit: Properties = explicit
+    fn check(raw: &[(&str, &str)], names: &[&str]) -> Result<()> {
+        let raw: Properties = raw
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut properties = explicit.clone();
+        let mut properties = raw.clone();
         properties
             .entry("listener.security.protocol.map".into())
             .or_insert_with(|| "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into());
         let bound: Vec<Listener> = names.iter().map(|n| listener(n)).collect();
         check_listeners(
-            &explicit,
+            &raw,
             &properties,
-            &explicit,
             &[("listeners", &bound)],
             &["CONTROLLER".to_string()],
         )
