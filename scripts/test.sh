@@ -10,10 +10,11 @@ export CARGO_TERM_COLOR=never
 step() { printf '\n==> %s\n' "$*"; }
 
 step "installing test dependencies"
-# kcat for the librdkafka CLI tests, iproute2 (ip netns) for the network-partition test
-if ! command -v kcat >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat iproute2 >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq kcat iproute2 >/dev/null; fi
+# kcat for the librdkafka CLI tests, iproute2 (ip netns) for the network-partition test,
+# openssl for the TLS tests' certificates (scripts/test-certs.sh)
+if ! command -v kcat >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat iproute2 openssl >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq kcat iproute2 openssl >/dev/null; fi
 fi
 python3 -m pip install -q --disable-pip-version-check -r interop/python/requirements.txt 2>&1 | grep -v "Running pip as the 'root'" || true
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -7,9 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ferrolog_storage::LogConfig;
+
+use crate::security::SecurityProtocol;
 
 pub mod settings;
 
@@ -186,6 +189,120 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         None,
         STR,
         "Listener used between brokers.",
+    ),
+    key(
+        "security.inter.broker.protocol",
+        Some("PLAINTEXT"),
+        STR,
+        "Security protocol between brokers: that of the broker listener.",
+    ),
+    key(
+        "ssl.keystore.type",
+        Some("JKS"),
+        STR,
+        "The key store's format: PEM or PKCS12 (JKS is refused; a JKS-declared file in PKCS12 format is read as PKCS12).",
+    ),
+    key(
+        "ssl.keystore.location",
+        None,
+        STR,
+        "The key store file of TLS listeners.",
+    ),
+    key(
+        "ssl.keystore.password",
+        None,
+        ConfigType::Password,
+        "The password of a PKCS12 key store.",
+    ),
+    key(
+        "ssl.key.password",
+        None,
+        ConfigType::Password,
+        "The password of an encrypted PKCS#8 private key.",
+    ),
+    key(
+        "ssl.keystore.key",
+        None,
+        ConfigType::Password,
+        "A PEM private key given inline (ssl.keystore.type=PEM).",
+    ),
+    key(
+        "ssl.keystore.certificate.chain",
+        None,
+        ConfigType::Password,
+        "A PEM certificate chain given inline (ssl.keystore.type=PEM).",
+    ),
+    key(
+        "ssl.truststore.type",
+        Some("JKS"),
+        STR,
+        "The trust store's format: PEM or PKCS12.",
+    ),
+    key(
+        "ssl.truststore.location",
+        None,
+        STR,
+        "The trust store file used to verify client certificates.",
+    ),
+    key(
+        "ssl.truststore.password",
+        None,
+        ConfigType::Password,
+        "The password of a PKCS12 trust store.",
+    ),
+    key(
+        "ssl.truststore.certificates",
+        None,
+        ConfigType::Password,
+        "Trusted PEM certificates given inline (ssl.truststore.type=PEM).",
+    ),
+    key(
+        "ssl.client.auth",
+        Some("none"),
+        STR,
+        "Client certificates: none, requested or required.",
+    ),
+    key(
+        "ssl.enabled.protocols",
+        Some("TLSv1.2,TLSv1.3"),
+        List,
+        "TLS versions offered (TLSv1.2, TLSv1.3).",
+    ),
+    key(
+        "ssl.protocol",
+        Some("TLSv1.3"),
+        STR,
+        "The TLS protocol family (TLS, TLSv1.2 or TLSv1.3; ssl.enabled.protocols decides).",
+    ),
+    key(
+        "ssl.cipher.suites",
+        Some(""),
+        List,
+        "Cipher suites offered, by IANA name; empty offers all of ferrolog's.",
+    ),
+    key(
+        "ssl.principal.mapping.rules",
+        Some("DEFAULT"),
+        STR,
+        "Rules mapping a client certificate's subject to a user name (Kafka's RULE syntax).",
+    ),
+    key(
+        "ssl.endpoint.identification.algorithm",
+        Some("https"),
+        STR,
+        "Host name verification for outgoing TLS connections: https or empty.",
+    ),
+    key(
+        "ssl.keymanager.algorithm",
+        Some("SunX509"),
+        STR,
+        "Accepted for compatibility: SunX509 or PKIX.",
+    ),
+    key(
+        "ssl.trustmanager.algorithm",
+        Some("PKIX"),
+        STR,
+        "Accepted for compatibility: PKIX or SunX509.",
     ),
     key(
         "controller.quorum.voters",
@@ -928,7 +1045,8 @@ pub fn is_dynamic_broker_key(name: &str) -> bool {
 /// the reason; AlterConfigs refuses them rather than accept a setting that would do nothing.
 pub fn not_acted_on(name: &str) -> Option<&'static str> {
     const THREADS: &str = "ferrolog sizes its worker threads itself, this setting has no effect";
-    const SECURITY: &str = "ferrolog does not implement TLS, SASL or custom principals yet";
+    const SECURITY: &str =
+        "ferrolog does not change TLS settings at run time yet, nor implement SASL or custom principals";
     const TIERED: &str = "ferrolog does not implement tiered storage";
     Some(match name {
         "background.threads"
@@ -1100,6 +1218,13 @@ pub struct BrokerConfig {
     /// The client listener to bind, and the address advertised for it.
     pub listener: Listener,
     pub advertised: Listener,
+    /// The client listener's security protocol (`listener.security.protocol.map`).
+    pub listener_protocol: SecurityProtocol,
+    /// Its TLS set-up, for an SSL listener; built at start so a bad store stops start-up.
+    pub tls: Option<Arc<crate::security::tls::ListenerTls>>,
+    /// How this broker reaches the others (and itself, for transaction markers) over that
+    /// listener: `None` in plaintext.
+    pub inter_broker_tls: Option<ferrolog_client::Tls>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
@@ -1140,7 +1265,12 @@ impl BrokerConfig {
             if let Some(why) = crate::security::refuse_unimplemented(name, value) {
                 bail!(why);
             }
-            match broker_key(name) {
+            // a per-listener override (`listener.name.<l>.ssl.*`) is typed as its key
+            let base = name
+                .strip_prefix("listener.name.")
+                .and_then(|rest| rest.split_once('.'))
+                .map_or(name.as_str(), |(_, key)| key);
+            match broker_key(base) {
                 Some(k) => {
                     validate_value(name, k.kind, value)?;
                     explicit.insert(name.clone(), value.trim().to_string());
@@ -1156,6 +1286,12 @@ impl BrokerConfig {
             if let Some(v) = explicit.get(k.name).map(|s| s.as_str()).or(k.default) {
                 properties.insert(k.name.to_string(), v.to_string());
             }
+        }
+        for (name, value) in explicit.range("listener.name.".to_string()..) {
+            if !name.starts_with("listener.name.") {
+                break;
+            }
+            properties.insert(name.clone(), value.clone());
         }
         // derived values with Kafka's precedence rules
         let retention_ms = explicit
@@ -1219,7 +1355,7 @@ impl BrokerConfig {
             Some(v) => parse_listeners("advertised.listeners", v)?,
             None => Vec::new(),
         };
-        crate::security::check_listeners(
+        let protocols = crate::security::check_listeners(
             raw,
             &properties,
             &[
@@ -1255,6 +1391,43 @@ impl BrokerConfig {
                 .find(|l| l.name == listener.name)
                 .ok_or_else(|| anyhow!("Invalid value {v} for configuration advertised.listeners: no listener named {}", listener.name))?,
             None => listener.clone(),
+        };
+        for l in listeners
+            .iter()
+            .filter(|l| controller_names.contains(&l.name))
+        {
+            let p = protocols
+                .get(&l.name.to_ascii_uppercase())
+                .copied()
+                .unwrap_or(SecurityProtocol::Plaintext);
+            if p != SecurityProtocol::Plaintext {
+                bail!("Invalid value {} for configuration listener.security.protocol.map: controller listener {} uses security protocol {}; ferrolog does not implement a secured controller listener yet and will not start with less security than the configuration asks for", get("listener.security.protocol.map"), l.name, p.name());
+            }
+        }
+        let listener_protocol = protocols
+            .get(&listener.name.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(SecurityProtocol::Plaintext);
+        if let Some(p) = raw
+            .get("security.inter.broker.protocol")
+            .filter(|_| is_broker)
+        {
+            if SecurityProtocol::parse(p) != Some(listener_protocol) {
+                bail!("Invalid value {p} for configuration security.inter.broker.protocol: brokers talk over the one broker listener ferrolog serves, {} ({}); ferrolog does not implement more broker listeners yet", listener.name, listener_protocol.name());
+            }
+        }
+        let (tls, inter_broker_tls) = match listener_protocol {
+            SecurityProtocol::Ssl => (
+                Some(Arc::new(crate::security::tls::listener_tls(
+                    &properties,
+                    &listener.name,
+                )?)),
+                Some(crate::security::tls::client_tls(
+                    &properties,
+                    &listener.name,
+                )?),
+            ),
+            _ => (None, None),
         };
         let advertised = Listener {
             host: if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
@@ -1351,6 +1524,9 @@ impl BrokerConfig {
             log_dirs,
             listener,
             advertised,
+            listener_protocol,
+            tls,
+            inter_broker_tls,
             num_partitions: int("num.partitions")? as i32,
             default_replication_factor: replication as i16,
             auto_create_topics: get("auto.create.topics.enable").eq_ignore_ascii_case("true"),
@@ -1801,6 +1977,17 @@ mod tests {
                     ("inter.broker.listener.name", "CONTROLLER"),
                 ],
                 "inter.broker.listener.name",
+            ),
+            (
+                vec![(
+                    "listener.security.protocol.map",
+                    "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+                )],
+                "controller listener CONTROLLER uses security protocol SSL",
+            ),
+            (
+                vec![("security.inter.broker.protocol", "SSL")],
+                "security.inter.broker.protocol",
             ),
         ] {
             let e = config(&pairs).unwrap_err().to_string();

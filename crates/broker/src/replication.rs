@@ -330,7 +330,8 @@ impl Broker {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 };
-                match Connection::connect(&format!("{}:{}", b.host, b.port)).await {
+                let addr = format!("{}:{}", b.host, b.port);
+                match Connection::connect_with(&addr, self.config.inter_broker_tls.as_ref()).await {
                     Ok(c) => {
                         conn = Some(c);
                         session.reset();

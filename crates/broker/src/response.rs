@@ -12,7 +12,6 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::FetchResponse;
 use kafka_protocol::protocol::Encodable;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 pub enum Chunk {
     Bytes(BytesMut),
@@ -87,21 +86,62 @@ impl Frame {
         Ok(out)
     }
 
-    /// Writes the frame; file slices go with sendfile(2) when they are the operating system's
-    /// files, and are read and written otherwise (a file system installed under storage).
-    pub async fn write_to(self, stream: &mut TcpStream) -> io::Result<()> {
+    /// Writes the frame. File slices go with sendfile(2) when the stream is a plain socket and
+    /// they are the operating system's files. Otherwise (TLS, or a file system installed under
+    /// storage) the frame is written through one buffer of at most [`WRITE_BUFFER`] bytes:
+    /// file bytes are read into it once and small chunks ride along with them, so TLS gets few
+    /// large records and memory stays bounded whatever the fetch size.
+    pub async fn write_to<S: crate::server::Transport>(self, stream: &mut S) -> io::Result<()> {
+        let mut buffer = Vec::new();
         for chunk in self.into_chunks() {
             match chunk {
-                Chunk::Bytes(b) => stream.write_all(&b).await?,
-                Chunk::File(f) => match f.file.os_file() {
-                    Some(file) => crate::sys::sendfile(stream, file, f.position, f.length).await?,
-                    None => stream.write_all(&f.read()?).await?,
-                },
+                Chunk::File(f) => {
+                    if let (true, Some(file)) = (stream.raw_socket().is_some(), f.file.os_file()) {
+                        if !buffer.is_empty() {
+                            stream.write_all(&buffer).await?;
+                            buffer.clear();
+                        }
+                        if let Some(socket) = stream.raw_socket() {
+                            crate::sys::sendfile(socket, file, f.position, f.length).await?;
+                            continue;
+                        }
+                    }
+                    let mut done = 0;
+                    while done < f.length {
+                        if buffer.len() >= WRITE_BUFFER {
+                            stream.write_all(&buffer).await?;
+                            buffer.clear();
+                        }
+                        let n = (f.length - done).min(WRITE_BUFFER - buffer.len());
+                        let start = buffer.len();
+                        buffer.resize(start + n, 0);
+                        f.file
+                            .read_exact_at(&mut buffer[start..], f.position + done as u64)?;
+                        done += n;
+                    }
+                }
+                Chunk::Bytes(b) => {
+                    if buffer.len() + b.len() > WRITE_BUFFER && !buffer.is_empty() {
+                        stream.write_all(&buffer).await?;
+                        buffer.clear();
+                    }
+                    if b.len() >= WRITE_BUFFER {
+                        stream.write_all(&b).await?;
+                    } else {
+                        buffer.extend_from_slice(&b);
+                    }
+                }
             }
         }
-        Ok(())
+        if !buffer.is_empty() {
+            stream.write_all(&buffer).await?;
+        }
+        stream.flush().await
     }
 }
+
+/// The most bytes [`Frame::write_to`] gathers before writing when it cannot use sendfile.
+pub const WRITE_BUFFER: usize = 256 * 1024;
 
 fn flexible(version: i16) -> bool {
     version >= 12

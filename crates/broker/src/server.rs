@@ -1,9 +1,11 @@
 //! Listener and connections.
 //!
-//! Each connection reads one request frame at a time (4-byte length prefix, checked against
+//! A TLS listener first completes the handshake (within [`TLS_HANDSHAKE_TIMEOUT`]) and takes
+//! the client certificate's subject as the connection's principal. Then each connection reads
+//! one request frame at a time (4-byte length prefix, checked against
 //! `socket.request.max.bytes` before anything is allocated), handles it and writes the response
-//! before reading the next, so responses go back in request order. Any framing or decoding error
-//! closes that connection only.
+//! before reading the next, so responses go back in request order. Any framing, decoding or
+//! handshake error closes that connection only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,22 +13,96 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::handlers::{self, Response};
 use crate::response::Frame;
+use crate::security::principal;
+use crate::security::SecurityProtocol;
 use crate::Broker;
 
+/// How long a client has to complete the TLS handshake before the connection is closed.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection's byte stream: plain TCP or TLS over it.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The socket itself when what is written to it reaches the peer unchanged, so that file
+    /// bytes can go with sendfile(2); `None` under TLS, which must encrypt them.
+    fn raw_socket(&self) -> Option<&TcpStream>;
+}
+
+impl Transport for TcpStream {
+    fn raw_socket(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+    fn raw_socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+/// The listener a connection came in on, and how it is secured.
+pub struct ListenerSecurity {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    /// The TLS configuration of an SSL listener. Behind a lock so that a new key store (from
+    /// AlterConfigs) takes effect for new connections.
+    pub tls: Option<std::sync::RwLock<Arc<crate::security::tls::ListenerTls>>>,
+}
+
+impl ListenerSecurity {
+    pub fn plaintext(name: &str) -> ListenerSecurity {
+        ListenerSecurity {
+            name: name.to_string(),
+            protocol: SecurityProtocol::Plaintext,
+            tls: None,
+        }
+    }
+}
+
+/// Who is at the other end of a connection, once its security layer is through.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `User:<name>`; [`principal::ANONYMOUS`] when not authenticated.
+    pub principal: Arc<str>,
+    pub listener: Arc<str>,
+    pub protocol: SecurityProtocol,
+}
+
 /// Accepts connections until the task is dropped.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, security: Arc<ListenerSecurity>) {
+    let name: Arc<str> = Arc::from(security.name.as_str());
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
+                let security = security.clone();
+                let name = name.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(broker, stream, peer).await {
+                    let session = |principal: &str| Session {
+                        principal: Arc::from(principal),
+                        listener: name.clone(),
+                        protocol: security.protocol,
+                    };
+                    let result = match &security.tls {
+                        None => {
+                            connection(broker, stream, peer, session(principal::ANONYMOUS)).await
+                        }
+                        Some(tls) => {
+                            let tls = tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+                            match handshake(&tls, stream).await {
+                                Ok((stream, principal)) => {
+                                    connection(broker, stream, peer, session(&principal)).await
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%peer, "connection closed: {e}");
                     }
                 });
@@ -49,12 +125,48 @@ pub enum ConnectionError {
     Invalid(String),
     #[error("idle for longer than connections.max.idle.ms")]
     Idle,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(String),
 }
 
-async fn connection(
+/// The TLS handshake, bounded in time, and the principal it establishes: `User:` and the
+/// mapped subject of the client certificate, or `User:ANONYMOUS` without one.
+async fn handshake(
+    tls: &crate::security::tls::ListenerTls,
+    stream: TcpStream,
+) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, String), ConnectionError> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Err(_) => {
+            return Err(ConnectionError::Handshake(format!(
+                "not completed within {TLS_HANDSHAKE_TIMEOUT:?}"
+            )))
+        }
+        Ok(Err(e)) => return Err(ConnectionError::Handshake(e.to_string())),
+        Ok(Ok(stream)) => stream,
+    };
+    let principal = match stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        None => principal::ANONYMOUS.to_string(),
+        Some(cert) => {
+            let name = principal::subject_dn(cert)
+                .and_then(|dn| tls.mapper.map(&dn))
+                .map_err(|e| ConnectionError::Handshake(format!("{e:#}")))?;
+            format!("User:{name}")
+        }
+    };
+    Ok((stream, principal))
+}
+
+async fn connection<S: Transport>(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
+    mut stream: S,
     peer: std::net::SocketAddr,
+    session: Session,
 ) -> Result<(), ConnectionError> {
     let limit = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1));
@@ -75,7 +187,7 @@ async fn connection(
         let mut frame = BytesMut::zeroed(size as usize);
         stream.read_exact(&mut frame).await?;
         let frame = frame.freeze();
-        if let Some(response) = handle_frame(&broker, frame, peer).await? {
+        if let Some(response) = handle_frame(&broker, frame, peer, &session).await? {
             response.write_to(&mut stream).await?;
         }
     }
@@ -138,6 +250,7 @@ async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: std::net::SocketAddr,
+    session: &Session,
 ) -> Result<Option<Frame>, ConnectionError> {
     let ParsedFrame {
         api_key,
@@ -151,6 +264,7 @@ async fn handle_frame(
                 version: header.request_api_version,
                 client_id: header.client_id.as_deref().unwrap_or("").to_string(),
                 client_host: format!("/{}", peer.ip()),
+                session: session.clone(),
             };
             (
                 header.request_api_version,

@@ -2,6 +2,7 @@
 //! the perf tools and the tests. One connection, one request at a time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -9,13 +10,25 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{Compression, Record};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use kafka_protocol;
+pub use rustls;
+
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+/// How to reach a TLS listener: the rustls configuration (trust, and a client certificate if
+/// the broker asks for one), and whether to check that the certificate names the host.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub config: Arc<rustls::ClientConfig>,
+}
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     correlation_id: i32,
     versions: HashMap<i16, (i16, i16)>,
     client_id: String,
@@ -32,11 +45,32 @@ pub fn topic_name(s: &str) -> TopicName {
 impl Connection {
     /// Connects and learns the broker's API versions.
     pub async fn connect(addr: &str) -> Result<Connection> {
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-            .await
-            .map_err(|_| anyhow!("timed out connecting to {addr}"))?
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
+        Self::connect_with(addr, None).await
+    }
+
+    /// Connects, over TLS when `tls` is given (the handshake within the same 10 s as the
+    /// connection), and learns the broker's API versions.
+    pub async fn connect_with(addr: &str, tls: Option<&Tls>) -> Result<Connection> {
+        let stream = tokio::time::timeout(Duration::from_secs(10), async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .with_context(|| format!("connecting to {addr}"))?;
+            tcp.set_nodelay(true)?;
+            let Some(tls) = tls else {
+                return Ok::<Box<dyn Io>, anyhow::Error>(Box::new(tcp));
+            };
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .with_context(|| format!("{host} is not a TLS server name"))?;
+            let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                .connect(name, tcp)
+                .await
+                .with_context(|| format!("TLS handshake with {addr}"))?;
+            Ok(Box::new(stream))
+        })
+        .await
+        .map_err(|_| anyhow!("timed out connecting to {addr}"))??;
         let mut c = Connection {
             stream,
             correlation_id: 0,
@@ -84,6 +118,7 @@ impl Connection {
         let version = self.version_for::<R>()?;
         let frame = self.frame(request, version)?;
         self.stream.write_all(&frame).await?;
+        self.stream.flush().await?;
         Ok(())
     }
 
@@ -110,6 +145,7 @@ impl Connection {
     ) -> Result<R::Response> {
         let frame = self.frame(request, version)?;
         self.stream.write_all(&frame).await?;
+        self.stream.flush().await?;
         let mut body = self.read_frame().await?;
         let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))?;
         if header.correlation_id != self.correlation_id {
@@ -267,6 +303,7 @@ impl Connection {
         if acks == 0 {
             let frame = self.frame(&request, version)?;
             self.stream.write_all(&frame).await?;
+            self.stream.flush().await?;
             return Ok(None);
         }
         Ok(Some(self.send_version(&request, version).await?))

@@ -336,7 +336,12 @@ async fn server(
     let serving = broker.clone();
     let serve = tokio::spawn(async move {
         serving.wait_unfenced().await;
-        ferrolog_broker::server::serve(serving, listener).await
+        let security = ferrolog_broker::server::ListenerSecurity {
+            name: serving.config.listener.name.clone(),
+            protocol: serving.config.listener_protocol,
+            tls: serving.config.tls.clone().map(std::sync::RwLock::new),
+        };
+        ferrolog_broker::server::serve(serving, listener, std::sync::Arc::new(security)).await
     });
     let background = tokio::spawn(broker.clone().run_background());
     if broker.config.cleaner_enable {

@@ -534,7 +534,7 @@ fn security_ferrolog_lacks_stops_startup_naming_it() {
     for (overrides, named) in [
         (
             vec!["listeners=SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
-            "SSL",
+            "a TLS listener needs a key store",
         ),
         (
             vec!["listeners=SASL_PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
@@ -556,10 +556,16 @@ fn security_ferrolog_lacks_stops_startup_naming_it() {
             "allow.everyone.if.no.acl.found",
         ),
         (
-            vec!["ssl.keystore.location=/tmp/none.p12"],
+            vec![
+                "listeners=SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+                "ssl.keystore.location=/tmp/none.p12",
+            ],
             "ssl.keystore.location",
         ),
-        (vec!["ssl.client.auth=required"], "ssl.client.auth"),
+        (
+            vec!["sasl.enabled.mechanisms=PLAIN"],
+            "sasl.enabled.mechanisms",
+        ),
         (
             vec!["security.inter.broker.protocol=SSL"],
             "security.inter.broker.protocol",
@@ -584,7 +590,11 @@ fn security_ferrolog_lacks_stops_startup_naming_it() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{overrides:?} started");
         assert!(err.contains(named), "{overrides:?}: {err}");
-        assert!(err.contains("does not implement"), "{overrides:?}: {err}");
+        // what ferrolog lacks says so; a TLS listener it cannot set up names the key at fault
+        assert!(
+            err.contains("does not implement") || err.contains("ssl.keystore"),
+            "{overrides:?}: {err}"
+        );
     }
 }
 

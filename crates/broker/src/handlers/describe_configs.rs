@@ -109,15 +109,25 @@ pub fn handle(
                             None => continue,
                         }
                     };
+                    let sensitive = key.kind == ConfigType::Password;
                     let mut entry = entry(key.name, value, src, key.kind as i8, version);
                     entry.read_only = !is_dynamic_broker_key(key.name);
+                    if sensitive {
+                        // as Kafka: a password is listed, its value never
+                        entry.value = None;
+                        entry.is_sensitive = true;
+                    }
                     if request.include_synonyms {
                         for (layer, layer_source) in &layers {
                             if let Some(v) = layer.and_then(|l| l.get(key.name)) {
-                                entry.synonyms.push(synonym(key.name, v, *layer_source));
+                                let mut s = synonym(key.name, v, *layer_source);
+                                if sensitive {
+                                    s.value = None;
+                                }
+                                entry.synonyms.push(s);
                             }
                         }
-                        if let Some(default) = key.default {
+                        if let Some(default) = key.default.filter(|_| !sensitive) {
                             entry
                                 .synonyms
                                 .push(synonym(key.name, default, source::DEFAULT_CONFIG));

@@ -374,6 +374,8 @@ pub struct RequestContext {
     pub version: i16,
     pub client_id: String,
     pub client_host: String,
+    /// The connection's principal and listener.
+    pub session: crate::server::Session,
 }
 
 /// Handles a decoded request. `None` means no response is sent (acks=0 produce).

@@ -2,10 +2,13 @@
 //! `listener.security.protocol.map`, and the refusal of every security setting ferrolog does not
 //! implement yet.
 //!
-//! ferrolog serves PLAINTEXT only: no TLS, no SASL, no authorizer. A configuration that asks for
-//! any of them must not start with less security than it asks for, so start-up stops with a
-//! message naming the key. A key set to Kafka's own default asks for nothing and is accepted
-//! (Kafka's sample `server.properties` sets some of them).
+//! ferrolog serves PLAINTEXT and SSL listeners ([`tls`]); SASL and the authorizer are not
+//! implemented. A configuration that asks for them must not start with less security than it
+//! asks for, so start-up stops with a message naming the key. A key set to Kafka's own default
+//! asks for nothing and is accepted (Kafka's sample `server.properties` sets some of them).
+
+pub mod principal;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
@@ -43,8 +46,8 @@ impl SecurityProtocol {
     }
 }
 
-const NOT_YET: &str = "ferrolog does not implement TLS, SASL or ACL authorization yet and will \
-                       not start with less security than the configuration asks for";
+const NOT_YET: &str = "ferrolog does not implement SASL or ACL authorization yet and will not \
+                       start with less security than the configuration asks for";
 
 /// The effective listener name → protocol map. As in Kafka: an explicit
 /// `listener.security.protocol.map` is the whole map (a listener missing from it is an error);
@@ -86,15 +89,16 @@ fn protocol_map(
 }
 
 /// Checks the security protocol of every listener (bound and advertised) and of inter-broker
-/// traffic: each must be PLAINTEXT, the one ferrolog serves. `raw` is the configuration as given
+/// traffic: each must be one ferrolog serves (PLAINTEXT or SSL). `raw` is the configuration as given
 /// (`security.inter.broker.protocol` is a Kafka key ferrolog has no entry of its own for),
 /// `properties` the effective values.
+/// Returns the effective listener name → protocol map.
 pub fn check_listeners(
     raw: &Properties,
     properties: &Properties,
     listeners: &[(&str, &[Listener])],
     controller_names: &[String],
-) -> Result<()> {
+) -> Result<BTreeMap<String, SecurityProtocol>> {
     let map = protocol_map(
         properties
             .get("listener.security.protocol.map")
@@ -110,7 +114,10 @@ pub fn check_listeners(
                     l.name
                 );
             };
-            if protocol != SecurityProtocol::Plaintext {
+            if !matches!(
+                protocol,
+                SecurityProtocol::Plaintext | SecurityProtocol::Ssl
+            ) {
                 bail!(
                     "Invalid value {}://{}:{} for configuration {key}: listener {} uses security protocol {}; {NOT_YET}",
                     l.name,
@@ -137,7 +144,7 @@ pub fn check_listeners(
     }
     if let Some(p) = raw.get("security.inter.broker.protocol") {
         match SecurityProtocol::parse(p) {
-            Some(SecurityProtocol::Plaintext) => {}
+            Some(SecurityProtocol::Plaintext | SecurityProtocol::Ssl) => {}
             Some(other) => bail!(
                 "Invalid value {p} for configuration security.inter.broker.protocol: {} between brokers; {NOT_YET}",
                 other.name()
@@ -145,13 +152,14 @@ pub fn check_listeners(
             None => bail!("Invalid value {p} for configuration security.inter.broker.protocol: not a security protocol"),
         }
     }
-    Ok(())
+    Ok(map)
 }
 
-/// Whether `name` configures security (TLS, SASL, principals, delegation tokens, the authorizer).
+/// Whether `name` configures security ferrolog lacks (SASL, custom principals, delegation
+/// tokens, the authorizer). The `ssl.*` keys are implemented: [`tls`] reads and checks them
+/// for each TLS listener.
 fn is_security_key(name: &str) -> bool {
-    name.starts_with("ssl.")
-        || name.starts_with("sasl.")
+    name.starts_with("sasl.")
         || name.starts_with("delegation.token.")
         || matches!(
             name,
@@ -161,19 +169,29 @@ fn is_security_key(name: &str) -> bool {
                 | "principal.builder.class"
                 | "connections.max.reauth.ms"
                 | "security.providers"
+                // Java TLS plumbing rustls has no counterpart for
+                | "ssl.engine.factory.class"
+                | "ssl.provider"
+                | "ssl.secure.random.implementation"
+                // what a dynamic key store update may change: ferrolog checks neither yet
+                | "ssl.allow.dn.changes"
+                | "ssl.allow.san.changes"
         )
 }
 
 /// Refuses a key set at start-up that asks for security ferrolog does not implement, or a
-/// per-listener override (`listener.name.<listener>.<key>`), which ferrolog has none of yet.
+/// per-listener override (`listener.name.<listener>.<key>`) other than the `ssl.*` ones.
 /// `None` if the key asks for nothing ferrolog lacks.
 pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
     if let Some(rest) = name.strip_prefix("listener.name.") {
         let key = rest.split_once('.').map_or(rest, |(_, k)| k);
+        if key.starts_with("ssl.") {
+            return refuse_unimplemented(key, value).map(|why| why.replacen(key, name, 1));
+        }
         let why = if is_security_key(key) {
             NOT_YET
         } else {
-            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>) yet"
+            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>) other than ssl.* yet"
         };
         return Some(format!("Configuration {name} is not supported: {why}"));
     }
@@ -199,8 +217,15 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
     if same_as_default {
         return None;
     }
+    let why = if name.starts_with("ssl.allow.") {
+        "ferrolog does not reload key stores at run time yet, so it checks no changes"
+    } else if name.starts_with("ssl.") {
+        "ferrolog's TLS is rustls; Java TLS providers, engines and random sources do not apply"
+    } else {
+        NOT_YET
+    };
     Some(format!(
-        "Invalid value {} for configuration {name}: {NOT_YET}",
+        "Invalid value {} for configuration {name}: {why}",
         if kafka_broker_key(name).is_some_and(|k| k.kind == crate::config::ConfigType::Password)
             || name.ends_with(".jaas.config")
         {
@@ -239,12 +264,14 @@ mod tests {
             &[("listeners", &bound)],
             &["CONTROLLER".to_string()],
         )
+        .map(|_| ())
     }
 
     #[test]
     fn a_listener_asking_for_tls_or_sasl_stops_start_up() {
         check(&[], &["PLAINTEXT", "CONTROLLER"]).unwrap();
-        for name in ["SSL", "SASL_SSL", "SASL_PLAINTEXT"] {
+        check(&[], &["SSL", "CONTROLLER"]).unwrap();
+        for name in ["SASL_SSL", "SASL_PLAINTEXT"] {
             let err = check(&[], &[name]).unwrap_err().to_string();
             assert!(err.contains(&format!("security protocol {name}")), "{err}");
             assert!(err.contains("for configuration listeners"), "{err}");
@@ -271,10 +298,13 @@ mod tests {
     }
 
     #[test]
-    fn inter_broker_security_is_refused() {
-        let err = check(&[("security.inter.broker.protocol", "SSL")], &["PLAINTEXT"])
-            .unwrap_err()
-            .to_string();
+    fn inter_broker_sasl_is_refused() {
+        let err = check(
+            &[("security.inter.broker.protocol", "SASL_SSL")],
+            &["PLAINTEXT"],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("security.inter.broker.protocol"), "{err}");
         check(
             &[("security.inter.broker.protocol", "PLAINTEXT")],
@@ -296,8 +326,6 @@ mod tests {
     #[test]
     fn security_keys_are_refused_unless_they_ask_for_nothing() {
         for (name, value) in [
-            ("ssl.keystore.location", "/etc/kafka/broker.p12"),
-            ("ssl.client.auth", "required"),
             ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
             (
                 "authorizer.class.name",
@@ -316,6 +344,13 @@ mod tests {
         assert!(!why.contains("secret-pass"), "{why}");
         // Kafka's defaults ask for nothing
         for (name, value) in [
+            // TLS is implemented: the listener's TLS set-up reads and checks these
+            ("ssl.keystore.location", "/etc/kafka/broker.p12"),
+            ("ssl.client.auth", "required"),
+            (
+                "listener.name.ssl.ssl.keystore.location",
+                "/etc/kafka/broker.p12",
+            ),
             ("ssl.client.auth", "none"),
             ("ssl.enabled.protocols", "TLSv1.2, TLSv1.3"),
             ("sasl.enabled.mechanisms", "GSSAPI"),
