@@ -199,3 +199,60 @@ def test_a_jks_key_store_stops_start_up_naming_the_key(certs, tmp_path):
     assert result.returncode != 0
     assert "ssl.keystore.type" in result.stderr and "keytool -importkeystore" in result.stderr, result.stderr
     assert "storepass" not in result.stderr
+
+
+def test_cluster_replicates_over_tls_and_tells_each_listener_its_own_addresses(certs):
+    """Three nodes with a PLAINTEXT and an SSL listener; brokers replicate over SSL
+    (inter.broker.listener.name=SSL, client certificates required): acks=all with
+    min.insync.replicas=3 succeeds only if every follower fetches over TLS."""
+    from test_cluster import NODES, Cluster, free_ports
+
+    class TlsCluster(Cluster):
+        def __init__(self):
+            self.ssl_ports = dict(zip(range(1, NODES + 1), free_ports(NODES)))
+            super().__init__(overrides=[
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=SSL",
+                "ssl.keystore.type=PKCS12",
+                f"ssl.keystore.location={certs}/server.p12",
+                "ssl.keystore.password=storepass",
+                "ssl.truststore.type=PEM",
+                f"ssl.truststore.location={certs}/truststore.pem",
+                "ssl.client.auth=required",
+            ])
+
+        def start(self, i):
+            base = self.overrides
+            self.overrides = base + [f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]},"
+                                     f"SSL://127.0.0.1:{self.ssl_ports[i]},"
+                                     f"CONTROLLER://127.0.0.1:{self.controller_ports[i]}"]
+            try:
+                super().start(i)
+            finally:
+                self.overrides = base
+
+    c = TlsCluster()
+    try:
+        ssl_bootstrap = ",".join(f"127.0.0.1:{p}" for p in c.ssl_ports.values())
+        conf = {**rdkafka(certs), "bootstrap.servers": ssl_bootstrap}
+        admin = AdminClient(conf)
+        for f in admin.create_topics([NewTopic("tls-rep", 3, 3, config={"min.insync.replicas": "3"})]).values():
+            f.result(30)
+        # each listener's clients are told that listener's addresses
+        assert sorted(b.port for b in admin.list_topics(timeout=10).brokers.values()) == sorted(c.ssl_ports.values())
+        plain = AdminClient({"bootstrap.servers": c.bootstrap})
+        assert sorted(b.port for b in plain.list_topics(timeout=10).brokers.values()) == \
+            sorted(c.client_ports.values())
+        c.wait_for("tls-rep fully in sync", lambda: all(
+            len(isr) == 3 for _, (_, _, isr, _) in c.describe("tls-rep").items()) and len(c.describe("tls-rep")) == 3)
+        p = Producer({**conf, "acks": "all", "enable.idempotence": True})
+        errors = []
+        for i in range(2000):
+            p.produce("tls-rep", value=b"r%d" % i,
+                      on_delivery=lambda err, msg: err and errors.append(err))
+        assert p.flush(60) == 0
+        assert errors == []
+        got = consume_all(ssl_bootstrap, rdkafka(certs), "tls-rep", 2000, "read_uncommitted")
+        assert sorted(got) == sorted("r%d" % i for i in range(2000))
+    finally:
+        c.stop()

@@ -1203,6 +1203,48 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>> {
     Ok(out)
 }
 
+/// A broker listener: where it binds, the address it advertises, how it is secured.
+#[derive(Debug, Clone)]
+pub struct BrokerListener {
+    pub bind: Listener,
+    pub advertised: Listener,
+    pub protocol: SecurityProtocol,
+    /// The TLS set-up of an SSL listener, built at start so a bad store stops start-up.
+    pub tls: Option<Arc<crate::security::tls::ListenerTls>>,
+}
+
+/// Which broker listener brokers talk over, as Kafka chooses it: `inter.broker.listener.name`,
+/// else the listener named after `security.inter.broker.protocol` (default PLAINTEXT). A broker
+/// with one listener uses it.
+fn inter_broker_listener(raw: &Properties, listeners: &[BrokerListener]) -> Result<usize> {
+    let names = || {
+        listeners
+            .iter()
+            .map(|l| l.bind.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = raw.get("inter.broker.listener.name").map(|n| n.trim()) {
+        return listeners
+            .iter()
+            .position(|l| l.bind.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| anyhow!("Invalid value {name} for configuration inter.broker.listener.name: it must be a broker listener name in listeners ({})", names()));
+    }
+    let by_protocol = raw.get("security.inter.broker.protocol").map(|p| p.trim());
+    let wanted = by_protocol.unwrap_or("PLAINTEXT");
+    if let Some(i) = listeners
+        .iter()
+        .position(|l| l.bind.name.eq_ignore_ascii_case(wanted))
+    {
+        return Ok(i);
+    }
+    match (listeners.len(), by_protocol) {
+        (1, None) => Ok(0),
+        (1, Some(p)) if listeners[0].protocol.name().eq_ignore_ascii_case(p) => Ok(0),
+        _ => bail!("Invalid value {wanted} for configuration {}: no broker listener named {wanted}; set inter.broker.listener.name to one of {}", if by_protocol.is_some() { "security.inter.broker.protocol" } else { "inter.broker.listener.name" }, names()),
+    }
+}
+
 /// The typed broker configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -1215,15 +1257,14 @@ pub struct BrokerConfig {
     pub log_dir: PathBuf,
     /// Every log directory (`log.dirs`, else `log.dir`).
     pub log_dirs: Vec<PathBuf>,
-    /// The client listener to bind, and the address advertised for it.
+    /// The inter-broker listener to bind, and the address advertised for it (a dedicated
+    /// controller: its controller listener).
     pub listener: Listener,
     pub advertised: Listener,
-    /// The client listener's security protocol (`listener.security.protocol.map`).
-    pub listener_protocol: SecurityProtocol,
-    /// Its TLS set-up, for an SSL listener; built at start so a bad store stops start-up.
-    pub tls: Option<Arc<crate::security::tls::ListenerTls>>,
-    /// How this broker reaches the others (and itself, for transaction markers) over that
-    /// listener: `None` in plaintext.
+    /// Every broker listener served, the inter-broker one first.
+    pub broker_listeners: Vec<BrokerListener>,
+    /// How this broker reaches the others (and itself, for transaction markers) over the
+    /// inter-broker listener: `None` in plaintext.
     pub inter_broker_tls: Option<ferrolog_client::Tls>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -1341,20 +1382,15 @@ impl BrokerConfig {
             .map(|s| s.trim().to_string())
             .collect();
         let listeners = parse_listeners("listeners", &get("listeners"))?;
-        let listener = listeners
-            .iter()
-            .find(|l| !controller_names.contains(&l.name) || !is_broker)
-            .cloned()
-            .ok_or_else(|| {
-                anyhow!(
-                    "Invalid value {} for configuration listeners: no broker listener",
-                    get("listeners")
-                )
-            })?;
         let all_advertised = match properties.get("advertised.listeners") {
             Some(v) => parse_listeners("advertised.listeners", v)?,
             None => Vec::new(),
         };
+        for a in &all_advertised {
+            if !listeners.iter().any(|l| l.name == a.name) {
+                bail!("Invalid value {} for configuration advertised.listeners: listener {} is not in listeners ({})", get("advertised.listeners"), a.name, get("listeners"));
+            }
+        }
         let protocols = crate::security::check_listeners(
             raw,
             &properties,
@@ -1364,78 +1400,84 @@ impl BrokerConfig {
             ],
             &controller_names,
         )?;
-        // one broker listener is served: refuse the others rather than leave them unbound
-        if is_broker {
-            let unserved: Vec<&str> = listeners
-                .iter()
-                .filter(|l| l.name != listener.name && !controller_names.contains(&l.name))
-                .map(|l| l.name.as_str())
-                .collect();
-            if !unserved.is_empty() {
-                bail!(
-                    "Invalid value {} for configuration listeners: ferrolog serves one broker listener ({}); more ({}) are not implemented",
-                    get("listeners"),
-                    listener.name,
-                    unserved.join(", ")
-                );
-            }
-        }
-        if let Some(name) = explicit.get("inter.broker.listener.name") {
-            if !name.eq_ignore_ascii_case(&listener.name) {
-                bail!("Invalid value {name} for configuration inter.broker.listener.name: brokers talk over the one broker listener ferrolog serves, {}", listener.name);
-            }
-        }
-        let advertised = match properties.get("advertised.listeners") {
-            Some(v) => all_advertised
-                .into_iter()
-                .find(|l| l.name == listener.name)
-                .ok_or_else(|| anyhow!("Invalid value {v} for configuration advertised.listeners: no listener named {}", listener.name))?,
-            None => listener.clone(),
+        let protocol_of = |name: &str| {
+            protocols
+                .get(&name.to_ascii_uppercase())
+                .copied()
+                .unwrap_or(SecurityProtocol::Plaintext)
         };
         for l in listeners
             .iter()
             .filter(|l| controller_names.contains(&l.name))
         {
-            let p = protocols
-                .get(&l.name.to_ascii_uppercase())
-                .copied()
-                .unwrap_or(SecurityProtocol::Plaintext);
+            let p = protocol_of(&l.name);
             if p != SecurityProtocol::Plaintext {
                 bail!("Invalid value {} for configuration listener.security.protocol.map: controller listener {} uses security protocol {}; ferrolog does not implement a secured controller listener yet and will not start with less security than the configuration asks for", get("listener.security.protocol.map"), l.name, p.name());
             }
         }
-        let listener_protocol = protocols
-            .get(&listener.name.to_ascii_uppercase())
-            .copied()
-            .unwrap_or(SecurityProtocol::Plaintext);
-        if let Some(p) = raw
-            .get("security.inter.broker.protocol")
-            .filter(|_| is_broker)
-        {
-            if SecurityProtocol::parse(p) != Some(listener_protocol) {
-                bail!("Invalid value {p} for configuration security.inter.broker.protocol: brokers talk over the one broker listener ferrolog serves, {} ({}); ferrolog does not implement more broker listeners yet", listener.name, listener_protocol.name());
+        let mut broker_listeners = Vec::new();
+        if is_broker {
+            for l in listeners
+                .iter()
+                .filter(|l| !controller_names.contains(&l.name))
+            {
+                let advertised = all_advertised
+                    .iter()
+                    .find(|a| a.name == l.name)
+                    .unwrap_or(l)
+                    .clone();
+                let advertised = Listener {
+                    host: if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
+                        "localhost".to_string()
+                    } else {
+                        advertised.host
+                    },
+                    ..advertised
+                };
+                let protocol = protocol_of(&l.name);
+                let tls = match protocol {
+                    SecurityProtocol::Ssl => Some(Arc::new(crate::security::tls::listener_tls(
+                        &properties,
+                        &l.name,
+                    )?)),
+                    _ => None,
+                };
+                broker_listeners.push(BrokerListener {
+                    bind: l.clone(),
+                    advertised,
+                    protocol,
+                    tls,
+                });
             }
+            if broker_listeners.is_empty() {
+                bail!(
+                    "Invalid value {} for configuration listeners: no broker listener",
+                    get("listeners")
+                );
+            }
+            // the inter-broker listener goes first
+            let inter = inter_broker_listener(raw, &broker_listeners)?;
+            let first = broker_listeners.remove(inter);
+            broker_listeners.insert(0, first);
         }
-        let (tls, inter_broker_tls) = match listener_protocol {
-            SecurityProtocol::Ssl => (
-                Some(Arc::new(crate::security::tls::listener_tls(
-                    &properties,
-                    &listener.name,
-                )?)),
-                Some(crate::security::tls::client_tls(
-                    &properties,
-                    &listener.name,
-                )?),
-            ),
-            _ => (None, None),
+        let (listener, advertised) = match broker_listeners.first() {
+            Some(b) => (b.bind.clone(), b.advertised.clone()),
+            // a dedicated controller: its first listener
+            None => {
+                let l = listeners.first().cloned().ok_or_else(|| {
+                    anyhow!(
+                        "Invalid value {} for configuration listeners: no listener",
+                        get("listeners")
+                    )
+                })?;
+                (l.clone(), l)
+            }
         };
-        let advertised = Listener {
-            host: if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
-                "localhost".to_string()
-            } else {
-                advertised.host
-            },
-            ..advertised
+        let inter_broker_tls = match broker_listeners.first() {
+            Some(b) if b.protocol == SecurityProtocol::Ssl => {
+                Some(crate::security::tls::client_tls(&properties, &b.bind.name)?)
+            }
+            _ => None,
         };
         let log_dirs: Vec<PathBuf> = match properties.get("log.dirs") {
             Some(dirs) => dirs
@@ -1524,8 +1566,7 @@ impl BrokerConfig {
             log_dirs,
             listener,
             advertised,
-            listener_protocol,
-            tls,
+            broker_listeners,
             inter_broker_tls,
             num_partitions: int("num.partitions")? as i32,
             default_replication_factor: replication as i16,
@@ -1753,6 +1794,16 @@ pub struct Roles {
 }
 
 impl BrokerConfig {
+    /// The address this broker advertises on its broker listener `name`.
+    pub fn advertised_on(&self, name: &str) -> Option<&Listener> {
+        self.broker_listeners
+            .iter()
+            .find(|l| l.bind.name.eq_ignore_ascii_case(name))
+            .map(|l| &l.advertised)
+    }
+}
+
+impl BrokerConfig {
     /// A node of a cluster (controllers configured), not a single node.
     pub fn is_cluster(&self) -> bool {
         !self.controllers.is_empty()
@@ -1956,27 +2007,69 @@ mod tests {
     }
 
     #[test]
-    fn listeners_ferrolog_would_not_serve_are_refused() {
-        for (pairs, needle) in [
+    fn listeners_and_the_inter_broker_listener_as_kafka_chooses_them() {
+        // several broker listeners are all served; brokers talk over PLAINTEXT by default
+        let c = config(&[
             (
-                vec![
-                    (
-                        "listeners",
-                        "PLAINTEXT://:9092,INTERNAL://:9094,CONTROLLER://:9093",
-                    ),
-                    (
-                        "listener.security.protocol.map",
-                        "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    ),
-                ],
-                "more (INTERNAL) are not implemented",
+                "listeners",
+                "INTERNAL://:9094,PLAINTEXT://:9092,CONTROLLER://:9093",
             ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+            (
+                "advertised.listeners",
+                "INTERNAL://broker1.internal:9094,PLAINTEXT://broker1:9092",
+            ),
+        ])
+        .unwrap();
+        let names: Vec<_> = c
+            .broker_listeners
+            .iter()
+            .map(|l| l.bind.name.as_str())
+            .collect();
+        assert_eq!(names, ["PLAINTEXT", "INTERNAL"]);
+        assert_eq!(c.advertised.host, "broker1");
+        assert_eq!(
+            c.advertised_on("INTERNAL").unwrap().host,
+            "broker1.internal"
+        );
+        let c = config(&[
+            (
+                "listeners",
+                "PLAINTEXT://:9092,INTERNAL://:9094,CONTROLLER://:9093",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+            ("inter.broker.listener.name", "INTERNAL"),
+        ])
+        .unwrap();
+        assert_eq!(c.broker_listeners[0].bind.name, "INTERNAL");
+        assert_eq!(c.listener.port, 9094);
+        for (pairs, needle) in [
             (
                 vec![
                     ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
                     ("inter.broker.listener.name", "CONTROLLER"),
                 ],
-                "inter.broker.listener.name",
+                "must be a broker listener name",
+            ),
+            (
+                vec![
+                    ("listeners", "A://:9092,B://:9094,CONTROLLER://:9093"),
+                    (
+                        "listener.security.protocol.map",
+                        "A:PLAINTEXT,B:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    ),
+                ],
+                "set inter.broker.listener.name to one of A, B",
+            ),
+            (
+                vec![("advertised.listeners", "OTHER://x:1")],
+                "listener OTHER is not in listeners",
             ),
             (
                 vec![(

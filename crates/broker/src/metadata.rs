@@ -33,12 +33,26 @@ pub struct TopicImage {
     pub configs: Properties,
 }
 
+/// A listener a broker advertises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BrokerImage {
     pub id: i32,
+    /// The inter-broker listener's advertised address (replication, transaction markers).
     pub host: String,
     pub port: i32,
+    /// Every broker listener it advertises; clients are told the address of the listener they
+    /// came in on. Empty in registrations written before ferrolog served several listeners:
+    /// then `host`/`port` is the only one.
+    #[serde(default)]
+    pub listeners: Vec<ListenerEndpoint>,
     pub rack: Option<String>,
     /// Changes with every registration (a restart): Kafka's broker epoch.
     pub epoch: i64,
@@ -49,6 +63,19 @@ pub struct BrokerImage {
     /// the metadata up to here.
     #[serde(default)]
     pub registered_at: u64,
+}
+
+impl BrokerImage {
+    /// The address of this broker's listener `name`, if it has one.
+    pub fn endpoint(&self, name: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
+            .map(|l| (l.host.as_str(), l.port))
+    }
 }
 
 /// Replicas, ISR and leader of one partition.

@@ -74,6 +74,16 @@ impl Broker {
             id: self.config.node_id,
             host: self.config.advertised.host.clone(),
             port: i32::from(self.config.advertised.port),
+            listeners: self
+                .config
+                .broker_listeners
+                .iter()
+                .map(|l| crate::metadata::ListenerEndpoint {
+                    name: l.bind.name.clone(),
+                    host: l.advertised.host.clone(),
+                    port: i32::from(l.advertised.port),
+                })
+                .collect(),
             rack: self.config.rack.clone(),
             epoch: self.broker_epoch,
             // unfenced by the controller once this broker has caught up with the metadata

@@ -279,22 +279,27 @@ async fn server(
     if !config.roles.broker {
         return controller_only(config).await;
     }
-    let bind = format!(
-        "{}:{}",
-        if config.listener.host.is_empty() {
+    // every broker listener, the inter-broker one first
+    let mut bound = Vec::new();
+    for l in &mut config.broker_listeners {
+        let host = if l.bind.host.is_empty() {
             "0.0.0.0"
         } else {
-            &config.listener.host
-        },
-        config.listener.port
-    );
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .with_context(|| format!("binding listener {bind}"))?;
-    let local = listener.local_addr()?;
-    // Port 0 asks the OS for a free port; clients must be told the real one.
-    if config.advertised.port == 0 {
-        config.advertised.port = local.port();
+            &l.bind.host
+        };
+        let bind = format!("{host}:{}", l.bind.port);
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("binding listener {} {bind}", l.bind.name))?;
+        let local = listener.local_addr()?;
+        // Port 0 asks the OS for a free port; clients must be told the real one.
+        if l.advertised.port == 0 {
+            l.advertised.port = local.port();
+        }
+        bound.push((listener, local));
+    }
+    if let Some(first) = config.broker_listeners.first() {
+        config.advertised = first.advertised.clone();
     }
     let controller_listener = match &config.controller_listener {
         Some(l) if config.is_controller() => Some(bind_controller_listener(l)?),
@@ -308,13 +313,27 @@ async fn server(
         }
         tokio::spawn(broker.clone().run_cluster());
     }
+    let served: Vec<String> = broker
+        .config
+        .broker_listeners
+        .iter()
+        .zip(&bound)
+        .map(|(l, (_, local))| {
+            format!(
+                "{local} (advertised {}:{}, {} {})",
+                l.advertised.host,
+                l.advertised.port,
+                l.bind.name,
+                l.protocol.name()
+            )
+        })
+        .collect();
     tracing::info!(
-        "ferrolog {} node {} ({}) serving Kafka clients on {local} (advertised {}:{}){}, data in {}, cluster id {}",
+        "ferrolog {} node {} ({}) serving Kafka clients on {}{}, data in {}, cluster id {}",
         env!("CARGO_PKG_VERSION"),
         broker.config.node_id,
         roles(&broker.config),
-        broker.config.advertised.host,
-        broker.config.advertised.port,
+        served.join(" and on "),
         broker
             .config
             .controller_listener
@@ -333,16 +352,19 @@ async fn server(
     );
     // like Kafka's brokers, serve clients once the controller has unfenced this broker (it has
     // caught up with the metadata): before, its answers would not list itself
-    let serving = broker.clone();
-    let serve = tokio::spawn(async move {
-        serving.wait_unfenced().await;
-        let security = ferrolog_broker::server::ListenerSecurity {
-            name: serving.config.listener.name.clone(),
-            protocol: serving.config.listener_protocol,
-            tls: serving.config.tls.clone().map(std::sync::RwLock::new),
-        };
-        ferrolog_broker::server::serve(serving, listener, std::sync::Arc::new(security)).await
-    });
+    let mut serving = Vec::new();
+    for (l, (listener, _)) in broker.config.broker_listeners.iter().zip(bound) {
+        let broker = broker.clone();
+        let security = std::sync::Arc::new(ferrolog_broker::server::ListenerSecurity {
+            name: l.bind.name.clone(),
+            protocol: l.protocol,
+            tls: l.tls.clone().map(std::sync::RwLock::new),
+        });
+        serving.push(tokio::spawn(async move {
+            broker.wait_unfenced().await;
+            ferrolog_broker::server::serve(broker, listener, security).await
+        }));
+    }
     let background = tokio::spawn(broker.clone().run_background());
     if broker.config.cleaner_enable {
         let cleaner = broker.clone();
@@ -356,7 +378,9 @@ async fn server(
     broker
         .controlled_shutdown(std::time::Duration::from_secs(30))
         .await;
-    serve.abort();
+    for s in serving {
+        s.abort();
+    }
     background.abort();
     broker.shutdown()?;
     tracing::info!("shut down cleanly");

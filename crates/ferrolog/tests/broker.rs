@@ -566,10 +566,6 @@ fn security_ferrolog_lacks_stops_startup_naming_it() {
             vec!["sasl.enabled.mechanisms=PLAIN"],
             "sasl.enabled.mechanisms",
         ),
-        (
-            vec!["security.inter.broker.protocol=SSL"],
-            "security.inter.broker.protocol",
-        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();

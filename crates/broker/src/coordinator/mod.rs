@@ -50,6 +50,18 @@ impl Broker {
         Ok(partitions)
     }
 
+    /// The address of broker `id` on its listener `listener` (this broker's own config on a
+    /// single node, which has no registrations).
+    pub fn broker_endpoint(&self, id: i32, listener: &str) -> Option<(String, i32)> {
+        let image = self.controller.image();
+        if image.brokers.is_empty() && id == self.config.node_id {
+            let a = self.config.advertised_on(listener)?;
+            return Some((a.host.clone(), i32::from(a.port)));
+        }
+        let (host, port) = image.brokers.get(&id)?.endpoint(listener)?;
+        Some((host.to_string(), port))
+    }
+
     /// The broker coordinating `key` (a group id in `__consumer_offsets`, a transactional id
     /// in `__transaction_state`): the leader of the key's partition, as (id, host, port).
     pub fn coordinator(&self, topic: &str, key: &str) -> Option<(i32, String, i32)> {

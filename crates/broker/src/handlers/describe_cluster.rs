@@ -9,7 +9,11 @@ use kafka_protocol::ResponseError;
 use super::str;
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &super::RequestContext,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(str(&broker.cluster_id))
         .with_controller_id(BrokerId(broker.active_controller()))
@@ -27,7 +31,7 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest) -> Describe
             ))));
     }
     let image = broker.controller.image();
-    response.brokers = super::metadata::brokers(broker, &image)
+    response.brokers = super::metadata::brokers(broker, &image, &ctx.session.listener)
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()

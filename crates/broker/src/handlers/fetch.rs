@@ -22,7 +22,12 @@ pub type FetchReply = (FetchResponse, Vec<Option<FileSlice>>);
 /// How often a follower's progress on a quiet partition is recorded (see `fetch::handle`).
 const QUIET_PROGRESS_MS: i64 = 1000;
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchReply {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &super::RequestContext,
+    request: FetchRequest,
+) -> FetchReply {
+    let version = ctx.version;
     let image = broker.controller.image();
     // The partitions this fetch covers, in order: from the session (incremental) or the request.
     let (session_id, mut wanted, incremental) =
@@ -162,7 +167,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     broker.leader_quota.record(throttled_bytes);
     let (reply, sent) = respond(
         broker,
-        version,
+        ctx,
         &wanted,
         session_id,
         incremental,
@@ -212,7 +217,7 @@ fn in_rack_replica(
 #[allow(clippy::too_many_arguments)]
 fn respond(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &super::RequestContext,
     wanted: &[SessionPartition],
     session_id: i32,
     incremental: bool,
@@ -220,6 +225,7 @@ fn respond(
     read_committed: bool,
     results: &mut [FetchResult],
 ) -> (FetchReply, Vec<Option<SentState>>) {
+    let version = ctx.version;
     let mut response = FetchResponse::default().with_session_id(session_id);
     let mut files = Vec::new();
     let mut sent = Vec::with_capacity(wanted.len());
@@ -260,7 +266,7 @@ fn respond(
                     set_offsets(&mut data, o);
                 }
                 if matches!(e, PartitionError::NotLeader) {
-                    leader_hint(broker, version, w, &mut data, &mut response);
+                    leader_hint(broker, ctx, w, &mut data, &mut response);
                 }
             }
             FetchResult::OffsetsOnly(o) => {
@@ -323,13 +329,21 @@ fn respond(
 /// KIP-951: with NOT_LEADER_OR_FOLLOWER, the current leader (v12+) and its endpoint (v16+).
 fn leader_hint(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &super::RequestContext,
     w: &SessionPartition,
     data: &mut PartitionData,
     response: &mut FetchResponse,
 ) {
+    let version = ctx.version;
     let Some((leader, epoch, endpoint)) = (version >= 12)
-        .then(|| super::leader_hint(broker, w.name.as_deref()?, w.partition))
+        .then(|| {
+            super::leader_hint(
+                broker,
+                &ctx.session.listener,
+                w.name.as_deref()?,
+                w.partition,
+            )
+        })
         .flatten()
     else {
         return;

@@ -15,9 +15,10 @@ const TRANSACTION: i8 = 1;
 
 pub fn handle(
     broker: &Arc<Broker>,
+    ctx: &super::RequestContext,
     request: FindCoordinatorRequest,
-    version: i16,
 ) -> FindCoordinatorResponse {
+    let version = ctx.version;
     let keys: Vec<String> = if version >= 4 {
         request
             .coordinator_keys
@@ -50,12 +51,22 @@ pub fn handle(
         } else {
             crate::txn::TXN_TOPIC
         };
-        broker.coordinator(topic, key).ok_or_else(|| {
+        let (id, _, _) = broker.coordinator(topic, key).ok_or_else(|| {
             (
                 ResponseError::CoordinatorNotAvailable,
                 "the coordinator's partition has no leader".into(),
             )
-        })
+        })?;
+        // the coordinator's address on the listener this request came in on
+        let (host, port) = broker
+            .broker_endpoint(id, &ctx.session.listener)
+            .ok_or_else(|| {
+                (
+                    ResponseError::CoordinatorNotAvailable,
+                    format!("the coordinator has no listener {}", ctx.session.listener),
+                )
+            })?;
+        Ok((id, host, port))
     };
     let mut response = FindCoordinatorResponse::default();
     for key in keys {

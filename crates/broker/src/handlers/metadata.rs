@@ -16,7 +16,12 @@ use crate::Broker;
 
 /// All operations a principal may perform (no authorizer yet: everything is allowed).
 /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (AclOperation codes 3-8, 10, 11).
-pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &super::RequestContext,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = ctx.version;
     let c = &broker.config;
     let image = broker.controller.image();
     let mut response = MetadataResponse::default()
@@ -24,7 +29,7 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
         // Kafka's brokers name any live broker here (they forward admin requests to the
         // active controller)
         .with_controller_id(BrokerId(broker.serving_broker(&image)));
-    response.brokers = brokers(broker, &image);
+    response.brokers = brokers(broker, &image, &ctx.session.listener);
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = super::operations::CLUSTER;
     }
@@ -148,27 +153,40 @@ pub(super) fn describe(
 
 /// The brokers clients may talk to: every registered, unfenced broker (this one alone on a
 /// single node).
+///
+/// Each broker is given by its address on `listener`, the one the request came in on; a broker
+/// without that listener is left out, as in Kafka.
 pub fn brokers(
     broker: &Arc<Broker>,
     image: &crate::metadata::MetadataImage,
+    listener: &str,
 ) -> Vec<MetadataResponseBroker> {
     let c = &broker.config;
     if image.brokers.is_empty() {
-        return vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(c.node_id))
-            .with_host(str(&c.advertised.host))
-            .with_port(i32::from(c.advertised.port))
-            .with_rack(c.rack.as_deref().map(str))];
+        return c
+            .advertised_on(listener)
+            .map(|a| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(c.node_id))
+                    .with_host(str(&a.host))
+                    .with_port(i32::from(a.port))
+                    .with_rack(c.rack.as_deref().map(str))
+            })
+            .into_iter()
+            .collect();
     }
     image
         .live_brokers()
         .into_iter()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.id))
-                .with_host(str(&b.host))
-                .with_port(b.port)
-                .with_rack(b.rack.as_deref().map(str))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(str(host))
+                    .with_port(port)
+                    .with_rack(b.rack.as_deref().map(str)),
+            )
         })
         .collect()
 }

@@ -399,7 +399,7 @@ pub async fn handle(
         Request::UpdateFeatures(r) => {
             Response::UpdateFeatures(update_features::handle(broker, r, v))
         }
-        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, r, v)),
+        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, ctx, r)),
         Request::CreateTopics(r) => Response::CreateTopics(create_topics::handle(broker, r, v)),
         Request::DeleteTopics(r) => Response::DeleteTopics(delete_topics::handle(broker, r, v)),
         Request::CreatePartitions(r) => {
@@ -414,11 +414,11 @@ pub async fn handle(
                 produce_legacy::up_convert(&mut r, limit);
             }
             let timeout_ms = r.timeout_ms;
-            let (response, waits) = produce::handle(broker, r, v);
+            let (response, waits) = produce::handle(broker, ctx, r);
             Response::Produce(produce::await_commit(broker, response?, waits, timeout_ms).await)
         }
         Request::Fetch(r) => {
-            let (response, files) = fetch::handle(broker, r, v).await;
+            let (response, files) = fetch::handle(broker, ctx, r).await;
             Response::Fetch(response, files)
         }
         Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, r, v)),
@@ -426,7 +426,7 @@ pub async fn handle(
             Response::DescribeConfigs(describe_configs::handle(broker, r, v))
         }
         Request::DescribeCluster(r) => {
-            Response::DescribeCluster(describe_cluster::handle(broker, r))
+            Response::DescribeCluster(describe_cluster::handle(broker, ctx, r))
         }
         Request::InitProducerId(r) => {
             Response::InitProducerId(init_producer_id::handle(broker, r).await)
@@ -443,7 +443,7 @@ pub async fn handle(
             Response::DescribeLogDirs(describe_log_dirs::handle(broker, r, v))
         }
         Request::FindCoordinator(r) => {
-            Response::FindCoordinator(find_coordinator::handle(broker, r, v))
+            Response::FindCoordinator(find_coordinator::handle(broker, ctx, r))
         }
         Request::JoinGroup(r) => Response::JoinGroup(join_group::handle(broker, ctx, r).await),
         Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(broker, ctx, r).await),
@@ -509,9 +509,11 @@ pub async fn handle(
 pub type Endpoint = (String, i32, Option<String>);
 
 /// KIP-951: what a NOT_LEADER_OR_FOLLOWER answer tells the client of the partition's current
-/// leader: (leader id, leader epoch, and its endpoint (host, port, rack) if it is live).
+/// leader: (leader id, leader epoch, and its endpoint (host, port, rack) on `listener` if it is
+/// live).
 pub fn leader_hint(
     broker: &Broker,
+    listener: &str,
     topic: &str,
     partition: i32,
 ) -> Option<(i32, i32, Option<Endpoint>)> {
@@ -522,7 +524,10 @@ pub fn leader_hint(
         .brokers
         .get(&state.leader)
         .filter(|b| !b.fenced)
-        .map(|b| (b.host.clone(), b.port, b.rack.clone()));
+        .and_then(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some((host.to_string(), port, b.rack.clone()))
+        });
     Some((state.leader, state.leader_epoch, endpoint))
 }
 

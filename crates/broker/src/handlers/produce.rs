@@ -67,9 +67,10 @@ pub async fn await_commit(
 
 pub fn handle(
     broker: &Arc<Broker>,
+    ctx: &super::RequestContext,
     request: ProduceRequest,
-    version: i16,
 ) -> (Option<ProduceResponse>, Vec<Wait>) {
+    let version = ctx.version;
     let mut waits = Vec::new();
     let image = broker.controller.image();
     let now = crate::now_ms();
@@ -169,9 +170,9 @@ pub fn handle(
                     let hint = resolved.filter(|_| {
                         version >= 10 && code == ResponseError::NotLeaderOrFollower.code()
                     });
-                    if let Some((leader, epoch, endpoint)) =
-                        hint.and_then(|t| super::leader_hint(broker, &t.name, data.index))
-                    {
+                    if let Some((leader, epoch, endpoint)) = hint.and_then(|t| {
+                        super::leader_hint(broker, &ctx.session.listener, &t.name, data.index)
+                    }) {
                         r.current_leader = LeaderIdAndEpoch::default()
                             .with_leader_id(BrokerId(leader))
                             .with_leader_epoch(epoch);

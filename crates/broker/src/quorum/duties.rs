@@ -659,6 +659,7 @@ mod tests {
                 id,
                 host: "localhost".into(),
                 port: 9092,
+                listeners: vec![],
                 rack: None,
                 epoch: 1,
                 fenced: false,

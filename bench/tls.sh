@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# TLS side by side: produce and consume throughput, and broker CPU, over PLAINTEXT and over SSL
+# (mutual TLS, the same PKCS12 stores), for ferrolog and Apache Kafka in one run. A benchmark,
+# not a test: it asserts only that every record was read back.
+#
+#   bash bench/tls.sh [records]        (default 300000 records of 1 KiB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+records=${1:-300000}
+work=$(mktemp -d /tmp/ferrolog-bench-tls.XXXXXX)
+say() { echo "$*"; }
+source "$root/bench/lib.sh"
+
+bash "$root/scripts/test-certs.sh" "$work/certs"
+certs="$work/certs"
+cat > "$work/client-ssl.properties" <<EOF
+security.protocol=SSL
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$certs/truststore.p12
+ssl.truststore.password=storepass
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$certs/client.p12
+ssl.keystore.password=storepass
+EOF
+: > "$work/client-plaintext.properties"
+broker_ssl() { # port: the broker's SSL settings, as key=value lines
+  cat <<EOF
+listeners=SSL://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
+advertised.listeners=SSL://127.0.0.1:$1
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SSL:SSL
+inter.broker.listener.name=SSL
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$certs/server.p12
+ssl.keystore.password=storepass
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$certs/truststore.p12
+ssl.truststore.password=storepass
+ssl.client.auth=required
+EOF
+}
+kcat_flags() { # mode
+  if [ "$1" = ssl ]; then
+    echo "-X security.protocol=ssl -X ssl.ca.location=$certs/ca.pem -X ssl.certificate.location=$certs/client.pem -X ssl.key.location=$certs/client.key"
+  fi
+}
+
+run_one() { # name mode bootstrap pid
+  local name=$1 mode=$2 bs=$3 pid=$4 props="$work/client-$2.properties"
+  java -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bs" --command-config "$props" \
+    --create --topic perf --partitions 4 --replication-factor 1 > /dev/null
+  local cpu0 cpu1 cpu2 p start end
+  cpu0=$(cpu_s "$pid")
+  p=$(java -cp "$cp" org.apache.kafka.tools.ProducerPerformance --topic perf --num-records "$records" \
+    --record-size 1024 --throughput -1 --producer.config "$props" \
+    --producer-props bootstrap.servers="$bs" acks=1 linger.ms=5 batch.size=65536 2>/dev/null | tail -1)
+  cpu1=$(cpu_s "$pid")
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2046
+  kcat -b "$bs" $(kcat_flags "$mode") -C -t perf -o beginning -e -q -f '%o\n' > "$work/consumed.txt"
+  end=$(date +%s.%N)
+  cpu2=$(cpu_s "$pid")
+  [ "$(wc -l < "$work/consumed.txt")" -eq "$records" ] || { echo "consumed $(wc -l < "$work/consumed.txt") of $records"; exit 1; }
+  local rps mbs
+  rps=$(echo "$p" | sed -E 's/.* ([0-9.]+) records\/sec.*/\1/')
+  mbs=$(echo "scale=1; $records * 1024 / 1048576 / ($end - $start)" | bc -l)
+  eval "${name}_${mode}_produce=$rps ${name}_${mode}_consume=$mbs"
+  eval "${name}_${mode}_pcpu=$(echo "$cpu1 - $cpu0" | bc -l) ${name}_${mode}_ccpu=$(echo "$cpu2 - $cpu1" | bc -l)"
+  say "$name $mode: produce $rps rec/s (broker CPU $(echo "$cpu1 - $cpu0" | bc -l) s), consume $mbs MB/s (broker CPU $(echo "$cpu2 - $cpu1" | bc -l) s)"
+}
+
+say "TLS: ferrolog vs Apache Kafka, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $records records of 1 KiB"
+say "producer: Kafka's ProducerPerformance (acks=1 linger.ms=5 batch.size=65536); consumer: kcat (librdkafka); mutual TLS, PKCS12 stores"
+for mode in plaintext ssl; do
+  EXTRA_PROPS=""
+  [ "$mode" = ssl ] && EXTRA_PROPS=$(broker_ssl $fl_port 0)
+  start_ferrolog
+  run_one ferrolog $mode "127.0.0.1:$fl_port" "$fl_pid"
+  stop_broker "$fl_pid"
+  EXTRA_PROPS=""
+  [ "$mode" = ssl ] && EXTRA_PROPS=$(broker_ssl $kafka_port 29093)
+  start_kafka
+  run_one kafka $mode "127.0.0.1:$kafka_port" "$kafka_pid"
+  stop_broker "$kafka_pid"
+done
+r() { echo "scale=2; $1 / $2" | bc -l; }
+say ""
+say "                         ferrolog   Kafka   ferrolog/Kafka"
+say "produce SSL rec/s        $ferrolog_ssl_produce   $kafka_ssl_produce   $(r "$ferrolog_ssl_produce" "$kafka_ssl_produce")"
+say "consume SSL MB/s         $ferrolog_ssl_consume   $kafka_ssl_consume   $(r "$ferrolog_ssl_consume" "$kafka_ssl_consume")"
+say "broker CPU produce SSL s $ferrolog_ssl_pcpu   $kafka_ssl_pcpu   $(r "$ferrolog_ssl_pcpu" "$kafka_ssl_pcpu")"
+say "broker CPU consume SSL s $ferrolog_ssl_ccpu   $kafka_ssl_ccpu   $(r "$ferrolog_ssl_ccpu" "$kafka_ssl_ccpu")"
+say "SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_ssl_consume" "$ferrolog_plaintext_consume"); Kafka produce $(r "$kafka_ssl_produce" "$kafka_plaintext_produce"), consume $(r "$kafka_ssl_consume" "$kafka_plaintext_consume")"
