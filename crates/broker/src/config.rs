@@ -191,6 +191,36 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Listener used between brokers.",
     ),
     key(
+        "sasl.enabled.mechanisms",
+        Some("GSSAPI"),
+        List,
+        "SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
+    ),
+    key(
+        "sasl.mechanism.inter.broker.protocol",
+        Some("GSSAPI"),
+        STR,
+        "The SASL mechanism brokers authenticate with on a SASL inter-broker listener.",
+    ),
+    key(
+        "sasl.jaas.config",
+        None,
+        ConfigType::Password,
+        "A listener's JAAS entry, as listener.name.<listener>.<mechanism>.sasl.jaas.config: PLAIN users (user_<name>), and the broker's own username and password.",
+    ),
+    key(
+        "connections.max.reauth.ms",
+        Some("0"),
+        Long,
+        "The SASL session lifetime after which a client must re-authenticate (KIP-368); 0 for none.",
+    ),
+    key(
+        "connection.failed.authentication.delay.ms",
+        Some("100"),
+        Int,
+        "How long a failed authentication waits before its answer.",
+    ),
+    key(
         "security.inter.broker.protocol",
         Some("PLAINTEXT"),
         STR,
@@ -1209,8 +1239,11 @@ pub struct BrokerListener {
     pub bind: Listener,
     pub advertised: Listener,
     pub protocol: SecurityProtocol,
-    /// The TLS set-up of an SSL listener, built at start so a bad store stops start-up.
+    /// The TLS set-up of an SSL or SASL_SSL listener, built at start so a bad store stops
+    /// start-up.
     pub tls: Option<Arc<crate::security::tls::ListenerTls>>,
+    /// The SASL set-up of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<Arc<crate::security::sasl::SaslConfig>>,
 }
 
 /// Which broker listener brokers talk over, as Kafka chooses it: `inter.broker.listener.name`,
@@ -1264,8 +1297,8 @@ pub struct BrokerConfig {
     /// Every broker listener served, the inter-broker one first.
     pub broker_listeners: Vec<BrokerListener>,
     /// How this broker reaches the others (and itself, for transaction markers) over the
-    /// inter-broker listener: `None` in plaintext.
-    pub inter_broker_tls: Option<ferrolog_client::Tls>,
+    /// inter-broker listener: its TLS and SASL credentials, if that listener has them.
+    pub inter_broker: ferrolog_client::Security,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
@@ -1306,11 +1339,17 @@ impl BrokerConfig {
             if let Some(why) = crate::security::refuse_unimplemented(name, value) {
                 bail!(why);
             }
-            // a per-listener override (`listener.name.<l>.ssl.*`) is typed as its key
+            // a per-listener override (`listener.name.<l>.ssl.*`, `….<mechanism>.sasl.jaas.config`)
+            // is typed as its key
             let base = name
                 .strip_prefix("listener.name.")
                 .and_then(|rest| rest.split_once('.'))
                 .map_or(name.as_str(), |(_, key)| key);
+            let base = if base.ends_with(".sasl.jaas.config") {
+                "sasl.jaas.config"
+            } else {
+                base
+            };
             match broker_key(base) {
                 Some(k) => {
                     validate_value(name, k.kind, value)?;
@@ -1435,18 +1474,26 @@ impl BrokerConfig {
                     ..advertised
                 };
                 let protocol = protocol_of(&l.name);
-                let tls = match protocol {
-                    SecurityProtocol::Ssl => Some(Arc::new(crate::security::tls::listener_tls(
+                let tls = match protocol.uses_tls() {
+                    true => Some(Arc::new(crate::security::tls::listener_tls(
                         &properties,
                         &l.name,
                     )?)),
-                    _ => None,
+                    false => None,
+                };
+                let sasl = match protocol.uses_sasl() {
+                    true => Some(Arc::new(crate::security::sasl::sasl_config(
+                        &properties,
+                        &l.name,
+                    )?)),
+                    false => None,
                 };
                 broker_listeners.push(BrokerListener {
                     bind: l.clone(),
                     advertised,
                     protocol,
                     tls,
+                    sasl,
                 });
             }
             if broker_listeners.is_empty() {
@@ -1473,12 +1520,19 @@ impl BrokerConfig {
                 (l.clone(), l)
             }
         };
-        let inter_broker_tls = match broker_listeners.first() {
-            Some(b) if b.protocol == SecurityProtocol::Ssl => {
-                Some(crate::security::tls::client_tls(&properties, &b.bind.name)?)
+        let mut inter_broker = ferrolog_client::Security::default();
+        if let Some(b) = broker_listeners.first() {
+            if b.protocol.uses_tls() {
+                inter_broker.tls =
+                    Some(crate::security::tls::client_tls(&properties, &b.bind.name)?);
             }
-            _ => None,
-        };
+            if b.protocol.uses_sasl() {
+                inter_broker.sasl = Some(crate::security::sasl::inter_broker_credentials(
+                    &properties,
+                    &b.bind.name,
+                )?);
+            }
+        }
         let log_dirs: Vec<PathBuf> = match properties.get("log.dirs") {
             Some(dirs) => dirs
                 .split(',')
@@ -1567,7 +1621,7 @@ impl BrokerConfig {
             listener,
             advertised,
             broker_listeners,
-            inter_broker_tls,
+            inter_broker,
             num_partitions: int("num.partitions")? as i32,
             default_replication_factor: replication as i16,
             auto_create_topics: get("auto.create.topics.enable").eq_ignore_ascii_case("true"),

@@ -78,6 +78,16 @@ impl BrokerImage {
     }
 }
 
+/// A user's salted SCRAM credential for one mechanism: what the server needs to check a proof,
+/// never the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
 /// Replicas, ISR and leader of one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
@@ -146,6 +156,9 @@ pub struct MetadataImage {
     /// Group configs (GROUP config resources) by group id.
     #[serde(default)]
     pub group_configs: BTreeMap<String, Properties>,
+    /// SCRAM credentials by user, then mechanism name (`SCRAM-SHA-256`).
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<String, ScramCredential>>,
 }
 
 /// JSON object keys must be strings: the partition map is written as a list.
@@ -226,6 +239,16 @@ pub enum MetadataRecord {
     Feature {
         name: String,
         level: i16,
+    },
+    /// A user's SCRAM credential for a mechanism (AlterUserScramCredentials upsertion).
+    ScramCredential {
+        user: String,
+        mechanism: String,
+        credential: ScramCredential,
+    },
+    RemoveScramCredential {
+        user: String,
+        mechanism: String,
     },
     /// A partition's new state; with `expect_epoch`, rejected unless the partition epoch is
     /// still that (the compare-and-set behind ISR changes and elections).
@@ -362,6 +385,24 @@ impl MetadataImage {
                 }
                 if configs.is_empty() {
                     self.group_configs.remove(group);
+                }
+            }
+            MetadataRecord::ScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => {
+                self.scram
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(mechanism.clone(), credential.clone());
+            }
+            MetadataRecord::RemoveScramCredential { user, mechanism } => {
+                if let Some(c) = self.scram.get_mut(user) {
+                    c.remove(mechanism);
+                    if c.is_empty() {
+                        self.scram.remove(user);
+                    }
                 }
             }
             MetadataRecord::Feature { name, level } => {

@@ -341,7 +341,7 @@ impl Broker {
                     continue;
                 };
                 let addr = format!("{}:{}", b.host, b.port);
-                match Connection::connect_with(&addr, self.config.inter_broker_tls.as_ref()).await {
+                match Connection::connect_with(&addr, &self.config.inter_broker).await {
                     Ok(c) => {
                         conn = Some(c);
                         session.reset();

@@ -8,17 +8,21 @@
 //! handshake error closes that connection only.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateResponse, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::ResponseError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::handlers::{self, Response};
 use crate::response::Frame;
 use crate::security::principal;
+use crate::security::sasl::{self, Authenticator, SaslConfig, Step};
 use crate::security::SecurityProtocol;
 use crate::Broker;
 
@@ -51,6 +55,8 @@ pub struct ListenerSecurity {
     /// The TLS configuration of an SSL listener. Behind a lock so that a new key store (from
     /// AlterConfigs) takes effect for new connections.
     pub tls: Option<std::sync::RwLock<Arc<crate::security::tls::ListenerTls>>>,
+    /// The SASL set-up of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<Arc<SaslConfig>>,
 }
 
 impl ListenerSecurity {
@@ -59,6 +65,7 @@ impl ListenerSecurity {
             name: name.to_string(),
             protocol: SecurityProtocol::Plaintext,
             tls: None,
+            sasl: None,
         }
     }
 }
@@ -90,13 +97,27 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, security: Arc<Lis
                     };
                     let result = match &security.tls {
                         None => {
-                            connection(broker, stream, peer, session(principal::ANONYMOUS)).await
+                            connection(
+                                broker,
+                                stream,
+                                peer,
+                                session(principal::ANONYMOUS),
+                                security.sasl.clone(),
+                            )
+                            .await
                         }
                         Some(tls) => {
                             let tls = tls.read().unwrap_or_else(|e| e.into_inner()).clone();
                             match handshake(&tls, stream).await {
                                 Ok((stream, principal)) => {
-                                    connection(broker, stream, peer, session(&principal)).await
+                                    connection(
+                                        broker,
+                                        stream,
+                                        peer,
+                                        session(&principal),
+                                        security.sasl.clone(),
+                                    )
+                                    .await
                                 }
                                 Err(e) => Err(e),
                             }
@@ -127,6 +148,8 @@ pub enum ConnectionError {
     Idle,
     #[error("TLS handshake failed: {0}")]
     Handshake(String),
+    #[error("SASL authentication failed: {0}")]
+    Authentication(String),
 }
 
 /// The TLS handshake, bounded in time, and the principal it establishes: `User:` and the
@@ -166,10 +189,18 @@ async fn connection<S: Transport>(
     broker: Arc<Broker>,
     mut stream: S,
     peer: std::net::SocketAddr,
-    session: Session,
+    mut session: Session,
+    sasl: Option<Arc<SaslConfig>>,
 ) -> Result<(), ConnectionError> {
     let limit = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1));
+    let mut auth = sasl.map(|config| SaslState {
+        config,
+        authenticator: Authenticator::new(),
+        authenticated: false,
+        raw_tokens: false,
+        expires: None,
+    });
     loop {
         let mut prefix = [0u8; 4];
         match tokio::time::timeout(idle, stream.read_exact(&mut prefix)).await {
@@ -178,7 +209,17 @@ async fn connection<S: Transport>(
             Ok(r) => r?,
         };
         let size = i32::from_be_bytes(prefix);
-        if size < 4 || size as usize > limit {
+        // before authentication, no more than a SASL token's worth (Kafka's 512 KiB)
+        let limit = match &auth {
+            Some(a) if !a.authenticated => limit.min(sasl::MAX_RECEIVE),
+            _ => limit,
+        };
+        let smallest = if auth.as_ref().is_some_and(|a| a.raw_tokens) {
+            0
+        } else {
+            4
+        };
+        if size < smallest || size as usize > limit {
             return Err(ConnectionError::TooLarge {
                 size: i64::from(size),
                 limit,
@@ -187,9 +228,166 @@ async fn connection<S: Transport>(
         let mut frame = BytesMut::zeroed(size as usize);
         stream.read_exact(&mut frame).await?;
         let frame = frame.freeze();
-        if let Some(response) = handle_frame(&broker, frame, peer, &session).await? {
+        if let Some(a) = auth.as_mut() {
+            if a.raw_tokens {
+                // after SaslHandshake v0 the tokens come bare, size-prefixed
+                let reply = a.raw_token(&broker, &frame, &mut session).await?;
+                let mut out = Frame::with_size_prefix();
+                out.put(&reply);
+                out.write_to(&mut stream).await?;
+                continue;
+            }
+        }
+        let parsed = parse_frame(frame)?;
+        let response = match (auth.as_mut(), &parsed.request) {
+            (
+                Some(a),
+                Some(handlers::Request::SaslHandshake(_) | handlers::Request::SaslAuthenticate(_)),
+            ) => {
+                let (response, failed) = a.request(&broker, &parsed, &mut session).await;
+                let frame = encode_frame(parsed.api_key, &parsed.header, response)?;
+                frame.write_to(&mut stream).await?;
+                if let Some(why) = failed {
+                    return Err(ConnectionError::Authentication(why));
+                }
+                continue;
+            }
+            (Some(a), _) if !a.authenticated && parsed.api_key != ApiKey::ApiVersions => {
+                return Err(ConnectionError::Authentication(format!(
+                    "unexpected {:?} request before SASL authentication",
+                    parsed.api_key
+                )));
+            }
+            (Some(a), _) if a.expires.is_some_and(|e| Instant::now() >= e) => {
+                return Err(ConnectionError::Authentication(
+                    "the SASL session expired (connections.max.reauth.ms) without re-authentication"
+                        .into(),
+                ));
+            }
+            _ => handle_parsed(&broker, parsed, peer, &session).await?,
+        };
+        if let Some(response) = response {
             response.write_to(&mut stream).await?;
         }
+    }
+}
+
+/// A SASL listener connection's authentication state.
+struct SaslState {
+    config: Arc<SaslConfig>,
+    authenticator: Authenticator,
+    authenticated: bool,
+    /// SaslHandshake v0 was used: the exchange continues with bare tokens.
+    raw_tokens: bool,
+    /// When the session must be re-authenticated (KIP-368), if ever.
+    expires: Option<Instant>,
+}
+
+impl SaslState {
+    /// SaslHandshake or SaslAuthenticate: the response, and why the connection must close.
+    async fn request(
+        &mut self,
+        broker: &Broker,
+        parsed: &ParsedFrame,
+        session: &mut Session,
+    ) -> (Response, Option<String>) {
+        let version = parsed.header.request_api_version;
+        match &parsed.request {
+            Some(handlers::Request::SaslHandshake(r)) => {
+                let offered = self
+                    .config
+                    .mechanisms
+                    .iter()
+                    .map(|m| handlers::str(m.name()))
+                    .collect();
+                let mut response = SaslHandshakeResponse::default().with_mechanisms(offered);
+                // after authentication only a re-authentication may start (KIP-368)
+                if self.authenticated && self.config.reauth_ms == 0 {
+                    response.error_code = ResponseError::IllegalSaslState.code();
+                    return (Response::SaslHandshake(response), None);
+                }
+                if !self.authenticator.handshake(&self.config, &r.mechanism) {
+                    response.error_code = ResponseError::UnsupportedSaslMechanism.code();
+                    let why = format!("unsupported SASL mechanism {}", r.mechanism);
+                    return (Response::SaslHandshake(response), Some(why));
+                }
+                self.raw_tokens = version == 0;
+                (Response::SaslHandshake(response), None)
+            }
+            Some(handlers::Request::SaslAuthenticate(r)) => {
+                let mut response = SaslAuthenticateResponse::default();
+                match self.step(broker, &r.auth_bytes, session).await {
+                    Ok(token) => {
+                        response.auth_bytes = token.into();
+                        if self.authenticated {
+                            response.session_lifetime_ms = self.config.reauth_ms;
+                        }
+                        (Response::SaslAuthenticate(response), None)
+                    }
+                    Err(why) => {
+                        response.error_code = ResponseError::SaslAuthenticationFailed.code();
+                        response.error_message = Some(handlers::str(&why));
+                        (Response::SaslAuthenticate(response), Some(why))
+                    }
+                }
+            }
+            _ => (
+                Response::SaslHandshake(
+                    SaslHandshakeResponse::default()
+                        .with_error_code(ResponseError::IllegalSaslState.code()),
+                ),
+                None,
+            ),
+        }
+    }
+
+    /// A bare token after SaslHandshake v0; an error closes the connection.
+    async fn raw_token(
+        &mut self,
+        broker: &Broker,
+        token: &[u8],
+        session: &mut Session,
+    ) -> Result<Vec<u8>, ConnectionError> {
+        let reply = self
+            .step(broker, token, session)
+            .await
+            .map_err(ConnectionError::Authentication)?;
+        if self.authenticated {
+            self.raw_tokens = false;
+        }
+        Ok(reply)
+    }
+
+    /// One token of the exchange: the token to send back, or the failure (after Kafka's
+    /// `connection.failed.authentication.delay.ms`).
+    async fn step(
+        &mut self,
+        broker: &Broker,
+        token: &[u8],
+        session: &mut Session,
+    ) -> Result<Vec<u8>, String> {
+        let image = broker.controller.image();
+        let lookup = |user: &str, m: ferrolog_client::sasl::Mechanism| {
+            image.scram.get(user)?.get(m.name()).cloned()
+        };
+        let failure = match self.authenticator.step(&self.config, token, lookup) {
+            Step::Challenge(t) => return Ok(t),
+            Step::Done { principal, token } => {
+                if self.authenticated && *session.principal != *principal {
+                    "Cannot change principals during re-authentication".to_string()
+                } else {
+                    session.principal = Arc::from(principal.as_str());
+                    self.authenticated = true;
+                    self.expires = (self.config.reauth_ms > 0).then(|| {
+                        Instant::now() + Duration::from_millis(self.config.reauth_ms as u64)
+                    });
+                    return Ok(token);
+                }
+            }
+            Step::Failed(why) => why,
+        };
+        tokio::time::sleep(Duration::from_millis(self.config.failure_delay_ms)).await;
+        Err(failure)
     }
 }
 
@@ -244,11 +442,11 @@ pub fn parse_frame(mut frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
     })
 }
 
-/// Decodes one request frame, handles it and encodes the response frame.
+/// Handles a decoded request and encodes the response frame.
 /// `Ok(None)` means no response is sent (acks=0 produce).
-async fn handle_frame(
+async fn handle_parsed(
     broker: &Arc<Broker>,
-    frame: Bytes,
+    parsed: ParsedFrame,
     peer: std::net::SocketAddr,
     session: &Session,
 ) -> Result<Option<Frame>, ConnectionError> {
@@ -256,9 +454,8 @@ async fn handle_frame(
         api_key,
         header,
         request,
-    } = parse_frame(frame)?;
-    let correlation_id = header.correlation_id;
-    let (response_version, response) = match request {
+    } = parsed;
+    let response = match request {
         Some(request) => {
             let ctx = handlers::RequestContext {
                 version: header.request_api_version,
@@ -266,19 +463,30 @@ async fn handle_frame(
                 client_host: format!("/{}", peer.ip()),
                 session: session.clone(),
             };
-            (
-                header.request_api_version,
-                handlers::handle(broker, &ctx, request).await,
-            )
+            handlers::handle(broker, &ctx, request).await
         }
-        None => (0, Some(handlers::api_versions::unsupported())),
+        None => Some(handlers::api_versions::unsupported()),
     };
-    let Some(response) = response else {
-        return Ok(None);
-    };
+    match response {
+        Some(response) => Ok(Some(encode_frame(api_key, &header, response)?)),
+        None => Ok(None),
+    }
+}
+
+/// The response frame for a request: its header (the request's correlation id) and body, at
+/// the request's version (v0 for an ApiVersions version ferrolog does not know).
+fn encode_frame(
+    api_key: ApiKey,
+    header: &RequestHeader,
+    response: Response,
+) -> Result<Frame, ConnectionError> {
+    let known = handlers::supported_versions(api_key).is_some_and(|r| {
+        header.request_api_version >= r.min && header.request_api_version <= r.max
+    });
+    let response_version = if known { header.request_api_version } else { 0 };
     let mut out = Frame::with_size_prefix();
     let mut head = BytesMut::new();
-    let response_header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
     response_header
         .encode(&mut head, api_key.response_header_version(response_version))
         .map_err(|e| ConnectionError::Invalid(format!("encoding response header: {e}")))?;
@@ -290,7 +498,7 @@ async fn handle_frame(
             "encoding {api_key:?} v{response_version} response: {e}"
         )));
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow::Result<()> {
@@ -348,6 +556,10 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::RemoveRaftVoter(r) => r.encode(&mut buf, version)?,
         Response::AlterPartitionReassignments(r) => r.encode(&mut buf, version)?,
         Response::ListPartitionReassignments(r) => r.encode(&mut buf, version)?,
+        Response::SaslHandshake(r) => r.encode(&mut buf, version)?,
+        Response::SaslAuthenticate(r) => r.encode(&mut buf, version)?,
+        Response::DescribeUserScramCredentials(r) => r.encode(&mut buf, version)?,
+        Response::AlterUserScramCredentials(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

@@ -20,11 +20,20 @@ pub use rustls;
 trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
-/// How to reach a TLS listener: the rustls configuration (trust, and a client certificate if
-/// the broker asks for one), and whether to check that the certificate names the host.
+pub mod sasl;
+
+/// How to reach a TLS listener: the rustls configuration (trust, a client certificate if the
+/// broker asks for one, and the host name check).
 #[derive(Clone, Debug)]
 pub struct Tls {
     pub config: Arc<rustls::ClientConfig>,
+}
+
+/// How a connection is secured: TLS, SASL, both or neither.
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    pub tls: Option<Tls>,
+    pub sasl: Option<sasl::Credentials>,
 }
 
 pub struct Connection {
@@ -45,12 +54,14 @@ pub fn topic_name(s: &str) -> TopicName {
 impl Connection {
     /// Connects and learns the broker's API versions.
     pub async fn connect(addr: &str) -> Result<Connection> {
-        Self::connect_with(addr, None).await
+        Self::connect_with(addr, &Security::default()).await
     }
 
-    /// Connects, over TLS when `tls` is given (the handshake within the same 10 s as the
-    /// connection), and learns the broker's API versions.
-    pub async fn connect_with(addr: &str, tls: Option<&Tls>) -> Result<Connection> {
+    /// Connects, over TLS when `security` has it (the handshake within the same 10 s as the
+    /// connection), learns the broker's API versions, and authenticates with SASL when
+    /// `security` has credentials.
+    pub async fn connect_with(addr: &str, security: &Security) -> Result<Connection> {
+        let tls = security.tls.as_ref();
         let stream = tokio::time::timeout(Duration::from_secs(10), async {
             let tcp = TcpStream::connect(addr)
                 .await
@@ -91,7 +102,63 @@ impl Connection {
         for k in response.api_keys {
             c.versions.insert(k.api_key, (k.min_version, k.max_version));
         }
+        if let Some(credentials) = &security.sasl {
+            c.authenticate(credentials)
+                .await
+                .with_context(|| format!("SASL {} with {addr}", credentials.mechanism.name()))?;
+        }
         Ok(c)
+    }
+
+    /// SaslHandshake v1, then the mechanism's SaslAuthenticate rounds.
+    async fn authenticate(&mut self, c: &sasl::Credentials) -> Result<()> {
+        let handshake: SaslHandshakeResponse = self
+            .send_version(
+                &SaslHandshakeRequest::default().with_mechanism(str(c.mechanism.name())),
+                1,
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            bail!(
+                "SaslHandshake failed with error {} (the broker offers {:?})",
+                error_name(handshake.error_code),
+                handshake
+                    .mechanisms
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+            );
+        }
+        match c.mechanism {
+            sasl::Mechanism::Plain => {
+                self.sasl_step(sasl::plain_message(c)).await?;
+            }
+            sasl::Mechanism::ScramSha256 | sasl::Mechanism::ScramSha512 => {
+                let (mut client, first) = sasl::scram::Client::start(c);
+                let server_first = self.sasl_step(first.into_bytes()).await?;
+                let last = client.finish(&String::from_utf8_lossy(&server_first))?;
+                let server_final = self.sasl_step(last.into_bytes()).await?;
+                client.verify(&String::from_utf8_lossy(&server_final))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn sasl_step(&mut self, token: Vec<u8>) -> Result<Bytes> {
+        let r: SaslAuthenticateResponse = self
+            .send_version(
+                &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
+                2,
+            )
+            .await?;
+        if r.error_code != 0 {
+            bail!(
+                "SaslAuthenticate failed with error {}: {}",
+                error_name(r.error_code),
+                r.error_message.as_deref().unwrap_or("")
+            );
+        }
+        Ok(r.auth_bytes)
     }
 
     /// The highest version both sides support.

@@ -359,6 +359,7 @@ async fn server(
             name: l.bind.name.clone(),
             protocol: l.protocol,
             tls: l.tls.clone().map(std::sync::RwLock::new),
+            sasl: l.sasl.clone(),
         });
         serving.push(tokio::spawn(async move {
             broker.wait_unfenced().await;

@@ -536,16 +536,18 @@ fn security_ferrolog_lacks_stops_startup_naming_it() {
             vec!["listeners=SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
             "a TLS listener needs a key store",
         ),
+        // Kafka's default mechanism is GSSAPI (Kerberos), which ferrolog lacks
         (
             vec!["listeners=SASL_PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0"],
-            "SASL_PLAINTEXT",
+            "SASL mechanism GSSAPI",
         ),
         (
             vec![
-                "listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
                 "listeners=CLIENT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+                "sasl.enabled.mechanisms=OAUTHBEARER",
             ],
-            "SASL_SSL",
+            "SASL mechanism OAUTHBEARER",
         ),
         (
             vec!["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
@@ -563,8 +565,8 @@ fn security_ferrolog_lacks_stops_startup_naming_it() {
             "ssl.keystore.location",
         ),
         (
-            vec!["sasl.enabled.mechanisms=PLAIN"],
-            "sasl.enabled.mechanisms",
+            vec!["sasl.kerberos.service.name=kafka"],
+            "sasl.kerberos.service.name",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

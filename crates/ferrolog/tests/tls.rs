@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 use ferrolog_client::kafka_protocol::messages::{describe_configs_request, DescribeConfigsRequest};
 use ferrolog_client::kafka_protocol::records::Compression;
 use ferrolog_client::rustls::{self, pki_types::pem::PemObject};
-use ferrolog_client::{record, Connection, Tls};
+use ferrolog_client::{record, Connection, Security, Tls};
+
+fn secured(tls: &Tls) -> Security {
+    Security {
+        tls: Some(tls.clone()),
+        sasl: None,
+    }
+}
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn certs(dir: &Path) -> PathBuf {
@@ -57,7 +64,11 @@ fn client(ca: &Path, cert: Option<(&Path, &Path)>) -> Tls {
 /// A connection that the broker must refuse: its first request fails.
 async fn refused(addr: &str, tls: Option<&Tls>) -> String {
     let started = Instant::now();
-    let e = match Connection::connect_with(addr, tls).await {
+    let security = Security {
+        tls: tls.cloned(),
+        sasl: None,
+    };
+    let e = match Connection::connect_with(addr, &security).await {
         Ok(_) => panic!("a bad connection was served"),
         Err(e) => format!("{e:#}"),
     };
@@ -91,7 +102,9 @@ fn a_tls_listener_serves_trusted_clients_and_closes_only_bad_connections() {
         Some((&path("client.pem"), &path("client.key"))),
     );
     common::rt().block_on(async {
-        let mut c = Connection::connect_with(&addr, Some(&good)).await.unwrap();
+        let mut c = Connection::connect_with(&addr, &secured(&good))
+            .await
+            .unwrap();
         assert_eq!(common::create_topic(&mut c, "t", 1, &[]).await, 0);
         // a stalled handshake, held open while the others are served
         let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();

@@ -41,6 +41,7 @@ pub mod produce;
 pub mod produce_legacy;
 pub mod raft_voters;
 pub mod reassignments;
+pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
@@ -104,6 +105,10 @@ pub enum Response {
     RemoveRaftVoter(RemoveRaftVoterResponse),
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
     ListPartitionReassignments(ListPartitionReassignmentsResponse),
+    SaslHandshake(SaslHandshakeResponse),
+    SaslAuthenticate(SaslAuthenticateResponse),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsResponse),
+    AlterUserScramCredentials(AlterUserScramCredentialsResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -200,6 +205,17 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (
         ApiKey::ListPartitionReassignments,
         ListPartitionReassignmentsRequest::VERSIONS,
+    ),
+    // answered on SASL listeners by the connection (server.rs), ILLEGAL_SASL_STATE elsewhere
+    (ApiKey::SaslHandshake, SaslHandshakeRequest::VERSIONS),
+    (ApiKey::SaslAuthenticate, SaslAuthenticateRequest::VERSIONS),
+    (
+        ApiKey::DescribeUserScramCredentials,
+        DescribeUserScramCredentialsRequest::VERSIONS,
+    ),
+    (
+        ApiKey::AlterUserScramCredentials,
+        AlterUserScramCredentialsRequest::VERSIONS,
     ),
 ];
 
@@ -308,6 +324,10 @@ pub enum Request {
     RemoveRaftVoter(RemoveRaftVoterRequest),
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -326,6 +346,12 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
         ApiKey::RemoveRaftVoter => Request::RemoveRaftVoter(decode(b, v)?),
         ApiKey::AlterPartitionReassignments => Request::AlterPartitionReassignments(decode(b, v)?),
         ApiKey::ListPartitionReassignments => Request::ListPartitionReassignments(decode(b, v)?),
+        ApiKey::SaslHandshake => Request::SaslHandshake(decode(b, v)?),
+        ApiKey::SaslAuthenticate => Request::SaslAuthenticate(decode(b, v)?),
+        ApiKey::DescribeUserScramCredentials => {
+            Request::DescribeUserScramCredentials(decode(b, v)?)
+        }
+        ApiKey::AlterUserScramCredentials => Request::AlterUserScramCredentials(decode(b, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(decode(b, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(decode(b, v)?),
@@ -501,6 +527,25 @@ pub async fn handle(
         }
         Request::ListPartitionReassignments(r) => {
             Response::ListPartitionReassignments(reassignments::list(broker, r))
+        }
+        // a SASL listener's connection answers these itself: here there is no SASL to speak
+        Request::SaslHandshake(_) => Response::SaslHandshake(
+            SaslHandshakeResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::IllegalSaslState.code()),
+        ),
+        Request::SaslAuthenticate(_) => Response::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(str(&format!(
+                    "listener {} does not use SASL",
+                    ctx.session.listener
+                )))),
+        ),
+        Request::DescribeUserScramCredentials(r) => {
+            Response::DescribeUserScramCredentials(scram_credentials::describe(broker, r))
+        }
+        Request::AlterUserScramCredentials(r) => {
+            Response::AlterUserScramCredentials(scram_credentials::alter(broker, r))
         }
     })
 }

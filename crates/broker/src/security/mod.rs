@@ -8,6 +8,7 @@
 //! asks for nothing and is accepted (Kafka's sample `server.properties` sets some of them).
 
 pub mod principal;
+pub mod sasl;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,47 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 
 use crate::config::{kafka_broker_key, Listener, Properties};
+
+/// A listener's effective settings: `listener.name.<listener>.<key>` first, then `<key>`, then
+/// Kafka's default.
+pub struct ListenerKeys<'a> {
+    properties: &'a Properties,
+    prefix: String,
+}
+
+impl<'a> ListenerKeys<'a> {
+    pub fn new(properties: &'a Properties, listener: &str) -> ListenerKeys<'a> {
+        ListenerKeys {
+            properties,
+            prefix: format!("listener.name.{}.", listener.to_ascii_lowercase()),
+        }
+    }
+
+    /// The key as it was set (with or without the listener prefix) and its value, when set or
+    /// defaulted to something non-empty.
+    pub fn lookup(&self, key: &str) -> Option<(String, String)> {
+        let prefixed = format!("{}{key}", self.prefix);
+        let (name, value) = if let Some(v) = self.properties.get(&prefixed) {
+            (prefixed, v.clone())
+        } else if let Some(v) = self.properties.get(key) {
+            (key.to_string(), v.clone())
+        } else {
+            let d = kafka_broker_key(key).and_then(|k| k.default)?;
+            (key.to_string(), d.to_string())
+        };
+        let value = value.trim().to_string();
+        (!value.is_empty()).then_some((name, value))
+    }
+
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.lookup(key).map(|(_, v)| v)
+    }
+
+    /// The name to quote in an error about `key`.
+    pub fn name(&self, key: &str) -> String {
+        self.lookup(key).map_or_else(|| key.to_string(), |(n, _)| n)
+    }
+}
 
 /// Kafka's security protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +78,17 @@ impl SecurityProtocol {
         })
     }
 
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SecurityProtocol::Plaintext => "PLAINTEXT",
@@ -46,8 +99,9 @@ impl SecurityProtocol {
     }
 }
 
-const NOT_YET: &str = "ferrolog does not implement SASL or ACL authorization yet and will not \
-                       start with less security than the configuration asks for";
+const NOT_YET: &str = "ferrolog does not implement ACL authorization, custom principals or \
+                       delegation tokens yet and will not start with less security than the \
+                       configuration asks for";
 
 /// The effective listener name → protocol map. As in Kafka: an explicit
 /// `listener.security.protocol.map` is the whole map (a listener missing from it is an error);
@@ -114,19 +168,7 @@ pub fn check_listeners(
                     l.name
                 );
             };
-            if !matches!(
-                protocol,
-                SecurityProtocol::Plaintext | SecurityProtocol::Ssl
-            ) {
-                bail!(
-                    "Invalid value {}://{}:{} for configuration {key}: listener {} uses security protocol {}; {NOT_YET}",
-                    l.name,
-                    l.host,
-                    l.port,
-                    l.name,
-                    protocol.name()
-                );
-            }
+            let _ = protocol; // every protocol is served: PLAINTEXT, SSL, SASL_*
         }
     }
     if let Some(name) = raw.get("inter.broker.listener.name") {
@@ -143,23 +185,24 @@ pub fn check_listeners(
         }
     }
     if let Some(p) = raw.get("security.inter.broker.protocol") {
-        match SecurityProtocol::parse(p) {
-            Some(SecurityProtocol::Plaintext | SecurityProtocol::Ssl) => {}
-            Some(other) => bail!(
-                "Invalid value {p} for configuration security.inter.broker.protocol: {} between brokers; {NOT_YET}",
-                other.name()
-            ),
-            None => bail!("Invalid value {p} for configuration security.inter.broker.protocol: not a security protocol"),
+        if SecurityProtocol::parse(p).is_none() {
+            bail!("Invalid value {p} for configuration security.inter.broker.protocol: not a security protocol");
         }
     }
     Ok(map)
 }
 
+/// The SASL keys [`sasl`] reads (the JAAS config only under a listener and mechanism prefix).
+const SASL_IMPLEMENTED: &[&str] = &[
+    "sasl.enabled.mechanisms",
+    "sasl.mechanism.inter.broker.protocol",
+];
+
 /// Whether `name` configures security ferrolog lacks (SASL, custom principals, delegation
 /// tokens, the authorizer). The `ssl.*` keys are implemented: [`tls`] reads and checks them
 /// for each TLS listener.
 fn is_security_key(name: &str) -> bool {
-    name.starts_with("sasl.")
+    (name.starts_with("sasl.") && !SASL_IMPLEMENTED.contains(&name))
         || name.starts_with("delegation.token.")
         || matches!(
             name,
@@ -167,7 +210,6 @@ fn is_security_key(name: &str) -> bool {
                 | "super.users"
                 | "allow.everyone.if.no.acl.found"
                 | "principal.builder.class"
-                | "connections.max.reauth.ms"
                 | "security.providers"
                 // Java TLS plumbing rustls has no counterpart for
                 | "ssl.engine.factory.class"
@@ -185,13 +227,20 @@ fn is_security_key(name: &str) -> bool {
 pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
     if let Some(rest) = name.strip_prefix("listener.name.") {
         let key = rest.split_once('.').map_or(rest, |(_, k)| k);
-        if key.starts_with("ssl.") {
+        // `<mechanism>.sasl.jaas.config`: a listener's JAAS entry for one mechanism
+        let jaas = key
+            .strip_suffix(".sasl.jaas.config")
+            .is_some_and(|m| ferrolog_client::sasl::Mechanism::parse(m).is_some());
+        if jaas {
+            return None;
+        }
+        if key.starts_with("ssl.") || key.starts_with("sasl.") {
             return refuse_unimplemented(key, value).map(|why| why.replacen(key, name, 1));
         }
         let why = if is_security_key(key) {
             NOT_YET
         } else {
-            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>) other than ssl.* yet"
+            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>) other than ssl.*, sasl.enabled.mechanisms and <mechanism>.sasl.jaas.config yet"
         };
         return Some(format!("Configuration {name} is not supported: {why}"));
     }
@@ -217,7 +266,11 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
     if same_as_default {
         return None;
     }
-    let why = if name.starts_with("ssl.allow.") {
+    let why = if name == "sasl.jaas.config" {
+        "a broker reads its JAAS entries as listener.name.<listener>.<mechanism>.sasl.jaas.config"
+    } else if name.starts_with("sasl.") {
+        "ferrolog does not implement this SASL setting: it has PLAIN and SCRAM only (no Kerberos, OAUTHBEARER, login or callback handler classes)"
+    } else if name.starts_with("ssl.allow.") {
         "ferrolog does not reload key stores at run time yet, so it checks no changes"
     } else if name.starts_with("ssl.") {
         "ferrolog's TLS is rustls; Java TLS providers, engines and random sources do not apply"
@@ -268,25 +321,23 @@ mod tests {
     }
 
     #[test]
-    fn a_listener_asking_for_tls_or_sasl_stops_start_up() {
-        check(&[], &["PLAINTEXT", "CONTROLLER"]).unwrap();
-        check(&[], &["SSL", "CONTROLLER"]).unwrap();
-        for name in ["SASL_SSL", "SASL_PLAINTEXT"] {
-            let err = check(&[], &[name]).unwrap_err().to_string();
-            assert!(err.contains(&format!("security protocol {name}")), "{err}");
-            assert!(err.contains("for configuration listeners"), "{err}");
+    fn listener_protocols_come_from_the_map_as_in_kafka() {
+        for name in ["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] {
+            check(&[], &[name, "CONTROLLER"]).unwrap();
         }
-        // a custom name mapped to a secure protocol
-        let err = check(
-            &[(
-                "listener.security.protocol.map",
-                "CLIENTS:SASL_SSL,CONTROLLER:PLAINTEXT",
-            )],
-            &["CLIENTS"],
+        let raw: Properties = [(
+            "listener.security.protocol.map".to_string(),
+            "CLIENTS:SASL_SSL,CONTROLLER:PLAINTEXT".to_string(),
+        )]
+        .into();
+        let map = check_listeners(
+            &raw,
+            &raw,
+            &[("listeners", &[listener("CLIENTS")])],
+            &["CONTROLLER".to_string()],
         )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("listener CLIENTS uses security protocol SASL_SSL"));
+        .unwrap();
+        assert_eq!(map["CLIENTS"], SecurityProtocol::SaslSsl);
         // an explicit map must name every listener
         let err = check(
             &[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")],
@@ -295,27 +346,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("no security protocol defined for listener INTERNAL"));
-    }
-
-    #[test]
-    fn inter_broker_sasl_is_refused() {
-        let err = check(
-            &[("security.inter.broker.protocol", "SASL_SSL")],
-            &["PLAINTEXT"],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("security.inter.broker.protocol"), "{err}");
-        check(
-            &[("security.inter.broker.protocol", "PLAINTEXT")],
-            &["PLAINTEXT"],
-        )
-        .unwrap();
-        check(
-            &[("inter.broker.listener.name", "PLAINTEXT")],
-            &["PLAINTEXT"],
-        )
-        .unwrap();
+        let err = check(&[("security.inter.broker.protocol", "TLS")], &["PLAINTEXT"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a security protocol"), "{err}");
         assert!(check(
             &[("inter.broker.listener.name", "INTERNAL")],
             &["PLAINTEXT"]
@@ -326,14 +360,19 @@ mod tests {
     #[test]
     fn security_keys_are_refused_unless_they_ask_for_nothing() {
         for (name, value) in [
-            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+            ("sasl.kerberos.service.name", "kafka"),
+            ("sasl.jaas.config", "x"),
+            (
+                "listener.name.sasl_ssl.sasl.oauthbearer.jwks.endpoint.url",
+                "file:///x",
+            ),
             (
                 "authorizer.class.name",
                 "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             ),
             ("allow.everyone.if.no.acl.found", "false"),
             ("super.users", "User:admin"),
-            ("listener.name.sasl_ssl.plain.sasl.jaas.config", "x"),
+            ("listener.name.sasl_ssl.gssapi.sasl.jaas.config", "x"),
             ("listener.name.internal.max.connections", "10"),
         ] {
             let why = refuse_unimplemented(name, value).expect(name);

@@ -18,48 +18,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 
 use super::principal::PrincipalMapper;
-use crate::config::{kafka_broker_key, Properties};
-
-/// A listener's effective `ssl.*` settings: `listener.name.<listener>.<key>` first, then
-/// `<key>`, then Kafka's default.
-pub struct SslKeys<'a> {
-    properties: &'a Properties,
-    prefix: String,
-}
-
-impl<'a> SslKeys<'a> {
-    pub fn new(properties: &'a Properties, listener: &str) -> SslKeys<'a> {
-        SslKeys {
-            properties,
-            prefix: format!("listener.name.{}.", listener.to_ascii_lowercase()),
-        }
-    }
-
-    /// The key as it was set (with or without the listener prefix) and its value, when set or
-    /// defaulted to something non-empty.
-    fn lookup(&self, key: &str) -> Option<(String, String)> {
-        let prefixed = format!("{}{key}", self.prefix);
-        let (name, value) = if let Some(v) = self.properties.get(&prefixed) {
-            (prefixed, v.clone())
-        } else if let Some(v) = self.properties.get(key) {
-            (key.to_string(), v.clone())
-        } else {
-            let d = kafka_broker_key(key).and_then(|k| k.default)?;
-            (key.to_string(), d.to_string())
-        };
-        let value = value.trim().to_string();
-        (!value.is_empty()).then_some((name, value))
-    }
-
-    fn value(&self, key: &str) -> Option<String> {
-        self.lookup(key).map(|(_, v)| v)
-    }
-
-    /// The name to quote in an error about `key`.
-    fn name(&self, key: &str) -> String {
-        self.lookup(key).map_or_else(|| key.to_string(), |(n, _)| n)
-    }
-}
+use super::ListenerKeys;
+use crate::config::Properties;
 
 /// What a TLS listener serves with: the rustls configuration and how a client certificate's
 /// subject becomes a principal.
@@ -72,7 +32,7 @@ pub struct ListenerTls {
 /// Builds the TLS configuration of `listener` from the broker's properties. Every error names
 /// the key at fault; nothing is silently weakened.
 pub fn listener_tls(properties: &Properties, listener: &str) -> Result<ListenerTls> {
-    let keys = SslKeys::new(properties, listener);
+    let keys = ListenerKeys::new(properties, listener);
     refuse_unsupported(&keys)?;
     let provider = Arc::new(provider(&keys)?);
     let versions = protocol_versions(&keys)?;
@@ -137,7 +97,7 @@ pub fn listener_tls(properties: &Properties, listener: &str) -> Result<ListenerT
 /// client certificate, and `ssl.endpoint.identification.algorithm=https` (Kafka's default)
 /// checks that the peer's certificate names the host it was reached at.
 pub fn client_tls(properties: &Properties, listener: &str) -> Result<ferrolog_client::Tls> {
-    let keys = SslKeys::new(properties, listener);
+    let keys = ListenerKeys::new(properties, listener);
     refuse_unsupported(&keys)?;
     let provider = Arc::new(provider(&keys)?);
     let roots = match truststore(&keys)? {
@@ -253,7 +213,7 @@ impl rustls::client::danger::ServerCertVerifier for PeerVerifier {
 
 /// Kafka keys naming a Java algorithm or protocol family: only the values that mean what
 /// rustls does are accepted.
-fn refuse_unsupported(keys: &SslKeys) -> Result<()> {
+fn refuse_unsupported(keys: &ListenerKeys) -> Result<()> {
     for (key, accepted) in [
         ("ssl.keymanager.algorithm", &["SunX509", "PKIX"][..]),
         ("ssl.trustmanager.algorithm", &["PKIX", "SunX509"][..]),
@@ -272,7 +232,7 @@ fn refuse_unsupported(keys: &SslKeys) -> Result<()> {
 }
 
 /// ring's suites, narrowed to `ssl.cipher.suites` when it is set (IANA names, as Java's).
-fn provider(keys: &SslKeys) -> Result<CryptoProvider> {
+fn provider(keys: &ListenerKeys) -> Result<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     let Some((name, list)) = keys.lookup("ssl.cipher.suites") else {
         return Ok(provider);
@@ -303,7 +263,7 @@ fn iana_name(suite: &rustls::SupportedCipherSuite) -> String {
     }
 }
 
-fn protocol_versions(keys: &SslKeys) -> Result<Vec<&'static SupportedProtocolVersion>> {
+fn protocol_versions(keys: &ListenerKeys) -> Result<Vec<&'static SupportedProtocolVersion>> {
     let (name, list) = keys
         .lookup("ssl.enabled.protocols")
         .unwrap_or_else(|| ("ssl.enabled.protocols".into(), "TLSv1.2,TLSv1.3".into()));
@@ -344,7 +304,7 @@ fn store_format(declared: &str, type_key: &str, data: Option<&[u8]>) -> Result<&
     })
 }
 
-fn read_store(keys: &SslKeys, location_key: &str) -> Result<Option<Vec<u8>>> {
+fn read_store(keys: &ListenerKeys, location_key: &str) -> Result<Option<Vec<u8>>> {
     let Some((name, path)) = keys.lookup(location_key) else {
         return Ok(None);
     };
@@ -353,7 +313,7 @@ fn read_store(keys: &SslKeys, location_key: &str) -> Result<Option<Vec<u8>>> {
         .with_context(|| format!("Invalid value {path} for configuration {name}"))
 }
 
-fn keystore(keys: &SslKeys) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+fn keystore(keys: &ListenerKeys) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let type_key = keys.name("ssl.keystore.type");
     let declared = keys.value("ssl.keystore.type").unwrap_or("JKS".into());
     let data = read_store(keys, "ssl.keystore.location")?;
@@ -424,7 +384,7 @@ fn pkcs12(data: &[u8], password: &str, location: &str) -> Result<p12_keystore::K
 }
 
 /// The trust store, if one is configured.
-pub fn truststore(keys: &SslKeys) -> Result<Option<RootCertStore>> {
+pub fn truststore(keys: &ListenerKeys) -> Result<Option<RootCertStore>> {
     let type_key = keys.name("ssl.truststore.type");
     let declared = keys.value("ssl.truststore.type").unwrap_or("JKS".into());
     let data = read_store(keys, "ssl.truststore.location")?;

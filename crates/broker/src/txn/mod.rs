@@ -832,11 +832,9 @@ impl Broker {
             let addr = format!("{}:{}", b.host, b.port);
             let request = markers_request(&parts, producer_id, producer_epoch, commit);
             let sent = tokio::time::timeout(crate::coordinator::write::COMMIT_TIMEOUT, async {
-                let mut c = ferrolog_client::Connection::connect_with(
-                    &addr,
-                    self.config.inter_broker_tls.as_ref(),
-                )
-                .await?;
+                let mut c =
+                    ferrolog_client::Connection::connect_with(&addr, &self.config.inter_broker)
+                        .await?;
                 c.send_version(&request, 1).await
             })
             .await

@@ -1,0 +1,567 @@
+//! SASL on a listener: the mechanisms it offers (`sasl.enabled.mechanisms`), PLAIN users from
+//! the JAAS config as Kafka's PlainLoginModule reads them, SCRAM-SHA-256/512 against the salted
+//! credentials in the metadata log, and the server side of each exchange.
+//!
+//! A failed authentication says the same for an unknown user and a wrong password, at the same
+//! step: an unknown SCRAM user gets a made-up salt and fails at the proof, like a wrong password.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use ferrolog_client::sasl::{scram, Mechanism};
+use subtle::ConstantTimeEq;
+
+use crate::config::Properties;
+use crate::metadata::ScramCredential;
+
+/// The largest SASL token (and request frame) accepted before authentication, as Kafka's
+/// `sasl.server.max.receive.size` default.
+pub const MAX_RECEIVE: usize = 512 * 1024;
+
+/// Kafka's bounds on SCRAM iterations.
+pub const MIN_ITERATIONS: i32 = 4096;
+pub const MAX_ITERATIONS: i32 = 16384;
+
+/// A listener's SASL set-up.
+#[derive(Debug, Clone)]
+pub struct SaslConfig {
+    pub mechanisms: Vec<Mechanism>,
+    /// PLAIN users and passwords (`user_<name>="<password>"` in the JAAS config).
+    plain_users: BTreeMap<String, String>,
+    /// `connections.max.reauth.ms`: the session lifetime told to clients (0: none).
+    pub reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failure_delay_ms: u64,
+}
+
+fn lookup(properties: &Properties, listener: &str, key: &str) -> Option<(String, String)> {
+    super::ListenerKeys::new(properties, listener).lookup(key)
+}
+
+/// The JAAS config of `mechanism` on `listener`
+/// (`listener.name.<listener>.<mechanism>.sasl.jaas.config`), as (key, value).
+pub fn jaas_config(
+    properties: &Properties,
+    listener: &str,
+    mechanism: Mechanism,
+) -> Option<(String, String)> {
+    let key = format!(
+        "listener.name.{}.{}.sasl.jaas.config",
+        listener.to_ascii_lowercase(),
+        mechanism.name().to_ascii_lowercase()
+    );
+    properties.get(&key).map(|v| (key, v.clone()))
+}
+
+/// The options of a JAAS login module entry: `Module required key="value" …;`.
+pub fn jaas_options(key: &str, text: &str) -> Result<(String, BTreeMap<String, String>)> {
+    let bad = |why: &str| anyhow!("Invalid value [hidden] for configuration {key}: {why}");
+    let text = text.trim();
+    let text = text
+        .strip_suffix(';')
+        .ok_or_else(|| bad("a JAAS entry ends with ';'"))?;
+    let mut words = text.splitn(3, char::is_whitespace);
+    let module = words
+        .next()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| bad("no login module"))?
+        .to_string();
+    match words.next().map(|f| f.to_ascii_lowercase()).as_deref() {
+        Some("required" | "requisite" | "sufficient" | "optional") => {}
+        _ => return Err(bad("the login module needs a control flag (required)")),
+    }
+    let mut options = BTreeMap::new();
+    let mut rest = words.next().unwrap_or("").trim_start();
+    while !rest.is_empty() {
+        let (name, after) = rest
+            .split_once('=')
+            .ok_or_else(|| bad("an option is name=\"value\""))?;
+        let after = after.trim_start();
+        let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => {
+                        if let Some((_, c)) = chars.next() {
+                            value.push(c);
+                        }
+                    }
+                    Some((i, '"')) => break i,
+                    Some((_, c)) => value.push(c),
+                    None => return Err(bad("an unterminated quoted value")),
+                }
+            };
+            (value, &quoted[end + 1..])
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
+        options.insert(name.trim().to_string(), value);
+        rest = after.trim_start();
+    }
+    Ok((module, options))
+}
+
+const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
+const SCRAM_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+
+/// Builds `listener`'s SASL set-up; a mechanism ferrolog lacks (GSSAPI, OAUTHBEARER) stops
+/// start-up naming the key.
+pub fn sasl_config(properties: &Properties, listener: &str) -> Result<SaslConfig> {
+    let (key, list) = lookup(properties, listener, "sasl.enabled.mechanisms")
+        .unwrap_or(("sasl.enabled.mechanisms".into(), "GSSAPI".into()));
+    let mut mechanisms = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let m = Mechanism::parse(name).ok_or_else(|| {
+            anyhow!("Invalid value {list} for configuration {key}: ferrolog does not implement SASL mechanism {name} (it has PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512)")
+        })?;
+        if !mechanisms.contains(&m) {
+            mechanisms.push(m);
+        }
+    }
+    if mechanisms.is_empty() {
+        bail!("Invalid value {list} for configuration {key}: listener {listener} needs a SASL mechanism");
+    }
+    let mut plain_users = BTreeMap::new();
+    if mechanisms.contains(&Mechanism::Plain) {
+        let (key, text) = jaas_config(properties, listener, Mechanism::Plain).ok_or_else(|| {
+            anyhow!(
+                "listener {listener} offers SASL PLAIN: its users are in listener.name.{}.plain.sasl.jaas.config ({PLAIN_MODULE} required user_<name>=\"<password>\";)",
+                listener.to_ascii_lowercase()
+            )
+        })?;
+        let (module, options) = jaas_options(&key, &text)?;
+        if module != PLAIN_MODULE {
+            bail!("Invalid value [hidden] for configuration {key}: the PLAIN login module is {PLAIN_MODULE}, not {module}");
+        }
+        for (name, value) in options {
+            if let Some(user) = name.strip_prefix("user_") {
+                plain_users.insert(user.to_string(), value);
+            }
+        }
+    }
+    for m in &mechanisms {
+        if let (Mechanism::ScramSha256 | Mechanism::ScramSha512, Some((key, text))) =
+            (m, jaas_config(properties, listener, *m))
+        {
+            let (module, _) = jaas_options(&key, &text)?;
+            if module != SCRAM_MODULE {
+                bail!("Invalid value [hidden] for configuration {key}: the SCRAM login module is {SCRAM_MODULE}, not {module}");
+            }
+        }
+    }
+    let number = |k: &str| -> Result<i64> {
+        let (name, v) = lookup(properties, listener, k).unwrap_or((k.into(), "0".into()));
+        v.trim()
+            .parse()
+            .map_err(|_| anyhow!("Invalid value {v} for configuration {name}"))
+    };
+    Ok(SaslConfig {
+        mechanisms,
+        plain_users,
+        reauth_ms: number("connections.max.reauth.ms")?.max(0),
+        failure_delay_ms: number("connection.failed.authentication.delay.ms")?.max(0) as u64,
+    })
+}
+
+/// The credentials this broker authenticates with on `listener` for inter-broker traffic:
+/// `sasl.mechanism.inter.broker.protocol` and the `username` / `password` of that mechanism's
+/// JAAS config.
+pub fn inter_broker_credentials(
+    properties: &Properties,
+    listener: &str,
+) -> Result<ferrolog_client::sasl::Credentials> {
+    let (key, name) = lookup(properties, listener, "sasl.mechanism.inter.broker.protocol")
+        .unwrap_or((
+            "sasl.mechanism.inter.broker.protocol".into(),
+            "GSSAPI".into(),
+        ));
+    let mechanism = Mechanism::parse(&name).ok_or_else(|| {
+        anyhow!("Invalid value {name} for configuration {key}: ferrolog does not implement SASL mechanism {name} between brokers (it has PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512)")
+    })?;
+    let (jaas_key, text) = jaas_config(properties, listener, mechanism).ok_or_else(|| {
+        anyhow!(
+            "brokers authenticate over listener {listener} with {}: set listener.name.{}.{}.sasl.jaas.config with username and password",
+            mechanism.name(),
+            listener.to_ascii_lowercase(),
+            mechanism.name().to_ascii_lowercase()
+        )
+    })?;
+    let (_, options) = jaas_options(&jaas_key, &text)?;
+    match (options.get("username"), options.get("password")) {
+        (Some(u), Some(p)) => Ok(ferrolog_client::sasl::Credentials {
+            mechanism,
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => bail!("Invalid value [hidden] for configuration {jaas_key}: brokers authenticate with its username and password options"),
+    }
+}
+
+/// One connection's authentication, from SaslHandshake to success or failure.
+pub struct Authenticator {
+    mechanism: Option<Mechanism>,
+    scram: Option<ScramServer>,
+}
+
+/// What a SASL token leads to.
+pub enum Step {
+    /// Send this token and wait for the next.
+    Challenge(Vec<u8>),
+    /// Authenticated as `User:<name>`; send the last token.
+    Done { principal: String, token: Vec<u8> },
+    /// Failed, with Kafka's message.
+    Failed(String),
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Authenticator {
+    pub fn new() -> Authenticator {
+        Authenticator {
+            mechanism: None,
+            scram: None,
+        }
+    }
+
+    /// SaslHandshake: picks `name` if the listener offers it.
+    pub fn handshake(&mut self, config: &SaslConfig, name: &str) -> bool {
+        self.mechanism = Mechanism::parse(name).filter(|m| config.mechanisms.contains(m));
+        self.scram = None;
+        self.mechanism.is_some()
+    }
+
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        self.mechanism
+    }
+
+    /// One token of the exchange. `credential` finds a user's SCRAM credential.
+    pub fn step(
+        &mut self,
+        config: &SaslConfig,
+        token: &[u8],
+        credential: impl Fn(&str, Mechanism) -> Option<ScramCredential>,
+    ) -> Step {
+        let Some(m) = self.mechanism else {
+            return Step::Failed("SaslAuthenticate before SaslHandshake".into());
+        };
+        match m {
+            Mechanism::Plain => match plain(config, token) {
+                Some(user) => Step::Done {
+                    principal: format!("User:{user}"),
+                    token: Vec::new(),
+                },
+                None => Step::Failed("Authentication failed: Invalid username or password".into()),
+            },
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+                let failed = || {
+                    Step::Failed(format!(
+                        "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                        m.name()
+                    ))
+                };
+                match self.scram.take() {
+                    None => match ScramServer::first(m, token, &credential) {
+                        Ok((server, reply)) => {
+                            self.scram = Some(server);
+                            Step::Challenge(reply.into_bytes())
+                        }
+                        Err(e) => {
+                            tracing::debug!("SCRAM client-first message refused: {e:#}");
+                            failed()
+                        }
+                    },
+                    Some(server) => match server.last(token) {
+                        Ok((user, reply)) => Step::Done {
+                            principal: format!("User:{user}"),
+                            token: reply.into_bytes(),
+                        },
+                        Err(e) => {
+                            // the reason stays in the log: the client hears the same for all
+                            tracing::debug!("SCRAM client-final message refused: {e:#}");
+                            failed()
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// PLAIN: `[authzid] NUL authcid NUL passwd`; the user if the password is theirs.
+fn plain(config: &SaslConfig, token: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(token).ok()?;
+    let mut parts = text.split('\0');
+    let (authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || user.is_empty() || (!authzid.is_empty() && authzid != user) {
+        return None;
+    }
+    let expected = config.plain_users.get(user)?;
+    bool::from(expected.as_bytes().ct_eq(password.as_bytes())).then(|| user.to_string())
+}
+
+/// The server side of a SCRAM exchange after the client-first message.
+struct ScramServer {
+    mechanism: Mechanism,
+    user: String,
+    /// `None` for an unknown user: the exchange runs on and fails at the proof.
+    credential: Option<ScramCredential>,
+    first_bare: String,
+    server_first: String,
+    nonce: String,
+    gs2_header: String,
+}
+
+impl ScramServer {
+    fn first(
+        m: Mechanism,
+        token: &[u8],
+        credential: &impl Fn(&str, Mechanism) -> Option<ScramCredential>,
+    ) -> Result<(ScramServer, String)> {
+        let text = std::str::from_utf8(token)?;
+        // gs2-header: no channel binding ("n") or not supported by the server ("y"), authzid
+        let (cb, rest) = text
+            .split_once(',')
+            .ok_or_else(|| anyhow!("no gs2 header"))?;
+        if cb != "n" && cb != "y" {
+            bail!("channel binding is not supported");
+        }
+        let (authzid, first_bare) = rest
+            .split_once(',')
+            .ok_or_else(|| anyhow!("no gs2 header"))?;
+        let gs2_header = format!("{cb},{authzid},");
+        let attrs = scram::attributes(first_bare)?;
+        let (user, client_nonce) = match attrs.as_slice() {
+            [('n', user), ('r', nonce), extensions @ ..] => {
+                // Kafka's `tokenauth` extension asks for delegation tokens, which ferrolog lacks
+                if extensions.iter().any(|(k, _)| *k == 't') {
+                    bail!("delegation tokens are not supported");
+                }
+                (scram::decode_name(user)?, nonce.to_string())
+            }
+            _ => bail!("client-first message is n=user,r=nonce"),
+        };
+        if let Some(z) = authzid.strip_prefix("a=") {
+            if scram::decode_name(z)? != user {
+                bail!("the authorization id is not the user");
+            }
+        }
+        let found = credential(&user, m);
+        let (salt, iterations) = match &found {
+            Some(c) => (c.salt.clone(), c.iterations),
+            None => (scram::random(16), MIN_ITERATIONS),
+        };
+        let nonce = format!("{client_nonce}{}", scram::nonce());
+        let server_first = format!("r={nonce},s={},i={iterations}", scram::b64(&salt));
+        Ok((
+            ScramServer {
+                mechanism: m,
+                user,
+                credential: found,
+                first_bare: first_bare.to_string(),
+                server_first: server_first.clone(),
+                nonce,
+                gs2_header,
+            },
+            server_first,
+        ))
+    }
+
+    /// Checks the client-final message's proof; returns the user and the server-final message.
+    fn last(self, token: &[u8]) -> Result<(String, String)> {
+        let m = self.mechanism;
+        let text = std::str::from_utf8(token)?;
+        let (without_proof, proof) = text
+            .rsplit_once(",p=")
+            .ok_or_else(|| anyhow!("client-final message has no proof"))?;
+        let attrs = scram::attributes(without_proof)?;
+        let (binding, nonce) = match attrs.as_slice() {
+            [('c', binding), ('r', nonce), ..] => (*binding, *nonce),
+            _ => bail!("client-final message is c=…,r=…,p=…"),
+        };
+        // Kafka checks that the nonce ends with the server's (librdkafka sends its own nonce
+        // in front of the whole server nonce)
+        if scram::unb64(binding)? != self.gs2_header.as_bytes() || !nonce.ends_with(&self.nonce) {
+            bail!("channel binding or nonce mismatch");
+        }
+        let credential = self.credential.ok_or_else(|| anyhow!("unknown user"))?;
+        let auth = format!("{},{},{without_proof}", self.first_bare, self.server_first);
+        let signature = scram::hmac(m, &credential.stored_key, auth.as_bytes());
+        let client_key = scram::xor(&scram::unb64(proof)?, &signature);
+        if !bool::from(scram::hash(m, &client_key).ct_eq(&credential.stored_key)) {
+            bail!("wrong password");
+        }
+        let server_signature = scram::hmac(m, &credential.server_key, auth.as_bytes());
+        Ok((self.user, format!("v={}", scram::b64(&server_signature))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolog_client::sasl::Credentials;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<SaslConfig> {
+        let p: Properties = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sasl_config(&p, "SASL_PLAINTEXT")
+    }
+
+    const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="al\"ice";"#;
+
+    #[test]
+    fn plain_users_come_from_the_jaas_config() {
+        let c = config(&[
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS),
+        ])
+        .unwrap();
+        let mut a = Authenticator::new();
+        assert!(a.handshake(&c, "PLAIN"));
+        let ok = |a: &mut Authenticator, token: &[u8]| match a.step(&c, token, |_, _| None) {
+            Step::Done { principal, .. } => Some(principal),
+            _ => None,
+        };
+        assert_eq!(
+            ok(&mut a, b"\0alice\0al\"ice").as_deref(),
+            Some("User:alice")
+        );
+        assert_eq!(
+            ok(&mut a, b"admin\0admin\0admin-secret").as_deref(),
+            Some("User:admin")
+        );
+        for bad in [
+            &b"\0alice\0wrong"[..],
+            b"\0bob\0x",
+            b"other\0alice\0al\"ice",
+            b"\0alice",
+            b"\xff",
+        ] {
+            assert!(ok(&mut a, bad).is_none(), "{bad:?}");
+        }
+        assert!(!a.handshake(&c, "SCRAM-SHA-256"));
+    }
+
+    #[test]
+    fn mechanisms_ferrolog_lacks_and_missing_users_stop_start_up() {
+        for (pairs, needle) in [
+            (vec![], "SASL mechanism GSSAPI"),
+            (
+                vec![("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")],
+                "OAUTHBEARER",
+            ),
+            (
+                vec![("sasl.enabled.mechanisms", "PLAIN")],
+                "plain.sasl.jaas.config",
+            ),
+            (
+                vec![
+                    ("sasl.enabled.mechanisms", "PLAIN"),
+                    (
+                        "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                        "x required;",
+                    ),
+                ],
+                "the PLAIN login module is",
+            ),
+            (
+                vec![
+                    ("sasl.enabled.mechanisms", "PLAIN"),
+                    ("listener.name.sasl_plaintext.plain.sasl.jaas.config", "x"),
+                ],
+                "ends with ';'",
+            ),
+        ] {
+            let e = config(&pairs).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        // the listener's own list wins
+        let c = config(&[
+            ("sasl.enabled.mechanisms", "GSSAPI"),
+            (
+                "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+                "SCRAM-SHA-512",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.mechanisms, [Mechanism::ScramSha512]);
+    }
+
+    fn credential(m: Mechanism, password: &str) -> ScramCredential {
+        let salt = scram::random(16);
+        let salted = scram::salted_password(m, password, &salt, 4096);
+        let (stored_key, server_key) = scram::keys(m, &salted);
+        ScramCredential {
+            salt,
+            stored_key,
+            server_key,
+            iterations: 4096,
+        }
+    }
+
+    /// Runs a whole exchange with the real client; the principal, or the failure message.
+    fn exchange(
+        c: &SaslConfig,
+        stored: &ScramCredential,
+        user: &str,
+        password: &str,
+    ) -> Result<String, String> {
+        let m = c.mechanisms[0];
+        let creds = Credentials {
+            mechanism: m,
+            username: user.into(),
+            password: password.into(),
+        };
+        let lookup = |u: &str, _| (u == "alice").then(|| stored.clone());
+        let mut a = Authenticator::new();
+        assert!(a.handshake(c, m.name()));
+        let (mut client, first) = scram::Client::start(&creds);
+        let server_first = match a.step(c, first.as_bytes(), lookup) {
+            Step::Challenge(t) => String::from_utf8(t).unwrap(),
+            Step::Failed(e) => return Err(e),
+            Step::Done { .. } => panic!("done after the first message"),
+        };
+        let last = client.finish(&server_first).unwrap();
+        match a.step(c, last.as_bytes(), lookup) {
+            Step::Done { principal, token } => {
+                client.verify(std::str::from_utf8(&token).unwrap()).unwrap();
+                Ok(principal)
+            }
+            Step::Failed(e) => Err(e),
+            Step::Challenge(_) => panic!("a third round"),
+        }
+    }
+
+    #[test]
+    fn scram_accepts_the_password_and_fails_alike_for_a_wrong_one_or_an_unknown_user() {
+        for m in [Mechanism::ScramSha256, Mechanism::ScramSha512] {
+            let c = config(&[("sasl.enabled.mechanisms", m.name())]).unwrap();
+            let stored = credential(m, "alice-secret");
+            assert_eq!(
+                exchange(&c, &stored, "alice", "alice-secret").unwrap(),
+                "User:alice"
+            );
+            let wrong = exchange(&c, &stored, "alice", "nope").unwrap_err();
+            let unknown = exchange(&c, &stored, "mallory", "x").unwrap_err();
+            assert_eq!(wrong, unknown);
+            assert!(wrong.contains(m.name()), "{wrong}");
+        }
+        // garbage at either step fails, never panics
+        let c = config(&[("sasl.enabled.mechanisms", "SCRAM-SHA-256")]).unwrap();
+        for token in [&b""[..], b"p=x,,n=a,r=b", b"n,,", b"n,,n=a", b"\xff\xfe"] {
+            let mut a = Authenticator::new();
+            a.handshake(&c, "SCRAM-SHA-256");
+            assert!(
+                matches!(a.step(&c, token, |_, _| None), Step::Failed(_)),
+                "{token:?}"
+            );
+        }
+    }
+}
