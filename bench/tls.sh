@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# TLS side by side: produce and consume throughput, and broker CPU, over PLAINTEXT and over SSL
-# (mutual TLS, the same PKCS12 stores), for ferrolog and Apache Kafka in one run. A benchmark,
+# TLS and SASL side by side: produce and consume throughput, and broker CPU, over PLAINTEXT, SSL
+# (mutual TLS, the same PKCS12 stores) and SASL_SSL with SCRAM-SHA-512 (the user bootstrapped with
+# --add-scram, as kafka-storage format takes it), for ferrolog and Apache Kafka in one run. A benchmark,
 # not a test: it asserts only that every record was read back.
 #
 #   bash bench/tls.sh [records]        (default 300000 records of 1 KiB)
@@ -39,10 +40,37 @@ ssl.truststore.password=storepass
 ssl.client.auth=required
 EOF
 }
+cat > "$work/client-sasl_ssl.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$certs/truststore.p12
+ssl.truststore.password=storepass
+EOF
+broker_sasl_ssl() { # port controller-port: SASL_SSL with SCRAM-SHA-512, brokers authenticating as admin
+  cat <<EOF
+listeners=SASL_SSL://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
+advertised.listeners=SASL_SSL://127.0.0.1:$1
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+inter.broker.listener.name=SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$certs/server.p12
+ssl.keystore.password=storepass
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$certs/truststore.p12
+ssl.truststore.password=storepass
+EOF
+}
+scram_admin="SCRAM-SHA-512=[name=admin,password=admin-secret]"
 kcat_flags() { # mode
-  if [ "$1" = ssl ]; then
-    echo "-X security.protocol=ssl -X ssl.ca.location=$certs/ca.pem -X ssl.certificate.location=$certs/client.pem -X ssl.key.location=$certs/client.key"
-  fi
+  case "$1" in
+    ssl) echo "-X security.protocol=ssl -X ssl.ca.location=$certs/ca.pem -X ssl.certificate.location=$certs/client.pem -X ssl.key.location=$certs/client.key" ;;
+    sasl_ssl) echo "-X security.protocol=sasl_ssl -X ssl.ca.location=$certs/ca.pem -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=admin -X sasl.password=admin-secret" ;;
+  esac
 }
 
 run_one() { # name mode bootstrap pid
@@ -71,14 +99,21 @@ run_one() { # name mode bootstrap pid
 
 say "TLS: ferrolog vs Apache Kafka, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $records records of 1 KiB"
 say "producer: Kafka's ProducerPerformance (acks=1 linger.ms=5 batch.size=65536); consumer: kcat (librdkafka); mutual TLS, PKCS12 stores"
-for mode in plaintext ssl; do
-  EXTRA_PROPS=""
-  [ "$mode" = ssl ] && EXTRA_PROPS=$(broker_ssl $fl_port 0)
+for mode in plaintext ssl sasl_ssl; do
+  EXTRA_PROPS="" FERROLOG_ARGS="" KAFKA_FORMAT_ARGS=""
+  case $mode in
+    ssl) EXTRA_PROPS=$(broker_ssl $fl_port 0) ;;
+    sasl_ssl) EXTRA_PROPS=$(broker_sasl_ssl $fl_port 0); FERROLOG_ARGS="--add-scram $scram_admin" ;;
+  esac
   start_ferrolog
+  [ "$mode" = sasl_ssl ] && sleep 2 # the --add-scram credential is created once serving
   run_one ferrolog $mode "127.0.0.1:$fl_port" "$fl_pid"
   stop_broker "$fl_pid"
-  EXTRA_PROPS=""
-  [ "$mode" = ssl ] && EXTRA_PROPS=$(broker_ssl $kafka_port 29093)
+  EXTRA_PROPS="" FERROLOG_ARGS="" KAFKA_FORMAT_ARGS=""
+  case $mode in
+    ssl) EXTRA_PROPS=$(broker_ssl $kafka_port 29093) ;;
+    sasl_ssl) EXTRA_PROPS=$(broker_sasl_ssl $kafka_port 29093); KAFKA_FORMAT_ARGS="--add-scram $scram_admin" ;;
+  esac
   start_kafka
   run_one kafka $mode "127.0.0.1:$kafka_port" "$kafka_pid"
   stop_broker "$kafka_pid"
@@ -90,4 +125,7 @@ say "produce SSL rec/s        $ferrolog_ssl_produce   $kafka_ssl_produce   $(r "
 say "consume SSL MB/s         $ferrolog_ssl_consume   $kafka_ssl_consume   $(r "$ferrolog_ssl_consume" "$kafka_ssl_consume")"
 say "broker CPU produce SSL s $ferrolog_ssl_pcpu   $kafka_ssl_pcpu   $(r "$ferrolog_ssl_pcpu" "$kafka_ssl_pcpu")"
 say "broker CPU consume SSL s $ferrolog_ssl_ccpu   $kafka_ssl_ccpu   $(r "$ferrolog_ssl_ccpu" "$kafka_ssl_ccpu")"
+say "produce SASL_SSL rec/s   $ferrolog_sasl_ssl_produce   $kafka_sasl_ssl_produce   $(r "$ferrolog_sasl_ssl_produce" "$kafka_sasl_ssl_produce")"
+say "consume SASL_SSL MB/s    $ferrolog_sasl_ssl_consume   $kafka_sasl_ssl_consume   $(r "$ferrolog_sasl_ssl_consume" "$kafka_sasl_ssl_consume")"
+say "SASL_SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_sasl_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_sasl_ssl_consume" "$ferrolog_plaintext_consume"); Kafka produce $(r "$kafka_sasl_ssl_produce" "$kafka_plaintext_produce"), consume $(r "$kafka_sasl_ssl_consume" "$kafka_plaintext_consume")"
 say "SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_ssl_consume" "$ferrolog_plaintext_consume"); Kafka produce $(r "$kafka_ssl_produce" "$kafka_plaintext_produce"), consume $(r "$kafka_ssl_consume" "$kafka_plaintext_consume")"

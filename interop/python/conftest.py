@@ -14,10 +14,11 @@ BINARY = os.environ.get("FERROLOG_BIN", os.path.join(ROOT, "target", "debug", "f
 
 
 class Ferrolog:
-    def __init__(self, overrides=()):
+    def __init__(self, overrides=(), args=()):
         self.dir = tempfile.mkdtemp(prefix="ferrolog-interop-")
         self.port = 0  # the OS picks a free port; the server logs which
         self.overrides = list(overrides)
+        self.args = list(args)
         self.proc = None
         self.start()
 
@@ -30,6 +31,7 @@ class Ferrolog:
                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:0"]
         for o in self.overrides:
             cmd += ["--override", o]
+        cmd += self.args
         log_path = os.path.join(self.dir, "server.log")
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)

@@ -262,3 +262,32 @@ def test_sasl_ssl_with_scram_and_kcat(tmp_path):
         assert out.stdout.split() == [b"x", b"y"]
     finally:
         b.stop()
+
+
+def test_scram_only_listener_bootstrapped_with_add_scram():
+    """No PLAIN at all: the first user comes from --add-scram (kafka-storage format --add-scram's
+    syntax), and the broker authenticates to itself with SCRAM for transaction markers."""
+    jaas = ('org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" '
+            'password="admin-secret";')
+    b = Ferrolog([
+        "listeners=SASL_PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        f"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={jaas}",
+    ], args=["--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret,iterations=8192]"])
+    try:
+        c = conf(b, "SCRAM-SHA-512", "admin", "admin-secret")
+        deadline = time.time() + 30
+        while True:
+            try:
+                AdminClient(c).list_topics(timeout=2)
+                break
+            except KafkaException:
+                assert time.time() < deadline, "the --add-scram user never authenticated"
+        t = Producer({**c, "transactional.id": "scram-tx"})
+        t.init_transactions(30)
+        t.begin_transaction()
+        t.produce("scram-txn", value=b"v")
+        t.commit_transaction(30)
+    finally:
+        b.stop()

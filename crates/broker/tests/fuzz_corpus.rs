@@ -214,3 +214,9 @@ fn record_batch_corpus_parses_without_panic() {
     assert!(n >= 6, "corpus has only {n} inputs");
     assert!(valid >= 10, "seed batches must validate, {valid} did");
 }
+
+#[test]
+fn sasl_token_corpus_runs_without_panic() {
+    let n = replay("sasl_token", ferrolog_broker::security::sasl::fuzz_tokens);
+    assert!(n >= 7, "corpus has only {n} inputs");
+}

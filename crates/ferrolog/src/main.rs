@@ -53,6 +53,13 @@ enum Command {
         /// --initial-controllers; used when the data directory is new).
         #[arg(long)]
         initial_controllers: Option<String>,
+        /// A SCRAM user to create at start-up if it has no credential for that mechanism yet,
+        /// as kafka-storage format --add-scram takes it:
+        /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (iterations=… optional;
+        /// repeatable). A credential changed or deleted since is left alone only while this
+        /// flag is not given again.
+        #[arg(long = "add-scram", value_name = "MECHANISM=[name=…,password=…]")]
+        add_scram: Vec<String>,
     },
     /// Start a local cluster of N nodes (each broker+controller), or describe a cluster.
     Cluster(cluster::ClusterArgs),
@@ -108,12 +115,13 @@ fn main() -> Result<()> {
                 data_dir,
                 standalone,
                 initial_controllers,
+                add_scram,
             } => {
                 let initial = InitialControllers {
                     standalone,
                     listed: initial_controllers,
                 };
-                server(config, overrides, data_dir, initial).await
+                server(config, overrides, data_dir, initial, add_scram).await
             }
             Command::Cluster(args) => cluster::run(args).await,
             Command::ElectLeaders(args) => elect::run(args).await,
@@ -219,6 +227,45 @@ async fn controller_only(config: BrokerConfig) -> Result<()> {
     Ok(())
 }
 
+/// `--add-scram`: creates each credential the metadata does not have yet, once this broker is
+/// serving (in a cluster, through the controller quorum; retried until it is reachable).
+async fn bootstrap_scram(
+    broker: std::sync::Arc<ferrolog_broker::Broker>,
+    users: Vec<(String, ferrolog_broker::metadata::MetadataRecord)>,
+) {
+    use ferrolog_broker::metadata::MetadataRecord;
+    broker.wait_unfenced().await;
+    for (user, record) in users {
+        let MetadataRecord::ScramCredential { mechanism, .. } = &record else {
+            continue;
+        };
+        loop {
+            let image = broker.controller.image();
+            if image
+                .scram
+                .get(&user)
+                .is_some_and(|c| c.contains_key(mechanism))
+            {
+                break;
+            }
+            match broker.controller.commit(std::slice::from_ref(&record)) {
+                Ok(_) => {
+                    tracing::info!(
+                        user,
+                        mechanism,
+                        "created the SCRAM credential of --add-scram"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(user, "creating the SCRAM credential of --add-scram: {e:#}");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
 /// `--standalone` / `--initial-controllers`.
 struct InitialControllers {
     standalone: bool,
@@ -230,7 +277,13 @@ async fn server(
     overrides: Vec<String>,
     data_dir: Option<PathBuf>,
     initial: InitialControllers,
+    add_scram: Vec<String>,
 ) -> Result<()> {
+    // checked before anything starts: a bad credential stops start-up
+    let scram_users = add_scram
+        .iter()
+        .map(|s| ferrolog_broker::security::sasl::parse_add_scram(s))
+        .collect::<Result<Vec<_>>>()?;
     let mut props = Properties::new();
     if let Some(path) = &config {
         let text =
@@ -365,6 +418,9 @@ async fn server(
             broker.wait_unfenced().await;
             ferrolog_broker::server::serve(broker, listener, security).await
         }));
+    }
+    if !scram_users.is_empty() {
+        tokio::spawn(bootstrap_scram(broker.clone(), scram_users));
     }
     let background = tokio::spawn(broker.clone().run_background());
     if broker.config.cleaner_enable {

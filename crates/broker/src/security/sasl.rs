@@ -401,6 +401,103 @@ impl ScramServer {
     }
 }
 
+/// A SCRAM credential given as `kafka-storage format --add-scram` takes it:
+/// `SCRAM-SHA-256=[name=alice,password=alice-secret]`, optionally with `iterations=…`.
+/// Returns the user and the metadata record that creates the credential (a fresh salt).
+pub fn parse_add_scram(text: &str) -> Result<(String, crate::metadata::MetadataRecord)> {
+    let bad = |why: &str| anyhow!("--add-scram {text:?}: {why}");
+    let (mechanism, rest) = text
+        .split_once('=')
+        .ok_or_else(|| bad("expected MECHANISM=[name=…,password=…]"))?;
+    let m = Mechanism::parse(mechanism)
+        .filter(|m| m.scram_type().is_some())
+        .ok_or_else(|| bad("the mechanism is SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+    let inner = rest
+        .trim()
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or_else(|| bad("the settings go in [ ]"))?;
+    let mut settings = BTreeMap::new();
+    for pair in inner.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| bad("settings are key=value"))?;
+        let v = v.trim().trim_matches('"');
+        settings.insert(k.trim().to_ascii_lowercase(), v.to_string());
+    }
+    let user = settings
+        .remove("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("name= is required"))?;
+    let password = settings
+        .remove("password")
+        .ok_or_else(|| bad("password= is required"))?;
+    let iterations = match settings.remove("iterations") {
+        Some(i) => i
+            .parse::<i32>()
+            .map_err(|_| bad("iterations is a number"))?,
+        None => MIN_ITERATIONS,
+    };
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+        return Err(bad(&format!(
+            "iterations must be {MIN_ITERATIONS} to {MAX_ITERATIONS}"
+        )));
+    }
+    if let Some(k) = settings.keys().next() {
+        return Err(bad(&format!(
+            "unknown setting {k} (ferrolog takes name, password, iterations)"
+        )));
+    }
+    let salt = scram::random(32);
+    let salted = scram::salted_password(m, &password, &salt, iterations as u32);
+    let (stored_key, server_key) = scram::keys(m, &salted);
+    Ok((
+        user.clone(),
+        crate::metadata::MetadataRecord::ScramCredential {
+            user,
+            mechanism: m.name().to_string(),
+            credential: ScramCredential {
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            },
+        },
+    ))
+}
+
+/// Drives every server-side parser with `data` as a client token: PLAIN, a SCRAM client-first
+/// message, and a SCRAM client-final message after a valid first one. What the `sasl_token`
+/// fuzz target and its corpus replay run; any input must fail or succeed, never panic.
+#[doc(hidden)]
+pub fn fuzz_tokens(data: &[u8]) {
+    let config = SaslConfig {
+        mechanisms: vec![Mechanism::Plain, Mechanism::ScramSha256],
+        plain_users: [("alice".to_string(), "alice-secret".to_string())].into(),
+        reauth_ms: 0,
+        failure_delay_ms: 0,
+    };
+    let credential = |user: &str, _: Mechanism| {
+        (user == "alice").then(|| ScramCredential {
+            salt: b"salt".to_vec(),
+            stored_key: vec![1; 32],
+            server_key: vec![2; 32],
+            iterations: MIN_ITERATIONS,
+        })
+    };
+    let mut plain = Authenticator::new();
+    plain.handshake(&config, "PLAIN");
+    let _ = plain.step(&config, data, credential);
+    let mut first = Authenticator::new();
+    first.handshake(&config, "SCRAM-SHA-256");
+    let _ = first.step(&config, data, credential);
+    let mut last = Authenticator::new();
+    last.handshake(&config, "SCRAM-SHA-256");
+    if let Step::Challenge(_) = last.step(&config, b"n,,n=alice,r=fuzz", credential) {
+        let _ = last.step(&config, data, credential);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +633,41 @@ mod tests {
             }
             Step::Failed(e) => Err(e),
             Step::Challenge(_) => panic!("a third round"),
+        }
+    }
+
+    #[test]
+    fn add_scram_takes_kafka_storage_syntax() {
+        let (user, record) =
+            parse_add_scram("SCRAM-SHA-512=[name=alice,password=\"alice-secret\",iterations=8192]")
+                .unwrap();
+        assert_eq!(user, "alice");
+        let crate::metadata::MetadataRecord::ScramCredential {
+            mechanism,
+            credential,
+            ..
+        } = record
+        else {
+            panic!("{record:?}");
+        };
+        assert_eq!(
+            (mechanism.as_str(), credential.iterations),
+            ("SCRAM-SHA-512", 8192)
+        );
+        // the credential checks the password it was made from
+        let c = config(&[("sasl.enabled.mechanisms", "SCRAM-SHA-512")]).unwrap();
+        assert_eq!(
+            exchange(&c, &credential, "alice", "alice-secret").unwrap(),
+            "User:alice"
+        );
+        for bad in [
+            "PLAIN=[name=a,password=b]",
+            "SCRAM-SHA-256=[password=b]",
+            "SCRAM-SHA-256=name=a,password=b",
+            "SCRAM-SHA-256=[name=a,password=b,iterations=10]",
+            "SCRAM-SHA-256=[name=a,password=b,salt=x]",
+        ] {
+            assert!(parse_add_scram(bad).is_err(), "{bad}");
         }
     }
 
