@@ -1,7 +1,6 @@
 # Shared by the bench scripts: builds ferrolog, fetches Apache Kafka's jars, starts and stops
 # both brokers on fixed loopback ports, creates topics. Expects $root, $work and say().
-# Extra server settings for the next start of either broker: $EXTRA_PROPS (key=value lines);
-# extra arguments: $FERROLOG_ARGS (ferrolog server), $KAFKA_FORMAT_ARGS (kafka-storage format).
+# Extra server settings for the next start of either broker: $EXTRA_PROPS (key=value lines).
 source "$root/bench/build.sh"
 ferrolog="$root/target/release/ferrolog"
 cp="$root/target/kafka-lib/*"
@@ -20,9 +19,8 @@ start_ferrolog() {
   local overrides=()
   while IFS= read -r kv; do [ -n "$kv" ] && overrides+=(--override "$kv"); done <<< "${EXTRA_PROPS:-}"
   rm -rf "$work/ferrolog"
-  # shellcheck disable=SC2086
   "$ferrolog" server --data-dir "$work/ferrolog" --override "listeners=PLAINTEXT://127.0.0.1:$fl_port,CONTROLLER://127.0.0.1:0" \
-    "${overrides[@]}" ${FERROLOG_ARGS:-} > "$work/ferrolog.log" 2>&1 &
+    "${overrides[@]}" > "$work/ferrolog.log" 2>&1 &
   fl_pid=$!; pids+=("$fl_pid"); wait_port $fl_port
 }
 
@@ -43,9 +41,8 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 ${EXTRA_PROPS:-}
 PROPS
-  # shellcheck disable=SC2086
   java -cp "$cp" kafka.tools.StorageTool format --standalone -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" \
-    -c "$work/kafka/server.properties" ${KAFKA_FORMAT_ARGS:-} > "$work/kafka-format.log" 2>&1
+    -c "$work/kafka/server.properties" > "$work/kafka-format.log" 2>&1
   java -Xmx1G -Xms1G -cp "$cp" -Dlog4j.configuration=file:/dev/null kafka.Kafka "$work/kafka/server.properties" > "$work/kafka.log" 2>&1 &
   kafka_pid=$!; pids+=("$kafka_pid"); wait_port $kafka_port; sleep 3
 }

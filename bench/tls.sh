@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TLS and SASL side by side: produce and consume throughput, and broker CPU, over PLAINTEXT, SSL
-# (mutual TLS, the same PKCS12 stores) and SASL_SSL with SCRAM-SHA-512 (the user bootstrapped with
-# --add-scram, as kafka-storage format takes it), for ferrolog and Apache Kafka in one run. A benchmark,
+# (mutual TLS, the same PKCS12 stores) and SASL_SSL with SCRAM-SHA-512 (the user created with
+# Kafka's kafka-configs over a PLAINTEXT listener), for ferrolog and Apache Kafka in one run. A benchmark,
 # not a test: it asserts only that every record was read back.
 #
 #   bash bench/tls.sh [records]        (default 300000 records of 1 KiB)
@@ -48,15 +48,15 @@ ssl.truststore.type=PKCS12
 ssl.truststore.location=$certs/truststore.p12
 ssl.truststore.password=storepass
 EOF
-broker_sasl_ssl() { # port controller-port: SASL_SSL with SCRAM-SHA-512, brokers authenticating as admin
+broker_sasl_ssl() { # port plaintext-port controller-port: clients on SASL_SSL with SCRAM-SHA-512;
+  # the SCRAM user is created through the PLAINTEXT listener (which brokers talk over)
   cat <<EOF
-listeners=SASL_SSL://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
-advertised.listeners=SASL_SSL://127.0.0.1:$1
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
-inter.broker.listener.name=SASL_SSL
+listeners=SASL_SSL://127.0.0.1:$1,PLAINTEXT://127.0.0.1:$2,CONTROLLER://127.0.0.1:$3
+advertised.listeners=SASL_SSL://127.0.0.1:$1,PLAINTEXT://127.0.0.1:$2
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$certs/server.p12
 ssl.keystore.password=storepass
@@ -65,7 +65,10 @@ ssl.truststore.location=$certs/truststore.p12
 ssl.truststore.password=storepass
 EOF
 }
-scram_admin="SCRAM-SHA-512=[name=admin,password=admin-secret]"
+add_admin() { # plaintext port
+  java -cp "$cp" kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$1" --alter \
+    --add-config 'SCRAM-SHA-512=[password=admin-secret]' --entity-type users --entity-name admin > /dev/null
+}
 kcat_flags() { # mode
   case "$1" in
     ssl) echo "-X security.protocol=ssl -X ssl.ca.location=$certs/ca.pem -X ssl.certificate.location=$certs/client.pem -X ssl.key.location=$certs/client.key" ;;
@@ -100,21 +103,26 @@ run_one() { # name mode bootstrap pid
 say "TLS: ferrolog vs Apache Kafka, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $records records of 1 KiB"
 say "producer: Kafka's ProducerPerformance (acks=1 linger.ms=5 batch.size=65536); consumer: kcat (librdkafka); mutual TLS, PKCS12 stores"
 for mode in plaintext ssl sasl_ssl; do
-  EXTRA_PROPS="" FERROLOG_ARGS="" KAFKA_FORMAT_ARGS=""
+  EXTRA_PROPS=""
   case $mode in
     ssl) EXTRA_PROPS=$(broker_ssl $fl_port 0) ;;
-    sasl_ssl) EXTRA_PROPS=$(broker_sasl_ssl $fl_port 0); FERROLOG_ARGS="--add-scram $scram_admin" ;;
+    sasl_ssl) EXTRA_PROPS=$(broker_sasl_ssl $fl_port $((fl_port + 1)) 0) ;;
   esac
   start_ferrolog
-  [ "$mode" = sasl_ssl ] && sleep 2 # the --add-scram credential is created once serving
+  [ "$mode" = sasl_ssl ] && add_admin $((fl_port + 1))
   run_one ferrolog $mode "127.0.0.1:$fl_port" "$fl_pid"
   stop_broker "$fl_pid"
-  EXTRA_PROPS="" FERROLOG_ARGS="" KAFKA_FORMAT_ARGS=""
+  EXTRA_PROPS=""
   case $mode in
     ssl) EXTRA_PROPS=$(broker_ssl $kafka_port 29093) ;;
-    sasl_ssl) EXTRA_PROPS=$(broker_sasl_ssl $kafka_port 29093); KAFKA_FORMAT_ARGS="--add-scram $scram_admin" ;;
+    sasl_ssl)
+      # Kafka 4.1.1 refused the SCRAM user in this set-up in every try (created with kafka-configs
+      # or kafka-storage format --add-scram); BENCH_KAFKA_SASL=1 tries again
+      if [ -z "${BENCH_KAFKA_SASL:-}" ]; then say "kafka sasl_ssl: skipped"; continue; fi
+      EXTRA_PROPS=$(broker_sasl_ssl $kafka_port 29095 29093) ;;
   esac
   start_kafka
+  [ "$mode" = sasl_ssl ] && add_admin 29095
   run_one kafka $mode "127.0.0.1:$kafka_port" "$kafka_pid"
   stop_broker "$kafka_pid"
 done
@@ -125,7 +133,9 @@ say "produce SSL rec/s        $ferrolog_ssl_produce   $kafka_ssl_produce   $(r "
 say "consume SSL MB/s         $ferrolog_ssl_consume   $kafka_ssl_consume   $(r "$ferrolog_ssl_consume" "$kafka_ssl_consume")"
 say "broker CPU produce SSL s $ferrolog_ssl_pcpu   $kafka_ssl_pcpu   $(r "$ferrolog_ssl_pcpu" "$kafka_ssl_pcpu")"
 say "broker CPU consume SSL s $ferrolog_ssl_ccpu   $kafka_ssl_ccpu   $(r "$ferrolog_ssl_ccpu" "$kafka_ssl_ccpu")"
-say "produce SASL_SSL rec/s   $ferrolog_sasl_ssl_produce   $kafka_sasl_ssl_produce   $(r "$ferrolog_sasl_ssl_produce" "$kafka_sasl_ssl_produce")"
-say "consume SASL_SSL MB/s    $ferrolog_sasl_ssl_consume   $kafka_sasl_ssl_consume   $(r "$ferrolog_sasl_ssl_consume" "$kafka_sasl_ssl_consume")"
-say "SASL_SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_sasl_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_sasl_ssl_consume" "$ferrolog_plaintext_consume"); Kafka produce $(r "$kafka_sasl_ssl_produce" "$kafka_plaintext_produce"), consume $(r "$kafka_sasl_ssl_consume" "$kafka_plaintext_consume")"
+say "SASL_SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_sasl_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_sasl_ssl_consume" "$ferrolog_plaintext_consume")"
+if [ -n "${kafka_sasl_ssl_produce:-}" ]; then
+  say "produce SASL_SSL rec/s   $ferrolog_sasl_ssl_produce   $kafka_sasl_ssl_produce   $(r "$ferrolog_sasl_ssl_produce" "$kafka_sasl_ssl_produce")"
+  say "consume SASL_SSL MB/s    $ferrolog_sasl_ssl_consume   $kafka_sasl_ssl_consume   $(r "$ferrolog_sasl_ssl_consume" "$kafka_sasl_ssl_consume")"
+fi
 say "SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_ssl_consume" "$ferrolog_plaintext_consume"); Kafka produce $(r "$kafka_ssl_produce" "$kafka_plaintext_produce"), consume $(r "$kafka_ssl_consume" "$kafka_plaintext_consume")"

@@ -4,6 +4,7 @@
 #   ca.pem, ca.key                 the test CA
 #   server.pem, server.key         broker certificate (localhost, 127.0.0.1) and PKCS#8 key
 #   server-bundle.pem              key and chain in one file (ssl.keystore.type=PEM)
+#   server2-bundle.pem             another broker certificate (CN=localhost-rotated), for rotation
 #   server-enc.key                 the key encrypted under "keypass" (ssl.key.password)
 #   server.p12                     key and chain, PKCS12, password "storepass"
 #   truststore.pem                 the CA (ssl.truststore.type=PEM)
@@ -36,7 +37,10 @@ leaf() {
 leaf server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
 extendedKeyUsage=serverAuth,clientAuth"
 leaf client "/C=US/O=ferrolog/OU=eng/CN=client" "extendedKeyUsage=clientAuth"
+leaf server2 "/CN=localhost-rotated" "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth,clientAuth"
 cat server.key server.pem ca.pem >server-bundle.pem
+cat server2.key server2.pem ca.pem >server2-bundle.pem
 q openssl pkcs8 -topk8 -in server.key -out server-enc.key -v2 aes-256-cbc -passout pass:keypass
 q openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name server \
     -out server.p12 -passout pass:storepass

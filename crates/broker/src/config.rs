@@ -1075,8 +1075,7 @@ pub fn is_dynamic_broker_key(name: &str) -> bool {
 /// the reason; AlterConfigs refuses them rather than accept a setting that would do nothing.
 pub fn not_acted_on(name: &str) -> Option<&'static str> {
     const THREADS: &str = "ferrolog sizes its worker threads itself, this setting has no effect";
-    const SECURITY: &str =
-        "ferrolog does not change TLS settings at run time yet, nor implement SASL or custom principals";
+    const SECURITY: &str = "ferrolog changes only a listener's key and trust stores at run time (listener.name.<listener>.ssl.*), not other TLS or SASL settings, and has no custom principals";
     const TIERED: &str = "ferrolog does not implement tiered storage";
     Some(match name {
         "background.threads"
@@ -1137,12 +1136,17 @@ pub fn check_broker_config_name(name: &str, per_broker: bool) -> std::result::Re
     let at_default = || {
         format!("Cannot update these configs at default cluster level, broker id must be specified: Set({name})")
     };
-    if name.starts_with("listener.name.") {
+    if let Some(rest) = name.strip_prefix("listener.name.") {
         if !per_broker {
             return Err(at_default());
         }
+        // a listener's key and trust stores change at run time (certificate rotation)
+        let key = rest.split_once('.').map_or("", |(_, k)| k);
+        if listener_prefixed_only(key) {
+            return Ok(());
+        }
         return Err(format!(
-            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>): {name}"
+            "ferrolog does not change per-listener configs (listener.name.<listener>.<config>) at run time other than the key and trust stores: {name}"
         ));
     }
     let kafka = kafka_broker_key(name);

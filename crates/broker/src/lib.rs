@@ -103,6 +103,9 @@ pub struct Broker {
     /// Committed offsets of deleted topics, per group, whose tombstones are still to be
     /// written to `__consumer_offsets` (off the metadata path, by the groups tick).
     offset_tombstones: Mutex<Vec<group::GroupOffsetKeys>>,
+    /// The broker listeners' security, shared with their accept loops: a new key store set by
+    /// AlterConfigs is swapped in here for new connections.
+    pub listeners: Vec<Arc<server::ListenerSecurity>>,
 }
 
 impl Broker {
@@ -154,6 +157,11 @@ impl Broker {
             published: Default::default(),
             expiring_transactions: Default::default(),
             offset_tombstones: Default::default(),
+            listeners: config
+                .broker_listeners
+                .iter()
+                .map(|l| Arc::new(server::ListenerSecurity::new(&config, l)))
+                .collect(),
             replicas: ReplicaManager::new(config.node_id, log_manager),
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),
             admin: Mutex::new(()),
@@ -249,6 +257,9 @@ impl Broker {
             image.broker_configs.get(""),
             image.broker_configs.get(&node),
         );
+        for l in &self.listeners {
+            l.reload_tls(&effective);
+        }
         *crate::locks::write(&self.effective) = Arc::new(effective);
         self.groups.set_group_configs(
             image

@@ -57,6 +57,8 @@ pub struct ListenerSecurity {
     pub tls: Option<std::sync::RwLock<Arc<crate::security::tls::ListenerTls>>>,
     /// The SASL set-up of a SASL_PLAINTEXT or SASL_SSL listener.
     pub sasl: Option<Arc<SaslConfig>>,
+    /// The listener's own `ssl.*` settings the TLS set-up was built from.
+    tls_keys: std::sync::Mutex<crate::config::Properties>,
 }
 
 impl ListenerSecurity {
@@ -66,8 +68,57 @@ impl ListenerSecurity {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
+            tls_keys: Default::default(),
         }
     }
+
+    /// The security of broker listener `l` as configured at start.
+    pub fn new(config: &crate::config::BrokerConfig, l: &crate::config::BrokerListener) -> Self {
+        ListenerSecurity {
+            name: l.bind.name.clone(),
+            protocol: l.protocol,
+            tls: l.tls.clone().map(std::sync::RwLock::new),
+            sasl: l.sasl.clone(),
+            tls_keys: std::sync::Mutex::new(listener_ssl_keys(&config.properties, &l.bind.name)),
+        }
+    }
+
+    /// Rebuilds the TLS set-up when this listener's `listener.name.<l>.ssl.*` settings changed
+    /// (AlterConfigs validated them before committing). Connections already open keep theirs.
+    pub fn reload_tls(&self, config: &crate::config::BrokerConfig) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        let keys = listener_ssl_keys(&config.properties, &self.name);
+        let mut current = crate::locks::lock(&self.tls_keys);
+        if *current == keys {
+            return;
+        }
+        match crate::security::tls::listener_tls(&config.properties, &self.name) {
+            Ok(new) => {
+                *tls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+                *current = keys;
+                tracing::info!(
+                    listener = self.name,
+                    "new TLS settings in force for new connections"
+                );
+            }
+            Err(e) => tracing::error!(listener = self.name, "TLS settings not applied: {e:#}"),
+        }
+    }
+}
+
+/// The `listener.name.<listener>.ssl.*` settings of a listener.
+fn listener_ssl_keys(
+    properties: &crate::config::Properties,
+    listener: &str,
+) -> crate::config::Properties {
+    let prefix = format!("listener.name.{}.ssl.", listener.to_ascii_lowercase());
+    properties
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Who is at the other end of a connection, once its security layer is through.

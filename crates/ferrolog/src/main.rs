@@ -406,14 +406,8 @@ async fn server(
     // like Kafka's brokers, serve clients once the controller has unfenced this broker (it has
     // caught up with the metadata): before, its answers would not list itself
     let mut serving = Vec::new();
-    for (l, (listener, _)) in broker.config.broker_listeners.iter().zip(bound) {
+    for (security, (listener, _)) in broker.listeners.clone().into_iter().zip(bound) {
         let broker = broker.clone();
-        let security = std::sync::Arc::new(ferrolog_broker::server::ListenerSecurity {
-            name: l.bind.name.clone(),
-            protocol: l.protocol,
-            tls: l.tls.clone().map(std::sync::RwLock::new),
-            sasl: l.sasl.clone(),
-        });
         serving.push(tokio::spawn(async move {
             broker.wait_unfenced().await;
             ferrolog_broker::server::serve(broker, listener, security).await

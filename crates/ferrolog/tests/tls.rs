@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolog_client::kafka_protocol::messages::{describe_configs_request, DescribeConfigsRequest};
+use ferrolog_client::kafka_protocol::messages::{
+    alter_configs_request, describe_configs_request, AlterConfigsRequest, DescribeConfigsRequest,
+};
 use ferrolog_client::kafka_protocol::records::Compression;
 use ferrolog_client::rustls::{self, pki_types::pem::PemObject};
 use ferrolog_client::{record, Connection, Security, Tls};
@@ -207,5 +209,118 @@ fn a_tls_listener_serves_trusted_clients_and_closes_only_bad_connections() {
             .await
             .expect("garbage on a TLS port was not closed");
         assert!(rest.len() < 64, "{read:?} {rest:?}");
+    });
+}
+
+/// The subject CN of the certificate the broker presents to a new TLS connection.
+async fn served_certificate(addr: &str, ca: &Path) -> String {
+    let tls = client(ca, None);
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(tls.config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let der = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
+    // the CN is the last printable run in the subject: enough to tell two test certificates
+    let text = String::from_utf8_lossy(&der);
+    ["localhost-rotated", "localhost"]
+        .into_iter()
+        .find(|cn| text.contains(cn))
+        .unwrap_or("?")
+        .to_string()
+}
+
+async fn alter_broker(c: &mut Connection, configs: &[(&str, &str)]) -> (i16, String) {
+    let request = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(ferrolog_client::str("1"))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        alter_configs_request::AlterableConfig::default()
+                            .with_name(ferrolog_client::str(k))
+                            .with_value(Some(ferrolog_client::str(v)))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let r = c.send(&request).await.unwrap();
+    let r = &r.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_deref().unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn a_new_key_store_set_with_alter_configs_serves_new_connections() {
+    let temp = tempfile::tempdir().unwrap();
+    let c = certs(temp.path());
+    let keystore = format!(
+        "ssl.keystore.location={}",
+        c.join("server-bundle.pem").display()
+    );
+    let server = common::Server::start(&[
+        "listeners=SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+        "ssl.keystore.type=PEM",
+        &keystore,
+    ]);
+    let addr = server.addr();
+    let ca = c.join("ca.pem");
+    common::rt().block_on(async {
+        assert_eq!(served_certificate(&addr, &ca).await, "localhost");
+        let mut admin = Connection::connect_with(&addr, &secured(&client(&ca, None)))
+            .await
+            .unwrap();
+        // a store that does not load is refused, and the old one stays in force
+        let (code, message) = alter_broker(
+            &mut admin,
+            &[
+                ("listener.name.ssl.ssl.keystore.type", "PEM"),
+                (
+                    "listener.name.ssl.ssl.keystore.location",
+                    "/nonexistent.pem",
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(code, 40, "{message}"); // INVALID_CONFIG
+        assert!(message.contains("SSLFactory"), "{message}");
+        assert_eq!(served_certificate(&addr, &ca).await, "localhost");
+        // not a TLS listener; the broker-wide key is per-listener only, as in Kafka
+        let (code, _) = alter_broker(
+            &mut admin,
+            &[("listener.name.other.ssl.keystore.location", "x")],
+        )
+        .await;
+        assert_ne!(code, 0);
+        let (code, _) = alter_broker(&mut admin, &[("ssl.keystore.location", "x")]).await;
+        assert_ne!(code, 0);
+        // the rotated certificate is served to new connections; the open one keeps working
+        let rotated = c.join("server2-bundle.pem").display().to_string();
+        let (code, message) = alter_broker(
+            &mut admin,
+            &[
+                ("listener.name.ssl.ssl.keystore.type", "PEM"),
+                ("listener.name.ssl.ssl.keystore.location", &rotated),
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{message}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while served_certificate(&addr, &ca).await != "localhost-rotated" {
+            assert!(
+                Instant::now() < deadline,
+                "the new key store was never served"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            common::create_topic(&mut admin, "after-rotation", 1, &[]).await,
+            0
+        );
     });
 }

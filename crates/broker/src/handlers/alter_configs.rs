@@ -148,6 +148,9 @@ impl Target {
             group_config::validate(&broker.effective(), &overrides)
                 .map_err(|m| (ResponseError::InvalidConfig, m))?;
         }
+        if let Target::Broker(scope) = self {
+            check_listener_stores(broker, scope, &overrides)?;
+        }
         if validate_only {
             return Ok(());
         }
@@ -158,6 +161,52 @@ impl Target {
         };
         applied.map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
     }
+}
+
+/// New key or trust stores for a TLS listener must build a TLS set-up before they are
+/// committed, as Kafka validates a reconfigured SSL factory: the listener must be a TLS
+/// listener of this broker and the stores must load.
+fn check_listener_stores(broker: &Broker, scope: &str, layer: &Properties) -> Outcome {
+    let listeners: std::collections::BTreeSet<String> = layer
+        .keys()
+        .filter_map(|k| k.strip_prefix("listener.name."))
+        .filter_map(|rest| rest.split_once('.').map(|(l, _)| l.to_string()))
+        .collect();
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    let image = broker.controller.image();
+    let node = broker.config.node_id.to_string();
+    let cluster = image.broker_configs.get("").cloned();
+    let mut node_layer = image.broker_configs.get(&node).cloned();
+    if scope == node {
+        node_layer = Some(layer.clone());
+    }
+    let candidate = broker
+        .config
+        .with_dynamic(cluster.as_ref(), node_layer.as_ref());
+    for name in listeners {
+        let listener = broker
+            .config
+            .broker_listeners
+            .iter()
+            .find(|l| l.bind.name.eq_ignore_ascii_case(&name) && l.protocol.uses_tls())
+            .ok_or_else(|| {
+                (
+                    ResponseError::InvalidRequest,
+                    format!("{name} is not a TLS listener of broker {node}"),
+                )
+            })?;
+        crate::security::tls::listener_tls(&candidate.properties, &listener.bind.name).map_err(
+            |e| {
+                (
+                    ResponseError::InvalidConfig,
+                    format!("Validation of dynamic config update of SSLFactory failed: {e:#}"),
+                )
+            },
+        )?;
+    }
+    Ok(())
 }
 
 pub fn handle(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {
