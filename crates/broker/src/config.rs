@@ -323,6 +323,18 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Host name verification for outgoing TLS connections: https or empty.",
     ),
     key(
+        "ssl.allow.dn.changes",
+        Some("false"),
+        Boolean,
+        "Whether a key store changed at run time may carry a certificate with another subject.",
+    ),
+    key(
+        "ssl.allow.san.changes",
+        Some("false"),
+        Boolean,
+        "Whether a key store changed at run time may carry other subject alternative names.",
+    ),
+    key(
         "ssl.keymanager.algorithm",
         Some("SunX509"),
         STR,

@@ -258,7 +258,7 @@ impl Broker {
             image.broker_configs.get(&node),
         );
         for l in &self.listeners {
-            l.reload_tls(&effective);
+            l.reload_tls(&effective, false);
         }
         *crate::locks::write(&self.effective) = Arc::new(effective);
         self.groups.set_group_configs(

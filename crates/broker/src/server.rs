@@ -85,13 +85,15 @@ impl ListenerSecurity {
 
     /// Rebuilds the TLS set-up when this listener's `listener.name.<l>.ssl.*` settings changed
     /// (AlterConfigs validated them before committing). Connections already open keep theirs.
-    pub fn reload_tls(&self, config: &crate::config::BrokerConfig) {
+    /// `force`: rebuild even when the settings are the same (a store file replaced in place and
+    /// its settings sent again).
+    pub fn reload_tls(&self, config: &crate::config::BrokerConfig, force: bool) {
         let Some(tls) = &self.tls else {
             return;
         };
         let keys = listener_ssl_keys(&config.properties, &self.name);
         let mut current = crate::locks::lock(&self.tls_keys);
-        if *current == keys {
+        if *current == keys && !force {
             return;
         }
         match crate::security::tls::listener_tls(&config.properties, &self.name) {
@@ -105,6 +107,15 @@ impl ListenerSecurity {
             }
             Err(e) => tracing::error!(listener = self.name, "TLS settings not applied: {e:#}"),
         }
+    }
+}
+
+impl ListenerSecurity {
+    /// The TLS set-up in force, for a TLS listener.
+    pub fn current_tls(&self) -> Option<Arc<crate::security::tls::ListenerTls>> {
+        self.tls
+            .as_ref()
+            .map(|t| t.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -251,6 +262,7 @@ async fn connection<S: Transport>(
         authenticated: false,
         raw_tokens: false,
         expires: None,
+        reauthenticating: false,
     });
     loop {
         let mut prefix = [0u8; 4];
@@ -277,7 +289,11 @@ async fn connection<S: Transport>(
             });
         }
         let mut frame = BytesMut::zeroed(size as usize);
-        stream.read_exact(&mut frame).await?;
+        // a request that stops half way is closed like an idle connection
+        match tokio::time::timeout(idle, stream.read_exact(&mut frame)).await {
+            Err(_) => return Err(ConnectionError::Idle),
+            Ok(r) => r?,
+        };
         let frame = frame.freeze();
         if let Some(a) = auth.as_mut() {
             if a.raw_tokens {
@@ -332,6 +348,8 @@ struct SaslState {
     raw_tokens: bool,
     /// When the session must be re-authenticated (KIP-368), if ever.
     expires: Option<Instant>,
+    /// An authenticated connection sent a SaslHandshake: a re-authentication is under way.
+    reauthenticating: bool,
 }
 
 impl SaslState {
@@ -352,10 +370,16 @@ impl SaslState {
                     .map(|m| handlers::str(m.name()))
                     .collect();
                 let mut response = SaslHandshakeResponse::default().with_mechanisms(offered);
-                // after authentication only a re-authentication may start (KIP-368)
-                if self.authenticated && self.config.reauth_ms == 0 {
-                    response.error_code = ResponseError::IllegalSaslState.code();
-                    return (Response::SaslHandshake(response), None);
+                // after authentication only a re-authentication may start (KIP-368): with a
+                // session lifetime, SaslHandshake v1+, the same mechanism
+                if self.authenticated {
+                    let same = self.authenticator.mechanism().map(|m| m.name())
+                        == ferrolog_client::sasl::Mechanism::parse(&r.mechanism).map(|m| m.name());
+                    if self.config.reauth_ms == 0 || version == 0 || !same {
+                        response.error_code = ResponseError::IllegalSaslState.code();
+                        let why = "re-authentication needs connections.max.reauth.ms, SaslHandshake v1 and the same mechanism";
+                        return (Response::SaslHandshake(response), Some(why.into()));
+                    }
                 }
                 if !self.authenticator.handshake(&self.config, &r.mechanism) {
                     response.error_code = ResponseError::UnsupportedSaslMechanism.code();
@@ -363,10 +387,18 @@ impl SaslState {
                     return (Response::SaslHandshake(response), Some(why));
                 }
                 self.raw_tokens = version == 0;
+                self.reauthenticating = self.authenticated;
                 (Response::SaslHandshake(response), None)
             }
             Some(handlers::Request::SaslAuthenticate(r)) => {
                 let mut response = SaslAuthenticateResponse::default();
+                if self.authenticated && !self.reauthenticating {
+                    response.error_code = ResponseError::IllegalSaslState.code();
+                    response.error_message = Some(handlers::str(
+                        "SaslAuthenticate after authentication needs a SaslHandshake first",
+                    ));
+                    return (Response::SaslAuthenticate(response), None);
+                }
                 match self.step(broker, &r.auth_bytes, session).await {
                     Ok(token) => {
                         response.auth_bytes = token.into();
@@ -429,6 +461,7 @@ impl SaslState {
                 } else {
                     session.principal = Arc::from(principal.as_str());
                     self.authenticated = true;
+                    self.reauthenticating = false;
                     self.expires = (self.config.reauth_ms > 0).then(|| {
                         Instant::now() + Duration::from_millis(self.config.reauth_ms as u64)
                     });

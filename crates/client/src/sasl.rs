@@ -229,6 +229,11 @@ pub mod scram {
             let iterations: u32 = get('i')?
                 .parse()
                 .map_err(|_| anyhow!("bad iteration count"))?;
+            // as Kafka's client: fewer would make the proof cheap to attack, and the server's
+            // own bound is 16384
+            if !(4096..=16384).contains(&iterations) {
+                bail!("the server asks for {iterations} SCRAM iterations (4096 to 16384 accepted)");
+            }
             let m = self.mechanism;
             let salted = salted_password(m, &self.password, &salt, iterations);
             let without_proof = format!("c=biws,r={nonce}");

@@ -263,13 +263,37 @@ fn a_new_key_store_set_with_alter_configs_serves_new_connections() {
         "ssl.keystore.location={}",
         c.join("server-bundle.pem").display()
     );
-    let server = common::Server::start(&[
+    let rotated = c.join("server2-bundle.pem").display().to_string();
+    let ca = c.join("ca.pem");
+    let rotate = [
+        ("listener.name.ssl.ssl.keystore.type", "PEM"),
+        ("listener.name.ssl.ssl.keystore.location", rotated.as_str()),
+    ];
+    // as Kafka by default: the new certificate must keep the subject
+    let strict = common::Server::start(&[
         "listeners=SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
         "ssl.keystore.type=PEM",
         &keystore,
     ]);
+    common::rt().block_on(async {
+        let mut admin = Connection::connect_with(&strict.addr(), &secured(&client(&ca, None)))
+            .await
+            .unwrap();
+        let (code, message) = alter_broker(&mut admin, &rotate).await;
+        assert_eq!(code, 40, "{message}");
+        assert!(
+            message.contains("DistinguishedName does not match"),
+            "{message}"
+        );
+        assert_eq!(served_certificate(&strict.addr(), &ca).await, "localhost");
+    });
+    let server = common::Server::start(&[
+        "listeners=SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+        "ssl.keystore.type=PEM",
+        &keystore,
+        "ssl.allow.dn.changes=true",
+    ]);
     let addr = server.addr();
-    let ca = c.join("ca.pem");
     common::rt().block_on(async {
         assert_eq!(served_certificate(&addr, &ca).await, "localhost");
         let mut admin = Connection::connect_with(&addr, &secured(&client(&ca, None)))
@@ -300,15 +324,7 @@ fn a_new_key_store_set_with_alter_configs_serves_new_connections() {
         let (code, _) = alter_broker(&mut admin, &[("ssl.keystore.location", "x")]).await;
         assert_ne!(code, 0);
         // the rotated certificate is served to new connections; the open one keeps working
-        let rotated = c.join("server2-bundle.pem").display().to_string();
-        let (code, message) = alter_broker(
-            &mut admin,
-            &[
-                ("listener.name.ssl.ssl.keystore.type", "PEM"),
-                ("listener.name.ssl.ssl.keystore.location", &rotated),
-            ],
-        )
-        .await;
+        let (code, message) = alter_broker(&mut admin, &rotate).await;
         assert_eq!(code, 0, "{message}");
         let deadline = Instant::now() + Duration::from_secs(10);
         while served_certificate(&addr, &ca).await != "localhost-rotated" {

@@ -148,9 +148,10 @@ impl Target {
             group_config::validate(&broker.effective(), &overrides)
                 .map_err(|m| (ResponseError::InvalidConfig, m))?;
         }
-        if let Target::Broker(scope) = self {
-            check_listener_stores(broker, scope, &overrides)?;
-        }
+        let reloads = match self {
+            Target::Broker(scope) => check_listener_stores(broker, scope, &overrides)?,
+            _ => Vec::new(),
+        };
         if validate_only {
             return Ok(());
         }
@@ -159,54 +160,85 @@ impl Target {
             Target::Broker(scope) => broker.set_broker_configs(scope, &overrides),
             Target::Group(group) => broker.set_group_configs(group, &overrides),
         };
-        applied.map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
+        applied.map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
+        // the stores are read again even when their settings did not change (a file replaced
+        // in place, its settings sent again)
+        for (listener, config) in reloads {
+            listener.reload_tls(&config, true);
+        }
+        Ok(())
     }
 }
 
+/// Listeners to reload once a change is committed, with the config to reload them from.
+type Reloads = Vec<(
+    Arc<crate::server::ListenerSecurity>,
+    crate::config::BrokerConfig,
+)>;
+
 /// New key or trust stores for a TLS listener must build a TLS set-up before they are
 /// committed, as Kafka validates a reconfigured SSL factory: the listener must be a TLS
-/// listener of this broker and the stores must load.
-fn check_listener_stores(broker: &Broker, scope: &str, layer: &Properties) -> Outcome {
-    let listeners: std::collections::BTreeSet<String> = layer
-        .keys()
-        .filter_map(|k| k.strip_prefix("listener.name."))
-        .filter_map(|rest| rest.split_once('.').map(|(l, _)| l.to_string()))
-        .collect();
-    if listeners.is_empty() {
-        return Ok(());
-    }
+/// listener of this broker, the stores must load, and the certificate must keep its subject and
+/// alternative names unless `ssl.allow.dn.changes` / `ssl.allow.san.changes` say otherwise.
+/// Returns the listeners to reload once committed, with the config to reload them from.
+fn check_listener_stores(
+    broker: &Broker,
+    scope: &str,
+    layer: &Properties,
+) -> Result<Reloads, (ResponseError, String)> {
     let image = broker.controller.image();
     let node = broker.config.node_id.to_string();
-    let cluster = image.broker_configs.get("").cloned();
-    let mut node_layer = image.broker_configs.get(&node).cloned();
-    if scope == node {
-        node_layer = Some(layer.clone());
+    let previous = image.broker_configs.get(scope).cloned().unwrap_or_default();
+    // the listeners whose settings are set now or were set before (a deletion counts too)
+    let listeners: std::collections::BTreeSet<String> = layer
+        .keys()
+        .chain(previous.keys())
+        .filter_map(|k| k.strip_prefix("listener.name."))
+        .filter_map(|rest| rest.split_once('.').map(|(l, _)| l.to_ascii_lowercase()))
+        .collect();
+    if listeners.is_empty() || scope != node {
+        return Ok(Vec::new());
     }
-    let candidate = broker
-        .config
-        .with_dynamic(cluster.as_ref(), node_layer.as_ref());
+    let cluster = image.broker_configs.get("").cloned();
+    let candidate = broker.config.with_dynamic(cluster.as_ref(), Some(layer));
+    let flag = |key: &str| {
+        candidate
+            .properties
+            .get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
+    let mut reloads = Vec::new();
     for name in listeners {
         let listener = broker
-            .config
-            .broker_listeners
+            .listeners
             .iter()
-            .find(|l| l.bind.name.eq_ignore_ascii_case(&name) && l.protocol.uses_tls())
+            .find(|l| l.name.eq_ignore_ascii_case(&name) && l.protocol.uses_tls())
             .ok_or_else(|| {
                 (
                     ResponseError::InvalidRequest,
                     format!("{name} is not a TLS listener of broker {node}"),
                 )
             })?;
-        crate::security::tls::listener_tls(&candidate.properties, &listener.bind.name).map_err(
-            |e| {
-                (
-                    ResponseError::InvalidConfig,
-                    format!("Validation of dynamic config update of SSLFactory failed: {e:#}"),
+        let failed = |e: anyhow::Error| {
+            (
+                ResponseError::InvalidConfig,
+                format!("Validation of dynamic config update of SSLFactory failed: {e:#}"),
+            )
+        };
+        let new = crate::security::tls::listener_tls(&candidate.properties, &listener.name)
+            .map_err(failed)?;
+        if let Some(current) = listener.current_tls() {
+            current
+                .check_replacement(
+                    &new,
+                    flag("ssl.allow.dn.changes"),
+                    flag("ssl.allow.san.changes"),
                 )
-            },
-        )?;
+                .map_err(failed)?;
+        }
+        reloads.push((listener.clone(), candidate.clone()));
     }
-    Ok(())
+    Ok(reloads)
 }
 
 pub fn handle(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {

@@ -48,6 +48,14 @@ impl<'a> ListenerKeys<'a> {
         (!value.is_empty()).then_some((name, value))
     }
 
+    /// The value set under the listener's prefix only.
+    pub fn prefixed(&self, key: &str) -> Option<String> {
+        self.properties
+            .get(&format!("{}{key}", self.prefix))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
     pub fn value(&self, key: &str) -> Option<String> {
         self.lookup(key).map(|(_, v)| v)
     }
@@ -56,6 +64,17 @@ impl<'a> ListenerKeys<'a> {
     pub fn name(&self, key: &str) -> String {
         self.lookup(key).map_or_else(|| key.to_string(), |(n, _)| n)
     }
+}
+
+/// The protocol `listener.security.protocol.map` (as effective in `properties`) gives
+/// `listener`.
+pub fn listener_protocol(properties: &Properties, listener: &str) -> Option<SecurityProtocol> {
+    properties
+        .get("listener.security.protocol.map")?
+        .split(',')
+        .filter_map(|e| e.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case(listener))
+        .and_then(|(_, p)| SecurityProtocol::parse(p))
 }
 
 /// Kafka's security protocols.
@@ -215,9 +234,6 @@ fn is_security_key(name: &str) -> bool {
                 | "ssl.engine.factory.class"
                 | "ssl.provider"
                 | "ssl.secure.random.implementation"
-                // what a dynamic key store update may change: ferrolog checks neither yet
-                | "ssl.allow.dn.changes"
-                | "ssl.allow.san.changes"
         )
 }
 
@@ -270,8 +286,6 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
         "a broker reads its JAAS entries as listener.name.<listener>.<mechanism>.sasl.jaas.config"
     } else if name.starts_with("sasl.") {
         "ferrolog does not implement this SASL setting: it has PLAIN and SCRAM only (no Kerberos, OAUTHBEARER, login or callback handler classes)"
-    } else if name.starts_with("ssl.allow.") {
-        "ferrolog does not reload key stores at run time yet, so it checks no changes"
     } else if name.starts_with("ssl.") {
         "ferrolog's TLS is rustls; Java TLS providers, engines and random sources do not apply"
     } else {

@@ -298,11 +298,25 @@ fn plain(config: &SaslConfig, token: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(token).ok()?;
     let mut parts = text.split('\0');
     let (authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || user.is_empty() || (!authzid.is_empty() && authzid != user) {
+    if parts.next().is_some()
+        || user.is_empty()
+        || password.is_empty()
+        || (!authzid.is_empty() && authzid != user)
+    {
         return None;
     }
     let expected = config.plain_users.get(user)?;
     bool::from(expected.as_bytes().ct_eq(password.as_bytes())).then(|| user.to_string())
+}
+
+/// The salt shown for a user without a credential: the same on every try (a fresh one each
+/// time would tell unknown users apart), derived from a secret of this process.
+fn fake_salt(m: Mechanism, user: &str) -> Vec<u8> {
+    static SECRET: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let secret = SECRET.get_or_init(|| scram::random(32));
+    let mut salt = scram::hmac(Mechanism::ScramSha256, secret, m.name().as_bytes());
+    salt.extend(scram::hmac(Mechanism::ScramSha256, secret, user.as_bytes()));
+    scram::hmac(Mechanism::ScramSha256, secret, &salt)
 }
 
 /// The server side of a SCRAM exchange after the client-first message.
@@ -354,7 +368,7 @@ impl ScramServer {
         let found = credential(&user, m);
         let (salt, iterations) = match &found {
             Some(c) => (c.salt.clone(), c.iterations),
-            None => (scram::random(16), MIN_ITERATIONS),
+            None => (fake_salt(m, &user), MIN_ITERATIONS),
         };
         let nonce = format!("{client_nonce}{}", scram::nonce());
         let server_first = format!("r={nonce},s={},i={iterations}", scram::b64(&salt));
@@ -684,6 +698,9 @@ mod tests {
             let unknown = exchange(&c, &stored, "mallory", "x").unwrap_err();
             assert_eq!(wrong, unknown);
             assert!(wrong.contains(m.name()), "{wrong}");
+            // an unknown user is shown the same salt every time, as a known one is
+            assert_eq!(fake_salt(m, "mallory"), fake_salt(m, "mallory"));
+            assert_ne!(fake_salt(m, "mallory"), fake_salt(m, "trudy"));
         }
         // garbage at either step fails, never panics
         let c = config(&[("sasl.enabled.mechanisms", "SCRAM-SHA-256")]).unwrap();

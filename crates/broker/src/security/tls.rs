@@ -27,6 +27,48 @@ use crate::config::Properties;
 pub struct ListenerTls {
     pub server: Arc<ServerConfig>,
     pub mapper: PrincipalMapper,
+    /// The listener's own certificate (the first of its chain).
+    pub certificate: CertificateDer<'static>,
+}
+
+impl ListenerTls {
+    /// Refuses `new` in place of this set-up when its certificate names another subject or
+    /// other alternative names and `ssl.allow.dn.changes` / `ssl.allow.san.changes` do not
+    /// allow it, with Kafka's messages.
+    pub fn check_replacement(
+        &self,
+        new: &ListenerTls,
+        allow_dn: bool,
+        allow_san: bool,
+    ) -> Result<()> {
+        let (old_dn, old_san) = identity(&self.certificate)?;
+        let (new_dn, new_san) = identity(&new.certificate)?;
+        if !allow_dn && old_dn != new_dn {
+            bail!("Keystore DistinguishedName does not match: existing={{{old_dn}}}, new={{{new_dn}}}");
+        }
+        if !allow_san && old_san != new_san {
+            bail!("Keystore SubjectAltNames do not match: existing={old_san:?}, new={new_san:?}");
+        }
+        Ok(())
+    }
+}
+
+/// A certificate's subject (RFC 2253) and its subject alternative names, sorted.
+fn identity(certificate: &CertificateDer) -> Result<(String, Vec<String>)> {
+    let dn = super::principal::subject_dn(certificate)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| anyhow!("certificate: {e}"))?;
+    let mut names: Vec<String> = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    names.sort();
+    Ok((dn, names))
 }
 
 /// Builds the TLS configuration of `listener` from the broker's properties. Every error names
@@ -45,9 +87,15 @@ pub fn listener_tls(properties: &Properties, listener: &str) -> Result<ListenerT
                 keys.name("ssl.cipher.suites")
             )
         })?;
-    let client_auth = keys
-        .value("ssl.client.auth")
-        .unwrap_or_else(|| "none".into());
+    // on a SASL_SSL listener Kafka reads ssl.client.auth only under the listener's prefix
+    let client_auth = if super::listener_protocol(properties, listener)
+        == Some(super::SecurityProtocol::SaslSsl)
+    {
+        keys.prefixed("ssl.client.auth")
+    } else {
+        keys.value("ssl.client.auth")
+    }
+    .unwrap_or_else(|| "none".into());
     let builder = match client_auth.to_ascii_lowercase().as_str() {
         "none" => builder.with_no_client_auth(),
         mode @ ("requested" | "required") => {
@@ -74,6 +122,7 @@ pub fn listener_tls(properties: &Properties, listener: &str) -> Result<ListenerT
         ),
     };
     let (chain, key) = keystore(&keys)?;
+    let certificate = chain[0].clone();
     let server = builder.with_single_cert(chain, key).with_context(|| {
         format!(
             "the key and certificate of {}",
@@ -88,6 +137,7 @@ pub fn listener_tls(properties: &Properties, listener: &str) -> Result<ListenerT
     Ok(ListenerTls {
         server: Arc::new(server),
         mapper,
+        certificate,
     })
 }
 
@@ -415,8 +465,9 @@ pub fn truststore(keys: &ListenerKeys) -> Result<Option<RootCertStore>> {
                             p12_keystore::KeyStoreEntry::Certificate(c) => {
                                 certs.push(CertificateDer::from(c.as_der().to_vec()))
                             }
+                            // as Java: a key entry trusts its own certificate, not its issuers
                             p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => certs.extend(
-                                chain.certs().iter().map(|c| CertificateDer::from(c.as_der().to_vec())),
+                                chain.certs().first().map(|c| CertificateDer::from(c.as_der().to_vec())),
                             ),
                             p12_keystore::KeyStoreEntry::Secret(_) => {}
                         }
