@@ -27,6 +27,7 @@ pub mod replication;
 pub mod response;
 pub mod security;
 pub mod server;
+pub mod session;
 pub mod sys;
 pub mod throttle;
 pub mod txn;
@@ -105,7 +106,7 @@ pub struct Broker {
     offset_tombstones: Mutex<Vec<group::GroupOffsetKeys>>,
     /// The broker listeners' security, shared with their accept loops: a new key store set by
     /// AlterConfigs is swapped in here for new connections.
-    pub listeners: Vec<Arc<server::ListenerSecurity>>,
+    pub listeners: Vec<Arc<session::ListenerSecurity>>,
 }
 
 impl Broker {
@@ -160,7 +161,7 @@ impl Broker {
             listeners: config
                 .broker_listeners
                 .iter()
-                .map(|l| Arc::new(server::ListenerSecurity::new(&config, l)))
+                .map(|l| Arc::new(session::ListenerSecurity::new(&config, l)))
                 .collect(),
             replicas: ReplicaManager::new(config.node_id, log_manager),
             fetch_sessions: fetch_session::FetchSessions::new(config.fetch_session_cache_slots),

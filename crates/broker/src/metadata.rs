@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::Properties;
+pub use crate::security::sasl::ScramCredential;
 
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Producer ids are handed out in durable blocks of this size (as Kafka does).
@@ -76,16 +77,6 @@ impl BrokerImage {
             .find(|l| l.name.eq_ignore_ascii_case(name))
             .map(|l| (l.host.as_str(), l.port))
     }
-}
-
-/// A user's salted SCRAM credential for one mechanism: what the server needs to check a proof,
-/// never the password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScramCredential {
-    pub salt: Vec<u8>,
-    pub stored_key: Vec<u8>,
-    pub server_key: Vec<u8>,
-    pub iterations: i32,
 }
 
 /// Replicas, ISR and leader of one partition.

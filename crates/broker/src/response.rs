@@ -91,7 +91,7 @@ impl Frame {
     /// storage) the frame is written through one buffer of at most [`WRITE_BUFFER`] bytes:
     /// file bytes are read into it once and small chunks ride along with them, so TLS gets few
     /// large records and memory stays bounded whatever the fetch size.
-    pub async fn write_to<S: crate::server::Transport>(self, stream: &mut S) -> io::Result<()> {
+    pub async fn write_to<S: crate::session::Transport>(self, stream: &mut S) -> io::Result<()> {
         let mut buffer = Vec::new();
         for chunk in self.into_chunks() {
             match chunk {

@@ -231,13 +231,20 @@ async fn controller_only(config: BrokerConfig) -> Result<()> {
 /// serving (in a cluster, through the controller quorum; retried until it is reachable).
 async fn bootstrap_scram(
     broker: std::sync::Arc<ferrolog_broker::Broker>,
-    users: Vec<(String, ferrolog_broker::metadata::MetadataRecord)>,
+    users: Vec<(
+        String,
+        ferrolog_client::sasl::Mechanism,
+        ferrolog_broker::metadata::ScramCredential,
+    )>,
 ) {
     use ferrolog_broker::metadata::MetadataRecord;
     broker.wait_unfenced().await;
-    for (user, record) in users {
-        let MetadataRecord::ScramCredential { mechanism, .. } = &record else {
-            continue;
+    for (user, mechanism, credential) in users {
+        let mechanism = mechanism.name();
+        let record = MetadataRecord::ScramCredential {
+            user: user.clone(),
+            mechanism: mechanism.to_string(),
+            credential,
         };
         loop {
             let image = broker.controller.image();

@@ -172,7 +172,7 @@ impl Target {
 
 /// Listeners to reload once a change is committed, with the config to reload them from.
 type Reloads = Vec<(
-    Arc<crate::server::ListenerSecurity>,
+    Arc<crate::session::ListenerSecurity>,
     crate::config::BrokerConfig,
 )>;
 

@@ -401,7 +401,7 @@ pub struct RequestContext {
     pub client_id: String,
     pub client_host: String,
     /// The connection's principal and listener.
-    pub session: crate::server::Session,
+    pub session: crate::session::Session,
 }
 
 /// Handles a decoded request. `None` means no response is sent (acks=0 produce).

@@ -12,7 +12,16 @@ use ferrolog_client::sasl::{scram, Mechanism};
 use subtle::ConstantTimeEq;
 
 use crate::config::Properties;
-use crate::metadata::ScramCredential;
+
+/// A user's salted SCRAM credential for one mechanism, as the metadata log keeps it: what the
+/// server needs to check a proof, never the password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
 
 /// The largest SASL token (and request frame) accepted before authentication, as Kafka's
 /// `sasl.server.max.receive.size` default.
@@ -417,8 +426,8 @@ impl ScramServer {
 
 /// A SCRAM credential given as `kafka-storage format --add-scram` takes it:
 /// `SCRAM-SHA-256=[name=alice,password=alice-secret]`, optionally with `iterations=…`.
-/// Returns the user and the metadata record that creates the credential (a fresh salt).
-pub fn parse_add_scram(text: &str) -> Result<(String, crate::metadata::MetadataRecord)> {
+/// Returns the user, the mechanism and the credential (with a fresh salt).
+pub fn parse_add_scram(text: &str) -> Result<(String, Mechanism, ScramCredential)> {
     let bad = |why: &str| anyhow!("--add-scram {text:?}: {why}");
     let (mechanism, rest) = text
         .split_once('=')
@@ -466,16 +475,13 @@ pub fn parse_add_scram(text: &str) -> Result<(String, crate::metadata::MetadataR
     let salted = scram::salted_password(m, &password, &salt, iterations as u32);
     let (stored_key, server_key) = scram::keys(m, &salted);
     Ok((
-        user.clone(),
-        crate::metadata::MetadataRecord::ScramCredential {
-            user,
-            mechanism: m.name().to_string(),
-            credential: ScramCredential {
-                salt,
-                stored_key,
-                server_key,
-                iterations,
-            },
+        user,
+        m,
+        ScramCredential {
+            salt,
+            stored_key,
+            server_key,
+            iterations,
         },
     ))
 }
@@ -652,21 +658,13 @@ mod tests {
 
     #[test]
     fn add_scram_takes_kafka_storage_syntax() {
-        let (user, record) =
+        let (user, mechanism, credential) =
             parse_add_scram("SCRAM-SHA-512=[name=alice,password=\"alice-secret\",iterations=8192]")
                 .unwrap();
         assert_eq!(user, "alice");
-        let crate::metadata::MetadataRecord::ScramCredential {
-            mechanism,
-            credential,
-            ..
-        } = record
-        else {
-            panic!("{record:?}");
-        };
         assert_eq!(
-            (mechanism.as_str(), credential.iterations),
-            ("SCRAM-SHA-512", 8192)
+            (mechanism, credential.iterations),
+            (Mechanism::ScramSha512, 8192)
         );
         // the credential checks the password it was made from
         let c = config(&[("sasl.enabled.mechanisms", "SCRAM-SHA-512")]).unwrap();
