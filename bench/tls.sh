@@ -25,18 +25,18 @@ ssl.keystore.location=$certs/client.p12
 ssl.keystore.password=storepass
 EOF
 : > "$work/client-plaintext.properties"
-broker_ssl() { # port: the broker's SSL settings, as key=value lines
+broker_stores() { # the broker's PKCS12 key and trust stores, as key=value lines
+  printf '%s\n' "ssl.keystore.type=PKCS12" "ssl.keystore.location=$certs/server.p12" \
+    "ssl.keystore.password=storepass" "ssl.truststore.type=PKCS12" \
+    "ssl.truststore.location=$certs/truststore.p12" "ssl.truststore.password=storepass"
+}
+broker_ssl() { # port controller-port: the broker's SSL settings, as key=value lines
   cat <<EOF
 listeners=SSL://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
 advertised.listeners=SSL://127.0.0.1:$1
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,SSL:SSL
 inter.broker.listener.name=SSL
-ssl.keystore.type=PKCS12
-ssl.keystore.location=$certs/server.p12
-ssl.keystore.password=storepass
-ssl.truststore.type=PKCS12
-ssl.truststore.location=$certs/truststore.p12
-ssl.truststore.password=storepass
+$(broker_stores)
 ssl.client.auth=required
 EOF
 }
@@ -57,12 +57,7 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,PLAINTEXT:
 inter.broker.listener.name=PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-ssl.keystore.type=PKCS12
-ssl.keystore.location=$certs/server.p12
-ssl.keystore.password=storepass
-ssl.truststore.type=PKCS12
-ssl.truststore.location=$certs/truststore.p12
-ssl.truststore.password=storepass
+$(broker_stores)
 EOF
 }
 add_admin() { # plaintext port

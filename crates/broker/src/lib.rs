@@ -259,7 +259,7 @@ impl Broker {
             image.broker_configs.get(&node),
         );
         for l in &self.listeners {
-            l.reload_tls(&effective, false);
+            l.reload_tls(&effective);
         }
         *crate::locks::write(&self.effective) = Arc::new(effective);
         self.groups.set_group_configs(

@@ -43,7 +43,6 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, security: Arc<Lis
                     let session = |principal: &str| Session {
                         principal: Arc::from(principal),
                         listener: name.clone(),
-                        protocol: security.protocol,
                     };
                     let result = match &security.tls {
                         None => {

@@ -44,16 +44,6 @@ pub struct ListenerSecurity {
 }
 
 impl ListenerSecurity {
-    pub fn plaintext(name: &str) -> ListenerSecurity {
-        ListenerSecurity {
-            name: name.to_string(),
-            protocol: SecurityProtocol::Plaintext,
-            tls: None,
-            sasl: None,
-            tls_keys: Default::default(),
-        }
-    }
-
     /// The security of broker listener `l` as configured at start.
     pub fn new(config: &crate::config::BrokerConfig, l: &crate::config::BrokerListener) -> Self {
         ListenerSecurity {
@@ -67,32 +57,39 @@ impl ListenerSecurity {
 
     /// Rebuilds the TLS set-up when this listener's `listener.name.<l>.ssl.*` settings changed
     /// (AlterConfigs validated them before committing). Connections already open keep theirs.
-    /// `force`: rebuild even when the settings are the same (a store file replaced in place and
-    /// its settings sent again).
-    pub fn reload_tls(&self, config: &crate::config::BrokerConfig, force: bool) {
-        let Some(tls) = &self.tls else {
-            return;
-        };
-        let keys = listener_ssl_keys(&config.properties, &self.name);
-        let mut current = crate::locks::lock(&self.tls_keys);
-        if *current == keys && !force {
+    pub fn reload_tls(&self, config: &crate::config::BrokerConfig) {
+        if self.tls.is_none()
+            || *crate::locks::lock(&self.tls_keys)
+                == listener_ssl_keys(&config.properties, &self.name)
+        {
             return;
         }
         match crate::security::tls::listener_tls(&config.properties, &self.name) {
-            Ok(new) => {
-                *tls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
-                *current = keys;
-                tracing::info!(
-                    listener = self.name,
-                    "new TLS settings in force for new connections"
-                );
-            }
+            Ok(new) => self.install_tls(config, new),
             Err(e) => tracing::error!(listener = self.name, "TLS settings not applied: {e:#}"),
         }
     }
-}
 
-impl ListenerSecurity {
+    /// Puts `new`, built from `config`, in force for new connections (AlterConfigs, which
+    /// built it to validate the change, installs it even when the settings are the same: a
+    /// store file replaced in place and its settings sent again).
+    pub fn install_tls(
+        &self,
+        config: &crate::config::BrokerConfig,
+        new: crate::security::tls::ListenerTls,
+    ) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        let mut current = crate::locks::lock(&self.tls_keys);
+        *tls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        *current = listener_ssl_keys(&config.properties, &self.name);
+        tracing::info!(
+            listener = self.name,
+            "new TLS settings in force for new connections"
+        );
+    }
+
     /// The TLS set-up in force, for a TLS listener.
     pub fn current_tls(&self) -> Option<Arc<crate::security::tls::ListenerTls>> {
         self.tls
@@ -120,5 +117,4 @@ pub struct Session {
     /// `User:<name>`; [`principal::ANONYMOUS`] when not authenticated.
     pub principal: Arc<str>,
     pub listener: Arc<str>,
-    pub protocol: SecurityProtocol,
 }

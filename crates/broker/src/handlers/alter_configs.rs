@@ -161,26 +161,28 @@ impl Target {
             Target::Group(group) => broker.set_group_configs(group, &overrides),
         };
         applied.map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
-        // the stores are read again even when their settings did not change (a file replaced
-        // in place, its settings sent again)
-        for (listener, config) in reloads {
-            listener.reload_tls(&config, true);
+        // the stores just read are put in force even when their settings did not change (a
+        // file replaced in place, its settings sent again)
+        for (listener, config, tls) in reloads {
+            listener.install_tls(&config, tls);
         }
         Ok(())
     }
 }
 
-/// Listeners to reload once a change is committed, with the config to reload them from.
+/// Listeners to give their new TLS set-up once a change is committed: the set-up built to
+/// validate it, and the config it was built from.
 type Reloads = Vec<(
     Arc<crate::session::ListenerSecurity>,
     crate::config::BrokerConfig,
+    crate::security::tls::ListenerTls,
 )>;
 
 /// New key or trust stores for a TLS listener must build a TLS set-up before they are
 /// committed, as Kafka validates a reconfigured SSL factory: the listener must be a TLS
 /// listener of this broker, the stores must load, and the certificate must keep its subject and
 /// alternative names unless `ssl.allow.dn.changes` / `ssl.allow.san.changes` say otherwise.
-/// Returns the listeners to reload once committed, with the config to reload them from.
+/// Returns the set-ups to install once committed.
 fn check_listener_stores(
     broker: &Broker,
     scope: &str,
@@ -236,7 +238,7 @@ fn check_listener_stores(
                 )
                 .map_err(failed)?;
         }
-        reloads.push((listener.clone(), candidate.clone()));
+        reloads.push((listener.clone(), candidate.clone(), new));
     }
     Ok(reloads)
 }
