@@ -38,7 +38,10 @@ class Ferrolog:
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"ferrolog exited with {self.proc.returncode}")
+                with open(log_path, errors="replace") as f:
+                    text = f.read()
+                # the error line comes first, a backtrace (RUST_BACKTRACE) may follow
+                raise RuntimeError(f"ferrolog exited with {self.proc.returncode}: {text[:2000]}")
             with open(log_path, errors="replace") as f:
                 for line in f:
                     if "serving Kafka clients on " in line:

@@ -209,6 +209,24 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "A listener's JAAS entry, as listener.name.<listener>.<mechanism>.sasl.jaas.config: PLAIN users (user_<name>), and the broker's own username and password.",
     ),
     key(
+        "authorizer.class.name",
+        Some(""),
+        STR,
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer to authorize requests by the ACLs of the metadata log; empty for none.",
+    ),
+    key(
+        "super.users",
+        Some(""),
+        STR,
+        "Principals the authorizer allows everything, separated by ';' (User:admin;User:broker).",
+    ),
+    key(
+        "allow.everyone.if.no.acl.found",
+        Some("false"),
+        ConfigType::Boolean,
+        "Whether the authorizer allows an action on a resource no ACL names.",
+    ),
+    key(
         "connections.max.reauth.ms",
         Some("0"),
         Long,
@@ -1446,6 +1464,8 @@ impl BrokerConfig {
                 bail!("Invalid value {} for configuration advertised.listeners: listener {} is not in listeners ({})", get("advertised.listeners"), a.name, get("listeners"));
             }
         }
+        // refuses an authorizer other than Kafka's StandardAuthorizer, or bad super.users
+        crate::security::acl::Authorizer::from_properties(&properties)?;
         let protocols = crate::security::check_listeners(
             raw,
             &properties,
@@ -2193,6 +2213,9 @@ mod tests {
             crate::throttle::LEADER_RATE,
             crate::throttle::FOLLOWER_RATE,
             "replica.alter.log.dirs.io.max.bytes.per.second",
+            // the StandardAuthorizer's own configs, outside Kafka's broker config definition
+            "super.users",
+            "allow.everyone.if.no.acl.found",
         ];
         for key in BROKER_KEYS {
             let Some(kafka) = kafka_broker_key(key.name) else {

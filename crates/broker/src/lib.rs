@@ -107,6 +107,8 @@ pub struct Broker {
     /// The broker listeners' security, shared with their accept loops: a new key store set by
     /// AlterConfigs is swapped in here for new connections.
     pub listeners: Vec<Arc<session::ListenerSecurity>>,
+    /// The ACL authorizer (`authorizer.class.name`); `None` lets everyone do everything.
+    pub authorizer: Option<security::acl::Authorizer>,
 }
 
 impl Broker {
@@ -146,6 +148,7 @@ impl Broker {
         };
         let cluster_id = log_manager.cluster_id.clone();
         let broker = Broker {
+            authorizer: security::acl::Authorizer::from_properties(&config.properties)?,
             cluster_id,
             controller,
             quorum,

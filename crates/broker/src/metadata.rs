@@ -150,6 +150,12 @@ pub struct MetadataImage {
     /// SCRAM credentials by user, then mechanism name (`SCRAM-SHA-256`).
     #[serde(default)]
     pub scram: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+    /// ACLs by id (CreateAcls / DeleteAcls).
+    #[serde(default)]
+    pub acls: crate::security::acl::AclMap,
+    /// Counts ACL changes: the authorizer rebuilds its index when it moves.
+    #[serde(default)]
+    pub acls_version: u64,
 }
 
 /// JSON object keys must be strings: the partition map is written as a list.
@@ -240,6 +246,15 @@ pub enum MetadataRecord {
     RemoveScramCredential {
         user: String,
         mechanism: String,
+    },
+    /// An ACL created by CreateAcls, under a fresh id.
+    Acl {
+        id: Uuid,
+        acl: crate::security::acl::AclBinding,
+    },
+    /// An ACL deleted by DeleteAcls.
+    RemoveAcl {
+        id: Uuid,
     },
     /// A partition's new state; with `expect_epoch`, rejected unless the partition epoch is
     /// still that (the compare-and-set behind ISR changes and elections).
@@ -387,6 +402,14 @@ impl MetadataImage {
                     .entry(user.clone())
                     .or_default()
                     .insert(mechanism.clone(), credential.clone());
+            }
+            MetadataRecord::Acl { id, acl } => {
+                self.acls.insert(*id, acl.clone());
+                self.acls_version += 1;
+            }
+            MetadataRecord::RemoveAcl { id } => {
+                self.acls.remove(id);
+                self.acls_version += 1;
             }
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
                 if let Some(c) = self.scram.get_mut(user) {

@@ -531,6 +531,9 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::SaslAuthenticate(r) => r.encode(&mut buf, version)?,
         Response::DescribeUserScramCredentials(r) => r.encode(&mut buf, version)?,
         Response::AlterUserScramCredentials(r) => r.encode(&mut buf, version)?,
+        Response::CreateAcls(r) => r.encode(&mut buf, version)?,
+        Response::DescribeAcls(r) => r.encode(&mut buf, version)?,
+        Response::DeleteAcls(r) => r.encode(&mut buf, version)?,
     }
     out.put(&buf);
     Ok(())

@@ -1,5 +1,6 @@
 //! The ferrolog binary: the server and the operator tools.
 
+mod acls;
 mod cluster;
 mod configs;
 mod console;
@@ -86,6 +87,8 @@ enum Command {
     /// List and describe transactions and producers, abort hanging transactions (like
     /// kafka-transactions.sh).
     Transactions(transactions::TransactionsArgs),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    Acls(acls::AclsArgs),
 }
 
 /// The log filter without `FERROLOG_LOG`: openraft's replication logs a line per failed retry
@@ -135,6 +138,7 @@ fn main() -> Result<()> {
             Command::DumpLog(args) => dump_log::run(args),
             Command::Groups(args) => groups::run(args).await,
             Command::Transactions(args) => transactions::run(args).await,
+            Command::Acls(args) => acls::run(args).await,
         }
     })
 }

@@ -550,12 +550,9 @@ fn security_ferrolog_lacks_stops_startup_naming_it() {
             "SASL mechanism OAUTHBEARER",
         ),
         (
-            vec!["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
+            // ZooKeeper's authorizer, gone from Kafka 4: only the StandardAuthorizer is there
+            vec!["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
             "authorizer.class.name",
-        ),
-        (
-            vec!["allow.everyone.if.no.acl.found=false"],
-            "allow.everyone.if.no.acl.found",
         ),
         (
             vec![

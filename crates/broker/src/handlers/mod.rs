@@ -1,10 +1,12 @@
 //! One file per API: decode is done by the router, each handler turns a request into a response.
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
+pub mod authorize;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
@@ -109,6 +111,9 @@ pub enum Response {
     SaslAuthenticate(SaslAuthenticateResponse),
     DescribeUserScramCredentials(DescribeUserScramCredentialsResponse),
     AlterUserScramCredentials(AlterUserScramCredentialsResponse),
+    CreateAcls(CreateAclsResponse),
+    DescribeAcls(DescribeAclsResponse),
+    DeleteAcls(DeleteAclsResponse),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -217,6 +222,10 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
         ApiKey::AlterUserScramCredentials,
         AlterUserScramCredentialsRequest::VERSIONS,
     ),
+    // SECURITY_DISABLED without an authorizer, as in Kafka
+    (ApiKey::CreateAcls, CreateAclsRequest::VERSIONS),
+    (ApiKey::DescribeAcls, DescribeAclsRequest::VERSIONS),
+    (ApiKey::DeleteAcls, DeleteAclsRequest::VERSIONS),
 ];
 
 /// The `*_authorized_operations` bit fields (bit n = Kafka's AclOperation code n) of what
@@ -328,6 +337,9 @@ pub enum Request {
     SaslAuthenticate(SaslAuthenticateRequest),
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    CreateAcls(CreateAclsRequest),
+    DescribeAcls(DescribeAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 /// Decodes the body of a supported request (sans I/O: bytes in, request out).
@@ -352,6 +364,9 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
             Request::DescribeUserScramCredentials(decode(b, v)?)
         }
         ApiKey::AlterUserScramCredentials => Request::AlterUserScramCredentials(decode(b, v)?),
+        ApiKey::CreateAcls => Request::CreateAcls(decode(b, v)?),
+        ApiKey::DescribeAcls => Request::DescribeAcls(decode(b, v)?),
+        ApiKey::DeleteAcls => Request::DeleteAcls(decode(b, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(decode(b, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(decode(b, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(decode(b, v)?),
@@ -404,8 +419,26 @@ pub struct RequestContext {
     pub session: crate::session::Session,
 }
 
-/// Handles a decoded request. `None` means no response is sent (acks=0 produce).
+/// Handles a decoded request: authorizes it, then answers what is allowed. `None` means no
+/// response is sent (acks=0 produce).
 pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: Request,
+) -> Option<Response> {
+    match authorize::check(broker, ctx, request) {
+        authorize::Checked::Answer(response) => Some(response),
+        authorize::Checked::Handle(request, after) => {
+            let mut response = dispatch(broker, ctx, request).await;
+            if let (Some(after), Some(response)) = (after, response.as_mut()) {
+                after(response);
+            }
+            response
+        }
+    }
+}
+
+async fn dispatch(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     request: Request,
@@ -547,6 +580,9 @@ pub async fn handle(
         Request::AlterUserScramCredentials(r) => {
             Response::AlterUserScramCredentials(scram_credentials::alter(broker, r))
         }
+        Request::CreateAcls(r) => Response::CreateAcls(acls::create(broker, r)),
+        Request::DescribeAcls(r) => Response::DescribeAcls(acls::describe(broker, r)),
+        Request::DeleteAcls(r) => Response::DeleteAcls(acls::delete(broker, r)),
     })
 }
 

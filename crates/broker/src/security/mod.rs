@@ -2,11 +2,13 @@
 //! `listener.security.protocol.map`, and the refusal of every security setting ferrolog does not
 //! implement yet.
 //!
-//! ferrolog serves PLAINTEXT and SSL listeners ([`tls`]); SASL and the authorizer are not
-//! implemented. A configuration that asks for them must not start with less security than it
-//! asks for, so start-up stops with a message naming the key. A key set to Kafka's own default
+//! ferrolog serves PLAINTEXT, SSL ([`tls`]), SASL_PLAINTEXT and SASL_SSL ([`sasl`]) listeners
+//! and authorizes requests by ACLs ([`acl`]). A configuration that asks for security it does not
+//! implement (Kerberos, OAUTHBEARER, delegation tokens, custom principal builders) must not start
+//! with less security than it asks for, so start-up stops with a message naming the key. A key set to Kafka's own default
 //! asks for nothing and is accepted (Kafka's sample `server.properties` sets some of them).
 
+pub mod acl;
 pub mod principal;
 pub mod sasl;
 pub mod tls;
@@ -211,24 +213,64 @@ pub fn check_listeners(
     Ok(map)
 }
 
+/// How a command-line tool connects, from a Kafka client properties file (the
+/// `--command-config` of Kafka's tools): `security.protocol`, the `ssl.*` trust and key
+/// stores, `sasl.mechanism` and the username and password of `sasl.jaas.config`.
+pub fn client_security(properties: &Properties) -> Result<ferrolog_client::Security> {
+    let protocol = match properties.get("security.protocol") {
+        None => SecurityProtocol::Plaintext,
+        Some(p) => SecurityProtocol::parse(p).ok_or_else(|| {
+            anyhow::anyhow!("Invalid value {p} for configuration security.protocol")
+        })?,
+    };
+    let mut security = ferrolog_client::Security::default();
+    if protocol.uses_tls() {
+        security.tls = Some(tls::client_tls(properties, "client")?);
+    }
+    if protocol.uses_sasl() {
+        let name = properties
+            .get("sasl.mechanism")
+            .map(String::as_str)
+            .unwrap_or("GSSAPI");
+        let mechanism = ferrolog_client::sasl::Mechanism::parse(name).ok_or_else(|| {
+            anyhow::anyhow!("Invalid value {name} for configuration sasl.mechanism: ferrolog's tools speak PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512")
+        })?;
+        let text = properties.get("sasl.jaas.config").ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} needs sasl.jaas.config with a username and a password",
+                protocol.name()
+            )
+        })?;
+        let (_, options) = sasl::jaas_options("sasl.jaas.config", text)?;
+        match (options.get("username"), options.get("password")) {
+            (Some(u), Some(p)) => {
+                security.sasl = Some(ferrolog_client::sasl::Credentials {
+                    mechanism,
+                    username: u.clone(),
+                    password: p.clone(),
+                })
+            }
+            _ => bail!("sasl.jaas.config needs username=\"…\" and password=\"…\""),
+        }
+    }
+    Ok(security)
+}
+
 /// The SASL keys [`sasl`] reads (the JAAS config only under a listener and mechanism prefix).
 const SASL_IMPLEMENTED: &[&str] = &[
     "sasl.enabled.mechanisms",
     "sasl.mechanism.inter.broker.protocol",
 ];
 
-/// Whether `name` configures security ferrolog lacks (SASL, custom principals, delegation
-/// tokens, the authorizer). The `ssl.*` keys are implemented: [`tls`] reads and checks them
+/// Whether `name` configures security ferrolog lacks (SASL settings beyond PLAIN and SCRAM,
+/// custom principals, delegation tokens). The `ssl.*` keys are implemented: [`tls`] reads and checks them
 /// for each TLS listener.
 fn is_security_key(name: &str) -> bool {
     (name.starts_with("sasl.") && !SASL_IMPLEMENTED.contains(&name))
         || name.starts_with("delegation.token.")
         || matches!(
             name,
-            "authorizer.class.name"
-                | "super.users"
-                | "allow.everyone.if.no.acl.found"
-                | "principal.builder.class"
+            "principal.builder.class"
                 | "security.providers"
                 // Java TLS plumbing rustls has no counterpart for
                 | "ssl.engine.factory.class"
@@ -275,9 +317,8 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
             };
             norm(d) == norm(value)
         }
-        // a key without a default (a keystore, a JAAS config) asks for something when set;
-        // `authorizer.class.name`'s default is empty, handled above by the table
-        None => value.trim().is_empty() && name != "super.users",
+        // a key without a default (a keystore, a JAAS config) asks for something when set
+        None => value.trim().is_empty(),
     };
     if same_as_default {
         return None;
@@ -380,12 +421,6 @@ mod tests {
                 "listener.name.sasl_ssl.sasl.oauthbearer.jwks.endpoint.url",
                 "file:///x",
             ),
-            (
-                "authorizer.class.name",
-                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            ),
-            ("allow.everyone.if.no.acl.found", "false"),
-            ("super.users", "User:admin"),
             ("listener.name.sasl_ssl.gssapi.sasl.jaas.config", "x"),
             ("listener.name.internal.max.connections", "10"),
         ] {
@@ -407,7 +442,13 @@ mod tests {
             ("ssl.client.auth", "none"),
             ("ssl.enabled.protocols", "TLSv1.2, TLSv1.3"),
             ("sasl.enabled.mechanisms", "GSSAPI"),
-            ("authorizer.class.name", ""),
+            // the authorizer is implemented (acl::Authorizer checks its keys)
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("allow.everyone.if.no.acl.found", "false"),
+            ("super.users", "User:admin"),
             ("connections.max.reauth.ms", "0"),
             ("num.partitions", "3"),
         ] {
