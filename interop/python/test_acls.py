@@ -16,7 +16,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
-from conftest import Ferrolog, wait_for
+from conftest import ROOT, Ferrolog, wait_for
 from test_sasl import KAFKA_LIB, PLAIN_JAAS, admin_config, kafka_tool
 
 JAAS = PLAIN_JAAS.replace('user_alice="alice-secret";', 'user_alice="alice-secret" user_bob="bob-secret";')
@@ -239,6 +239,42 @@ def test_a_removed_acl_takes_effect_on_an_open_consumer(broker, tmp_path):
     assert "TopicAuthorizationException" in open(tmp_path / "consumer.err").read()
 
 
+def test_a_regex_subscription_takes_in_only_topics_it_may_describe(broker, tmp_path):
+    """A KIP-848 consumer subscribed by regex (librdkafka sends it to the coordinator, which
+    resolves it): the topics its principal may not describe are left out of its assignment, as
+    Kafka's coordinator leaves them out."""
+    admin = AdminClient(conf(broker, "admin"))
+    for f in admin.create_topics([NewTopic(t, 1, 1) for t in ["rx-a", "rx-b"]]).values():
+        f.result(30)
+    for t in ["rx-a", "rx-b"]:
+        assert produce(conf(broker, "admin"), t, 5) == []
+    acls = [AclBinding(ResourceType.TOPIC, "rx-a", ResourcePatternType.LITERAL, "User:alice", "*",
+                       AclOperation.READ, AclPermissionType.ALLOW),
+            AclBinding(ResourceType.GROUP, "rx-g", ResourcePatternType.LITERAL, "User:alice", "*",
+                       AclOperation.READ, AclPermissionType.ALLOW)]
+    for f in admin.create_acls(acls).values():
+        f.result(10)
+    consumer = Consumer({**conf(broker, "alice"), "group.id": "rx-g", "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe(["^rx-.*"])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 5 and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.topic())
+    try:
+        assert got == ["rx-a"] * 5, got
+        # the group's target assignment, as the admin sees it (ConsumerGroupDescribe)
+        described = java_tool(tmp_path, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                              "--bootstrap-server", broker.bootstrap, "--command-config", admin_config(tmp_path),
+                              "--describe", "--group", "rx-g", "--members", "--verbose")
+        assert "rx-a:0" in described.stdout, described.stdout + described.stderr[-2000:]
+        assert "rx-b" not in described.stdout, described.stdout
+    finally:
+        consumer.close()
+
+
 def test_ferrolog_acls_cli_and_acls_survive_kill_9(tmp_path):
     b = secured()
     try:
@@ -277,3 +313,48 @@ def test_an_unknown_authorizer_stops_start_up():
     with pytest.raises(RuntimeError) as e:
         Ferrolog(["authorizer.class.name=com.example.MyAuthorizer"])
     assert "authorizer.class.name" in str(e.value)
+
+
+def test_a_cluster_replicates_over_sasl_ssl_as_a_super_user_and_shares_its_acls(tmp_path):
+    """Three nodes whose brokers replicate over SASL_SSL, authenticated as the super user
+    admin (followers need CLUSTER_ACTION): an ACL created on one node is in force on all."""
+    from test_cluster import Cluster
+    certs = tmp_path / "certs"
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "test-certs.sh"), str(certs)], check=True,
+                   capture_output=True)
+    tls = [f"ssl.truststore.type=PEM", f"ssl.truststore.location={certs}/ca.pem"]
+    admin_props = admin_config(tmp_path, protocol="SASL_SSL", extra=tls)
+    rd = lambda user: {"security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN", "sasl.username": user,
+                       "sasl.password": f"{user}-secret", "ssl.ca.location": f"{certs}/ca.pem"}
+    c = Cluster([
+        "sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        f"listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={certs}/server-bundle.pem",
+        *tls,
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:admin",
+    ], protocol="SASL_SSL", command_config=admin_props, client_conf=rd("admin"))
+    try:
+        c.create("replicated", partitions=1, rf=3)
+        admin = AdminClient({**rd("admin"), "bootstrap.servers": c.node_bootstrap(1)})
+        write = AclBinding(ResourceType.TOPIC, "replicated", ResourcePatternType.LITERAL, "User:alice", "*",
+                           AclOperation.WRITE, AclPermissionType.ALLOW)
+        for f in admin.create_acls([write]).values():
+            f.result(10)
+        # every node has it: DescribeAcls and the authorizer on each
+        for node in c.client_ports:
+            node_admin = AdminClient({**rd("admin"), "bootstrap.servers": c.node_bootstrap(node)})
+            c.wait_for(f"the ACL on node {node}", lambda: write in node_admin.describe_acls(
+                AclBindingFilter(ResourceType.TOPIC, "replicated", ResourcePatternType.ANY, None, None,
+                                 AclOperation.ANY, AclPermissionType.ANY)).result(10))
+        # acks=all (min.insync.replicas=2): the followers fetched over SASL_SSL
+        assert produce({**rd("alice"), "bootstrap.servers": c.node_bootstrap(3), "acks": "all"},
+                       "replicated", 100) == []
+        errors = produce({**rd("bob"), "bootstrap.servers": c.node_bootstrap(2)}, "replicated", 2)
+        assert errors and errors[0].code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                                               KafkaError.CLUSTER_AUTHORIZATION_FAILED), errors
+        c.wait_for("identical replicas", lambda: len(set(c.segment_digests("replicated", 0).values())) == 1)
+    finally:
+        c.stop()

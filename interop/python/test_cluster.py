@@ -39,8 +39,14 @@ class Cluster:
     1001..1003 (brokers in `bootstrap_brokers` find the controllers through
     controller.quorum.bootstrap.servers instead of the voters)."""
 
-    def __init__(self, overrides=(), dedicated=False, bootstrap_brokers=(), racks=None):
+    def __init__(self, overrides=(), dedicated=False, bootstrap_brokers=(), racks=None, protocol="PLAINTEXT",
+                 command_config=None, client_conf=None):
+        """`protocol` is the broker listener's (brokers replicate over it); the helpers connect
+        with `command_config` (ferrolog's tools) and `client_conf` (the admin client)."""
         self.dir = tempfile.mkdtemp(prefix="ferrolog-cluster-")
+        self.protocol = protocol
+        self.tool_args = ["--command-config", command_config] if command_config else []
+        self.client_conf = client_conf or {}
         self.racks = racks or {}
         self.dedicated = dedicated
         self.bootstrap_brokers = set(bootstrap_brokers)
@@ -69,14 +75,14 @@ class Cluster:
         cmd = [BINARY, "server", "--data-dir", os.path.join(self.dir, f"node-{i}"),
                "--override", f"node.id={i}"]
         if not self.dedicated:
-            cmd += ["--override", f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]},"
+            cmd += ["--override", f"listeners={self.protocol}://127.0.0.1:{self.client_ports[i]},"
                                   f"CONTROLLER://127.0.0.1:{self.controller_ports[i]}"]
         elif i in self.controller_ports:
             cmd += ["--override", "process.roles=controller",
                     "--override", f"listeners=CONTROLLER://127.0.0.1:{self.controller_ports[i]}"]
         else:
             cmd += ["--override", "process.roles=broker",
-                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]}"]
+                    "--override", f"listeners={self.protocol}://127.0.0.1:{self.client_ports[i]}"]
         if i in self.bootstrap_brokers:
             servers = ",".join(f"127.0.0.1:{p}" for p in self.controller_ports.values())
             cmd += ["--override", f"controller.quorum.bootstrap.servers={servers}"]
@@ -112,7 +118,8 @@ class Cluster:
         """{partition: (leader, replicas, isr, epoch)} as `ferrolog topics describe` prints."""
         node = node or self.alive()[0]
         out = subprocess.run([BINARY, "topics", "--bootstrap-server", self.node_bootstrap(node),
-                              "describe", "--topic", topic], capture_output=True, text=True, timeout=30)
+                              *self.tool_args, "describe", "--topic", topic], capture_output=True, text=True,
+                             timeout=30)
         parts = {}
         for m in re.finditer(r"Partition: (\d+)\tLeader: (-?\d+)\tReplicas: ([\d,]*)\tIsr: ([\d,]*)\tLeaderEpoch: (\d+)",
                              out.stdout):
@@ -123,8 +130,8 @@ class Cluster:
     def controller(self, node=None):
         """The active controller (from DescribeQuorum) and `ferrolog cluster describe`'s output."""
         node = node or self.alive()[0]
-        out = subprocess.run([BINARY, "cluster", "describe", "--bootstrap-server", self.node_bootstrap(node)],
-                             capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([BINARY, "cluster", "describe", "--bootstrap-server", self.node_bootstrap(node),
+                              *self.tool_args], capture_output=True, text=True, timeout=30).stdout
         m = re.search(r"ActiveController: (-?\d+)", out)
         return int(m[1]) if m else -1, out
 
@@ -145,7 +152,7 @@ class Cluster:
         # every live broker, so placement can use it
         self.wait_for("every live broker unfenced",
                       lambda: self.controller()[1].count("Broker: ") == len(self.alive()))
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient({**self.client_conf, "bootstrap.servers": self.bootstrap})
         fs = admin.create_topics([NewTopic(topic, partitions, rf, config=configs or {})])
         fs[topic].result(30)
         self.wait_for(f"{topic} leaders", lambda: all(

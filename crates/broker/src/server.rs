@@ -428,10 +428,13 @@ async fn handle_parsed(
     } = parsed;
     let response = match request {
         Some(request) => {
+            // an IPv4 client of a dual-stack listener as Kafka writes it (1.2.3.4, not
+            // ::ffff:1.2.3.4): host ACLs name it so
+            let host = peer.ip().to_canonical();
             let ctx = handlers::RequestContext {
                 version: header.request_api_version,
                 client_id: header.client_id.as_deref().unwrap_or("").to_string(),
-                client_host: format!("/{}", peer.ip()),
+                client_host: format!("/{host}"),
                 session: session.clone(),
             };
             handlers::handle(broker, &ctx, request).await

@@ -1,25 +1,19 @@
 //! `ferrolog acls` (like kafka-acls.sh): add, list and remove ACLs with CreateAcls,
 //! DescribeAcls and DeleteAcls.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ferrolog_broker::security::acl::{
     AclBinding, Operation, PatternType, Permission, ResourceType, CLUSTER_NAME, WILDCARD,
 };
 use ferrolog_client::kafka_protocol::messages::*;
-use ferrolog_client::{error_name, str, Connection};
+use ferrolog_client::{error_name, str};
 
 #[derive(Args)]
 pub struct AclsArgs {
     /// The broker to talk to, host:port.
     #[arg(long, default_value = "localhost:9092", global = true)]
     bootstrap_server: String,
-    /// A Kafka client properties file: security.protocol, ssl.*, sasl.mechanism and
-    /// sasl.jaas.config (as Kafka's tools take it).
-    #[arg(long, global = true)]
-    command_config: Option<PathBuf>,
     #[command(subcommand)]
     action: AclsAction,
 }
@@ -281,17 +275,7 @@ impl Selection {
 }
 
 pub async fn run(args: AclsArgs) -> Result<()> {
-    let security = match &args.command_config {
-        None => ferrolog_client::Security::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            ferrolog_broker::security::client_security(
-                &ferrolog_broker::config::parse_properties_file(&text),
-            )?
-        }
-    };
-    let mut c = Connection::connect_with(&args.bootstrap_server, &security).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     match args.action {
         AclsAction::Add(selection) => {
             let acls = selection.bindings()?;

@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ferrolog_client::kafka_protocol::messages::*;
 use ferrolog_client::kafka_protocol::protocol::StrBytes;
-use ferrolog_client::Connection;
 
 #[derive(Args)]
 pub struct ClusterArgs {
@@ -50,7 +49,7 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
 }
 
 async fn describe(bootstrap: &str) -> Result<()> {
-    let mut c = Connection::connect(bootstrap).await?;
+    let mut c = crate::connect(bootstrap).await?;
     let r = c
         .send_version(&DescribeClusterRequest::default(), 0)
         .await?;

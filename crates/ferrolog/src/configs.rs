@@ -54,7 +54,7 @@ const SOURCES: [&str; 7] = [
 ];
 
 pub async fn run(args: ConfigsArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     match args.action {
         ConfigsAction::Describe { topic, broker, all } => {
             let (kind, name, label) = match (&topic, broker) {
@@ -158,7 +158,7 @@ pub async fn connect_to_broker(c: &mut Connection, id: i32) -> Result<Connection
         .iter()
         .find(|b| b.node_id.0 == id)
         .with_context(|| format!("broker {id} is not in the cluster's metadata"))?;
-    Connection::connect(&format!("{}:{}", b.host, b.port)).await
+    crate::connect(&format!("{}:{}", b.host, b.port)).await
 }
 
 /// IncrementalAlterConfigs for one resource (2 topic, 4 broker): `set` keys, `delete` keys.
@@ -221,7 +221,7 @@ pub struct DeleteRecordsArgs {
 }
 
 pub async fn delete_records(args: DeleteRecordsArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     let request = DeleteRecordsRequest::default()
         .with_timeout_ms(30_000)
         .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use ferrolog_client::{compression_from_name, now_ms, record, Connection};
+use ferrolog_client::{compression_from_name, now_ms, record};
 
 #[derive(Args)]
 pub struct ProduceArgs {
@@ -137,7 +137,7 @@ pub async fn produce(args: ProduceArgs) -> Result<()> {
         .unwrap_or_else(|| ":".into());
     let null_marker = props.get("null.marker").cloned();
     let compression = compression_from_name(&args.compression_codec)?;
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     let partitions = c.partitions_or_create(&args.topic).await?;
     let mut pending: HashMap<i32, Vec<_>> = HashMap::new();
     let mut round_robin = 0i32;
@@ -220,7 +220,7 @@ pub async fn consume(args: ConsumeArgs) -> Result<()> {
         .get("line.separator")
         .cloned()
         .unwrap_or_else(|| "\n".into());
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     let count = c.partitions(&args.topic).await?;
     let partitions: Vec<i32> = match args.partition {
         Some(p) => vec![p],

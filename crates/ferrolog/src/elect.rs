@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use ferrolog_client::kafka_protocol::messages::*;
-use ferrolog_client::{error_name, topic_name, Connection};
+use ferrolog_client::{error_name, topic_name};
 
 #[derive(Args)]
 pub struct ElectArgs {
@@ -25,7 +25,7 @@ pub struct ElectArgs {
 }
 
 pub async fn run(args: ElectArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     let partitions = match (&args.topic, args.all_topic_partitions) {
         (None, true) => None,
         (Some(topic), false) => {

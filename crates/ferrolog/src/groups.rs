@@ -112,7 +112,7 @@ async fn committed(c: &mut Connection, group: &str) -> Result<BTreeMap<(String, 
 }
 
 pub async fn run(args: GroupsArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     match args.action {
         Action::List => {
             let response = c.send(&ListGroupsRequest::default()).await?;

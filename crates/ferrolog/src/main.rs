@@ -27,8 +27,31 @@ use ferrolog_broker::config::{parse_properties_file, BrokerConfig, Properties};
     after_help = "Logging: FERROLOG_LOG sets what is logged to standard error, with tracing's filter syntax (default \"info\"; e.g. FERROLOG_LOG=debug, or FERROLOG_LOG=info,ferrolog_broker::replication=debug)."
 )]
 struct Cli {
+    /// A Kafka client properties file the tools connect with: security.protocol, the ssl.*
+    /// trust and key stores, sasl.mechanism and sasl.jaas.config (Kafka's --command-config).
+    #[arg(long, global = true)]
+    command_config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How the tools connect (`--command-config`); plaintext without one.
+static SECURITY: std::sync::OnceLock<ferrolog_client::Security> = std::sync::OnceLock::new();
+
+/// A connection to a broker, secured as `--command-config` says.
+pub async fn connect(addr: &str) -> Result<ferrolog_client::Connection> {
+    let security = SECURITY.get().cloned().unwrap_or_default();
+    ferrolog_client::Connection::connect_with(addr, &security).await
+}
+
+/// Reads `--command-config` into [`SECURITY`].
+fn client_security(path: &std::path::Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let security = ferrolog_broker::security::client_security(&parse_properties_file(&text))
+        .with_context(|| format!("{}", path.display()))?;
+    let _ = SECURITY.set(security);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -107,6 +130,12 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Some(path) = &cli.command_config {
+        if matches!(cli.command, Command::Server { .. }) {
+            anyhow::bail!("--command-config is for the tools; a broker takes --config");
+        }
+        client_security(path)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

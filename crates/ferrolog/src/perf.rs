@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use bytes::{Bytes, BytesMut};
 use clap::{Args, Subcommand};
-use ferrolog_client::{compression_from_name, encode_batch, record, Connection};
+use ferrolog_client::{compression_from_name, encode_batch, record};
 
 #[derive(Args)]
 pub struct PerfArgs {
@@ -82,7 +82,7 @@ struct Stats {
 async fn produce(args: ProduceArgs) -> Result<()> {
     let compression = compression_from_name(&args.compression_codec)?;
     let per_batch = (args.batch_size / (args.record_size + 20)).max(1);
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     let partitions = c.partitions_or_create(&args.topic).await?;
     let payload = Bytes::from(
         (0..args.record_size)
@@ -107,7 +107,7 @@ async fn produce(args: ProduceArgs) -> Result<()> {
             args.num_records,
         );
         tasks.push(tokio::spawn(async move {
-            let mut c = Connection::connect(&addr).await?;
+            let mut c = crate::connect(&addr).await?;
             loop {
                 let n = next_batch.fetch_add(1, Ordering::Relaxed);
                 if n >= batches {
@@ -189,7 +189,7 @@ async fn produce(args: ProduceArgs) -> Result<()> {
 }
 
 async fn consume(args: ConsumeArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     let partitions = c.partitions(&args.topic).await?;
     let mut positions = Vec::new();
     for p in 0..partitions {

@@ -46,7 +46,7 @@ struct Move {
 }
 
 pub async fn run(args: ReassignArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     if args.list {
         return list(&mut c).await;
     }

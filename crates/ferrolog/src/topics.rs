@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use ferrolog_client::kafka_protocol::messages::*;
-use ferrolog_client::{error_name, str, topic_name, Connection};
+use ferrolog_client::{error_name, str, topic_name};
 
 #[derive(Args)]
 pub struct TopicsArgs {
@@ -48,7 +48,7 @@ enum Action {
 }
 
 pub async fn run(args: TopicsArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     match args.action {
         Action::Create {
             topic,

@@ -68,7 +68,7 @@ async fn producers(
 }
 
 pub async fn run(args: TransactionsArgs) -> Result<()> {
-    let mut c = Connection::connect(&args.bootstrap_server).await?;
+    let mut c = crate::connect(&args.bootstrap_server).await?;
     match args.action {
         Action::List => {
             let response = c.send(&ListTransactionsRequest::default()).await?;

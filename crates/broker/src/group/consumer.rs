@@ -41,6 +41,9 @@ pub struct ConsumerMember {
     pub subscribed_names: BTreeSet<String>,
     pub subscribed_regex: Option<String>,
     regex: Option<regex::Regex>,
+    /// Which of the topics `regex` matches the member may see (the principal of the heartbeat
+    /// that set the regex); `None`: every one.
+    regex_filter: Option<TopicFilter>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout: Duration,
     /// Partitions the member owns now.
@@ -97,6 +100,7 @@ impl ConsumerMember {
             subscribed_names: BTreeSet::new(),
             subscribed_regex: None,
             regex: None,
+            regex_filter: None,
             server_assignor: None,
             rebalance_timeout: Duration::from_secs(300),
             assigned: Assignment::new(),
@@ -113,7 +117,8 @@ impl ConsumerMember {
     fn subscribed<'a>(&'a self, topics: &'a Topics) -> impl Iterator<Item = &'a String> + 'a {
         topics.keys().filter(move |name| {
             self.subscribed_names.contains(*name)
-                || self.regex.as_ref().is_some_and(|r| r.is_match(name))
+                || (self.regex.as_ref().is_some_and(|r| r.is_match(name))
+                    && self.regex_filter.as_ref().is_none_or(|f| (f.0)(name)))
         })
     }
 }
@@ -132,6 +137,18 @@ pub struct ConsumerHeartbeat {
     pub owned: Option<Assignment>,
     pub client_id: String,
     pub client_host: String,
+    /// Which topics a regex subscription may take in (the authorizer's DESCRIBE).
+    pub regex_filter: Option<TopicFilter>,
+}
+
+/// Whether a topic may be seen; the group's coordinator keeps the one of a member's regex.
+#[derive(Clone)]
+pub struct TopicFilter(pub std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for TopicFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TopicFilter")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -266,6 +283,7 @@ impl ConsumerGroup {
             bump |= r != m.subscribed_regex;
             m.subscribed_regex = r;
             m.regex = regex;
+            m.regex_filter = req.regex_filter.clone();
         }
         if req.server_assignor.is_some() && req.server_assignor != m.server_assignor {
             m.server_assignor = req.server_assignor.clone();
@@ -656,6 +674,7 @@ impl ConsumerGroup {
         m.subscribed_names = join.subscribed;
         m.subscribed_regex = None;
         m.regex = None;
+        m.regex_filter = None;
         m.server_assignor = None;
         m.instance_id = join.instance_id;
         m.client_id = join.client_id;
@@ -856,6 +875,24 @@ mod tests {
             (a.member_epoch, a.assignment.map(|a| a.len())),
             (2, Some(6))
         );
+    }
+
+    #[test]
+    fn a_regex_subscription_takes_in_only_the_topics_its_filter_lets_through() {
+        let now = Instant::now();
+        let mut t = topics();
+        t.insert("u".into(), (uuid::Uuid::from_u128(8), 2));
+        let mut g = ConsumerGroup::default();
+        let by_regex = ConsumerHeartbeat {
+            subscribed_topic_names: None,
+            subscribed_topic_regex: Some("t|u.*".into()),
+            regex_filter: Some(TopicFilter(std::sync::Arc::new(|name| name != "u"))),
+            ..join("a")
+        };
+        let a = g.heartbeat(&by_regex, &t, "uniform", now).unwrap();
+        let assigned: BTreeSet<uuid::Uuid> =
+            a.assignment.unwrap().iter().map(|(id, _)| *id).collect();
+        assert_eq!(assigned, [t["t"].0].into());
     }
 
     #[test]

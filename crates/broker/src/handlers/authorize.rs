@@ -26,6 +26,8 @@ pub type After<'a> = Box<dyn FnOnce(&mut Response) + Send + 'a>;
 pub enum Checked<'a> {
     /// The request is denied as a whole: this is the answer.
     Answer(Response),
+    /// The request is denied as a whole and gets no answer (a produce with acks=0).
+    Drop,
     /// Handle this (what is left of the request), then apply the `After`.
     Handle(Request, Option<After<'a>>),
 }
@@ -89,6 +91,9 @@ impl Access<'_> {
     }
 }
 
+/// Kafka's internal topics (its `Topic.isInternal`).
+const INTERNAL_TOPICS: [&str; 2] = [crate::group::OFFSETS_TOPIC, crate::txn::TXN_TOPIC];
+
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
 const CLUSTER_DENIED: i16 = 31;
@@ -133,7 +138,7 @@ fn cluster_operation(request: &Request) -> Option<(&'static str, Operation)> {
 }
 
 /// The answer to a request denied its cluster operation.
-fn cluster_denied(request: &Request, op: Operation) -> Response {
+fn cluster_denied(request: &Request, op: Operation, version: i16) -> Response {
     let message = Some(str(&format!(
         "Request needs {op} permission on the cluster."
     )));
@@ -189,9 +194,10 @@ fn cluster_denied(request: &Request, op: Operation) -> Response {
                         )
                 })
                 .collect();
+            // v0 has no top-level error: the partitions say it
             Response::ElectLeaders(
                 ElectLeadersResponse::default()
-                    .with_error_code(c)
+                    .with_error_code(if version >= 1 { c } else { 0 })
                     .with_replica_election_results(results),
             )
         }
@@ -340,6 +346,43 @@ fn cluster_denied(request: &Request, op: Operation) -> Response {
     }
 }
 
+/// What a KIP-848 member's regular expression may take in: the topics its principal may
+/// DESCRIBE, decided against the ACLs of the moment (Kafka filters a resolved regex the same
+/// way). `None` without an authorizer.
+pub fn topic_filter(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+) -> Option<crate::group::consumer::TopicFilter> {
+    broker.authorizer.as_ref()?;
+    // weak: the group coordinator, which keeps the filter, belongs to the broker
+    let weak = Arc::downgrade(broker);
+    let principal = ctx.session.principal.clone();
+    let host: Arc<str> = Arc::from(ctx.client_host.trim_start_matches('/'));
+    Some(crate::group::consumer::TopicFilter(Arc::new(
+        move |topic: &str| {
+            let Some(broker) = weak.upgrade() else {
+                return false;
+            };
+            let Some(authorizer) = broker.authorizer.as_ref() else {
+                return true;
+            };
+            let who = Requester {
+                principal: &principal,
+                host: &host,
+            };
+            authorizer.authorize(
+                &broker.controller.image(),
+                who,
+                Operation::Describe,
+                ResourceType::Topic,
+                topic,
+                "ConsumerGroupHeartbeat",
+                false,
+            )
+        },
+    )))
+}
+
 /// The authorization of `request`, before it is handled.
 pub fn check<'a>(broker: &'a Broker, ctx: &'a RequestContext, request: Request) -> Checked<'a> {
     let Some(authorizer) = broker.authorizer.as_ref() else {
@@ -357,7 +400,7 @@ pub fn check<'a>(broker: &'a Broker, ctx: &'a RequestContext, request: Request) 
     };
     if let Some((api, op)) = cluster_operation(&request) {
         if !access(api).cluster(op) {
-            return Checked::Answer(cluster_denied(&request, op));
+            return Checked::Answer(cluster_denied(&request, op, ctx.version));
         }
         return Checked::Handle(request, None);
     }
@@ -393,38 +436,57 @@ pub fn check<'a>(broker: &'a Broker, ctx: &'a RequestContext, request: Request) 
                 }),
             )
         }
-        Request::Metadata(r) => metadata(access("Metadata"), r, ctx.version),
-        Request::DescribeTopicPartitions(r) => {
+        Request::Metadata(r) => metadata(
+            access("Metadata"),
+            r,
+            ctx.version,
+            broker.config.auto_create_topics,
+        ),
+        Request::DescribeTopicPartitions(mut r) => {
+            use describe_topic_partitions_request::TopicRequest;
+            use describe_topic_partitions_response::*;
             let a = access("DescribeTopicPartitions");
-            let named = !r.topics.is_empty();
-            let mut r = r;
+            if r.topics.is_empty() {
+                // every topic: page over those it may describe only (so hidden topics take
+                // no room in a page, and the cursor never names one)
+                r.topics = a
+                    .image
+                    .topics
+                    .keys()
+                    .filter(|n| a.may(Describe, ResourceType::Topic, n))
+                    .map(|n| TopicRequest::default().with_name(topic_name(n)))
+                    .collect();
+                if r.topics.is_empty() {
+                    return Checked::Answer(Response::DescribeTopicPartitions(
+                        DescribeTopicPartitionsResponse::default(),
+                    ));
+                }
+            }
             let denied = split(&mut r.topics, |t| a.topic(Describe, &t.name));
-            let nothing_left = named && r.topics.is_empty();
+            // a page answers the denied names from its cursor on, as the allowed ones
+            let from = r.cursor.as_ref().map(|c| c.topic_name.to_string());
+            let denied: Vec<TopicRequest> = denied
+                .into_iter()
+                .filter(|t| from.as_deref().is_none_or(|c| t.name.as_str() >= c))
+                .collect();
+            if r.topics.is_empty() {
+                // an emptied list would ask for every topic
+                return Checked::Answer(Response::DescribeTopicPartitions(
+                    DescribeTopicPartitionsResponse::default()
+                        .with_topics(denied.into_iter().map(|t| denied_topic(t.name)).collect()),
+                ));
+            }
             Checked::Handle(
                 Request::DescribeTopicPartitions(r),
                 after(move |resp| {
-                    use describe_topic_partitions_response::*;
                     if let Response::DescribeTopicPartitions(resp) = resp {
-                        if nothing_left {
-                            // an emptied list would have asked for every topic
-                            resp.topics.clear();
-                            resp.next_cursor = None;
-                        }
-                        resp.topics.retain(|t| {
-                            t.name
-                                .as_ref()
-                                .is_none_or(|n| a.may(Describe, ResourceType::Topic, n))
-                        });
                         for t in &mut resp.topics {
                             if let Some(n) = &t.name {
                                 t.topic_authorized_operations = a.ops(ResourceType::Topic, n);
                             }
                         }
-                        resp.topics.extend(denied.into_iter().map(|t| {
-                            DescribeTopicPartitionsResponseTopic::default()
-                                .with_name(Some(t.name))
-                                .with_error_code(TOPIC_DENIED)
-                        }));
+                        resp.topics
+                            .extend(denied.into_iter().map(|t| denied_topic(t.name)));
                     }
                 }),
             )
@@ -996,8 +1058,21 @@ pub fn check<'a>(broker: &'a Broker, ctx: &'a RequestContext, request: Request) 
 }
 
 fn produce(a: Access<'_>, mut r: ProduceRequest) -> Checked<'_> {
-    if let Some(id) = &r.transactional_id {
-        if !a.txn(Operation::Write, id) {
+    // transactional batches need WRITE on the request's transactional id (and an id)
+    let transactional = r
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .any(|p| super::produce::transactional_producer(p.records.as_deref()).is_some());
+    if transactional {
+        let allowed = r
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| a.txn(Operation::Write, id));
+        if !allowed && r.acks == 0 {
+            return Checked::Drop;
+        }
+        if !allowed {
             use produce_response::*;
             let responses = r
                 .topic_data
@@ -1061,6 +1136,15 @@ fn produce(a: Access<'_>, mut r: ProduceRequest) -> Checked<'_> {
     )
 }
 
+/// A DescribeTopicPartitions answer for a topic it may not describe.
+fn denied_topic(
+    name: TopicName,
+) -> describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic {
+    describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic::default()
+        .with_name(Some(name))
+        .with_error_code(TOPIC_DENIED)
+}
+
 /// A fetch response entry for each partition of `topics`, with error `c`.
 fn fetch_errors(
     topics: Vec<fetch_request::FetchTopic>,
@@ -1111,31 +1195,24 @@ fn fetch(a: Access<'_>, mut r: FetchRequest, version: i16) -> Checked<'_> {
             files,
         ));
     }
-    let mut checked = BTreeSet::new();
-    let denied = split(&mut r.topics, |t| match a.name_of(&t.topic, &t.topic_id) {
-        Some(name) => {
-            let allowed = a.topic(Operation::Read, &name);
-            checked.insert(name);
-            allowed
-        }
-        None => true,
-    });
+    // Every partition stays in the request, so that a fetch session holds the denied ones as
+    // Kafka's does (the client counts them in it; once READ is granted they are served). READ
+    // is checked on every topic of the response, which for an incremental fetch includes the
+    // session's partitions the request does not list: a removed ACL takes effect at once.
     Checked::Handle(
         Request::Fetch(r),
         after(move |resp| {
             let Response::Fetch(resp, files) = resp else {
                 return;
             };
-            // an incremental fetch answers partitions of its session the request does not
-            // list: READ is checked for them too, so that a removed ACL takes effect at once
             let mut index = 0;
             for t in &mut resp.responses {
                 let n = t.partitions.len();
-                let name = a.name_of(&t.topic, &t.topic_id);
-                let revoked = name
-                    .as_ref()
-                    .is_some_and(|name| !checked.contains(name) && !a.topic(Operation::Read, name));
-                if revoked {
+                // an unknown topic id keeps the handler's UNKNOWN_TOPIC_ID
+                let denied = a
+                    .name_of(&t.topic, &t.topic_id)
+                    .is_some_and(|name| !a.topic(Operation::Read, &name));
+                if denied {
                     for (i, p) in t.partitions.iter_mut().enumerate() {
                         *p = fetch_response::PartitionData::default()
                             .with_partition_index(p.partition_index)
@@ -1150,18 +1227,11 @@ fn fetch(a: Access<'_>, mut r: FetchRequest, version: i16) -> Checked<'_> {
                 }
                 index += n;
             }
-            let errors = fetch_errors(denied, TOPIC_DENIED);
-            files.extend(
-                errors
-                    .iter()
-                    .flat_map(|t| t.partitions.iter().map(|_| None)),
-            );
-            resp.responses.extend(errors);
         }),
     )
 }
 
-fn metadata(a: Access<'_>, mut r: MetadataRequest, version: i16) -> Checked<'_> {
+fn metadata(a: Access<'_>, mut r: MetadataRequest, version: i16, auto_create: bool) -> Checked<'_> {
     use metadata_response::*;
     use Operation::*;
     let all = match &r.topics {
@@ -1171,10 +1241,12 @@ fn metadata(a: Access<'_>, mut r: MetadataRequest, version: i16) -> Checked<'_> 
     // named topics: take out those the principal may not describe, and unknown ones it may
     // not create when the request would create them
     let mut denied: Vec<MetadataResponseTopic> = Vec::new();
-    let mut requested: Option<BTreeSet<String>> = None;
+    let named = !all;
     if let Some(topics) = r.topics.as_mut().filter(|_| !all) {
         let may_create = a.may(Create, ResourceType::Cluster, CLUSTER_NAME);
-        let mut names = BTreeSet::new();
+        // name -> kept; a name asked twice is decided (and answered) once, as Kafka answers
+        // a set
+        let mut decided: std::collections::BTreeMap<String, bool> = Default::default();
         // the denied ones are answered from `denied`
         let _ = split(topics, |t| {
             let by_id = t.name.as_ref().is_none_or(|n| n.is_empty()) && !t.topic_id.is_nil();
@@ -1185,9 +1257,15 @@ fn metadata(a: Access<'_>, mut r: MetadataRequest, version: i16) -> Checked<'_> 
             }) else {
                 return true; // an unknown id: the handler answers UNKNOWN_TOPIC_ID
             };
+            if let Some(kept) = decided.get(&name) {
+                return *kept;
+            }
+            decided.insert(name.clone(), false);
             if !a.topic(Describe, &name) {
                 denied.push(if by_id {
+                    // by id (v12+): the name is null
                     MetadataResponseTopic::default()
+                        .with_name(None)
                         .with_topic_id(t.topic_id)
                         .with_error_code(TOPIC_DENIED)
                 } else {
@@ -1197,34 +1275,31 @@ fn metadata(a: Access<'_>, mut r: MetadataRequest, version: i16) -> Checked<'_> 
                 });
                 return false;
             }
-            let creates =
-                a.image.topic(&name).is_none() && (version < 4 || r.allow_auto_topic_creation);
+            let creates = auto_create
+                && a.image.topic(&name).is_none()
+                && (version < 4 || r.allow_auto_topic_creation);
             if creates && !may_create && !a.topic(Create, &name) {
                 denied.push(
                     MetadataResponseTopic::default()
                         .with_name(Some(topic_name(&name)))
                         .with_error_code(TOPIC_DENIED)
-                        .with_is_internal(name.starts_with("__")),
+                        .with_is_internal(INTERNAL_TOPICS.contains(&name.as_str())),
                 );
                 return false;
             }
-            names.insert(name);
+            decided.insert(name, true);
             true
         });
-        requested = Some(names);
     }
     let include_ops = r.include_topic_authorized_operations && version >= 8;
-    let nothing_left = requested.as_ref().is_some_and(|n| n.is_empty())
-        && r.topics.as_ref().is_some_and(|t| t.is_empty());
-    if nothing_left && version == 0 {
-        // an empty v0 list means every topic: ask for none and answer the denials only
-        r.topics = Some(Vec::new());
-    }
+    // every named topic denied: an empty v0 list asks for every topic, whose answer is
+    // dropped below (v1+ asks for none)
+    let nothing_left = named && r.topics.as_ref().is_some_and(|t| t.is_empty());
     Checked::Handle(
         Request::Metadata(r),
         after(move |resp| {
             if let Response::Metadata(resp) = resp {
-                if requested.is_none() {
+                if !named {
                     // every topic: those it may not describe are left out
                     resp.topics.retain(|t| {
                         t.name
@@ -1412,15 +1487,15 @@ fn find_coordinator(a: Access<'_>, mut r: FindCoordinatorRequest, version: i16) 
         }
     };
     let c = if txn { TXN_DENIED } else { GROUP_DENIED };
+    let message = if txn {
+        "Transactional Id authorization failed."
+    } else {
+        "Group authorization failed."
+    };
     if version < 4 {
         if allowed(&r.key) {
             return Checked::Handle(Request::FindCoordinator(r), None);
         }
-        let message = if txn {
-            "Transactional Id authorization failed."
-        } else {
-            "Group authorization failed."
-        };
         return Checked::Answer(Response::FindCoordinator(
             FindCoordinatorResponse::default()
                 .with_error_code(c)
@@ -1440,6 +1515,7 @@ fn find_coordinator(a: Access<'_>, mut r: FindCoordinatorRequest, version: i16) 
                     Coordinator::default()
                         .with_key(key)
                         .with_error_code(c)
+                        .with_error_message(Some(str(message)))
                         .with_node_id(BrokerId(-1))
                         .with_host(str(""))
                         .with_port(-1)
@@ -1452,7 +1528,15 @@ fn find_coordinator(a: Access<'_>, mut r: FindCoordinatorRequest, version: i16) 
 fn create_topics(a: Access<'_>, mut r: CreateTopicsRequest) -> Checked<'_> {
     use Operation::*;
     let on_cluster = a.may(Create, ResourceType::Cluster, CLUSTER_NAME);
-    let denied = split(&mut r.topics, |t| on_cluster || a.topic(Create, &t.name));
+    // a name given twice is left to the handler, which refuses it (Kafka's "Duplicate topic
+    // name.") before any authorization
+    let mut times: std::collections::BTreeMap<String, usize> = Default::default();
+    for t in &r.topics {
+        *times.entry(t.name.to_string()).or_default() += 1;
+    }
+    let denied = split(&mut r.topics, |t| {
+        times[t.name.as_str()] > 1 || on_cluster || a.topic(Create, &t.name)
+    });
     Checked::Handle(
         Request::CreateTopics(r),
         after(move |resp| {
@@ -1461,7 +1545,7 @@ fn create_topics(a: Access<'_>, mut r: CreateTopicsRequest) -> Checked<'_> {
                 for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
                     if !a.may(DescribeConfigs, ResourceType::Topic, &t.name) {
                         t.topic_config_error_code = TOPIC_DENIED;
-                        t.configs = None;
+                        t.configs = Some(Vec::new());
                         t.num_partitions = -1;
                         t.replication_factor = -1;
                     }
@@ -1586,55 +1670,53 @@ fn add_partitions_to_txn(a: Access<'_>, r: AddPartitionsToTxnRequest, version: i
             .map(|t| (t.name.clone(), t.partitions.clone()))
             .collect(),
     );
-    let errors: Option<Vec<(TopicName, Vec<i32>, i16)>> = if !a.txn(Write, &id) {
-        Some(
-            topics
-                .into_iter()
-                .map(|(n, p)| (n, p, TXN_DENIED))
-                .collect(),
-        )
+    // the code of each partition, if the request is refused
+    type CodeOf<'a> = Box<dyn Fn(&str, i32) -> i16 + 'a>;
+    let code_of: CodeOf = if !a.txn(Write, &id) {
+        Box::new(|_, _| TXN_DENIED)
     } else {
         let denied: BTreeSet<String> = topics
             .iter()
             .map(|(n, _)| n.to_string())
             .filter(|n| {
                 // Kafka never lets a client add an internal topic to a transaction
-                [crate::group::OFFSETS_TOPIC, crate::txn::TXN_TOPIC].contains(&n.as_str())
-                    || !a.topic(Write, n)
+                INTERNAL_TOPICS.contains(&n.as_str()) || !a.topic(Write, n)
             })
             .collect();
-        (!denied.is_empty()).then(|| {
-            topics
-                .into_iter()
-                .map(|(n, p)| {
-                    let c = if denied.contains(n.as_str()) {
-                        TOPIC_DENIED
-                    } else {
-                        code(ResponseError::OperationNotAttempted)
-                    };
-                    (n, p, c)
-                })
-                .collect()
+        if denied.is_empty() {
+            return Checked::Handle(Request::AddPartitionsToTxn(r), None);
+        }
+        // a denied topic fails the request: the others are not attempted, unknown ones are
+        // said to be unknown
+        let image = a.image.clone();
+        Box::new(move |topic, partition| {
+            if denied.contains(topic) {
+                TOPIC_DENIED
+            } else if image
+                .topic(topic)
+                .is_none_or(|t| partition < 0 || partition >= t.partitions)
+            {
+                code(ResponseError::UnknownTopicOrPartition)
+            } else {
+                code(ResponseError::OperationNotAttempted)
+            }
         })
     };
-    let Some(errors) = errors else {
-        return Checked::Handle(Request::AddPartitionsToTxn(r), None);
-    };
-    let results = errors
+    let results = topics
         .into_iter()
-        .map(|(name, partitions, c)| {
+        .map(|(name, partitions)| {
             AddPartitionsToTxnTopicResult::default()
-                .with_name(name)
                 .with_results_by_partition(
                     partitions
                         .into_iter()
                         .map(|p| {
                             AddPartitionsToTxnPartitionResult::default()
                                 .with_partition_index(p)
-                                .with_partition_error_code(c)
+                                .with_partition_error_code(code_of(&name, p))
                         })
                         .collect(),
                 )
+                .with_name(name)
         })
         .collect();
     Checked::Answer(Response::AddPartitionsToTxn(

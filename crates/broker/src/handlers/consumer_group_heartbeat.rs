@@ -68,6 +68,7 @@ pub fn handle(
         }),
         client_id: ctx.client_id.clone(),
         client_host: ctx.client_host.clone(),
+        regex_filter: super::authorize::topic_filter(broker, ctx),
     };
     let mut response = ConsumerGroupHeartbeatResponse::default()
         .with_heartbeat_interval_ms(broker.groups.consumer_heartbeat_interval_ms(&group_id));

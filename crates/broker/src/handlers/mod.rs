@@ -428,6 +428,7 @@ pub async fn handle(
 ) -> Option<Response> {
     match authorize::check(broker, ctx, request) {
         authorize::Checked::Answer(response) => Some(response),
+        authorize::Checked::Drop => None,
         authorize::Checked::Handle(request, after) => {
             let mut response = dispatch(broker, ctx, request).await;
             if let (Some(after), Some(response)) = (after, response.as_mut()) {

@@ -15,7 +15,7 @@ use crate::Broker;
 
 /// The producer id and epoch of the first transactional batch among `records` (headers only:
 /// the append validates the batches).
-fn transactional_producer(records: Option<&[u8]>) -> Option<(i64, i16)> {
+pub(crate) fn transactional_producer(records: Option<&[u8]>) -> Option<(i64, i16)> {
     ferrolog_storage::batch::BatchIter::new(records?)
         .map_while(Result::ok)
         .filter_map(|(_, bytes)| ferrolog_storage::batch::BatchHeader::parse(bytes).ok())

@@ -27,8 +27,11 @@ use crate::metadata::MetadataImage;
 /// The class names of Kafka's authorizers that ferrolog stands in for.
 pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
-/// The wildcard resource name, principal and host.
+/// The wildcard resource name and host.
 pub const WILDCARD: &str = "*";
+
+/// The principal of an ACL for everyone.
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
 
 macro_rules! codes {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $code:literal => $text:literal),* $(,)? }) => {
@@ -385,12 +388,8 @@ impl TypeIndex {
 
 /// What one ACL entry says about an action: `Some(permission)` if it applies.
 fn applies(acl: &AclBinding, who: Requester<'_>, operation: Operation) -> Option<Permission> {
-    let principal_type = who.principal.split_once(':').map_or("User", |(t, _)| t);
-    let everyone = acl
-        .principal
-        .strip_suffix(":*")
-        .is_some_and(|t| t == principal_type);
-    if acl.principal != who.principal && !everyone {
+    // Kafka's one wildcard principal, whatever the principal's type
+    if acl.principal != who.principal && acl.principal != WILDCARD_PRINCIPAL {
         return None;
     }
     if acl.host != WILDCARD && acl.host != who.host {
@@ -630,9 +629,13 @@ impl Authorizer {
         if denied_literal.contains(&WILDCARD) {
             return false;
         }
+        let allowed_literal = applying(&t.literal, Permission::Allow, who, operation);
+        if allowed_literal.contains(&WILDCARD) {
+            return true;
+        }
         let denied_prefixes = applying(&t.prefixed, Permission::Deny, who, operation);
         let covered = |name: &str| denied_prefixes.iter().any(|p| name.starts_with(p));
-        applying(&t.literal, Permission::Allow, who, operation)
+        allowed_literal
             .into_iter()
             .any(|name| !denied_literal.contains(&name) && !covered(name))
             || applying(&t.prefixed, Permission::Allow, who, operation)
