@@ -358,3 +358,25 @@ def test_a_cluster_replicates_over_sasl_ssl_as_a_super_user_and_shares_its_acls(
         c.wait_for("identical replicas", lambda: len(set(c.segment_digests("replicated", 0).values())) == 1)
     finally:
         c.stop()
+
+
+def test_franz_go_with_scram_is_allowed_what_its_acls_say(tmp_path):
+    from test_java_go import GO_BINARY
+    from test_sasl import add_scram_user
+    b = secured(["sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512"])
+    try:
+        add_scram_user(b, tmp_path, "eve", "SCRAM-SHA-512=[password=eve-secret]")
+        admin = AdminClient(conf(b, "admin"))
+        for f in admin.create_topics([NewTopic(t, 1, 1) for t in ["go-t", "go-denied"]]).values():
+            f.result(30)
+        acls = [AclBinding(ResourceType.TOPIC, "go-", ResourcePatternType.PREFIXED, "User:eve", "*", op,
+                           AclPermissionType.ALLOW) for op in (AclOperation.WRITE, AclOperation.READ)]
+        acls.append(AclBinding(ResourceType.TOPIC, "go-denied", ResourcePatternType.LITERAL, "User:eve", "*",
+                               AclOperation.WRITE, AclPermissionType.DENY))
+        for f in admin.create_acls(acls).values():
+            f.result(10)
+        out = subprocess.run([GO_BINARY, b.bootstrap, "scram", "SCRAM-SHA-512", "eve", "eve-secret", "go-t",
+                              "go-denied"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "passed, 0 failed" in out.stdout, out.stdout + out.stderr[-2000:]
+    finally:
+        b.stop()

@@ -109,6 +109,21 @@ def test_wrong_password_and_unknown_user_fail_alike(broker, tmp_path):
         assert "Authentication failed" in messages[0]
 
 
+def test_ferrolog_users_manages_scram_users(broker, tmp_path):
+    admin = admin_config(tmp_path)
+    cli = lambda *a: broker.cli("users", "--bootstrap-server", broker.bootstrap, "--command-config", admin, *a)
+    out = cli("add", "--user", "dave", "--password", "dave-secret", "--mechanism", "SCRAM-SHA-256",
+              "--iterations", "8192")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "dave\tSCRAM-SHA-256\titerations=8192" in cli("list").stdout
+    produce_consume(conf(broker, "SCRAM-SHA-256", "dave", "dave-secret"), "users-t", 20)
+    out = cli("remove", "--user", "dave", "--mechanism", "SCRAM-SHA-256")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "dave" not in cli("list").stdout
+    # and the tools refuse to run without credentials on a SASL listener
+    assert broker.cli("users", "--bootstrap-server", broker.bootstrap, "list").returncode != 0
+
+
 def test_scram_users_created_with_kafkas_kafka_configs(broker, tmp_path):
     add_scram_user(broker, tmp_path, "bob", "SCRAM-SHA-256=[iterations=8192,password=bob-256],"
                                              "SCRAM-SHA-512=[password=bob-512]")

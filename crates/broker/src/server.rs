@@ -99,6 +99,10 @@ pub enum ConnectionError {
     Handshake(String),
     #[error("SASL authentication failed: {0}")]
     Authentication(String),
+    /// A request that gets no answer failed (a produce with acks=0 denied): Kafka closes the
+    /// connection so that the client notices.
+    #[error("{0}")]
+    Closed(String),
 }
 
 /// The TLS handshake, bounded in time, and the principal it establishes: `User:` and the
@@ -442,6 +446,7 @@ async fn handle_parsed(
         None => Some(handlers::api_versions::unsupported()),
     };
     match response {
+        Some(handlers::Response::Close(why)) => Err(ConnectionError::Closed(why)),
         Some(response) => Ok(Some(encode_frame(api_key, &header, response)?)),
         None => Ok(None),
     }
@@ -537,6 +542,7 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::CreateAcls(r) => r.encode(&mut buf, version)?,
         Response::DescribeAcls(r) => r.encode(&mut buf, version)?,
         Response::DeleteAcls(r) => r.encode(&mut buf, version)?,
+        Response::Close(why) => anyhow::bail!("a closing answer has no body: {why}"),
     }
     out.put(&buf);
     Ok(())

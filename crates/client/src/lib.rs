@@ -480,6 +480,14 @@ pub fn error_name(code: i16) -> String {
     }
 }
 
+/// `Err` naming the error and its message when `code` is not 0 (a tool's answer check).
+pub fn check_error(code: i16, message: Option<&str>) -> Result<()> {
+    if code != 0 {
+        bail!("{}: {}", error_name(code), message.unwrap_or(""));
+    }
+    Ok(())
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

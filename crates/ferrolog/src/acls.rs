@@ -7,7 +7,7 @@ use ferrolog_broker::security::acl::{
     AclBinding, Operation, PatternType, Permission, ResourceType, CLUSTER_NAME, WILDCARD,
 };
 use ferrolog_client::kafka_protocol::messages::*;
-use ferrolog_client::{error_name, str};
+use ferrolog_client::{check_error, str};
 
 #[derive(Args)]
 pub struct AclsArgs {
@@ -295,14 +295,8 @@ pub async fn run(args: AclsArgs) -> Result<()> {
             );
             let response = c.send(&request).await?;
             for (acl, result) in acls.iter().zip(&response.results) {
-                if result.error_code != 0 {
-                    bail!(
-                        "{}: {} ({})",
-                        error_name(result.error_code),
-                        result.error_message.as_deref().unwrap_or(""),
-                        show(acl)
-                    );
-                }
+                check_error(result.error_code, result.error_message.as_deref())
+                    .with_context(|| show(acl))?;
                 println!("Added {}", show(acl));
             }
         }
@@ -313,13 +307,7 @@ pub async fn run(args: AclsArgs) -> Result<()> {
             let mut seen = std::collections::BTreeSet::new();
             for filter in selection.filters(principal.as_deref())? {
                 let response = c.send(&filter).await?;
-                if response.error_code != 0 {
-                    bail!(
-                        "{}: {}",
-                        error_name(response.error_code),
-                        response.error_message.as_deref().unwrap_or("")
-                    );
-                }
+                check_error(response.error_code, response.error_message.as_deref())?;
                 for r in &response.resources {
                     for a in &r.acls {
                         let acl = binding(
@@ -360,13 +348,7 @@ pub async fn run(args: AclsArgs) -> Result<()> {
                 .send(&DeleteAclsRequest::default().with_filters(filters))
                 .await?;
             for r in &response.filter_results {
-                if r.error_code != 0 {
-                    bail!(
-                        "{}: {}",
-                        error_name(r.error_code),
-                        r.error_message.as_deref().unwrap_or("")
-                    );
-                }
+                check_error(r.error_code, r.error_message.as_deref())?;
                 for m in &r.matching_acls {
                     let acl = binding(
                         m.resource_type,

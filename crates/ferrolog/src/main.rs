@@ -11,6 +11,7 @@ mod perf;
 mod reassign;
 mod topics;
 mod transactions;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -112,6 +113,8 @@ enum Command {
     Transactions(transactions::TransactionsArgs),
     /// Add, list and remove ACLs (like kafka-acls.sh).
     Acls(acls::AclsArgs),
+    /// Add, list and remove SCRAM users (like kafka-configs.sh --entity-type users).
+    Users(users::UsersArgs),
 }
 
 /// The log filter without `FERROLOG_LOG`: openraft's replication logs a line per failed retry
@@ -168,6 +171,7 @@ fn main() -> Result<()> {
             Command::Groups(args) => groups::run(args).await,
             Command::Transactions(args) => transactions::run(args).await,
             Command::Acls(args) => acls::run(args).await,
+            Command::Users(args) => users::run(args).await,
         }
     })
 }

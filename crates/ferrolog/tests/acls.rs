@@ -297,3 +297,41 @@ fn delete_acls_lists_an_acl_under_every_filter_that_matches_it() {
         assert_eq!(names, ["other"]);
     });
 }
+
+#[test]
+fn a_denied_produce_with_acks_0_closes_the_connection() {
+    let server = start();
+    common::rt().block_on(async {
+        let mut admin = connect(&server.addr(), "admin").await;
+        assert_eq!(common::create_topic(&mut admin, "t", 1, &[]).await, 0);
+        let record = ferrolog_client::record(None, Some(b"x".to_vec().into()), vec![], 0);
+        // the super user's acks=0 produce keeps the connection
+        admin
+            .produce(
+                "t",
+                0,
+                std::slice::from_ref(&record),
+                ferrolog_client::kafka_protocol::records::Compression::None,
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(admin.metadata(None, false).await.is_ok());
+        // alice may not write: no answer, and the connection is closed (as Kafka closes it)
+        let mut alice = connect(&server.addr(), "alice").await;
+        alice
+            .produce(
+                "t",
+                0,
+                &[record],
+                ferrolog_client::kafka_protocol::records::Compression::None,
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(alice.metadata(None, false).await.is_err());
+        // nothing was written
+        let end = admin.list_offset("t", 0, -1).await.unwrap().0;
+        assert_eq!(end, 1);
+    });
+}

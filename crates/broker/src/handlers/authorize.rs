@@ -26,8 +26,12 @@ pub type After<'a> = Box<dyn FnOnce(&mut Response) + Send + 'a>;
 pub enum Checked<'a> {
     /// The request is denied as a whole: this is the answer.
     Answer(Response),
-    /// The request is denied as a whole and gets no answer (a produce with acks=0).
-    Drop,
+    /// The request is denied as a whole and gets no answer (a produce with acks=0): the
+    /// connection is closed, as Kafka closes it, so that the client notices.
+    Close(String),
+    /// Handle what is left of a request that gets no answer (a produce with acks=0 partly
+    /// denied), then close the connection, as Kafka does when such a request had an error.
+    HandleThenClose(Request, String),
     /// Handle this (what is left of the request), then apply the `After`.
     Handle(Request, Option<After<'a>>),
 }
@@ -1070,7 +1074,9 @@ fn produce(a: Access<'_>, mut r: ProduceRequest) -> Checked<'_> {
             .as_ref()
             .is_some_and(|id| a.txn(Operation::Write, id));
         if !allowed && r.acks == 0 {
-            return Checked::Drop;
+            return Checked::Close(
+                "a produce with acks=0 was denied WRITE on its transactional id".into(),
+            );
         }
         if !allowed {
             use produce_response::*;
@@ -1108,6 +1114,16 @@ fn produce(a: Access<'_>, mut r: ProduceRequest) -> Checked<'_> {
             None => true,
         }
     });
+    if r.acks == 0 && !denied.is_empty() {
+        let names: Vec<String> = denied.iter().map(|t| t.name.to_string()).collect();
+        return Checked::HandleThenClose(
+            Request::Produce(r),
+            format!(
+                "a produce with acks=0 was denied WRITE on {}",
+                names.join(", ")
+            ),
+        );
+    }
     Checked::Handle(
         Request::Produce(r),
         after(move |resp| {

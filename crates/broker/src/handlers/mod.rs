@@ -114,6 +114,8 @@ pub enum Response {
     CreateAcls(CreateAclsResponse),
     DescribeAcls(DescribeAclsResponse),
     DeleteAcls(DeleteAclsResponse),
+    /// No answer: the connection is closed, for this reason.
+    Close(String),
 }
 
 /// The APIs ferrolog serves, with every version Kafka 4.1 defines for them. ApiVersions
@@ -428,7 +430,11 @@ pub async fn handle(
 ) -> Option<Response> {
     match authorize::check(broker, ctx, request) {
         authorize::Checked::Answer(response) => Some(response),
-        authorize::Checked::Drop => None,
+        authorize::Checked::Close(why) => Some(Response::Close(why)),
+        authorize::Checked::HandleThenClose(request, why) => {
+            dispatch(broker, ctx, request).await;
+            Some(Response::Close(why))
+        }
         authorize::Checked::Handle(request, after) => {
             let mut response = dispatch(broker, ctx, request).await;
             if let (Some(after), Some(response)) = (after, response.as_mut()) {
