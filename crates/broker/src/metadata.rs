@@ -152,10 +152,7 @@ pub struct MetadataImage {
     pub scram: BTreeMap<String, BTreeMap<String, ScramCredential>>,
     /// ACLs by id (CreateAcls / DeleteAcls).
     #[serde(default)]
-    pub acls: crate::security::acl::AclMap,
-    /// Counts ACL changes: the authorizer rebuilds its index when it moves.
-    #[serde(default)]
-    pub acls_version: u64,
+    pub acls: crate::security::acl::Acls,
 }
 
 /// JSON object keys must be strings: the partition map is written as a list.
@@ -405,11 +402,9 @@ impl MetadataImage {
             }
             MetadataRecord::Acl { id, acl } => {
                 self.acls.insert(*id, acl.clone());
-                self.acls_version += 1;
             }
             MetadataRecord::RemoveAcl { id } => {
                 self.acls.remove(id);
-                self.acls_version += 1;
             }
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
                 if let Some(c) = self.scram.get_mut(user) {

@@ -49,13 +49,13 @@ impl Access<'_> {
     /// Whether the action is allowed; a denial goes to the authorizer log.
     fn can(&self, op: Operation, rt: ResourceType, name: &str) -> bool {
         self.authorizer
-            .authorize(&self.image, self.who, op, rt, name, self.api, true)
+            .authorize(&self.image.acls, self.who, op, rt, name, self.api, true)
     }
 
     /// Whether the action is allowed, for filtering what is shown (not logged).
     fn may(&self, op: Operation, rt: ResourceType, name: &str) -> bool {
         self.authorizer
-            .authorize(&self.image, self.who, op, rt, name, self.api, false)
+            .authorize(&self.image.acls, self.who, op, rt, name, self.api, false)
     }
 
     fn cluster(&self, op: Operation) -> bool {
@@ -76,7 +76,7 @@ impl Access<'_> {
 
     fn ops(&self, rt: ResourceType, name: &str) -> i32 {
         self.authorizer
-            .authorized_operations(&self.image, self.who, rt, name)
+            .authorized_operations(&self.image.acls, self.who, rt, name)
     }
 
     /// The authorized-operations field: recomputed if the handler filled it (it was asked).
@@ -375,7 +375,7 @@ pub fn topic_filter(
                 host: &host,
             };
             authorizer.authorize(
-                &broker.controller.image(),
+                &broker.controller.image().acls,
                 who,
                 Operation::Describe,
                 ResourceType::Topic,
@@ -841,8 +841,12 @@ pub fn check<'a>(broker: &'a Broker, ctx: &'a RequestContext, request: Request) 
                 Some(id) => (a.txn(Write, id), TXN_DENIED),
                 None => (
                     a.may(IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
-                        || a.authorizer
-                            .authorize_any(&a.image, a.who, Write, ResourceType::Topic),
+                        || a.authorizer.authorize_any(
+                            &a.image.acls,
+                            a.who,
+                            Write,
+                            ResourceType::Topic,
+                        ),
                     CLUSTER_DENIED,
                 ),
             };

@@ -13,7 +13,7 @@
 //!
 //! The ACLs live in the metadata log (records [`crate::metadata::MetadataRecord::Acl`]), so they
 //! are the same on every broker and survive restarts. [`Authorizer`] keeps an index of them,
-//! rebuilt when the image's ACLs change.
+//! rebuilt when the image's ACLs change ([`Acls`] counts the changes).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::Properties;
-use crate::metadata::MetadataImage;
 
 /// The class names of Kafka's authorizers that ferrolog stands in for.
 pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
@@ -315,6 +314,34 @@ impl AclFilter {
 /// The ACLs of the metadata image, by id.
 pub type AclMap = BTreeMap<Uuid, AclBinding>;
 
+/// The ACLs of the metadata image, and a count of their changes (the authorizer rebuilds its
+/// index when it moves).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Acls {
+    by_id: AclMap,
+    version: u64,
+}
+
+impl Acls {
+    pub fn insert(&mut self, id: Uuid, acl: AclBinding) {
+        self.by_id.insert(id, acl);
+        self.version += 1;
+    }
+
+    pub fn remove(&mut self, id: &Uuid) {
+        self.by_id.remove(id);
+        self.version += 1;
+    }
+}
+
+impl std::ops::Deref for Acls {
+    type Target = AclMap;
+
+    fn deref(&self) -> &AclMap {
+        &self.by_id
+    }
+}
+
 /// Who asks: a principal from a client host.
 #[derive(Debug, Clone, Copy)]
 pub struct Requester<'a> {
@@ -508,10 +535,10 @@ impl Authorizer {
         }
     }
 
-    fn index(&self, image: &MetadataImage) -> Arc<AclIndex> {
+    fn index(&self, acls: &Acls) -> Arc<AclIndex> {
         let mut cached = crate::locks::lock(&self.index);
-        if cached.0 != image.acls_version {
-            *cached = (image.acls_version, Arc::new(AclIndex::build(&image.acls)));
+        if cached.0 != acls.version {
+            *cached = (acls.version, Arc::new(AclIndex::build(acls)));
         }
         cached.1.clone()
     }
@@ -519,7 +546,7 @@ impl Authorizer {
     /// Decides one action on a resource.
     pub fn decide(
         &self,
-        image: &MetadataImage,
+        acls: &Acls,
         who: Requester<'_>,
         operation: Operation,
         resource_type: ResourceType,
@@ -528,7 +555,7 @@ impl Authorizer {
         if self.super_users.contains(who.principal) {
             return Decision::Allowed(Why::SuperUser);
         }
-        let index = self.index(image);
+        let index = self.index(acls);
         let mut named = false;
         let mut allow = None;
         if let Some(t) = index.types.get(&resource_type) {
@@ -556,7 +583,7 @@ impl Authorizer {
     #[allow(clippy::too_many_arguments)]
     pub fn authorize(
         &self,
-        image: &MetadataImage,
+        acls: &Acls,
         who: Requester<'_>,
         operation: Operation,
         resource_type: ResourceType,
@@ -564,7 +591,7 @@ impl Authorizer {
         api: &str,
         log_denial: bool,
     ) -> bool {
-        let decision = self.decide(image, who, operation, resource_type, name);
+        let decision = self.decide(acls, who, operation, resource_type, name);
         match &decision {
             Decision::Allowed(why) => {
                 tracing::debug!(
@@ -591,19 +618,19 @@ impl Authorizer {
     /// would be, or when an ALLOW applies whose resources a DENY does not cover.
     pub fn authorize_any(
         &self,
-        image: &MetadataImage,
+        acls: &Acls,
         who: Requester<'_>,
         operation: Operation,
         resource_type: ResourceType,
     ) -> bool {
         // a made-up name: super users, the wildcard and allow.everyone.if.no.acl.found
         if self
-            .decide(image, who, operation, resource_type, "hardcode")
+            .decide(acls, who, operation, resource_type, "hardcode")
             .allowed()
         {
             return true;
         }
-        let index = self.index(image);
+        let index = self.index(acls);
         let Some(t) = index.types.get(&resource_type) else {
             return false;
         };
@@ -646,7 +673,7 @@ impl Authorizer {
     /// The `*_authorized_operations` bits (bit n = operation code n) of a resource.
     pub fn authorized_operations(
         &self,
-        image: &MetadataImage,
+        acls: &Acls,
         who: Requester<'_>,
         resource_type: ResourceType,
         name: &str,
@@ -654,7 +681,7 @@ impl Authorizer {
         resource_type
             .operations()
             .iter()
-            .filter(|op| self.decide(image, who, **op, resource_type, name).allowed())
+            .filter(|op| self.decide(acls, who, **op, resource_type, name).allowed())
             .fold(0, |bits, op| bits | (1 << op.code()))
     }
 }
@@ -723,15 +750,15 @@ mod tests {
         }
     }
 
-    fn image(acls: Vec<AclBinding>) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for (i, a) in acls.into_iter().enumerate() {
-            image.acls.insert(Uuid::from_u128(i as u128 + 1), a);
+    fn image(list: Vec<AclBinding>) -> Acls {
+        let mut acls = Acls::default();
+        for (i, a) in list.into_iter().enumerate() {
+            acls.insert(Uuid::from_u128(i as u128 + 1), a);
         }
         // a new version each time: an authorizer's index follows the version
         static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        image.acls_version = VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        image
+        acls.version = VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        acls
     }
 
     const ALICE: Requester<'static> = Requester {
