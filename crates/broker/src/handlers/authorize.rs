@@ -103,10 +103,6 @@ const GROUP_DENIED: i16 = 30;
 const CLUSTER_DENIED: i16 = 31;
 const TXN_DENIED: i16 = 53;
 
-fn code(e: ResponseError) -> i16 {
-    e.code()
-}
-
 /// Takes the items `keep` refuses out of `items`, in order.
 fn split<T>(items: &mut Vec<T>, mut keep: impl FnMut(&T) -> bool) -> Vec<T> {
     let (kept, denied): (Vec<T>, Vec<T>) = std::mem::take(items).into_iter().partition(|t| keep(t));
@@ -1716,9 +1712,9 @@ fn add_partitions_to_txn(a: Access<'_>, r: AddPartitionsToTxnRequest, version: i
                 .topic(topic)
                 .is_none_or(|t| partition < 0 || partition >= t.partitions)
             {
-                code(ResponseError::UnknownTopicOrPartition)
+                ResponseError::UnknownTopicOrPartition.code()
             } else {
-                code(ResponseError::OperationNotAttempted)
+                ResponseError::OperationNotAttempted.code()
             }
         })
     };
