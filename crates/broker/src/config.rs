@@ -194,13 +194,85 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "sasl.enabled.mechanisms",
         Some("GSSAPI"),
         List,
-        "SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
+        "SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER.",
     ),
     key(
         "sasl.mechanism.inter.broker.protocol",
         Some("GSSAPI"),
         STR,
         "The SASL mechanism brokers authenticate with on a SASL inter-broker listener.",
+    ),
+    key(
+        "sasl.server.callback.handler.class",
+        None,
+        ConfigType::Class,
+        "As listener.name.<listener>.oauthbearer.sasl.server.callback.handler.class: Kafka's OAuthBearerValidatorCallbackHandler checks signed JWTs against a JWKS; unset, OAUTHBEARER takes unsecured tokens (development only).",
+    ),
+    key(
+        "sasl.login.callback.handler.class",
+        None,
+        ConfigType::Class,
+        "Kafka's OAuthBearerLoginCallbackHandler: the broker's own OAuth token comes from sasl.oauthbearer.token.endpoint.url.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        None,
+        STR,
+        "The JWKS signed OAuth tokens are checked against: a file:// URL, read at start.",
+    ),
+    key(
+        "sasl.oauthbearer.expected.audience",
+        None,
+        List,
+        "Audiences a signed OAuth token must name one of; empty: a token naming any is refused.",
+    ),
+    key(
+        "sasl.oauthbearer.expected.issuer",
+        None,
+        STR,
+        "The issuer (iss) a signed OAuth token must have.",
+    ),
+    key(
+        "sasl.oauthbearer.clock.skew.seconds",
+        Some("30"),
+        Int,
+        "Clock skew allowed when checking a signed OAuth token's exp and nbf.",
+    ),
+    key(
+        "sasl.oauthbearer.sub.claim.name",
+        Some("sub"),
+        STR,
+        "The claim of a signed OAuth token that names its principal.",
+    ),
+    key(
+        "sasl.oauthbearer.scope.claim.name",
+        Some("scope"),
+        STR,
+        "The scope claim of a signed OAuth token.",
+    ),
+    key(
+        "sasl.oauthbearer.token.endpoint.url",
+        None,
+        STR,
+        "Where the broker reads its own OAuth token for inter-broker OAUTHBEARER: a file:// URL, read for every connection.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        Some("3600000"),
+        Long,
+        "Accepted as Kafka's: a JWKS file is read once at start, so it does not apply.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        Some("100"),
+        Long,
+        "Accepted as Kafka's: applies to an HTTPS JWKS endpoint only, which ferrolog refuses.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        Some("10000"),
+        Long,
+        "Accepted as Kafka's: applies to an HTTPS JWKS endpoint only, which ferrolog refuses.",
     ),
     key(
         "sasl.jaas.config",
@@ -1382,7 +1454,13 @@ impl BrokerConfig {
             let base = if base.ends_with(".sasl.jaas.config") {
                 "sasl.jaas.config"
             } else {
-                base
+                // `<mechanism>.sasl.…`: one mechanism's setting on the listener
+                base.split_once('.')
+                    .filter(|(m, k)| {
+                        ferrolog_client::sasl::Mechanism::parse(m).is_some()
+                            && k.starts_with("sasl.")
+                    })
+                    .map_or(base, |(_, k)| k)
             };
             match broker_key(base) {
                 Some(k) => {

@@ -153,6 +153,7 @@ async fn connection<S: Transport>(
         authenticated: false,
         raw_tokens: false,
         expires: None,
+        lifetime_ms: 0,
         reauthenticating: false,
     });
     loop {
@@ -218,7 +219,7 @@ async fn connection<S: Transport>(
             }
             (Some(a), _) if a.expires.is_some_and(|e| Instant::now() >= e) => {
                 return Err(ConnectionError::Authentication(
-                    "the SASL session expired (connections.max.reauth.ms) without re-authentication"
+                    "the SASL session expired (connections.max.reauth.ms or the end of the credential's lifetime) without re-authentication"
                         .into(),
                 ));
             }
@@ -239,6 +240,8 @@ struct SaslState {
     raw_tokens: bool,
     /// When the session must be re-authenticated (KIP-368), if ever.
     expires: Option<Instant>,
+    /// The session lifetime told to the client (0: none).
+    lifetime_ms: i64,
     /// An authenticated connection sent a SaslHandshake: a re-authentication is under way.
     reauthenticating: bool,
 }
@@ -266,9 +269,9 @@ impl SaslState {
                 if self.authenticated {
                     let same = self.authenticator.mechanism().map(|m| m.name())
                         == ferrolog_client::sasl::Mechanism::parse(&r.mechanism).map(|m| m.name());
-                    if self.config.reauth_ms == 0 || version == 0 || !same {
+                    if self.expires.is_none() || version == 0 || !same {
                         response.error_code = ResponseError::IllegalSaslState.code();
-                        let why = "re-authentication needs connections.max.reauth.ms, SaslHandshake v1 and the same mechanism";
+                        let why = "re-authentication needs a session lifetime (connections.max.reauth.ms or an expiring token), SaslHandshake v1 and the same mechanism";
                         return (Response::SaslHandshake(response), Some(why.into()));
                     }
                 }
@@ -294,7 +297,7 @@ impl SaslState {
                     Ok(token) => {
                         response.auth_bytes = token.into();
                         if self.authenticated {
-                            response.session_lifetime_ms = self.config.reauth_ms;
+                            response.session_lifetime_ms = self.lifetime_ms;
                         }
                         (Response::SaslAuthenticate(response), None)
                     }
@@ -346,16 +349,21 @@ impl SaslState {
         };
         let failure = match self.authenticator.step(&self.config, token, lookup) {
             Step::Challenge(t) => return Ok(t),
-            Step::Done { principal, token } => {
+            Step::Done {
+                principal,
+                token,
+                expires_ms,
+            } => {
                 if self.authenticated && *session.principal != *principal {
                     "Cannot change principals during re-authentication".to_string()
                 } else {
                     session.principal = Arc::from(principal.as_str());
                     self.authenticated = true;
                     self.reauthenticating = false;
-                    self.expires = (self.config.reauth_ms > 0).then(|| {
-                        Instant::now() + Duration::from_millis(self.config.reauth_ms as u64)
-                    });
+                    let lifetime = session_lifetime(self.config.reauth_ms, expires_ms);
+                    self.lifetime_ms = lifetime.unwrap_or(0);
+                    self.expires =
+                        lifetime.map(|l| Instant::now() + Duration::from_millis(l as u64));
                     return Ok(token);
                 }
             }
@@ -363,6 +371,24 @@ impl SaslState {
         };
         tokio::time::sleep(Duration::from_millis(self.config.failure_delay_ms)).await;
         Err(failure)
+    }
+}
+
+/// How long a session lives, as Kafka's server decides (KIP-368): `connections.max.reauth.ms`
+/// (0: no limit) and the credential's own end (an OAuth token's `exp`), whichever comes first;
+/// `None` when neither applies.
+fn session_lifetime(max_reauth_ms: i64, credential_expires_ms: Option<i64>) -> Option<i64> {
+    let remaining = credential_expires_ms.map(|e| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        (e - now).max(0)
+    });
+    match (remaining, max_reauth_ms > 0) {
+        (None, false) => None,
+        (None, true) => Some(max_reauth_ms),
+        (Some(r), false) => Some(r),
+        (Some(r), true) => Some(r.min(max_reauth_ms)),
     }
 }
 

@@ -140,6 +140,25 @@ impl Connection {
                 let server_final = self.sasl_step(last.into_bytes()).await?;
                 client.verify(&String::from_utf8_lossy(&server_final))?;
             }
+            sasl::Mechanism::OAuthBearer => {
+                let token = c
+                    .token
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("OAUTHBEARER needs a token"))?
+                    .token()?;
+                let reply = self
+                    .sasl_step(sasl::oauthbearer::initial_response(&token))
+                    .await?;
+                if !reply.is_empty() {
+                    // the server's error challenge: acknowledge it, the failure follows
+                    self.sasl_step(sasl::oauthbearer::AFTER_ERROR.to_vec())
+                        .await?;
+                    bail!(
+                        "the broker refused the OAuth token: {}",
+                        String::from_utf8_lossy(&reply)
+                    );
+                }
+            }
         }
         Ok(())
     }

@@ -1,5 +1,8 @@
-//! SASL mechanisms: PLAIN (RFC 4616) and SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677),
-//! the client side of their exchanges and the key derivation both sides share.
+//! SASL mechanisms: PLAIN (RFC 4616), SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677) and
+//! OAUTHBEARER (RFC 7628), the client side of their exchanges and the key derivation both sides
+//! share.
+
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
 use base64ct::{Base64, Encoding};
@@ -10,13 +13,15 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -24,6 +29,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -36,7 +42,7 @@ impl Mechanism {
     /// The SCRAM mechanism's number in AlterUserScramCredentials / DescribeUserScramCredentials.
     pub fn scram_type(self) -> Option<i8> {
         match self {
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
             Mechanism::ScramSha256 => Some(1),
             Mechanism::ScramSha512 => Some(2),
         }
@@ -51,12 +57,25 @@ impl Mechanism {
     }
 }
 
-/// A user name and password to authenticate with.
+/// What a client authenticates with: a user name and password (PLAIN, SCRAM), or for
+/// OAUTHBEARER where its token comes from (`username` is then the principal it expects).
 #[derive(Clone)]
 pub struct Credentials {
     pub mechanism: Mechanism,
     pub username: String,
     pub password: String,
+    pub token: Option<oauthbearer::TokenSource>,
+}
+
+impl Credentials {
+    pub fn password(mechanism: Mechanism, username: &str, password: &str) -> Credentials {
+        Credentials {
+            mechanism,
+            username: username.to_string(),
+            password: password.to_string(),
+            token: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -71,6 +90,74 @@ impl std::fmt::Debug for Credentials {
 /// The PLAIN message: authorization id (empty), user name, password, NUL separated.
 pub fn plain_message(c: &Credentials) -> Vec<u8> {
     format!("\0{}\0{}", c.username, c.password).into_bytes()
+}
+
+/// OAUTHBEARER's client side: the initial response carrying the token, and the tokens a client
+/// can present without an identity provider.
+pub mod oauthbearer {
+    use super::*;
+    use base64ct::Base64UrlUnpadded;
+
+    /// Where a bearer token comes from, read again for every connection (tokens expire).
+    #[derive(Debug, Clone)]
+    pub enum TokenSource {
+        /// An unsecured JWS (`alg: none`) with these claims, as Kafka's
+        /// `unsecuredLoginStringClaim_<name>` options make one; valid for `lifetime_s`.
+        Unsecured {
+            claims: BTreeMap<String, String>,
+            lifetime_s: u64,
+        },
+        /// A JWT in a file (Kafka's `sasl.oauthbearer.token.endpoint.url=file://…`).
+        File(std::path::PathBuf),
+    }
+
+    impl TokenSource {
+        pub fn token(&self) -> Result<String> {
+            match self {
+                TokenSource::Unsecured { claims, lifetime_s } => {
+                    Ok(unsecured_token(claims, *lifetime_s, now_s()))
+                }
+                TokenSource::File(path) => std::fs::read_to_string(path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| anyhow!("reading the OAuth token {}: {e}", path.display())),
+            }
+        }
+    }
+
+    fn now_s() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// An unsecured JWS: `{"alg":"none"}`, the claims (strings, `iat` and `exp` in seconds), no
+    /// signature.
+    pub fn unsecured_token(
+        claims: &BTreeMap<String, String>,
+        lifetime_s: u64,
+        now_s: u64,
+    ) -> String {
+        let mut body = serde_json::Map::new();
+        for (k, v) in claims {
+            body.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+        body.insert("iat".into(), now_s.into());
+        body.insert("exp".into(), (now_s + lifetime_s).into());
+        let header = Base64UrlUnpadded::encode_string(br#"{"alg":"none"}"#);
+        let payload = Base64UrlUnpadded::encode_string(
+            serde_json::Value::Object(body).to_string().as_bytes(),
+        );
+        format!("{header}.{payload}.")
+    }
+
+    /// The client's initial response (RFC 7628): `n,,` `\x01auth=Bearer <token>\x01\x01`.
+    pub fn initial_response(token: &str) -> Vec<u8> {
+        format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+    }
+
+    /// What the client sends after the server's error challenge: a lone `\x01`, after which
+    /// the server fails the exchange.
+    pub const AFTER_ERROR: &[u8] = b"\x01";
 }
 
 /// SCRAM's primitives for one hash function.

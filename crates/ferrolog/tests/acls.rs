@@ -26,11 +26,11 @@ fn start() -> common::Server {
 async fn connect(addr: &str, user: &str) -> Connection {
     let security = Security {
         tls: None,
-        sasl: Some(Credentials {
-            mechanism: Mechanism::Plain,
-            username: user.into(),
-            password: format!("{user}-secret"),
-        }),
+        sasl: Some(Credentials::password(
+            Mechanism::Plain,
+            user,
+            &format!("{user}-secret"),
+        )),
     };
     Connection::connect_with(addr, &security).await.unwrap()
 }

@@ -16,11 +16,7 @@ use ferrolog_client::{str, Connection, Security};
 const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"alice\" password=\"alice-secret\" user_alice=\"alice-secret\";";
 
 fn alice() -> Credentials {
-    Credentials {
-        mechanism: Mechanism::Plain,
-        username: "alice".into(),
-        password: "alice-secret".into(),
-    }
+    Credentials::password(Mechanism::Plain, "alice", "alice-secret")
 }
 
 fn start(reauth_ms: u64) -> common::Server {

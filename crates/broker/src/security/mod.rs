@@ -9,6 +9,7 @@
 //! asks for nothing and is accepted (Kafka's sample `server.properties` sets some of them).
 
 pub mod acl;
+pub mod oauth;
 pub mod principal;
 pub mod sasl;
 pub mod tls;
@@ -48,6 +49,24 @@ impl<'a> ListenerKeys<'a> {
         };
         let value = value.trim().to_string();
         (!value.is_empty()).then_some((name, value))
+    }
+
+    /// A setting of one SASL mechanism: `listener.name.<listener>.<mechanism>.<key>` first (as
+    /// Kafka reads a mechanism's callback handler settings), then as [`ListenerKeys::lookup`].
+    pub fn lookup_mechanism(
+        &self,
+        mechanism: ferrolog_client::sasl::Mechanism,
+        key: &str,
+    ) -> Option<(String, String)> {
+        let name = format!(
+            "{}{}.{key}",
+            self.prefix,
+            mechanism.name().to_ascii_lowercase()
+        );
+        match self.properties.get(&name).map(|v| v.trim()) {
+            Some(v) if !v.is_empty() => Some((name, v.to_string())),
+            _ => self.lookup(key),
+        }
     }
 
     /// The value set under the listener's prefix only.
@@ -233,25 +252,23 @@ pub fn client_security(properties: &Properties) -> Result<ferrolog_client::Secur
             .map(String::as_str)
             .unwrap_or("GSSAPI");
         let mechanism = ferrolog_client::sasl::Mechanism::parse(name).ok_or_else(|| {
-            anyhow::anyhow!("Invalid value {name} for configuration sasl.mechanism: ferrolog's tools speak PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512")
+            anyhow::anyhow!("Invalid value {name} for configuration sasl.mechanism: ferrolog's tools speak PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER")
         })?;
         let text = properties.get("sasl.jaas.config").ok_or_else(|| {
             anyhow::anyhow!(
-                "{} needs sasl.jaas.config with a username and a password",
+                "{} needs sasl.jaas.config (the login module and its options)",
                 protocol.name()
             )
         })?;
-        let (_, options) = sasl::jaas_options("sasl.jaas.config", text)?;
-        match (options.get("username"), options.get("password")) {
-            (Some(u), Some(p)) => {
-                security.sasl = Some(ferrolog_client::sasl::Credentials {
-                    mechanism,
-                    username: u.clone(),
-                    password: p.clone(),
-                })
-            }
-            _ => bail!("sasl.jaas.config needs username=\"…\" and password=\"…\""),
-        }
+        let token_url = properties
+            .get("sasl.oauthbearer.token.endpoint.url")
+            .map(|v| ("sasl.oauthbearer.token.endpoint.url".to_string(), v.clone()));
+        security.sasl = Some(sasl::login_credentials(
+            mechanism,
+            "sasl.jaas.config",
+            text,
+            token_url,
+        )?);
     }
     Ok(security)
 }
@@ -260,6 +277,20 @@ pub fn client_security(properties: &Properties) -> Result<ferrolog_client::Secur
 const SASL_IMPLEMENTED: &[&str] = &[
     "sasl.enabled.mechanisms",
     "sasl.mechanism.inter.broker.protocol",
+    // the JWKS validator's settings (oauth::Validator)
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name",
+    // the JWKS comes from a file, read at start as Kafka reads one: refreshing and retrying
+    // apply only to an HTTPS endpoint, which is refused
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+    // a broker's own token towards the others (sasl::login_credentials)
+    "sasl.oauthbearer.token.endpoint.url",
 ];
 
 /// Whether `name` configures security ferrolog lacks (SASL settings beyond PLAIN and SCRAM,
@@ -292,6 +323,18 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
         if jaas {
             return None;
         }
+        // `<mechanism>.sasl.…`: a setting of one mechanism on the listener
+        if let Some((m, k)) = key.split_once('.').filter(|(m, k)| {
+            ferrolog_client::sasl::Mechanism::parse(m).is_some() && k.starts_with("sasl.")
+        }) {
+            let validator = m.eq_ignore_ascii_case("oauthbearer")
+                && k == "sasl.server.callback.handler.class"
+                && oauth::VALIDATOR_CLASSES.contains(&value.trim());
+            if validator {
+                return None;
+            }
+            return refuse_unimplemented(k, value).map(|why| why.replacen(k, name, 1));
+        }
         if key.starts_with("ssl.") || key.starts_with("sasl.") {
             return refuse_unimplemented(key, value).map(|why| why.replacen(key, name, 1));
         }
@@ -320,13 +363,15 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
         // a key without a default (a keystore, a JAAS config) asks for something when set
         None => value.trim().is_empty(),
     };
-    if same_as_default {
+    let login_handler =
+        name == "sasl.login.callback.handler.class" && oauth::LOGIN_CLASSES.contains(&value.trim());
+    if same_as_default || login_handler {
         return None;
     }
     let why = if name == "sasl.jaas.config" {
         "a broker reads its JAAS entries as listener.name.<listener>.<mechanism>.sasl.jaas.config"
     } else if name.starts_with("sasl.") {
-        "ferrolog does not implement this SASL setting: it has PLAIN and SCRAM only (no Kerberos, OAUTHBEARER, login or callback handler classes)"
+        "ferrolog does not implement this SASL setting: it has PLAIN, SCRAM and OAUTHBEARER (Kafka's validators, tokens from files), no Kerberos and no other login or callback handler classes"
     } else if name.starts_with("ssl.") {
         "ferrolog's TLS is rustls; Java TLS providers, engines and random sources do not apply"
     } else {
@@ -418,9 +463,11 @@ mod tests {
             ("sasl.kerberos.service.name", "kafka"),
             ("sasl.jaas.config", "x"),
             (
-                "listener.name.sasl_ssl.sasl.oauthbearer.jwks.endpoint.url",
-                "file:///x",
+                "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class",
+                "com.example.MyValidator",
             ),
+            ("sasl.login.callback.handler.class", "com.example.MyLogin"),
+            ("sasl.server.callback.handler.class", "com.example.MyServer"),
             ("listener.name.sasl_ssl.gssapi.sasl.jaas.config", "x"),
             ("listener.name.internal.max.connections", "10"),
         ] {
@@ -442,6 +489,17 @@ mod tests {
             ("ssl.client.auth", "none"),
             ("ssl.enabled.protocols", "TLSv1.2, TLSv1.3"),
             ("sasl.enabled.mechanisms", "GSSAPI"),
+            // OAUTHBEARER with Kafka's validators
+            (
+                "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+            ),
+            (
+                "listener.name.sasl_ssl.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+                "file:///etc/kafka/jwks.json",
+            ),
+            ("sasl.oauthbearer.expected.audience", "kafka"),
+            ("listener.name.sasl_ssl.oauthbearer.sasl.jaas.config", "x"),
             // the authorizer is implemented (acl::Authorizer checks its keys)
             (
                 "authorizer.class.name",

@@ -41,6 +41,8 @@ pub struct SaslConfig {
     pub reauth_ms: i64,
     /// `connection.failed.authentication.delay.ms`.
     pub failure_delay_ms: u64,
+    /// How OAUTHBEARER tokens are validated, when the listener offers it.
+    oauth: Option<super::oauth::Validator>,
 }
 
 fn lookup(properties: &Properties, listener: &str, key: &str) -> Option<(String, String)> {
@@ -114,6 +116,36 @@ pub fn jaas_options(key: &str, text: &str) -> Result<(String, BTreeMap<String, S
 
 const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 const SCRAM_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+const OAUTHBEARER_MODULE: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+
+/// Checks that the JAAS entry `key` names Kafka's login module for `m`.
+fn check_module(key: &str, m: Mechanism, module: &str) -> Result<()> {
+    let (what, expected) = match m {
+        Mechanism::Plain => ("PLAIN", PLAIN_MODULE),
+        Mechanism::ScramSha256 | Mechanism::ScramSha512 => ("SCRAM", SCRAM_MODULE),
+        Mechanism::OAuthBearer => ("OAUTHBEARER", OAUTHBEARER_MODULE),
+    };
+    if module != expected {
+        bail!("Invalid value [hidden] for configuration {key}: the {what} login module is {expected}, not {module}");
+    }
+    Ok(())
+}
+
+/// The options of `listener`'s JAAS entry for `m`, which must name Kafka's login module for
+/// it; `None` when there is none.
+fn listener_jaas(
+    properties: &Properties,
+    listener: &str,
+    m: Mechanism,
+) -> Result<Option<BTreeMap<String, String>>> {
+    let Some((key, text)) = jaas_config(properties, listener, m) else {
+        return Ok(None);
+    };
+    let (module, options) = jaas_options(&key, &text)?;
+    check_module(&key, m, &module)?;
+    Ok(Some(options))
+}
 
 /// Builds `listener`'s SASL set-up; a mechanism ferrolog lacks (GSSAPI, OAUTHBEARER) stops
 /// start-up naming the key.
@@ -123,7 +155,7 @@ pub fn sasl_config(properties: &Properties, listener: &str) -> Result<SaslConfig
     let mut mechanisms = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let m = Mechanism::parse(name).ok_or_else(|| {
-            anyhow!("Invalid value {list} for configuration {key}: ferrolog does not implement SASL mechanism {name} (it has PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512)")
+            anyhow!("Invalid value {list} for configuration {key}: ferrolog does not implement SASL mechanism {name} (it has PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER)")
         })?;
         if !mechanisms.contains(&m) {
             mechanisms.push(m);
@@ -132,34 +164,33 @@ pub fn sasl_config(properties: &Properties, listener: &str) -> Result<SaslConfig
     if mechanisms.is_empty() {
         bail!("Invalid value {list} for configuration {key}: listener {listener} needs a SASL mechanism");
     }
+    let lower = listener.to_ascii_lowercase();
     let mut plain_users = BTreeMap::new();
     if mechanisms.contains(&Mechanism::Plain) {
-        let (key, text) = jaas_config(properties, listener, Mechanism::Plain).ok_or_else(|| {
-            anyhow!(
-                "listener {listener} offers SASL PLAIN: its users are in listener.name.{}.plain.sasl.jaas.config ({PLAIN_MODULE} required user_<name>=\"<password>\";)",
-                listener.to_ascii_lowercase()
-            )
+        let options = listener_jaas(properties, listener, Mechanism::Plain)?.ok_or_else(|| {
+            anyhow!("listener {listener} offers SASL PLAIN: its users are in listener.name.{lower}.plain.sasl.jaas.config ({PLAIN_MODULE} required user_<name>=\"<password>\";)")
         })?;
-        let (module, options) = jaas_options(&key, &text)?;
-        if module != PLAIN_MODULE {
-            bail!("Invalid value [hidden] for configuration {key}: the PLAIN login module is {PLAIN_MODULE}, not {module}");
-        }
         for (name, value) in options {
             if let Some(user) = name.strip_prefix("user_") {
                 plain_users.insert(user.to_string(), value);
             }
         }
     }
-    for m in &mechanisms {
-        if let (Mechanism::ScramSha256 | Mechanism::ScramSha512, Some((key, text))) =
-            (m, jaas_config(properties, listener, *m))
-        {
-            let (module, _) = jaas_options(&key, &text)?;
-            if module != SCRAM_MODULE {
-                bail!("Invalid value [hidden] for configuration {key}: the SCRAM login module is {SCRAM_MODULE}, not {module}");
-            }
+    for m in [Mechanism::ScramSha256, Mechanism::ScramSha512] {
+        if mechanisms.contains(&m) {
+            listener_jaas(properties, listener, m)?;
         }
     }
+    let oauth = if mechanisms.contains(&Mechanism::OAuthBearer) {
+        let options = listener_jaas(properties, listener, Mechanism::OAuthBearer)?.ok_or_else(|| {
+            anyhow!("listener {listener} offers SASL OAUTHBEARER: set listener.name.{lower}.oauthbearer.sasl.jaas.config ({OAUTHBEARER_MODULE} required;)")
+        })?;
+        Some(super::oauth::Validator::from_properties(
+            properties, listener, &options,
+        )?)
+    } else {
+        None
+    };
     let number = |k: &str| -> Result<i64> {
         let (name, v) = lookup(properties, listener, k).unwrap_or((k.into(), "0".into()));
         v.trim()
@@ -171,6 +202,7 @@ pub fn sasl_config(properties: &Properties, listener: &str) -> Result<SaslConfig
         plain_users,
         reauth_ms: number("connections.max.reauth.ms")?.max(0),
         failure_delay_ms: number("connection.failed.authentication.delay.ms")?.max(0) as u64,
+        oauth,
     })
 }
 
@@ -187,39 +219,95 @@ pub fn inter_broker_credentials(
             "GSSAPI".into(),
         ));
     let mechanism = Mechanism::parse(&name).ok_or_else(|| {
-        anyhow!("Invalid value {name} for configuration {key}: ferrolog does not implement SASL mechanism {name} between brokers (it has PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512)")
+        anyhow!("Invalid value {name} for configuration {key}: ferrolog does not implement SASL mechanism {name} between brokers (it has PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER)")
     })?;
     let (jaas_key, text) = jaas_config(properties, listener, mechanism).ok_or_else(|| {
         anyhow!(
-            "brokers authenticate over listener {listener} with {}: set listener.name.{}.{}.sasl.jaas.config with username and password",
+            "brokers authenticate over listener {listener} with {}: set listener.name.{}.{}.sasl.jaas.config (the login module and its options)",
             mechanism.name(),
             listener.to_ascii_lowercase(),
             mechanism.name().to_ascii_lowercase()
         )
     })?;
-    let (_, options) = jaas_options(&jaas_key, &text)?;
-    match (options.get("username"), options.get("password")) {
-        (Some(u), Some(p)) => Ok(ferrolog_client::sasl::Credentials {
-            mechanism,
-            username: u.clone(),
-            password: p.clone(),
-        }),
-        _ => bail!("Invalid value [hidden] for configuration {jaas_key}: brokers authenticate with its username and password options"),
+    let token_url = super::ListenerKeys::new(properties, listener)
+        .lookup_mechanism(mechanism, "sasl.oauthbearer.token.endpoint.url");
+    login_credentials(mechanism, &jaas_key, &text, token_url)
+}
+
+/// What a client (a tool, or a broker towards another) authenticates with, from the login
+/// module entry `jaas` (its key `jaas_key`): PLAIN and SCRAM take its `username` and `password`;
+/// OAUTHBEARER reads its token from `token_url` (`file://…`, Kafka's
+/// `sasl.oauthbearer.token.endpoint.url`) or makes an unsecured one from the
+/// `unsecuredLogin*` options, as Kafka's OAuthBearerUnsecuredLoginCallbackHandler.
+pub fn login_credentials(
+    mechanism: Mechanism,
+    jaas_key: &str,
+    jaas: &str,
+    token_url: Option<(String, String)>,
+) -> Result<ferrolog_client::sasl::Credentials> {
+    use ferrolog_client::sasl::{oauthbearer::TokenSource, Credentials};
+    let (module, options) = jaas_options(jaas_key, jaas)?;
+    if mechanism != Mechanism::OAuthBearer {
+        return match (options.get("username"), options.get("password")) {
+            (Some(u), Some(p)) => Ok(Credentials::password(mechanism, u, p)),
+            _ => bail!("Invalid value [hidden] for configuration {jaas_key}: {} needs its username and password options", mechanism.name()),
+        };
     }
+    check_module(jaas_key, mechanism, &module)?;
+    if let Some((key, url)) = token_url {
+        let path = url.strip_prefix("file://").ok_or_else(|| {
+            anyhow!("Invalid value {url} for configuration {key}: ferrolog reads tokens from file:// URLs only (it has no HTTP client for a token endpoint)")
+        })?;
+        let mut credentials = Credentials::password(mechanism, "", "");
+        credentials.token = Some(TokenSource::File(path.into()));
+        return Ok(credentials);
+    }
+    let mut claims = BTreeMap::new();
+    let mut lifetime_s = 3600;
+    let mut principal_claim = "sub".to_string();
+    for (name, value) in &options {
+        if let Some(claim) = name.strip_prefix("unsecuredLoginStringClaim_") {
+            claims.insert(claim.to_string(), value.clone());
+        } else if name == "unsecuredLoginLifetimeSeconds" {
+            lifetime_s = value.trim().parse().map_err(|_| {
+                anyhow!(
+                    "Invalid value {value} for option unsecuredLoginLifetimeSeconds of {jaas_key}"
+                )
+            })?;
+        } else if name == "unsecuredLoginPrincipalClaimName" {
+            principal_claim = value.trim().to_string();
+        } else if name.starts_with("unsecuredLogin") {
+            bail!("Invalid value [hidden] for configuration {jaas_key}: ferrolog's unsecured OAuth login takes unsecuredLoginStringClaim_<name>, unsecuredLoginPrincipalClaimName and unsecuredLoginLifetimeSeconds, not {name}");
+        }
+    }
+    let principal = claims.get(&principal_claim).cloned().ok_or_else(|| {
+        anyhow!("Invalid value [hidden] for configuration {jaas_key}: an OAUTHBEARER login needs sasl.oauthbearer.token.endpoint.url or unsecuredLoginStringClaim_{principal_claim}")
+    })?;
+    let mut credentials = Credentials::password(mechanism, &principal, "");
+    credentials.token = Some(TokenSource::Unsecured { claims, lifetime_s });
+    Ok(credentials)
 }
 
 /// One connection's authentication, from SaslHandshake to success or failure.
 pub struct Authenticator {
     mechanism: Option<Mechanism>,
     scram: Option<ScramServer>,
+    /// OAUTHBEARER: the error challenge sent for a refused token, the failure once the client
+    /// acknowledges it.
+    oauth_error: Option<String>,
 }
 
 /// What a SASL token leads to.
 pub enum Step {
     /// Send this token and wait for the next.
     Challenge(Vec<u8>),
-    /// Authenticated as `User:<name>`; send the last token.
-    Done { principal: String, token: Vec<u8> },
+    /// Authenticated as `User:<name>`; send the last token. `expires_ms`: when the credential
+    /// ends (an OAuth token's `exp`, milliseconds since the epoch), which bounds the session.
+    Done {
+        principal: String,
+        token: Vec<u8>,
+        expires_ms: Option<i64>,
+    },
     /// Failed, with Kafka's message.
     Failed(String),
 }
@@ -235,6 +323,7 @@ impl Authenticator {
         Authenticator {
             mechanism: None,
             scram: None,
+            oauth_error: None,
         }
     }
 
@@ -242,6 +331,7 @@ impl Authenticator {
     pub fn handshake(&mut self, config: &SaslConfig, name: &str) -> bool {
         self.mechanism = Mechanism::parse(name).filter(|m| config.mechanisms.contains(m));
         self.scram = None;
+        self.oauth_error = None;
         self.mechanism.is_some()
     }
 
@@ -264,6 +354,7 @@ impl Authenticator {
                 Some(user) => Step::Done {
                     principal: format!("User:{user}"),
                     token: Vec::new(),
+                    expires_ms: None,
                 },
                 None => Step::Failed("Authentication failed: Invalid username or password".into()),
             },
@@ -289,6 +380,7 @@ impl Authenticator {
                         Ok((user, reply)) => Step::Done {
                             principal: format!("User:{user}"),
                             token: reply.into_bytes(),
+                            expires_ms: None,
                         },
                         Err(e) => {
                             // the reason stays in the log: the client hears the same for all
@@ -298,7 +390,70 @@ impl Authenticator {
                     },
                 }
             }
+            Mechanism::OAuthBearer => self.oauth(config, token),
         }
+    }
+
+    /// One OAUTHBEARER token, as Kafka's server: a refused token is answered with an error
+    /// challenge, and the client's `\x01` after it with the failure.
+    fn oauth(&mut self, config: &SaslConfig, token: &[u8]) -> Step {
+        if token == ferrolog_client::sasl::oauthbearer::AFTER_ERROR {
+            if let Some(error) = self.oauth_error.take() {
+                return Step::Failed(error);
+            }
+        }
+        self.oauth_error = None;
+        let Some(validator) = &config.oauth else {
+            return Step::Failed("OAUTHBEARER is not enabled on this listener".into());
+        };
+        let response = match super::oauth::parse_initial_response(token) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("OAUTHBEARER initial response refused: {e:#}");
+                return Step::Failed(
+                    "Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER".into(),
+                );
+            }
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match validator.validate(&response.token, now_ms) {
+            Ok(t) if !response.authzid.is_empty() && response.authzid != t.principal => {
+                Step::Failed(format!(
+                    "Authentication failed: Client requested an authorization id ({}) that is different from the token's principal name ({})",
+                    response.authzid, t.principal
+                ))
+            }
+            Ok(t) => Step::Done {
+                principal: format!("User:{}", t.principal),
+                token: Vec::new(),
+                expires_ms: Some(t.expires_ms),
+            },
+            Err(refusal) => {
+                refused_token_log(&refusal.reason);
+                let json = refusal.json();
+                self.oauth_error = Some(json.clone());
+                Step::Challenge(json.into_bytes())
+            }
+        }
+    }
+}
+
+/// Logs why a token was refused (the client hears only `invalid_token`), at most 10 lines a
+/// second: a client can send refused tokens as fast as it likes.
+fn refused_token_log(reason: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WINDOW: AtomicU64 = AtomicU64::new(0);
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // the high bits hold the second, the low 8 the lines logged in it
+    let seen = WINDOW.load(Ordering::Relaxed);
+    let count = if seen >> 8 == second { seen & 0xff } else { 0 };
+    if count < 10 {
+        WINDOW.store(second << 8 | (count + 1), Ordering::Relaxed);
+        tracing::warn!("OAUTHBEARER token refused: {reason}");
     }
 }
 
@@ -487,7 +642,8 @@ pub fn parse_add_scram(text: &str) -> Result<(String, Mechanism, ScramCredential
 }
 
 /// Drives every server-side parser with `data` as a client token: PLAIN, a SCRAM client-first
-/// message, and a SCRAM client-final message after a valid first one. What the `sasl_token`
+/// message, a SCRAM client-final message after a valid first one, an OAUTHBEARER initial
+/// response, and the JWT and JWKS parsers of both OAuth validators. What the `sasl_token`
 /// fuzz target and its corpus replay run; any input must fail or succeed, never panic.
 #[doc(hidden)]
 pub fn fuzz_tokens(data: &[u8]) {
@@ -496,6 +652,7 @@ pub fn fuzz_tokens(data: &[u8]) {
         plain_users: [("alice".to_string(), "alice-secret".to_string())].into(),
         reauth_ms: 0,
         failure_delay_ms: 0,
+        oauth: None,
     };
     let credential = |user: &str, _: Mechanism| {
         (user == "alice").then(|| ScramCredential {
@@ -516,6 +673,20 @@ pub fn fuzz_tokens(data: &[u8]) {
     if let Step::Challenge(_) = last.step(&config, b"n,,n=alice,r=fuzz", credential) {
         let _ = last.step(&config, data, credential);
     }
+    let oauth = SaslConfig {
+        mechanisms: vec![Mechanism::OAuthBearer],
+        oauth: Some(super::oauth::Validator::unsecured_defaults()),
+        ..config
+    };
+    let mut bearer = Authenticator::new();
+    bearer.handshake(&oauth, "OAUTHBEARER");
+    let _ = bearer.step(&oauth, data, credential);
+    let _ = bearer.step(
+        &oauth,
+        ferrolog_client::sasl::oauthbearer::AFTER_ERROR,
+        credential,
+    );
+    super::oauth::fuzz_token(data);
 }
 
 #[cfg(test)]
@@ -530,6 +701,9 @@ mod tests {
             .collect();
         sasl_config(&p, "SASL_PLAINTEXT")
     }
+
+    const OAUTH_JAAS: &str =
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;";
 
     const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="al\"ice";"#;
 
@@ -571,8 +745,60 @@ mod tests {
         for (pairs, needle) in [
             (vec![], "SASL mechanism GSSAPI"),
             (
-                vec![("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")],
-                "OAUTHBEARER",
+                vec![("sasl.enabled.mechanisms", "PLAIN,GSSAPI")],
+                "SASL mechanism GSSAPI",
+            ),
+            (
+                vec![("sasl.enabled.mechanisms", "OAUTHBEARER")],
+                "oauthbearer.sasl.jaas.config",
+            ),
+            (
+                vec![
+                    ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                    ("listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config", OAUTH_JAAS),
+                    (
+                        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+                    ),
+                ],
+                "needs sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![
+                    ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                    ("listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config", OAUTH_JAAS),
+                    (
+                        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+                    ),
+                    ("sasl.oauthbearer.jwks.endpoint.url", "https://idp/jwks"),
+                ],
+                "file:// URL only",
+            ),
+            (
+                vec![
+                    ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                    ("listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config", OAUTH_JAAS),
+                    (
+                        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+                    ),
+                    (
+                        "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+                        "file:///nonexistent/jwks.json",
+                    ),
+                ],
+                "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![
+                    ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                    (
+                        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorAllowableClockSkewMs=\"-1\";",
+                    ),
+                ],
+                "unsecuredValidatorAllowableClockSkewMs",
             ),
             (
                 vec![("sasl.enabled.mechanisms", "PLAIN")],
@@ -611,6 +837,108 @@ mod tests {
         assert_eq!(c.mechanisms, [Mechanism::ScramSha512]);
     }
 
+    #[test]
+    fn oauthbearer_answers_a_refused_token_as_kafka_does() {
+        use ferrolog_client::sasl::oauthbearer::{initial_response, unsecured_token, AFTER_ERROR};
+        let c = config(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+                OAUTH_JAAS,
+            ),
+        ])
+        .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = [("sub".to_string(), "alice".to_string())].into();
+        let none = |_: &str, _| None;
+        let mut a = Authenticator::new();
+        assert!(a.handshake(&c, "OAUTHBEARER"));
+        let good = initial_response(&unsecured_token(&claims, 60, now));
+        match a.step(&c, &good, none) {
+            Step::Done {
+                principal,
+                expires_ms,
+                ..
+            } => {
+                assert_eq!(principal, "User:alice");
+                assert_eq!(expires_ms, Some((now as i64 + 60) * 1000));
+            }
+            _ => panic!("a valid unsecured token authenticates"),
+        }
+        // expired: the error challenge, then the failure after the client's \x01
+        let mut a = Authenticator::new();
+        a.handshake(&c, "OAUTHBEARER");
+        let expired = initial_response(&unsecured_token(&claims, 60, now - 120));
+        let json = r#"{"status":"invalid_token"}"#;
+        assert!(matches!(a.step(&c, &expired, none), Step::Challenge(t) if t == json.as_bytes()));
+        assert!(matches!(a.step(&c, AFTER_ERROR, none), Step::Failed(m) if m == json));
+        // an authorization id other than the token's principal, and garbage
+        let mut a = Authenticator::new();
+        a.handshake(&c, "OAUTHBEARER");
+        let token = unsecured_token(&claims, 60, now);
+        let other = format!("n,a=bob,\x01auth=Bearer {token}\x01\x01");
+        assert!(
+            matches!(a.step(&c, other.as_bytes(), none), Step::Failed(m) if m.contains("authorization id (bob)"))
+        );
+        assert!(
+            matches!(a.step(&c, b"n,,\x01\x01", none), Step::Failed(m) if m.contains("invalid credentials"))
+        );
+        assert!(matches!(a.step(&c, AFTER_ERROR, none), Step::Failed(_)));
+    }
+
+    #[test]
+    fn an_oauthbearer_login_makes_or_reads_its_token() {
+        let module = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+        let jaas = format!("{module} required unsecuredLoginStringClaim_sub=\"broker\" unsecuredLoginLifetimeSeconds=\"600\";");
+        let c = login_credentials(Mechanism::OAuthBearer, "k", &jaas, None).unwrap();
+        assert_eq!(c.username, "broker");
+        let token = c.token.unwrap().token().unwrap();
+        let v = super::super::oauth::Validator::unsecured_defaults();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert_eq!(v.validate(&token, now_ms).unwrap().principal, "broker");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.jwt");
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        let url = ("u".to_string(), format!("file://{}", path.display()));
+        let c = login_credentials(
+            Mechanism::OAuthBearer,
+            "k",
+            &format!("{module} required;"),
+            Some(url),
+        )
+        .unwrap();
+        assert_eq!(c.token.unwrap().token().unwrap(), token);
+        for (jaas, url, needle) in [
+            (
+                format!("{module} required;"),
+                None,
+                "unsecuredLoginStringClaim_sub",
+            ),
+            (
+                format!("{module} required unsecuredLoginNumberClaim_n=\"1\";"),
+                None,
+                "not unsecuredLoginNumberClaim_n",
+            ),
+            (
+                format!("{module} required;"),
+                Some(("u".to_string(), "https://idp/token".to_string())),
+                "file:// URLs only",
+            ),
+            ("x required;".to_string(), None, "OAUTHBEARER login module"),
+        ] {
+            let e = login_credentials(Mechanism::OAuthBearer, "k", &jaas, url)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
     fn credential(m: Mechanism, password: &str) -> ScramCredential {
         let salt = scram::random(16);
         let salted = scram::salted_password(m, password, &salt, 4096);
@@ -631,11 +959,7 @@ mod tests {
         password: &str,
     ) -> Result<String, String> {
         let m = c.mechanisms[0];
-        let creds = Credentials {
-            mechanism: m,
-            username: user.into(),
-            password: password.into(),
-        };
+        let creds = Credentials::password(m, user, password);
         let lookup = |u: &str, _| (u == "alice").then(|| stored.clone());
         let mut a = Authenticator::new();
         assert!(a.handshake(c, m.name()));
@@ -647,7 +971,9 @@ mod tests {
         };
         let last = client.finish(&server_first).unwrap();
         match a.step(c, last.as_bytes(), lookup) {
-            Step::Done { principal, token } => {
+            Step::Done {
+                principal, token, ..
+            } => {
                 client.verify(std::str::from_utf8(&token).unwrap()).unwrap();
                 Ok(principal)
             }
