@@ -316,8 +316,10 @@ def test_an_unknown_authorizer_stops_start_up():
 
 
 def test_a_cluster_replicates_over_sasl_ssl_as_a_super_user_and_shares_its_acls(tmp_path):
-    """Three nodes whose brokers replicate over SASL_SSL, authenticated as the super user
-    admin (followers need CLUSTER_ACTION): an ACL created on one node is in force on all."""
+    """Three nodes whose brokers replicate, and whose controllers talk, over SASL_SSL,
+    authenticated as the super user admin (followers and controllers need CLUSTER_ACTION): an
+    ACL created on one node is in force on all. A node whose controller credentials are wrong
+    cannot join: it stays out of the brokers until it restarts with the right ones."""
     from test_cluster import Cluster
     certs = tmp_path / "certs"
     subprocess.run(["bash", os.path.join(ROOT, "scripts", "test-certs.sh"), str(certs)], check=True,
@@ -335,6 +337,11 @@ def test_a_cluster_replicates_over_sasl_ssl_as_a_super_user_and_shares_its_acls(
         *tls,
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users=User:admin",
+        # the controller listener too: TLS, then SASL PLAIN as admin
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={JAAS}",
     ], protocol="SASL_SSL", command_config=admin_props, client_conf=rd("admin"))
     try:
         c.create("replicated", partitions=1, rf=3)
@@ -356,6 +363,50 @@ def test_a_cluster_replicates_over_sasl_ssl_as_a_super_user_and_shares_its_acls(
         assert errors and errors[0].code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
                                                KafkaError.CLUSTER_AUTHORIZATION_FAILED), errors
         c.wait_for("identical replicas", lambda: len(set(c.segment_digests("replicated", 0).values())) == 1)
+
+        # node 3 back with a wrong controller password: its requests to the other controllers
+        # fail authentication, so it never gets unfenced (Metadata lists live brokers only)
+        brokers = lambda: sorted(b.id for b in admin.list_topics(timeout=10).brokers.values())  # noqa: E731
+        c.kill(3)
+        good = list(c.overrides)
+        c.overrides.append("listener.name.controller.plain.sasl.jaas.config="
+                           + JAAS.replace('password="admin-secret"', 'password="wrong"', 1))
+        c.start(3)
+        c.wait_for("node 3 refused by the controllers", lambda: "SASL authentication with controller"
+                   in open(os.path.join(c.dir, "node-3.log"), errors="replace").read(), timeout=30)
+        # (its old session ends after broker.session.timeout.ms), and it stays out
+        c.wait_for("node 3 fenced", lambda: brokers() == [1, 2], timeout=30)
+        time.sleep(5)
+        assert brokers() == [1, 2]
+        c.kill(3)
+        c.overrides[:] = good
+        c.start(3)
+        c.wait_for("node 3 rejoined", lambda: brokers() == [1, 2, 3])
+    finally:
+        c.stop()
+
+
+def test_an_unauthenticated_controller_request_is_refused(tmp_path):
+    """With an authorizer, a controller takes Raft and broker requests only from principals
+    allowed CLUSTER_ACTION: on a plaintext controller listener everyone is User:ANONYMOUS, as in
+    Kafka, and a cluster of such nodes cannot form unless ANONYMOUS is a super user."""
+    from test_cluster import Cluster
+    c = Cluster(["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                 "super.users=User:admin;User:ANONYMOUS"])
+    try:
+        c.create("anon", partitions=1, rf=3)
+    finally:
+        c.stop()
+    c = Cluster(["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                 "super.users=User:admin"], wait=False)
+    try:
+        denial = "Principal = User:ANONYMOUS is Denied operation = CLUSTER_ACTION from host = 127.0.0.1 " \
+                 "on resource = Cluster:LITERAL:kafka-cluster for request = Vote"
+        logs = lambda: "".join(open(os.path.join(c.dir, f"node-{i}.log"), errors="replace").read()  # noqa: E731
+                               for i in c.procs)
+        c.wait_for("a denial in the logs", lambda: denial in logs(), timeout=30)
+        time.sleep(3)
+        assert "registered with the controller" not in logs(), "no controller may be elected"
     finally:
         c.stop()
 

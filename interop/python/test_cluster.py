@@ -40,7 +40,7 @@ class Cluster:
     controller.quorum.bootstrap.servers instead of the voters)."""
 
     def __init__(self, overrides=(), dedicated=False, bootstrap_brokers=(), racks=None, protocol="PLAINTEXT",
-                 command_config=None, client_conf=None):
+                 command_config=None, client_conf=None, wait=True):
         """`protocol` is the broker listener's (brokers replicate over it); the helpers connect
         with `command_config` (ferrolog's tools) and `client_conf` (the admin client)."""
         self.dir = tempfile.mkdtemp(prefix="ferrolog-cluster-")
@@ -62,7 +62,8 @@ class Cluster:
             self.start(i)
         for i in self.client_ports:
             self.start(i)
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
 
     @property
     def bootstrap(self):

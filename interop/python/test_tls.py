@@ -204,14 +204,15 @@ def test_a_jks_key_store_stops_start_up_naming_the_key(certs, tmp_path):
 def test_cluster_replicates_over_tls_and_tells_each_listener_its_own_addresses(certs):
     """Three nodes with a PLAINTEXT and an SSL listener; brokers replicate over SSL
     (inter.broker.listener.name=SSL, client certificates required): acks=all with
-    min.insync.replicas=3 succeeds only if every follower fetches over TLS."""
+    min.insync.replicas=3 succeeds only if every follower fetches over TLS. The controllers
+    talk over mutual TLS too (CONTROLLER:SSL)."""
     from test_cluster import NODES, Cluster, free_ports
 
     class TlsCluster(Cluster):
         def __init__(self):
             self.ssl_ports = dict(zip(range(1, NODES + 1), free_ports(NODES)))
             super().__init__(overrides=[
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SSL",
                 "inter.broker.listener.name=SSL",
                 "ssl.keystore.type=PKCS12",
                 f"ssl.keystore.location={certs}/server.p12",

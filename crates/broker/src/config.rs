@@ -203,6 +203,12 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "The SASL mechanism brokers authenticate with on a SASL inter-broker listener.",
     ),
     key(
+        "sasl.mechanism.controller.protocol",
+        Some("GSSAPI"),
+        STR,
+        "The SASL mechanism nodes authenticate with to the controllers on a SASL controller listener.",
+    ),
+    key(
         "sasl.server.callback.handler.class",
         None,
         ConfigType::Class,
@@ -1405,6 +1411,8 @@ pub struct BrokerConfig {
     /// How this broker reaches the others (and itself, for transaction markers) over the
     /// inter-broker listener: its TLS and SASL credentials, if that listener has them.
     pub inter_broker: ferrolog_client::Security,
+    /// The controller listener's security (TLS, SASL, who may send controller requests).
+    pub controller_security: Arc<crate::security::ControllerSecurity>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
@@ -1559,15 +1567,26 @@ impl BrokerConfig {
                 .copied()
                 .unwrap_or(SecurityProtocol::Plaintext)
         };
-        for l in listeners
-            .iter()
-            .filter(|l| controller_names.contains(&l.name))
-        {
-            let p = protocol_of(&l.name);
-            if p != SecurityProtocol::Plaintext {
-                bail!("Invalid value {} for configuration listener.security.protocol.map: controller listener {} uses security protocol {}; ferrolog does not implement a secured controller listener yet and will not start with less security than the configuration asks for", get("listener.security.protocol.map"), l.name, p.name());
+        // the controllers serve their first listener; every node reaches them there
+        let controller_security = match controller_names.first() {
+            None => crate::security::ControllerSecurity::default(),
+            Some(name) => {
+                let served = listeners
+                    .iter()
+                    .filter(|l| controller_names.contains(&l.name));
+                for l in served.clone() {
+                    if protocol_of(&l.name) != protocol_of(name) {
+                        bail!("Invalid value {} for configuration listener.security.protocol.map: controller listeners {name} and {} use different security protocols; ferrolog serves one controller listener", get("listener.security.protocol.map"), l.name);
+                    }
+                }
+                crate::security::ControllerSecurity::from_properties(
+                    &properties,
+                    name,
+                    protocol_of(name),
+                    served.clone().next().is_some(),
+                )?
             }
-        }
+        };
         let mut broker_listeners = Vec::new();
         if is_broker {
             for l in listeners
@@ -1736,6 +1755,7 @@ impl BrokerConfig {
             advertised,
             broker_listeners,
             inter_broker,
+            controller_security: Arc::new(controller_security),
             num_partitions: int("num.partitions")? as i32,
             default_replication_factor: replication as i16,
             auto_create_topics: get("auto.create.topics.enable").eq_ignore_ascii_case("true"),
@@ -2244,7 +2264,8 @@ mod tests {
                     "listener.security.protocol.map",
                     "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
                 )],
-                "controller listener CONTROLLER uses security protocol SSL",
+                // a secured controller listener needs its key store like any TLS listener
+                "keystore",
             ),
             (
                 vec![("security.inter.broker.protocol", "SSL")],

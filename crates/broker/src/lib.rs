@@ -114,6 +114,7 @@ pub struct Broker {
 impl Broker {
     /// Opens the log directory, replays the metadata log and opens every partition's log.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
+        quorum::set_security(config.controller_security.clone());
         // a dedicated broker observes the quorum and learns the cluster id from it
         let observer = if config.is_cluster() && !config.is_controller() {
             Some(quorum::RaftQuorum::observe(

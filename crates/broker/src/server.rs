@@ -26,8 +26,7 @@ use crate::security::sasl::{self, Authenticator, SaslConfig, Step};
 use crate::session::{ListenerSecurity, Session, Transport};
 use crate::Broker;
 
-/// How long a client has to complete the TLS handshake before the connection is closed.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::security::tls::TLS_HANDSHAKE_TIMEOUT;
 
 /// Accepts connections until the task is dropped.
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, security: Arc<ListenerSecurity>) {
@@ -105,37 +104,14 @@ pub enum ConnectionError {
     Closed(String),
 }
 
-/// The TLS handshake, bounded in time, and the principal it establishes: `User:` and the
-/// mapped subject of the client certificate, or `User:ANONYMOUS` without one.
+/// The TLS handshake ([`crate::security::tls::accept`]) as a connection error.
 async fn handshake(
     tls: &crate::security::tls::ListenerTls,
     stream: TcpStream,
 ) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, String), ConnectionError> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
-    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Err(_) => {
-            return Err(ConnectionError::Handshake(format!(
-                "not completed within {TLS_HANDSHAKE_TIMEOUT:?}"
-            )))
-        }
-        Ok(Err(e)) => return Err(ConnectionError::Handshake(e.to_string())),
-        Ok(Ok(stream)) => stream,
-    };
-    let principal = match stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-    {
-        None => principal::ANONYMOUS.to_string(),
-        Some(cert) => {
-            let name = principal::subject_dn(cert)
-                .and_then(|dn| tls.mapper.map(&dn))
-                .map_err(|e| ConnectionError::Handshake(format!("{e:#}")))?;
-            format!("User:{name}")
-        }
-    };
-    Ok((stream, principal))
+    crate::security::tls::accept(tls, stream)
+        .await
+        .map_err(ConnectionError::Handshake)
 }
 
 async fn connection<S: Transport>(

@@ -17,8 +17,34 @@ pub use kafka_protocol;
 pub use rustls;
 
 /// A connection's byte stream: TCP, or TLS over TCP.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+/// A byte stream to a server: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+/// Connects to `addr`, over TLS when `tls` is given (the host name checked against the
+/// certificate), the handshake within the same 10 s as the connection.
+pub async fn open(addr: &str, tls: Option<&Tls>) -> Result<Box<dyn Io>> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        tcp.set_nodelay(true)?;
+        let Some(tls) = tls else {
+            return Ok::<Box<dyn Io>, anyhow::Error>(Box::new(tcp));
+        };
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .with_context(|| format!("{host} is not a TLS server name"))?;
+        let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS handshake with {addr}"))?;
+        Ok(Box::new(stream))
+    })
+    .await
+    .map_err(|_| anyhow!("timed out connecting to {addr}"))?
+}
 
 pub mod sasl;
 
@@ -61,27 +87,7 @@ impl Connection {
     /// connection), learns the broker's API versions, and authenticates with SASL when
     /// `security` has credentials.
     pub async fn connect_with(addr: &str, security: &Security) -> Result<Connection> {
-        let tls = security.tls.as_ref();
-        let stream = tokio::time::timeout(Duration::from_secs(10), async {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .with_context(|| format!("connecting to {addr}"))?;
-            tcp.set_nodelay(true)?;
-            let Some(tls) = tls else {
-                return Ok::<Box<dyn Io>, anyhow::Error>(Box::new(tcp));
-            };
-            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .with_context(|| format!("{host} is not a TLS server name"))?;
-            let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
-                .connect(name, tcp)
-                .await
-                .with_context(|| format!("TLS handshake with {addr}"))?;
-            Ok(Box::new(stream))
-        })
-        .await
-        .map_err(|_| anyhow!("timed out connecting to {addr}"))??;
+        let stream = open(addr, security.tls.as_ref()).await?;
         let mut c = Connection {
             stream,
             correlation_id: 0,
@@ -129,38 +135,14 @@ impl Connection {
                     .collect::<Vec<_>>()
             );
         }
-        match c.mechanism {
-            sasl::Mechanism::Plain => {
-                self.sasl_step(sasl::plain_message(c)).await?;
-            }
-            sasl::Mechanism::ScramSha256 | sasl::Mechanism::ScramSha512 => {
-                let (mut client, first) = sasl::scram::Client::start(c);
-                let server_first = self.sasl_step(first.into_bytes()).await?;
-                let last = client.finish(&String::from_utf8_lossy(&server_first))?;
-                let server_final = self.sasl_step(last.into_bytes()).await?;
-                client.verify(&String::from_utf8_lossy(&server_final))?;
-            }
-            sasl::Mechanism::OAuthBearer => {
-                let token = c
-                    .token
-                    .as_ref()
-                    .ok_or_else(|| anyhow!("OAUTHBEARER needs a token"))?
-                    .token()?;
-                let reply = self
-                    .sasl_step(sasl::oauthbearer::initial_response(&token))
-                    .await?;
-                if !reply.is_empty() {
-                    // the server's error challenge: acknowledge it, the failure follows
-                    self.sasl_step(sasl::oauthbearer::AFTER_ERROR.to_vec())
-                        .await?;
-                    bail!(
-                        "the broker refused the OAuth token: {}",
-                        String::from_utf8_lossy(&reply)
-                    );
-                }
+        let (mut exchange, mut token) = sasl::ClientExchange::start(c)?;
+        loop {
+            let reply = self.sasl_step(token).await?;
+            match exchange.next(&reply)? {
+                Some(next) => token = next,
+                None => return Ok(()),
             }
         }
-        Ok(())
     }
 
     async fn sasl_step(&mut self, token: Vec<u8>) -> Result<Bytes> {

@@ -87,6 +87,64 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The client side of one exchange after the handshake, sans I/O: [`ClientExchange::start`]
+/// gives the first token, [`ClientExchange::next`] the token that answers each server reply,
+/// until it says the exchange is done. A failure the server reports arrives as an error of the
+/// request carrying the token, outside this machine.
+pub struct ClientExchange {
+    state: ClientState,
+}
+
+enum ClientState {
+    Plain,
+    ScramFirst(scram::Client),
+    ScramFinal(scram::Client),
+    OAuth,
+    /// The server's error challenge, acknowledged with `\x01`.
+    OAuthRefused(String),
+}
+
+impl ClientExchange {
+    pub fn start(c: &Credentials) -> Result<(ClientExchange, Vec<u8>)> {
+        let (state, first) = match c.mechanism {
+            Mechanism::Plain => (ClientState::Plain, plain_message(c)),
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+                let (client, first) = scram::Client::start(c);
+                (ClientState::ScramFirst(client), first.into_bytes())
+            }
+            Mechanism::OAuthBearer => {
+                let token = c
+                    .token
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("OAUTHBEARER needs a token"))?
+                    .token()?;
+                (ClientState::OAuth, oauthbearer::initial_response(&token))
+            }
+        };
+        Ok((ClientExchange { state }, first))
+    }
+
+    /// The server's reply to the last token: the next token to send, `None` when done.
+    pub fn next(&mut self, reply: &[u8]) -> Result<Option<Vec<u8>>> {
+        let text = || String::from_utf8_lossy(reply).into_owned();
+        match std::mem::replace(&mut self.state, ClientState::Plain) {
+            ClientState::Plain => Ok(None),
+            ClientState::ScramFirst(mut client) => {
+                let last = client.finish(&text())?;
+                self.state = ClientState::ScramFinal(client);
+                Ok(Some(last.into_bytes()))
+            }
+            ClientState::ScramFinal(client) => client.verify(&text()).map(|_| None),
+            ClientState::OAuth if reply.is_empty() => Ok(None),
+            ClientState::OAuth => {
+                self.state = ClientState::OAuthRefused(text());
+                Ok(Some(oauthbearer::AFTER_ERROR.to_vec()))
+            }
+            ClientState::OAuthRefused(why) => bail!("the broker refused the OAuth token: {why}"),
+        }
+    }
+}
+
 /// The PLAIN message: authorization id (empty), user name, password, NUL separated.
 pub fn plain_message(c: &Credentials) -> Vec<u8> {
     format!("\0{}\0{}", c.username, c.password).into_bytes()

@@ -235,6 +235,7 @@ async fn controller_only(config: BrokerConfig) -> Result<()> {
         "a controller needs a listener named in controller.listener.names (e.g. listeners=CONTROLLER://:9093)",
     )?;
     let listener = bind_controller_listener(l)?;
+    ferrolog_broker::quorum::set_security(config.controller_security.clone());
     // meta.properties with the directory id Kafka's add-controller reads
     let cluster_id = ferrolog_broker::log_manager::format_dir(
         &config.log_dir,

@@ -5,7 +5,13 @@
 //! controlled shutdown ([`duties`]).
 //!
 //! Controllers talk over the controller listener with length-prefixed JSON frames ([`Rpc`]):
-//! Raft's own messages, proposals forwarded to the leader, and broker heartbeats. A dedicated
+//! Raft's own messages, proposals forwarded to the leader, and broker heartbeats. The listener
+//! is secured as `listener.security.protocol.map` says ([`ControllerSecurity`], one per process):
+//! TLS (the client certificate's subject as principal), then on a SASL listener an exchange of
+//! [`Rpc::Authenticate`] frames run by the same authenticator as the Kafka listeners; with an
+//! authorizer each request needs what Kafka's controller asks (CLUSTER_ACTION for Raft,
+//! proposals, heartbeats and image fetches, DESCRIBE to describe the quorum, ALTER to change the
+//! voters), so a node without valid credentials cannot join. A dedicated
 //! broker (`process.roles=broker`) is an observer: it is no Raft member, follows the committed
 //! image by long-polling the active controller, and sends its proposals and heartbeats through
 //! any controller (Kafka's observers fetch the metadata log the same way).
@@ -23,6 +29,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
+use ferrolog_client::Io;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -31,9 +38,13 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use crate::security::acl::{Operation, Requester, ResourceType, CLUSTER_NAME};
+use crate::security::sasl::{self, Authenticator, Step};
+use crate::security::{principal, ControllerSecurity};
 
 use crate::metadata::{MetadataImage, MetadataLog, MetadataRecord};
 
@@ -135,6 +146,11 @@ enum Rpc {
     },
     /// To any controller: change the voters through the active controller.
     ChangeVoters(VoterChange),
+    /// On a SASL controller listener, before anything else: one token of the exchange.
+    Authenticate {
+        mechanism: String,
+        token: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -154,6 +170,10 @@ enum Reply {
         leader: Option<(u64, String)>,
         cluster_id: String,
     },
+    /// The server's token, or why authentication failed.
+    Authenticate(Result<Vec<u8>, String>),
+    /// The request was not authorized (the connection closes).
+    Refused(String),
 }
 
 const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -161,7 +181,62 @@ const MAX_FRAME: usize = 256 * 1024 * 1024;
 /// How long a broker heartbeat may take to be answered.
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> std::io::Result<()> {
+/// This process's controller listener security (plaintext until [`set_security`]).
+static SECURITY: std::sync::OnceLock<Arc<ControllerSecurity>> = std::sync::OnceLock::new();
+
+/// Sets how this process's node reaches and serves the controller listener; the first call
+/// wins (a process runs one node).
+pub fn set_security(security: Arc<ControllerSecurity>) {
+    let _ = SECURITY.set(security);
+}
+
+fn security() -> &'static ControllerSecurity {
+    SECURITY.get_or_init(Default::default)
+}
+
+/// A connection to a controller, secured as the controller listener asks and authenticated.
+async fn open(addr: &str) -> std::io::Result<Box<dyn Io>> {
+    let client = &security().client;
+    let mut stream = ferrolog_client::open(addr, client.tls.as_ref())
+        .await
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    if let Some(credentials) = &client.sasl {
+        let denied = |why: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("SASL authentication with controller {addr} failed: {why}"),
+            )
+        };
+        let mechanism = credentials.mechanism.name().to_string();
+        let (mut exchange, mut token) = ferrolog_client::sasl::ClientExchange::start(credentials)
+            .map_err(|e| denied(format!("{e:#}")))?;
+        loop {
+            let rpc = Rpc::Authenticate {
+                mechanism: mechanism.clone(),
+                token,
+            };
+            write_frame(&mut stream, &rpc).await?;
+            let reply = match read_frame(&mut stream).await? {
+                Reply::Authenticate(Ok(reply)) => reply,
+                Reply::Authenticate(Err(why)) => return Err(denied(why)),
+                _ => return Err(denied("unexpected reply".into())),
+            };
+            match exchange
+                .next(&reply)
+                .map_err(|e| denied(format!("{e:#}")))?
+            {
+                Some(next) => token = next,
+                None => break,
+            }
+        }
+    }
+    Ok(stream)
+}
+
+async fn write_frame<T: Serialize, S: AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    value: &T,
+) -> std::io::Result<()> {
     let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -169,9 +244,19 @@ async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> std::io
     stream.write_all(&frame).await
 }
 
-async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> std::io::Result<T> {
+async fn read_frame<T: for<'de> Deserialize<'de>, S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+) -> std::io::Result<T> {
+    read_frame_limited(stream, MAX_FRAME).await
+}
+
+/// A frame of at most `limit` bytes (before authentication: a SASL token's worth).
+async fn read_frame_limited<T: for<'de> Deserialize<'de>, S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+    limit: usize,
+) -> std::io::Result<T> {
     let len = stream.read_u32().await? as usize;
-    if len > MAX_FRAME {
+    if len > limit {
         return Err(std::io::Error::other(format!(
             "controller frame of {len} bytes"
         )));
@@ -184,7 +269,7 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> std
 /// One request-response exchange with a controller, on a cached connection.
 struct Peer {
     addr: String,
-    conn: Option<TcpStream>,
+    conn: Option<Box<dyn Io>>,
     /// An exchange began and has not finished: if its caller dropped it (openraft cancels
     /// RPCs), its reply may still be on the way, so the connection cannot be reused.
     in_flight: bool,
@@ -206,9 +291,7 @@ impl Peer {
         self.in_flight = true;
         let exchange = async {
             if self.conn.is_none() {
-                let stream = TcpStream::connect(&self.addr).await?;
-                stream.set_nodelay(true)?;
-                self.conn = Some(stream);
+                self.conn = Some(open(&self.addr).await?);
             }
             let conn = self.conn.as_mut().expect("connected");
             write_frame(conn, rpc).await?;
@@ -1093,6 +1176,8 @@ impl RaftQuorum {
             return Reply::Propose(Err("an observer does not serve controller requests".into()));
         };
         match rpc {
+            // taken by the connection before any request
+            Rpc::Authenticate { .. } => Reply::Authenticate(Err("already authenticated".into())),
             Rpc::Append(r) => Reply::Append(raft.append_entries(r).await),
             Rpc::Vote(r) => Reply::Vote(raft.vote(r).await),
             Rpc::Snapshot(r) => Reply::Snapshot(raft.install_snapshot(r).await),
@@ -1178,20 +1263,132 @@ impl RaftQuorum {
     /// Serves the controller listener.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
             let quorum = self.clone();
             tokio::spawn(async move {
-                while let Ok(rpc) = read_frame::<Rpc>(&mut stream).await {
-                    let reply = quorum.answer(rpc).await;
-                    if write_frame(&mut stream, &reply).await.is_err() {
-                        break;
-                    }
+                if let Err(e) = quorum.connection(stream, peer).await {
+                    tracing::debug!(%peer, "controller connection closed: {e:#}");
                 }
             });
         }
+    }
+
+    /// One connection to the controller listener: TLS and SASL as it is secured, then requests
+    /// as long as each is authorized.
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+    ) -> Result<()> {
+        let security = security();
+        let (mut stream, mut principal): (Box<dyn Io>, String) = match &security.tls {
+            None => (Box::new(stream), principal::ANONYMOUS.to_string()),
+            Some(tls) => {
+                let (stream, principal) = crate::security::tls::accept(tls, stream)
+                    .await
+                    .map_err(|e| anyhow!("TLS handshake failed: {e}"))?;
+                (Box::new(stream), principal)
+            }
+        };
+        if let Some(config) = &security.sasl {
+            principal = self.authenticate(&mut stream, config).await?;
+        }
+        let host = peer.ip().to_canonical().to_string();
+        loop {
+            let Ok(rpc) = read_frame::<Rpc, _>(&mut stream).await else {
+                return Ok(());
+            };
+            if let Some(why) = self.refused(security, &principal, &host, &rpc) {
+                let _ = write_frame(&mut stream, &Reply::Refused(why.clone())).await;
+                bail!(why);
+            }
+            let reply = self.answer(rpc).await;
+            write_frame(&mut stream, &reply).await?;
+        }
+    }
+
+    /// The SASL exchange on a controller connection; the principal it establishes.
+    async fn authenticate(
+        &self,
+        stream: &mut Box<dyn Io>,
+        config: &sasl::SaslConfig,
+    ) -> Result<String> {
+        let mut authenticator = Authenticator::new();
+        let mut started = false;
+        loop {
+            let rpc = read_frame_limited::<Rpc, _>(stream, sasl::MAX_RECEIVE).await?;
+            let Rpc::Authenticate { mechanism, token } = rpc else {
+                bail!("a controller request before SASL authentication");
+            };
+            if !started && !authenticator.handshake(config, &mechanism) {
+                let why = format!("Unsupported SASL mechanism {mechanism}");
+                write_frame(stream, &Reply::Authenticate(Err(why.clone()))).await?;
+                bail!(why);
+            }
+            started = true;
+            let image = self.image.borrow().clone();
+            let lookup = |user: &str, m: ferrolog_client::sasl::Mechanism| {
+                image.scram.get(user)?.get(m.name()).cloned()
+            };
+            match authenticator.step(config, &token, lookup) {
+                Step::Challenge(token) => {
+                    write_frame(stream, &Reply::Authenticate(Ok(token))).await?
+                }
+                Step::Done {
+                    principal, token, ..
+                } => {
+                    write_frame(stream, &Reply::Authenticate(Ok(token))).await?;
+                    return Ok(principal);
+                }
+                Step::Failed(why) => {
+                    tokio::time::sleep(Duration::from_millis(config.failure_delay_ms)).await;
+                    write_frame(stream, &Reply::Authenticate(Err(why.clone()))).await?;
+                    bail!(why);
+                }
+            }
+        }
+    }
+
+    /// Why `principal` may not send `rpc`, with an authorizer: Kafka's controller asks
+    /// CLUSTER_ACTION of Raft's requests, broker heartbeats and what brokers forward, DESCRIBE
+    /// to describe the quorum and ALTER to change the voters.
+    fn refused(
+        &self,
+        security: &ControllerSecurity,
+        principal: &str,
+        host: &str,
+        rpc: &Rpc,
+    ) -> Option<String> {
+        let (operation, api) = match rpc {
+            Rpc::Authenticate { .. } => return Some("already authenticated".into()),
+            Rpc::Append(_) => (Operation::ClusterAction, "Fetch"),
+            Rpc::Vote(_) => (Operation::ClusterAction, "Vote"),
+            Rpc::Snapshot(_) => (Operation::ClusterAction, "FetchSnapshot"),
+            Rpc::Propose(_) | Rpc::Forward(_) => (Operation::ClusterAction, "Envelope"),
+            Rpc::Heartbeat(_) | Rpc::ForwardHeartbeat(_) => {
+                (Operation::ClusterAction, "BrokerHeartbeat")
+            }
+            Rpc::FetchImage { .. } => (Operation::ClusterAction, "Fetch"),
+            Rpc::DescribeQuorum | Rpc::ForwardDescribe => (Operation::Describe, "DescribeQuorum"),
+            Rpc::Join { .. } => (Operation::Alter, "AddRaftVoter"),
+            Rpc::ChangeVoters(_) => (Operation::Alter, "AddRaftVoter"),
+        };
+        let authorizer = security.authorizer.as_ref()?;
+        let image = self.image.borrow().clone();
+        let who = Requester { principal, host };
+        let allowed = authorizer.authorize(
+            &image.acls,
+            who,
+            operation,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            api,
+            true,
+        );
+        (!allowed).then(|| format!("{principal} may not {operation:?} the cluster ({api})"))
     }
 }
 

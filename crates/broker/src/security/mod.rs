@@ -15,6 +15,7 @@ pub mod sasl;
 pub mod tls;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
@@ -99,8 +100,9 @@ pub fn listener_protocol(properties: &Properties, listener: &str) -> Option<Secu
 }
 
 /// Kafka's security protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecurityProtocol {
+    #[default]
     Plaintext,
     Ssl,
     SaslPlaintext,
@@ -136,6 +138,60 @@ impl SecurityProtocol {
             SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
             SecurityProtocol::SaslSsl => "SASL_SSL",
         }
+    }
+}
+
+/// The controller listener's security: its protocol (from `listener.security.protocol.map` for
+/// the first of `controller.listener.names`), how this node reaches the controllers (TLS, and
+/// SASL with `sasl.mechanism.controller.protocol`), and on a controller what its listener asks
+/// of those who connect, and the authorizer that decides their requests.
+#[derive(Default)]
+pub struct ControllerSecurity {
+    pub protocol: SecurityProtocol,
+    pub client: ferrolog_client::Security,
+    pub tls: Option<Arc<tls::ListenerTls>>,
+    pub sasl: Option<Arc<sasl::SaslConfig>>,
+    pub authorizer: Option<acl::Authorizer>,
+}
+
+impl std::fmt::Debug for ControllerSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerSecurity")
+            .field("protocol", &self.protocol)
+            .field("client", &self.client)
+            .field("authorizer", &self.authorizer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControllerSecurity {
+    /// `name` is the controller listener; `serves`: this node binds it (a controller).
+    pub fn from_properties(
+        properties: &Properties,
+        name: &str,
+        protocol: SecurityProtocol,
+        serves: bool,
+    ) -> Result<ControllerSecurity> {
+        let mut security = ControllerSecurity {
+            protocol,
+            ..Default::default()
+        };
+        if protocol.uses_tls() {
+            security.client.tls = Some(tls::client_tls(properties, name)?);
+            if serves {
+                security.tls = Some(Arc::new(tls::listener_tls(properties, name)?));
+            }
+        }
+        if protocol.uses_sasl() {
+            security.client.sasl = Some(sasl::controller_credentials(properties, name)?);
+            if serves {
+                security.sasl = Some(Arc::new(sasl::sasl_config(properties, name)?));
+            }
+        }
+        if serves {
+            security.authorizer = acl::Authorizer::from_properties(properties)?;
+        }
+        Ok(security)
     }
 }
 
@@ -277,6 +333,7 @@ pub fn client_security(properties: &Properties) -> Result<ferrolog_client::Secur
 const SASL_IMPLEMENTED: &[&str] = &[
     "sasl.enabled.mechanisms",
     "sasl.mechanism.inter.broker.protocol",
+    "sasl.mechanism.controller.protocol",
     // the JWKS validator's settings (oauth::Validator)
     "sasl.oauthbearer.jwks.endpoint.url",
     "sasl.oauthbearer.expected.audience",

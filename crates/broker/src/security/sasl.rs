@@ -213,17 +213,43 @@ pub fn inter_broker_credentials(
     properties: &Properties,
     listener: &str,
 ) -> Result<ferrolog_client::sasl::Credentials> {
-    let (key, name) = lookup(properties, listener, "sasl.mechanism.inter.broker.protocol")
-        .unwrap_or((
-            "sasl.mechanism.inter.broker.protocol".into(),
-            "GSSAPI".into(),
-        ));
+    own_credentials(
+        properties,
+        listener,
+        "sasl.mechanism.inter.broker.protocol",
+        "brokers",
+    )
+}
+
+/// The credentials this node authenticates with to the controllers on their `listener`:
+/// `sasl.mechanism.controller.protocol` and that mechanism's JAAS entry of the listener.
+pub fn controller_credentials(
+    properties: &Properties,
+    listener: &str,
+) -> Result<ferrolog_client::sasl::Credentials> {
+    own_credentials(
+        properties,
+        listener,
+        "sasl.mechanism.controller.protocol",
+        "controllers and brokers",
+    )
+}
+
+/// A node's own login on `listener`: the mechanism `mechanism_key` names and its JAAS entry.
+fn own_credentials(
+    properties: &Properties,
+    listener: &str,
+    mechanism_key: &str,
+    who: &str,
+) -> Result<ferrolog_client::sasl::Credentials> {
+    let (key, name) = lookup(properties, listener, mechanism_key)
+        .unwrap_or((mechanism_key.into(), "GSSAPI".into()));
     let mechanism = Mechanism::parse(&name).ok_or_else(|| {
-        anyhow!("Invalid value {name} for configuration {key}: ferrolog does not implement SASL mechanism {name} between brokers (it has PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER)")
+        anyhow!("Invalid value {name} for configuration {key}: ferrolog does not implement SASL mechanism {name} between {who} (it has PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER)")
     })?;
     let (jaas_key, text) = jaas_config(properties, listener, mechanism).ok_or_else(|| {
         anyhow!(
-            "brokers authenticate over listener {listener} with {}: set listener.name.{}.{}.sasl.jaas.config (the login module and its options)",
+            "{who} authenticate over listener {listener} with {}: set listener.name.{}.{}.sasl.jaas.config (the login module and its options)",
             mechanism.name(),
             listener.to_ascii_lowercase(),
             mechanism.name().to_ascii_lowercase()

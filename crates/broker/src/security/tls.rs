@@ -53,6 +53,44 @@ impl ListenerTls {
     }
 }
 
+/// How long a client has to complete the TLS handshake before the connection is closed.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The server side of the TLS handshake, bounded in time, and the principal it establishes:
+/// `User:` and the mapped subject of the client certificate, or `User:ANONYMOUS` without one.
+pub async fn accept(
+    tls: &ListenerTls,
+    stream: tokio::net::TcpStream,
+) -> Result<
+    (
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        String,
+    ),
+    String,
+> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Err(_) => return Err(format!("not completed within {TLS_HANDSHAKE_TIMEOUT:?}")),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(stream)) => stream,
+    };
+    let principal = match stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        None => super::principal::ANONYMOUS.to_string(),
+        Some(cert) => {
+            let name = super::principal::subject_dn(cert)
+                .and_then(|dn| tls.mapper.map(&dn))
+                .map_err(|e| format!("{e:#}"))?;
+            format!("User:{name}")
+        }
+    };
+    Ok((stream, principal))
+}
+
 /// A certificate's subject (RFC 2253) and its subject alternative names, sorted.
 fn identity(certificate: &CertificateDer) -> Result<(String, Vec<String>)> {
     let dn = super::principal::subject_dn(certificate)?;
