@@ -228,6 +228,9 @@ def jwks_broker(idp):
         f"listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class={VALIDATOR}",
         "listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class="
         "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        # what Apache Kafka 4.1 needs to check signatures at all (its default validator checks
+        # none); ferrolog checks them either way
+        "sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator",
         f"sasl.oauthbearer.jwks.endpoint.url=file://{idp['jwks']}",
         f"sasl.oauthbearer.token.endpoint.url=file://{broker_token}",
         "sasl.oauthbearer.expected.audience=kafka,kafka-admin",

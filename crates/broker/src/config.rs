@@ -263,6 +263,12 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Where the broker reads its own OAuth token for inter-broker OAUTHBEARER: a file:// URL, read for every connection.",
     ),
     key(
+        "sasl.oauthbearer.jwt.validator.class",
+        Some("org.apache.kafka.common.security.oauthbearer.DefaultJwtValidator"),
+        ConfigType::Class,
+        "Kafka's DefaultJwtValidator or BrokerJwtValidator: with OAuthBearerValidatorCallbackHandler ferrolog checks every token's signature against the JWKS.",
+    ),
+    key(
         "sasl.oauthbearer.jwks.endpoint.refresh.ms",
         Some("3600000"),
         Long,

@@ -178,6 +178,9 @@ enum Reply {
 
 const MAX_FRAME: usize = 256 * 1024 * 1024;
 
+/// How long a peer of the controller listener has to complete its SASL authentication.
+const AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a broker heartbeat may take to be answered.
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -1294,7 +1297,15 @@ impl RaftQuorum {
             }
         };
         if let Some(config) = &security.sasl {
-            principal = self.authenticate(&mut stream, config).await?;
+            // a peer that stops half way is dropped, as a TLS handshake is
+            principal = tokio::time::timeout(
+                AUTHENTICATION_TIMEOUT,
+                self.authenticate(&mut stream, config),
+            )
+            .await
+            .map_err(|_| {
+                anyhow!("SASL authentication not completed within {AUTHENTICATION_TIMEOUT:?}")
+            })??;
         }
         let host = peer.ip().to_canonical().to_string();
         loop {

@@ -422,7 +422,10 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
     };
     let login_handler =
         name == "sasl.login.callback.handler.class" && oauth::LOGIN_CLASSES.contains(&value.trim());
-    if same_as_default || login_handler {
+    // what ferrolog's JWKS validator is (Kafka's default picks it only with a key resolver)
+    let broker_validator = name == "sasl.oauthbearer.jwt.validator.class"
+        && value.trim() == oauth::BROKER_JWT_VALIDATOR;
+    if same_as_default || login_handler || broker_validator {
         return None;
     }
     let why = if name == "sasl.jaas.config" {
@@ -524,6 +527,10 @@ mod tests {
                 "com.example.MyValidator",
             ),
             ("sasl.login.callback.handler.class", "com.example.MyLogin"),
+            (
+                "sasl.oauthbearer.jwt.validator.class",
+                "org.apache.kafka.common.security.oauthbearer.ClientJwtValidator",
+            ),
             ("sasl.server.callback.handler.class", "com.example.MyServer"),
             ("listener.name.sasl_ssl.gssapi.sasl.jaas.config", "x"),
             ("listener.name.internal.max.connections", "10"),
@@ -556,6 +563,10 @@ mod tests {
                 "file:///etc/kafka/jwks.json",
             ),
             ("sasl.oauthbearer.expected.audience", "kafka"),
+            (
+                "sasl.oauthbearer.jwt.validator.class",
+                "org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator",
+            ),
             ("listener.name.sasl_ssl.oauthbearer.sasl.jaas.config", "x"),
             // the authorizer is implemented (acl::Authorizer checks its keys)
             (

@@ -39,6 +39,12 @@ pub const VALIDATOR_CLASSES: &[&str] = &[
     "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
 ];
 
+/// Kafka's validator of signed JWTs against a JWKS, which `sasl.oauthbearer.jwt.validator.class`
+/// may name: what ferrolog's JWKS validator does. Its other value, ClientJwtValidator, checks no
+/// signature and is refused on a broker.
+pub const BROKER_JWT_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator";
+
 /// Kafka's login handler that reads `sasl.oauthbearer.token.endpoint.url`.
 pub const LOGIN_CLASSES: &[&str] = &[
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
