@@ -10,10 +10,13 @@ expired tokens are refused with Kafka's `invalid_token`; a short-lived token is 
 re-authentication (KIP-368) while a producer keeps writing."""
 
 import base64
+import http.server
 import json
 import logging
 import os
+import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -25,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from conftest import Ferrolog
+from conftest import ROOT, Ferrolog
 from test_acls import java_tool
 from test_sasl import KAFKA_LIB
 
@@ -337,3 +340,76 @@ def test_short_lived_tokens_are_renewed_by_reauthentication(jwks_broker, idp):
                  for line in lines.lines if "Received session lifetime" in line]
     assert lifetimes and max(lifetimes) <= 6000, lifetimes
     assert sum("Auth in state REAUTH" in line for line in lines.lines) >= 2, lines.lines[-20:]
+
+
+def jwk_of(key, kid):
+    n = key.public_key().public_numbers()
+    int_bytes = lambda i: i.to_bytes((i.bit_length() + 7) // 8, "big")  # noqa: E731
+    return {"kty": "RSA", "kid": kid, "use": "sig", "n": b64(int_bytes(n.n)), "e": b64(int_bytes(n.e))}
+
+
+def test_jwks_from_an_https_endpoint_follows_key_rotation(tmp_path):
+    """The JWKS served over HTTPS (trusted through the JAAS entry's ssl.truststore.* options, as
+    Kafka's): a token signed by a key the set does not hold yet makes the broker fetch it again,
+    so a rotated key is accepted within seconds, without waiting for the hourly refresh."""
+    certs = tmp_path / "certs"
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "test-certs.sh"), str(certs)], check=True,
+                   capture_output=True)
+    old, new = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    served = {"jwks": {"keys": [jwk_of(old, "old")]}, "gets": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            served["gets"] += 1
+            body = json.dumps(served["jwks"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(f"{certs}/server-bundle.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://localhost:{server.server_address[1]}/jwks"
+    base = [
+        "listeners=SASL_PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+        "sasl.enabled.mechanisms=OAUTHBEARER",
+        "sasl.mechanism.inter.broker.protocol=OAUTHBEARER",
+        f"listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class={VALIDATOR}",
+        f"sasl.oauthbearer.jwks.endpoint.url={url}",
+    ]
+    try:
+        # without a trust store for it, the endpoint's certificate is not trusted: no start
+        with pytest.raises(RuntimeError) as e:
+            Ferrolog([*base, f"listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={MODULE} required "
+                              'unsecuredLoginStringClaim_sub="broker";'])
+        assert "sasl.oauthbearer.jwks.endpoint.url" in str(e.value), str(e.value)[:2000]
+        token_file = tmp_path / "broker.jwt"
+        token_file.write_text(jwt(claims("broker", 3600), "RS256", old, "old"))
+        b = Ferrolog([*base,
+                      f"listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={MODULE} required "
+                      f'ssl.truststore.location="{certs}/truststore.pem" ssl.truststore.type="PEM";',
+                      f"sasl.oauthbearer.token.endpoint.url=file://{token_file}"])
+        try:
+            def conf(key, kid):
+                return oauth_conf(b, oauth_cb=lambda _cfg: (jwt(claims(), "RS256", key, kid), time.time() + 600,
+                                                            "alice"))
+            assert delivery_errors(conf(old, "old"), "https-jwks") == []
+            gets = served["gets"]
+            served["jwks"] = {"keys": [jwk_of(old, "old"), jwk_of(new, "new")]}
+            deadline = time.time() + 40
+            while True:
+                if auth_error(conf(new, "new")) == "":
+                    break
+                assert time.time() < deadline, "the rotated key was never fetched"
+            assert served["gets"] > gets
+        finally:
+            b.stop()
+    finally:
+        server.shutdown()

@@ -224,7 +224,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "sasl.oauthbearer.jwks.endpoint.url",
         None,
         STR,
-        "The JWKS signed OAuth tokens are checked against: a file:// URL, read at start.",
+        "The JWKS signed OAuth tokens are checked against: a file:// URL (read at start) or an https:// endpoint (refreshed).",
     ),
     key(
         "sasl.oauthbearer.expected.audience",
@@ -272,19 +272,19 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "sasl.oauthbearer.jwks.endpoint.refresh.ms",
         Some("3600000"),
         Long,
-        "Accepted as Kafka's: a JWKS file is read once at start, so it does not apply.",
+        "How often an https:// JWKS is fetched again (a file:// one is read once at start, as Kafka does).",
     ),
     key(
         "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
         Some("100"),
         Long,
-        "Accepted as Kafka's: applies to an HTTPS JWKS endpoint only, which ferrolog refuses.",
+        "Backoff between failed fetches of an https:// JWKS.",
     ),
     key(
         "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
         Some("10000"),
         Long,
-        "Accepted as Kafka's: applies to an HTTPS JWKS endpoint only, which ferrolog refuses.",
+        "Backoff between failed fetches of an https:// JWKS.",
     ),
     key(
         "sasl.jaas.config",

@@ -341,8 +341,7 @@ const SASL_IMPLEMENTED: &[&str] = &[
     "sasl.oauthbearer.clock.skew.seconds",
     "sasl.oauthbearer.sub.claim.name",
     "sasl.oauthbearer.scope.claim.name",
-    // the JWKS comes from a file, read at start as Kafka reads one: refreshing and retrying
-    // apply only to an HTTPS endpoint, which is refused
+    // an https:// JWKS's refresh and retries (oauth::KeySet)
     "sasl.oauthbearer.jwks.endpoint.refresh.ms",
     "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
     "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",

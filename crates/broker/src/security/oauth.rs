@@ -7,8 +7,11 @@
 //!   `scope`), a required scope, the allowed clock skew in milliseconds (default 0).
 //! - Signed JWTs checked against a JWKS, when
 //!   `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class` is Kafka's
-//!   OAuthBearerValidatorCallbackHandler: `sasl.oauthbearer.jwks.endpoint.url` (a `file://` URL:
-//!   read once at start, as Kafka reads a file), `sasl.oauthbearer.expected.audience`,
+//!   OAuthBearerValidatorCallbackHandler: `sasl.oauthbearer.jwks.endpoint.url` (a `file://` URL,
+//!   read once at start as Kafka reads a file, or an `https://` endpoint, fetched at start,
+//!   every `sasl.oauthbearer.jwks.endpoint.refresh.ms` and soon after a token names a key id it
+//!   lacks, as Kafka's refreshing JWKS does; its trust store is the `ssl.truststore.*` options
+//!   of the JAAS entry, else Mozilla's roots), `sasl.oauthbearer.expected.audience`,
 //!   `sasl.oauthbearer.expected.issuer`, `sasl.oauthbearer.clock.skew.seconds`,
 //!   `sasl.oauthbearer.sub.claim.name`. The checks are those Kafka's validator asks of its JWT
 //!   library: a signature by a key of the set (never `none`), `exp` and `iat` present, `exp` and
@@ -24,6 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -189,7 +193,7 @@ pub struct Unsecured {
 
 #[derive(Debug, Clone)]
 pub struct Jwks {
-    keys: Arc<Vec<Jwk>>,
+    keys: KeySet,
     audience: Vec<String>,
     issuer: Option<String>,
     skew_s: i64,
@@ -221,12 +225,38 @@ impl Validator {
             .ok_or_else(|| {
                 anyhow!("{handler_key}={handler} needs sasl.oauthbearer.jwks.endpoint.url (the JWKS with the keys tokens are signed with)")
             })?;
-        let path = url.strip_prefix("file://").ok_or_else(|| {
-            anyhow!("Invalid value {url} for configuration {url_key}: ferrolog reads a JWKS from a file:// URL only (it has no HTTP client yet)")
-        })?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow!("Invalid value {url} for configuration {url_key}: {e}"))?;
-        let jwks = parse_jwks(&text)
+        let number = |key: &str, default: u64| -> Result<u64> {
+            match keys.lookup_mechanism(m, key) {
+                None => Ok(default),
+                Some((name, v)) => v
+                    .parse()
+                    .map_err(|_| anyhow!("Invalid value {v} for configuration {name}")),
+            }
+        };
+        let source = if let Some(path) = url.strip_prefix("file://") {
+            JwksSource::File(path.into())
+        } else if url.starts_with("https://") {
+            JwksSource::Https {
+                url: url.clone(),
+                agent: https_agent(jaas)?,
+                refresh: Duration::from_millis(
+                    number("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?.max(1000),
+                ),
+                backoff: Duration::from_millis(
+                    number("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100)?.max(10),
+                ),
+                backoff_max: Duration::from_millis(
+                    number(
+                        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+                        10_000,
+                    )?
+                    .max(10),
+                ),
+            }
+        } else {
+            bail!("Invalid value {url} for configuration {url_key}: a JWKS comes from a file:// or an https:// URL");
+        };
+        let jwks = KeySet::load(source)
             .map_err(|e| anyhow!("Invalid value {url} for configuration {url_key}: {e:#}"))?;
         let audience = keys
             .lookup_mechanism(m, "sasl.oauthbearer.expected.audience")
@@ -252,7 +282,7 @@ impl Validator {
             .lookup_mechanism(m, "sasl.oauthbearer.sub.claim.name")
             .map_or_else(|| "sub".to_string(), |(_, v)| v);
         Ok(Validator::Jwks(Jwks {
-            keys: Arc::new(jwks),
+            keys: jwks,
             audience,
             issuer,
             skew_s,
@@ -296,7 +326,7 @@ pub fn fuzz_token(data: &[u8]) {
     )
     .expect("the fuzz JWKS parses");
     let jwks = Validator::Jwks(Jwks {
-        keys: Arc::new(keys),
+        keys: KeySet::fixed(keys),
         audience: vec!["kafka".into()],
         issuer: Some("issuer".into()),
         skew_s: 30,
@@ -458,6 +488,166 @@ impl Unsecured {
     }
 }
 
+/// The JWKS's keys as last loaded, and where they come from.
+#[derive(Clone)]
+pub struct KeySet {
+    keys: Arc<std::sync::RwLock<Arc<Vec<Jwk>>>>,
+    /// Asks the refresher (an HTTPS JWKS) to fetch the keys again soon.
+    expedite: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("keys", &self.current().len())
+            .field("refreshing", &self.expedite.is_some())
+            .finish()
+    }
+}
+
+enum JwksSource {
+    File(std::path::PathBuf),
+    Https {
+        url: String,
+        agent: ureq::Agent,
+        refresh: Duration,
+        backoff: Duration,
+        backoff_max: Duration,
+    },
+}
+
+/// The largest JWKS document read.
+const MAX_JWKS_BYTES: u64 = 1024 * 1024;
+
+impl JwksSource {
+    fn fetch(&self) -> Result<Vec<Jwk>> {
+        let text = match self {
+            JwksSource::File(path) => std::fs::read_to_string(path)?,
+            JwksSource::Https { url, agent, .. } => agent
+                .get(url)
+                .call()
+                .map_err(|e| anyhow!("GET {url}: {e}"))?
+                .body_mut()
+                .with_config()
+                .limit(MAX_JWKS_BYTES)
+                .read_to_string()
+                .map_err(|e| anyhow!("GET {url}: {e}"))?,
+        };
+        parse_jwks(&text)
+    }
+}
+
+/// How an HTTPS JWKS endpoint is reached: with the trust store of the JAAS entry's
+/// `ssl.truststore.*` options (as Kafka's JaasOptionsUtils reads them), else Mozilla's roots.
+fn https_agent(jaas: &BTreeMap<String, String>) -> Result<ureq::Agent> {
+    let ssl: Properties = jaas
+        .iter()
+        .filter(|(k, _)| k.starts_with("ssl."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let roots = match super::tls::trusted_certificates(&super::ListenerKeys::new(&ssl, "jwks"))? {
+        None => ureq::tls::RootCerts::WebPki,
+        Some(certs) => ureq::tls::RootCerts::Specific(Arc::new(
+            certs
+                .iter()
+                .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                .collect(),
+        )),
+    };
+    let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent())
+}
+
+impl KeySet {
+    fn fixed(keys: Vec<Jwk>) -> KeySet {
+        KeySet {
+            keys: Arc::new(std::sync::RwLock::new(Arc::new(keys))),
+            expedite: None,
+        }
+    }
+
+    /// Loads the keys (an error stops start-up); an HTTPS set is then refreshed by a thread of
+    /// its own.
+    fn load(source: JwksSource) -> Result<KeySet> {
+        let mut set = KeySet::fixed(source.fetch()?);
+        if let JwksSource::Https {
+            refresh,
+            backoff,
+            backoff_max,
+            ..
+        } = &source
+        {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            set.expedite = Some(tx);
+            let (keys, refresh, backoff, backoff_max) =
+                (set.keys.clone(), *refresh, *backoff, *backoff_max);
+            std::thread::Builder::new()
+                .name("jwks-refresh".into())
+                .spawn(move || refresher(source, keys, rx, refresh, backoff, backoff_max))?;
+        }
+        Ok(set)
+    }
+
+    fn current(&self) -> Arc<Vec<Jwk>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A token named a key id the set lacks: fetch again soon (at most one request waits).
+    fn missing(&self, kid: &str) {
+        if let Some(tx) = &self.expedite {
+            if tx.try_send(()).is_ok() {
+                tracing::info!("JWKS has no key {kid:?}: fetching it again");
+            }
+        }
+    }
+}
+
+/// Fetches an HTTPS JWKS every `refresh`, or soon after an expedite request (no more than one
+/// fetch per 10 s for those), retrying a failed fetch with exponential backoff; the keys last
+/// fetched stay in force meanwhile. Ends when the validator is dropped.
+fn refresher(
+    source: JwksSource,
+    keys: Arc<std::sync::RwLock<Arc<Vec<Jwk>>>>,
+    expedite: std::sync::mpsc::Receiver<()>,
+    refresh: Duration,
+    backoff: Duration,
+    backoff_max: Duration,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut last = std::time::Instant::now();
+    loop {
+        match expedite.recv_timeout(refresh) {
+            Err(RecvTimeoutError::Disconnected) => return,
+            Ok(()) => {
+                let since = last.elapsed();
+                if since < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_secs(10) - since);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let mut wait = backoff;
+        loop {
+            match source.fetch() {
+                Ok(fresh) => {
+                    *keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("refreshing the JWKS failed (retrying in {wait:?}): {e:#}");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(backoff_max);
+                }
+            }
+        }
+        last = std::time::Instant::now();
+    }
+}
+
 /// A public key of the JWKS.
 #[derive(Debug, Clone)]
 struct Jwk {
@@ -582,7 +772,11 @@ impl Jwks {
             ));
         }
         let kid = jwt.header.get("kid").and_then(Value::as_str);
-        let mut candidates = self.keys.iter().filter(|k| {
+        let keys = self.keys.current();
+        if let Some(kid) = kid.filter(|kid| !keys.iter().any(|k| k.kid.as_deref() == Some(kid))) {
+            self.keys.missing(kid);
+        }
+        let mut candidates = keys.iter().filter(|k| {
             kid.is_none_or(|kid| k.kid.as_deref() == Some(kid))
                 && k.alg.as_deref().is_none_or(|a| a == alg)
         });
@@ -821,7 +1015,7 @@ mod tests {
 
     fn jwks_validator(text: &str, audience: &[&str], issuer: Option<&str>) -> Validator {
         Validator::Jwks(Jwks {
-            keys: Arc::new(parse_jwks(text).unwrap()),
+            keys: KeySet::fixed(parse_jwks(text).unwrap()),
             audience: audience.iter().map(|a| a.to_string()).collect(),
             issuer: issuer.map(str::to_string),
             skew_s: 30,

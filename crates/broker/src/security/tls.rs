@@ -473,6 +473,26 @@ fn pkcs12(data: &[u8], password: &str, location: &str) -> Result<p12_keystore::K
 
 /// The trust store, if one is configured.
 pub fn truststore(keys: &ListenerKeys) -> Result<Option<RootCertStore>> {
+    let Some(certs) = trusted_certificates(keys)? else {
+        return Ok(None);
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).with_context(|| {
+            format!("a certificate of {}", keys.name("ssl.truststore.location"))
+        })?;
+    }
+    if roots.is_empty() {
+        bail!(
+            "Invalid configuration {}: the trust store holds no certificate",
+            keys.name("ssl.truststore.location")
+        );
+    }
+    Ok(Some(roots))
+}
+
+/// The certificates of the trust store the `ssl.truststore.*` keys name, if they name one.
+pub fn trusted_certificates(keys: &ListenerKeys) -> Result<Option<Vec<CertificateDer<'static>>>> {
     let type_key = keys.name("ssl.truststore.type");
     let declared = keys.value("ssl.truststore.type").unwrap_or("JKS".into());
     let data = read_store(keys, "ssl.truststore.location")?;
@@ -515,19 +535,7 @@ pub fn truststore(keys: &ListenerKeys) -> Result<Option<RootCertStore>> {
             }
         }
     };
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).with_context(|| {
-            format!("a certificate of {}", keys.name("ssl.truststore.location"))
-        })?;
-    }
-    if roots.is_empty() {
-        bail!(
-            "Invalid configuration {}: the trust store holds no certificate",
-            keys.name("ssl.truststore.location")
-        );
-    }
-    Ok(Some(roots))
+    Ok(Some(certs))
 }
 
 fn pem_certificates(pem: &[u8], name: &str) -> Result<Vec<CertificateDer<'static>>> {
