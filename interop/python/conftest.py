@@ -1,6 +1,8 @@
 """Starts the real ferrolog binary for interop tests with third-party clients."""
 
+import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -64,6 +66,22 @@ class Ferrolog:
 
     def cli(self, *args, input=None):
         return subprocess.run([BINARY, *args], input=input, capture_output=True, text=True, timeout=60)
+
+
+def kcat_env():
+    """The environment kcat runs SCRAM in: Debian's kcat links librdkafka 2.0.2, whose SCRAM
+    client-final message repeats its nonce (fixed in librdkafka 2.6.1), which Kafka 4 and
+    ferrolog refuse; then kcat runs on the librdkafka the confluent-kafka wheel ships."""
+    out = subprocess.run(["kcat", "-V"], capture_output=True, text=True).stdout
+    m = re.search(r"librdkafka ([0-9.]+)", out)
+    if m and tuple(int(x) for x in m[1].split(".")) >= (2, 6, 1):
+        return dict(os.environ)
+    import confluent_kafka
+    libs = sorted(glob.glob(os.path.dirname(confluent_kafka.__file__) + ".libs/librdkafka*.so*"))
+    assert libs, "kcat needs librdkafka 2.6.1 or later for SCRAM (pip install confluent-kafka)"
+    d = tempfile.mkdtemp(prefix="rdkafka-")
+    os.symlink(libs[0], os.path.join(d, "librdkafka.so.1"))
+    return {**os.environ, "LD_LIBRARY_PATH": d}
 
 
 def wait_for(what, check, timeout=60, detail=lambda: ""):

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 
-from conftest import ROOT, Ferrolog
+from conftest import ROOT, Ferrolog, kcat_env
 
 KAFKA_LIB = os.path.join(ROOT, "target", "kafka-lib")
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
@@ -100,7 +100,7 @@ def test_wrong_password_and_unknown_user_fail_alike(broker, tmp_path):
             out = subprocess.run(["kcat", "-b", broker.bootstrap, "-X", "security.protocol=sasl_plaintext",
                                   "-X", f"sasl.mechanisms={mechanism}", "-X", f"sasl.username={user}",
                                   "-X", f"sasl.password={password}", "-m", "3", "-L"],
-                                 capture_output=True, text=True, timeout=30)
+                                 capture_output=True, text=True, timeout=30, env=kcat_env())
             assert out.returncode != 0
             failures = [l for l in out.stderr.splitlines() if "SASL authentication error: " in l]
             assert failures, out.stderr
@@ -271,9 +271,10 @@ def test_sasl_ssl_with_scram_and_kcat(tmp_path):
         assert add.returncode == 0, add.stderr[-3000:]
         flags = ["-b", b.bootstrap, "-X", "security.protocol=sasl_ssl", "-X", f"ssl.ca.location={certs}/ca.pem",
                  "-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=erin", "-X", "sasl.password=erin-secret"]
-        subprocess.run(["kcat", *flags, "-P", "-t", "sasl-ssl"], input=b"x\ny\n", check=True, timeout=30)
+        env = kcat_env()
+        subprocess.run(["kcat", *flags, "-P", "-t", "sasl-ssl"], input=b"x\ny\n", check=True, timeout=30, env=env)
         out = subprocess.run(["kcat", *flags, "-C", "-t", "sasl-ssl", "-o", "beginning", "-e", "-q"],
-                             capture_output=True, check=True, timeout=30)
+                             capture_output=True, check=True, timeout=30, env=env)
         assert out.stdout.split() == [b"x", b"y"]
     finally:
         b.stop()
