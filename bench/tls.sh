@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # TLS and SASL side by side: produce and consume throughput, and broker CPU, over PLAINTEXT, SSL
 # (mutual TLS, the same PKCS12 stores) and SASL_SSL with SCRAM-SHA-512 (the user created with
-# Kafka's kafka-configs over a PLAINTEXT listener), for ferrolog and Apache Kafka in one run. A benchmark,
-# not a test: it asserts only that every record was read back.
+# Kafka's kafka-configs over a PLAINTEXT listener), for ferrolog and Apache Kafka in one run, and
+# new connections per second (TCP, TLS handshake, ApiVersions, SCRAM exchange) opened by the same
+# client (`ferrolog perf connect`, 4 at a time) against both. A benchmark, not a test: it asserts
+# only that every record was read back.
 #
-#   bash bench/tls.sh [records]        (default 300000 records of 1 KiB)
+#   bash bench/tls.sh [records] [connections]   (default 300000 records of 1 KiB, 2000 connections)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 records=${1:-300000}
+connections=${2:-2000}
 work=$(mktemp -d /tmp/ferrolog-bench-tls.XXXXXX)
 say() { echo "$*"; }
 source "$root/bench/lib.sh"
@@ -103,6 +106,12 @@ run_one() { # name mode bootstrap pid
   end=$(date +%s.%N)
   cpu2=$(cpu_s "$pid")
   [ "$(wc -l < "$work/consumed.txt")" -eq "$records" ] || { echo "consumed $(wc -l < "$work/consumed.txt") of $records"; exit 1; }
+  local conn cps
+  conn=$("$ferrolog" --command-config "$props" perf connect --bootstrap-server "$bs" \
+    --connections "$connections" --concurrency 4)
+  cps=$(echo "$conn" | sed -E 's/.* ([0-9.]+) connections\/sec.*/\1/')
+  eval "${name}_${mode}_connect=$cps"
+  say "$name $mode: $conn"
   local rps mbs
   rps=$(echo "$p" | sed -E 's/.* ([0-9.]+) records\/sec.*/\1/')
   mbs=$(echo "scale=1; $records * 1024 / 1048576 / ($end - $start)" | bc -l)
@@ -143,4 +152,8 @@ say "broker CPU consume SSL s $ferrolog_ssl_ccpu   $kafka_ssl_ccpu   $(r "$ferro
 say "SASL_SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_sasl_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_sasl_ssl_consume" "$ferrolog_plaintext_consume"); Kafka produce $(r "$kafka_sasl_ssl_produce" "$kafka_plaintext_produce"), consume $(r "$kafka_sasl_ssl_consume" "$kafka_plaintext_consume")"
 say "produce SASL_SSL rec/s   $ferrolog_sasl_ssl_produce   $kafka_sasl_ssl_produce   $(r "$ferrolog_sasl_ssl_produce" "$kafka_sasl_ssl_produce")"
 say "consume SASL_SSL MB/s    $ferrolog_sasl_ssl_consume   $kafka_sasl_ssl_consume   $(r "$ferrolog_sasl_ssl_consume" "$kafka_sasl_ssl_consume")"
+for mode in plaintext ssl sasl_ssl; do
+  f=ferrolog_${mode}_connect k=kafka_${mode}_connect
+  say "new connections/s $mode  ${!f}   ${!k}   $(r "${!f}" "${!k}")"
+done
 say "SSL / PLAINTEXT: ferrolog produce $(r "$ferrolog_ssl_produce" "$ferrolog_plaintext_produce"), consume $(r "$ferrolog_ssl_consume" "$ferrolog_plaintext_consume"); Kafka produce $(r "$kafka_ssl_produce" "$kafka_plaintext_produce"), consume $(r "$kafka_ssl_consume" "$kafka_plaintext_consume")"

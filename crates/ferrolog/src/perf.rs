@@ -1,5 +1,5 @@
-//! `ferrolog perf produce|consume`: load generators like kafka-producer-perf-test.sh and
-//! kafka-consumer-perf-test.sh. Benchmarks, not tests: `bench/` runs them (and Kafka's own
+//! `ferrolog perf produce|consume|connect`: load generators like kafka-producer-perf-test.sh
+//! and kafka-consumer-perf-test.sh, and new authenticated connections per second. Benchmarks, not tests: `bench/` runs them (and Kafka's own
 //! tools) against ferrolog and Apache Kafka in one session and reports ratios.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +23,22 @@ enum PerfCommand {
     Produce(ProduceArgs),
     /// Read a topic from the beginning and report throughput.
     Consume(ConsumeArgs),
+    /// Open new connections (TCP, TLS, ApiVersions, SASL as --command-config says) and close
+    /// them, and report connections per second and the time each took.
+    Connect(ConnectArgs),
+}
+
+#[derive(Args)]
+struct ConnectArgs {
+    /// The broker to connect to, host:port (also accepted after the subcommand).
+    #[arg(long, default_value = "localhost:9092", global = true)]
+    bootstrap_server: String,
+    /// Connections to open in all.
+    #[arg(long, default_value_t = 1000)]
+    connections: u64,
+    /// Connections being opened at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
 }
 
 #[derive(Args)]
@@ -71,7 +87,47 @@ pub async fn run(args: PerfArgs) -> Result<()> {
     match args.command {
         PerfCommand::Produce(a) => produce(a).await,
         PerfCommand::Consume(a) => consume(a).await,
+        PerfCommand::Connect(a) => connect(a).await,
     }
+}
+
+async fn connect(args: ConnectArgs) -> Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (next, latencies, addr, total) = (
+            next.clone(),
+            latencies.clone(),
+            args.bootstrap_server.clone(),
+            args.connections,
+        );
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let began = Instant::now();
+                drop(crate::connect(&addr).await?);
+                let us = began.elapsed().as_micros() as u64;
+                latencies.lock().expect("latencies").push(us);
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut l = latencies.lock().expect("latencies").clone();
+    l.sort_unstable();
+    let at = |q: f64| l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1)));
+    println!(
+        "{} connections in {elapsed:.2} s, {:.1} connections/sec, {:.2} ms 50th, {:.2} ms 99th.",
+        l.len(),
+        l.len() as f64 / elapsed,
+        at(0.5).copied().unwrap_or(0) as f64 / 1000.0,
+        at(0.99).copied().unwrap_or(0) as f64 / 1000.0
+    );
+    Ok(())
 }
 
 struct Stats {
