@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import subprocess
 
 from test_cluster import Cluster
@@ -36,6 +37,12 @@ def test_franz_go_kgo_suite():
         failed = sorted(set(re.findall(r"^\s*--- FAIL: (\S+)", log, re.M)))
         passed = len(re.findall(r"^\s*--- PASS: ", log, re.M))
         print(f"franz-go kgo suite: {passed} passed, {len(failed)} failed")
+        if failed:
+            # the failing tests' own output, and the nodes' logs kept for a look afterwards
+            kept = shutil.copytree(cluster.dir, tempfile.mkdtemp(prefix="kgo-failed-"), dirs_exist_ok=True)
+            for name in failed:
+                print("\n".join(line for line in log.splitlines() if name in line or "_test.go" in line)[-5000:])
+            print(f"logs kept in {kept}")
         assert run.returncode == 0 and not failed, \
             f"failed: {failed}\n" + "\n".join(log.splitlines()[-40:]) + cluster.logs()
         assert passed > 100, log[-3000:]
