@@ -100,9 +100,8 @@ pub fn listener_protocol(properties: &Properties, listener: &str) -> Option<Secu
 }
 
 /// Kafka's security protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecurityProtocol {
-    #[default]
     Plaintext,
     Ssl,
     SaslPlaintext,
@@ -141,13 +140,12 @@ impl SecurityProtocol {
     }
 }
 
-/// The controller listener's security: its protocol (from `listener.security.protocol.map` for
-/// the first of `controller.listener.names`), how this node reaches the controllers (TLS, and
+/// The controller listener's security, as its protocol (from `listener.security.protocol.map` for
+/// the first of `controller.listener.names`) asks: how this node reaches the controllers (TLS, and
 /// SASL with `sasl.mechanism.controller.protocol`), and on a controller what its listener asks
 /// of those who connect, and the authorizer that decides their requests.
 #[derive(Default)]
 pub struct ControllerSecurity {
-    pub protocol: SecurityProtocol,
     pub client: ferrolog_client::Security,
     pub tls: Option<Arc<tls::ListenerTls>>,
     pub sasl: Option<Arc<sasl::SaslConfig>>,
@@ -157,7 +155,6 @@ pub struct ControllerSecurity {
 impl std::fmt::Debug for ControllerSecurity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControllerSecurity")
-            .field("protocol", &self.protocol)
             .field("client", &self.client)
             .field("authorizer", &self.authorizer.is_some())
             .finish_non_exhaustive()
@@ -172,10 +169,7 @@ impl ControllerSecurity {
         protocol: SecurityProtocol,
         serves: bool,
     ) -> Result<ControllerSecurity> {
-        let mut security = ControllerSecurity {
-            protocol,
-            ..Default::default()
-        };
+        let mut security = ControllerSecurity::default();
         if protocol.uses_tls() {
             security.client.tls = Some(tls::client_tls(properties, name)?);
             if serves {
