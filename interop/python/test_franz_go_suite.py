@@ -16,11 +16,31 @@ from test_cluster import Cluster
 FRANZ_GO = "github.com/twmb/franz-go@v1.22.3"
 RECORDS = os.environ.get("KGO_TEST_RECORDS", "2000")
 
+# Tests of the suite that race against themselves on Apache Kafka too; a failure of one of these
+# is retried alone (up to twice) before it counts. Each entry says what races and what Kafka did.
+RACY_ON_KAFKA = {
+    # Its consume loop stops once it has seen as many topics as it wants, but counts
+    # __consumer_offsets (the group's own coordinator records) among them, so the loop can end
+    # before its second topic arrived. Under stress-ng --cpu 4 it failed 7 of 25 runs on a 3-node
+    # Kafka 4.1.1 and 4 of 25 on ferrolog, both "did not consume from <topic>".
+    "Test848RegexBrokerResolves",
+}
+
 
 def module_dir():
     out = subprocess.run(["go", "mod", "download", "-json", FRANZ_GO], capture_output=True,
                          text=True, timeout=600, check=True)
     return json.loads(out.stdout)["Dir"]
+
+
+def go_test(source, env, *args):
+    run = subprocess.run(["go", "test", "./pkg/kgo", "-count=1", "-timeout", "20m", "-v", *args],
+                         cwd=source, env=env, capture_output=True, text=True, timeout=1500)
+    return run.returncode, run.stdout + run.stderr
+
+
+def failures(log):
+    return sorted(set(re.findall(r"^\s*--- FAIL: (\S+)", log, re.M)))
 
 
 def test_franz_go_kgo_suite():
@@ -29,21 +49,27 @@ def test_franz_go_kgo_suite():
     try:
         env = dict(os.environ, KGO_SEEDS=cluster.bootstrap, KGO_TEST_RF="3",
                    KGO_TEST_RECORDS=RECORDS, GOFLAGS="-mod=mod")
-        run = subprocess.run(["go", "test", "./pkg/kgo", "-count=1", "-timeout", "20m", "-v"],
-                             cwd=source, env=env, capture_output=True, text=True, timeout=1500)
-        log = run.stdout + run.stderr
+        returncode, log = go_test(source, env)
         with open(os.path.join(cluster.dir, "kgo.log"), "w") as f:
             f.write(log)
-        failed = sorted(set(re.findall(r"^\s*--- FAIL: (\S+)", log, re.M)))
+        failed = failures(log)
         passed = len(re.findall(r"^\s*--- PASS: ", log, re.M))
         print(f"franz-go kgo suite: {passed} passed, {len(failed)} failed")
+        racy = [name for name in failed if name in RACY_ON_KAFKA]
+        if racy and len(racy) == len(failed):
+            for attempt in range(2):
+                print(f"retrying alone, racy on Kafka too: {racy}")
+                retry_code, retry_log = go_test(source, env, "-run", "^(" + "|".join(racy) + ")$")
+                if retry_code == 0 and not failures(retry_log):
+                    returncode, failed = 0, []
+                    break
         if failed:
             # the failing tests' own output, and the nodes' logs kept for a look afterwards
             kept = shutil.copytree(cluster.dir, tempfile.mkdtemp(prefix="kgo-failed-"), dirs_exist_ok=True)
             for name in failed:
                 print("\n".join(line for line in log.splitlines() if name in line or "_test.go" in line)[-5000:])
             print(f"logs kept in {kept}")
-        assert run.returncode == 0 and not failed, \
+        assert returncode == 0 and not failed, \
             f"failed: {failed}\n" + "\n".join(log.splitlines()[-40:]) + cluster.logs()
         assert passed > 100, log[-3000:]
     finally:
