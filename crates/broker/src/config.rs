@@ -686,7 +686,37 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "max.connections",
         Some("2147483647"),
         Int,
-        "Maximum number of connections.",
+        "Connections the broker listeners take in all (the inter-broker listener is exempt when there are others); at the limit a listener stops accepting until one closes. Per listener: listener.name.<listener>.max.connections.",
+    ),
+    key(
+        "max.connections.per.ip",
+        Some("2147483647"),
+        Int,
+        "Connections one address may hold; one more is closed at once.",
+    ),
+    key(
+        "max.connections.per.ip.overrides",
+        Some(""),
+        STR,
+        "Per-address exceptions to max.connections.per.ip: host:count,ip:count.",
+    ),
+    key(
+        "max.connection.creation.rate",
+        Some("2147483647"),
+        Int,
+        "New connections per second the broker listeners accept (per listener: listener.name.<listener>.max.connection.creation.rate); above it accepting is delayed.",
+    ),
+    key(
+        "quota.window.num",
+        Some("11"),
+        Int,
+        "Samples rates are measured over.",
+    ),
+    key(
+        "quota.window.size.seconds",
+        Some("1"),
+        Int,
+        "Length of one rate sample.",
     ),
     key(
         "queued.max.requests",
@@ -1182,6 +1212,10 @@ pub fn is_dynamic_broker_key(name: &str) -> bool {
                 | crate::throttle::LEADER_RATE
                 | crate::throttle::FOLLOWER_RATE
                 | "producer.id.expiration.ms"
+                | crate::connections::MAX_CONNECTIONS
+                | crate::connections::MAX_PER_IP
+                | crate::connections::PER_IP_OVERRIDES
+                | crate::connections::CREATION_RATE
         )
 }
 
@@ -1207,10 +1241,6 @@ pub fn not_acted_on(name: &str) -> Option<&'static str> {
         "replica.alter.log.dirs.io.max.bytes.per.second" => {
             "ferrolog moves a replica between log directories in one copy, without a throttle"
         }
-        "max.connections"
-        | "max.connections.per.ip"
-        | "max.connections.per.ip.overrides"
-        | "max.connection.creation.rate" => "ferrolog does not limit connections yet",
         "metric.reporters" => "metrics reporters are Java plugins",
         "transaction.partition.verification.enable" => {
             "ferrolog always verifies that a transactional write's partition is in its transaction"
@@ -1256,11 +1286,16 @@ pub fn check_broker_config_name(name: &str, per_broker: bool) -> std::result::Re
         }
         // a listener's key and trust stores change at run time (certificate rotation)
         let key = rest.split_once('.').map_or("", |(_, k)| k);
-        if listener_prefixed_only(key) {
+        if listener_prefixed_only(key)
+            || matches!(
+                key,
+                crate::connections::MAX_CONNECTIONS | crate::connections::CREATION_RATE
+            )
+        {
             return Ok(());
         }
         return Err(format!(
-            "ferrolog does not change per-listener configs (listener.name.<listener>.<config>) at run time other than the key and trust stores: {name}"
+            "ferrolog does not change per-listener configs (listener.name.<listener>.<config>) at run time other than the key and trust stores and the connection limits: {name}"
         ));
     }
     let kafka = kafka_broker_key(name);
@@ -1301,11 +1336,17 @@ pub fn validate_broker_config(
             "Null value not supported for broker configs: {name}"
         ));
     };
-    let kind = broker_key(name)
+    // a listener's own value of a key has the key's type
+    let base = name
+        .strip_prefix("listener.name.")
+        .and_then(|rest| rest.split_once('.'))
+        .map_or(name, |(_, key)| key);
+    let kind = broker_key(base)
         .map(|k| k.kind)
-        .or(kafka_broker_key(name).map(|k| k.kind))
+        .or(kafka_broker_key(base).map(|k| k.kind))
         .unwrap_or(ConfigType::String);
-    validate_value(name, kind, value).map_err(|e| e.to_string())
+    validate_value(name, kind, value).map_err(|e| e.to_string())?;
+    crate::connections::validate(base, name, value).map_err(|e| e.to_string())
 }
 
 /// Validates one topic config (name and value), with Kafka's message on failure.
@@ -1815,6 +1856,20 @@ impl BrokerConfig {
     /// of fetch timeout + spread and the random part starts at half of their difference: the
     /// first election comes `fetch_timeout..fetch_timeout + spread` after the leader went
     /// quiet, and every voter's lease has run out by then (one round, not two).
+    pub fn quota_sampling(&self) -> crate::quota::Sampling {
+        let int = |name: &str, default: u64| {
+            self.properties
+                .get(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+                .max(1)
+        };
+        crate::quota::Sampling {
+            samples: int("quota.window.num", 11) as usize,
+            window: std::time::Duration::from_secs(int("quota.window.size.seconds", 1)),
+        }
+    }
+
     pub fn raft_timing(&self) -> RaftTiming {
         let fetch_timeout = self
             .settings

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod coordinator;
 pub mod errors;
 pub mod features;
@@ -22,6 +23,7 @@ pub mod metadata;
 pub mod partition;
 pub mod purgatory;
 pub mod quorum;
+pub mod quota;
 pub mod replica_manager;
 pub mod replication;
 pub mod response;
@@ -109,6 +111,9 @@ pub struct Broker {
     pub listeners: Vec<Arc<session::ListenerSecurity>>,
     /// The ACL authorizer (`authorizer.class.name`); `None` lets everyone do everything.
     pub authorizer: Option<security::acl::Authorizer>,
+    /// Connections counted against `max.connections`, `max.connections.per.ip`, … (the
+    /// limits follow the dynamic broker configs).
+    pub connections: Arc<connections::ConnectionLimits>,
 }
 
 impl Broker {
@@ -150,6 +155,9 @@ impl Broker {
         let cluster_id = log_manager.cluster_id.clone();
         let broker = Broker {
             authorizer: security::acl::Authorizer::from_properties(&config.properties)?,
+            connections: connections::ConnectionLimits::new(connections::Limits::from_config(
+                &config,
+            )?),
             cluster_id,
             controller,
             quorum,
@@ -264,6 +272,11 @@ impl Broker {
         );
         for l in &self.listeners {
             l.reload_tls(&effective);
+        }
+        // every dynamic value was validated when it was set
+        match connections::Limits::from_config(&effective) {
+            Ok(limits) => self.connections.set(limits),
+            Err(e) => tracing::error!("connection limits not changed: {e:#}"),
         }
         *crate::locks::write(&self.effective) = Arc::new(effective);
         self.groups.set_group_configs(

@@ -34,6 +34,18 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, security: Arc<Lis
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // waits while the listener or the broker is full (Kafka's acceptor blocks too)
+                let permit = match broker.connections.admit(&name, peer.ip()).await {
+                    Ok(permit) => permit,
+                    Err(refused) => {
+                        tracing::info!(
+                            "Rejected connection from {}, address already has the configured maximum of {} connections.",
+                            refused.ip,
+                            refused.max
+                        );
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
                 let security = security.clone();
@@ -74,6 +86,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, security: Arc<Lis
                     if let Err(e) = result {
                         tracing::debug!(%peer, "connection closed: {e}");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {

@@ -366,6 +366,13 @@ fn is_security_key(name: &str) -> bool {
 pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
     if let Some(rest) = name.strip_prefix("listener.name.") {
         let key = rest.split_once('.').map_or(rest, |(_, k)| k);
+        // a listener's own connection limits
+        if matches!(
+            key,
+            crate::connections::MAX_CONNECTIONS | crate::connections::CREATION_RATE
+        ) {
+            return None;
+        }
         // `<mechanism>.sasl.jaas.config`: a listener's JAAS entry for one mechanism
         let jaas = key
             .strip_suffix(".sasl.jaas.config")
@@ -391,7 +398,7 @@ pub fn refuse_unimplemented(name: &str, value: &str) -> Option<String> {
         let why = if is_security_key(key) {
             NOT_YET
         } else {
-            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>) other than ssl.*, sasl.enabled.mechanisms and <mechanism>.sasl.jaas.config yet"
+            "ferrolog does not implement per-listener configs (listener.name.<listener>.<config>) other than ssl.*, sasl.enabled.mechanisms, <mechanism>.sasl.jaas.config, max.connections and max.connection.creation.rate yet"
         };
         return Some(format!("Configuration {name} is not supported: {why}"));
     }
