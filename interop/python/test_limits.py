@@ -136,3 +136,49 @@ def test_a_listener_has_its_own_maximum_and_admin_clients_see_the_limits_as_kafk
         assert configs["max.connection.creation.rate"].value == "2147483647"
     finally:
         b.stop()
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_connections_announcing_huge_frames_do_not_make_the_broker_hold_them():
+    """20 connections each announce a 100 MiB request and send 60 MiB of it: the broker holds
+    what it reads of at most a pool's worth (256 MiB by default) and serves everyone else."""
+    import threading
+    b = Ferrolog()
+    try:
+        assert serves_clients(b, "limits-memory-before")
+        before = rss_mib(b.proc.pid)
+        chunk = b"\0" * (1 << 20)
+        sockets = []
+
+        def trickle(source):
+            s = connect(b, source)
+            sockets.append(s)
+            s.settimeout(30)
+            try:
+                s.sendall(struct.pack(">i", 100 << 20))
+                for _ in range(60):
+                    s.sendall(chunk)
+            except (socket.timeout, OSError):
+                pass  # held back: the broker is not reading this one
+
+        senders = [threading.Thread(target=trickle, args=(f"127.0.1.{i}",), daemon=True) for i in range(1, 21)]
+        for t in senders:
+            t.start()
+        time.sleep(8)
+        grown = rss_mib(b.proc.pid) - before
+        # other clients are served while the big frames are held
+        assert serves_clients(b, "limits-memory-during")
+        grown = max(grown, rss_mib(b.proc.pid) - before)
+        print(f"RSS {before:.0f} MiB before, grew by {grown:.0f} MiB with 20 x 60 MiB of 100 MiB frames")
+        assert grown < 400, f"RSS grew by {grown:.0f} MiB"
+        for s in sockets:
+            s.close()
+    finally:
+        b.stop()

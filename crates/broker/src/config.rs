@@ -719,6 +719,12 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "Length of one rate sample.",
     ),
     key(
+        "queued.max.request.bytes",
+        Some("-1"),
+        Long,
+        "Bytes of requests being read and handled at once; above it large requests wait and their connections are not read. -1: ferrolog's bound of 256 MiB (or socket.request.max.bytes, if larger).",
+    ),
+    key(
         "queued.max.requests",
         Some("500"),
         Int,
@@ -1464,6 +1470,8 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
     pub socket_request_max_bytes: usize,
+    /// `queued.max.request.bytes` (≤ 0: ferrolog's default bound, see `request_memory`).
+    pub queued_max_request_bytes: i64,
     pub connections_max_idle_ms: u64,
     pub flush_scheduler_interval_ms: i64,
     pub flush_offset_checkpoint_interval_ms: u64,
@@ -1807,6 +1815,13 @@ impl BrokerConfig {
             default_replication_factor: replication as i16,
             auto_create_topics: get("auto.create.topics.enable").eq_ignore_ascii_case("true"),
             socket_request_max_bytes: int("socket.request.max.bytes")? as usize,
+            queued_max_request_bytes: {
+                let queued = int(crate::request_memory::QUEUED_MAX_REQUEST_BYTES)?;
+                if queued > 0 && queued < int("socket.request.max.bytes")? {
+                    bail!("queued.max.request.bytes must be larger or equal to socket.request.max.bytes");
+                }
+                queued
+            },
             connections_max_idle_ms: int("connections.max.idle.ms")?.max(0) as u64,
             flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms")?,
             flush_offset_checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms")?

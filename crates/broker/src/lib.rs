@@ -26,6 +26,7 @@ pub mod quorum;
 pub mod quota;
 pub mod replica_manager;
 pub mod replication;
+pub mod request_memory;
 pub mod response;
 pub mod security;
 pub mod server;
@@ -114,6 +115,8 @@ pub struct Broker {
     /// Connections counted against `max.connections`, `max.connections.per.ip`, … (the
     /// limits follow the dynamic broker configs).
     pub connections: Arc<connections::ConnectionLimits>,
+    /// The memory of large requests being read and handled (`queued.max.request.bytes`).
+    pub request_memory: request_memory::RequestMemory,
 }
 
 impl Broker {
@@ -158,6 +161,10 @@ impl Broker {
             connections: connections::ConnectionLimits::new(connections::Limits::from_config(
                 &config,
             )?),
+            request_memory: request_memory::RequestMemory::new(
+                config.queued_max_request_bytes,
+                config.socket_request_max_bytes,
+            ),
             cluster_id,
             controller,
             quorum,

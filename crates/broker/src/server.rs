@@ -3,7 +3,8 @@
 //! A TLS listener first completes the handshake (within [`TLS_HANDSHAKE_TIMEOUT`]) and takes
 //! the client certificate's subject as the connection's principal. Then each connection reads
 //! one request frame at a time (4-byte length prefix, checked against
-//! `socket.request.max.bytes` before anything is allocated), handles it and writes the response
+//! `socket.request.max.bytes`; a large frame then waits for room in the request memory, and its
+//! buffer grows only as its bytes arrive: `request_memory`), handles it and writes the response
 //! before reading the next, so responses go back in request order. Any framing, decoding or
 //! handshake error closes that connection only.
 
@@ -20,6 +21,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::handlers::{self, Response};
+use crate::request_memory::read_body;
 use crate::response::Frame;
 use crate::security::principal;
 use crate::security::sasl::{self, Authenticator, SaslConfig, Step};
@@ -169,9 +171,16 @@ async fn connection<S: Transport>(
                 limit,
             });
         }
-        let mut frame = BytesMut::zeroed(size as usize);
+        // a large frame waits for room in the request memory (and its connection is not read
+        // meanwhile); the bytes are held as they arrive, not as announced
+        let size = size as usize;
+        let reservation =
+            match tokio::time::timeout(idle, broker.request_memory.reserve(size)).await {
+                Err(_) => return Err(ConnectionError::Idle),
+                Ok(r) => r,
+            };
         // a request that stops half way is closed like an idle connection
-        match tokio::time::timeout(idle, stream.read_exact(&mut frame)).await {
+        let frame = match tokio::time::timeout(idle, read_body(&mut stream, size)).await {
             Err(_) => return Err(ConnectionError::Idle),
             Ok(r) => r?,
         };
@@ -214,6 +223,7 @@ async fn connection<S: Transport>(
             }
             _ => handle_parsed(&broker, parsed, peer, &session).await?,
         };
+        drop(reservation);
         if let Some(response) = response {
             response.write_to(&mut stream).await?;
         }

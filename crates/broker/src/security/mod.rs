@@ -533,7 +533,7 @@ mod tests {
             ),
             ("sasl.server.callback.handler.class", "com.example.MyServer"),
             ("listener.name.sasl_ssl.gssapi.sasl.jaas.config", "x"),
-            ("listener.name.internal.max.connections", "10"),
+            ("listener.name.internal.num.network.threads", "10"),
         ] {
             let why = refuse_unimplemented(name, value).expect(name);
             assert!(why.contains(name), "{why}");
