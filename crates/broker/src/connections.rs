@@ -149,6 +149,8 @@ struct Counts {
     total: u32,
     broker_rate: Option<Rate>,
     listener_rate: HashMap<String, Rate>,
+    /// Per address, for `connection_creation_rate` quotas.
+    ip_rate: HashMap<IpAddr, Rate>,
 }
 
 /// Counts connections and enforces [`Limits`].
@@ -161,9 +163,12 @@ pub struct ConnectionLimits {
 
 /// Why a new connection is refused.
 #[derive(Debug, PartialEq, Eq)]
-pub struct TooManyFromAddress {
-    pub ip: IpAddr,
-    pub max: u32,
+pub enum Refused {
+    /// The address already has its maximum (`max.connections.per.ip`): closed at once.
+    TooMany { ip: IpAddr, max: u32 },
+    /// The address opens connections faster than its `connection_creation_rate` quota: closed
+    /// after this delay (Kafka holds such a socket for the throttle time, then closes it).
+    Throttled { ip: IpAddr, delay: Duration },
 }
 
 /// A counted connection: dropping it gives the slot back.
@@ -211,14 +216,22 @@ impl ConnectionLimits {
             .unwrap_or(0)
     }
 
-    /// Admits a connection just accepted on `listener` from `ip`: waits while the listener or
-    /// the broker is at its maximum or above its creation rate, then counts it, unless `ip`
+    /// Admits a connection just accepted on `listener` from `ip`: refuses it if `ip` is above
+    /// its `connection_creation_rate` quota (`ip_rate`, per second), waits while the listener
+    /// or the broker is at its maximum or above its creation rate, then counts it, unless `ip`
     /// already has its maximum.
     pub async fn admit(
         self: &Arc<Self>,
         listener: &str,
         ip: IpAddr,
-    ) -> std::result::Result<Permit, TooManyFromAddress> {
+        ip_rate: Option<f64>,
+    ) -> std::result::Result<Permit, Refused> {
+        if let Some(bound) = ip_rate {
+            let delay = self.record_ip_creation(ip, bound, Instant::now());
+            if !delay.is_zero() {
+                return Err(Refused::Throttled { ip, delay });
+            }
+        }
         let mut delay_until = self.record_creation(listener, Instant::now());
         loop {
             let freed = self.freed.notified();
@@ -245,7 +258,7 @@ impl ConnectionLimits {
         self: &Arc<Self>,
         listener: &str,
         ip: IpAddr,
-    ) -> Option<std::result::Result<Permit, TooManyFromAddress>> {
+    ) -> Option<std::result::Result<Permit, Refused>> {
         let limits = self.limits();
         let mut counts = crate::locks::lock(&self.counts);
         let protected = limits.is_protected(listener);
@@ -260,7 +273,7 @@ impl ConnectionLimits {
         }
         let max = limits.per_ip(ip);
         if counts.per_ip.get(&ip).copied().unwrap_or(0) >= max {
-            return Some(Err(TooManyFromAddress { ip, max }));
+            return Some(Err(Refused::TooMany { ip, max }));
         }
         *counts.per_ip.entry(ip).or_default() += 1;
         *counts.per_listener.entry(listener.to_string()).or_default() += 1;
@@ -272,6 +285,26 @@ impl ConnectionLimits {
             listener: listener.to_string(),
             ip,
         }))
+    }
+
+    /// Records a connection from `ip` in its creation rate; a connection above `bound` is not
+    /// counted (it will not be served) and gets the delay before it is closed, at most a window.
+    fn record_ip_creation(&self, ip: IpAddr, bound: f64, now: Instant) -> Duration {
+        let sampling = self.limits().sampling;
+        let mut counts = crate::locks::lock(&self.counts);
+        if counts.ip_rate.len() > 10_000 {
+            counts.ip_rate.retain(|_, r| r.measure(now) > 0.0);
+        }
+        let rate = counts
+            .ip_rate
+            .entry(ip)
+            .or_insert_with(|| Rate::new(sampling));
+        rate.record(1.0, now);
+        let delay = rate.throttle(bound, now);
+        if !delay.is_zero() {
+            rate.record(-1.0, now);
+        }
+        delay.min(sampling.window)
     }
 
     /// Records a new connection in the creation rates; until when accepting it waits.
@@ -350,22 +383,27 @@ mod tests {
             per_ip_overrides: [(B, 3)].into(),
             ..limits()
         });
-        let a1 = c.admit("PLAINTEXT", A).await.unwrap();
-        let _a2 = c.admit("PLAINTEXT", A).await.unwrap();
+        let a1 = c.admit("PLAINTEXT", A, None).await.unwrap();
+        let _a2 = c.admit("PLAINTEXT", A, None).await.unwrap();
         assert_eq!(
-            c.admit("PLAINTEXT", A).await.err(),
-            Some(TooManyFromAddress { ip: A, max: 2 })
+            c.admit("PLAINTEXT", A, None).await.err(),
+            Some(Refused::TooMany { ip: A, max: 2 })
         );
         let _b: Vec<_> = [
-            c.admit("PLAINTEXT", B).await.unwrap(),
-            c.admit("PLAINTEXT", B).await.unwrap(),
-            c.admit("PLAINTEXT", B).await.unwrap(),
+            c.admit("PLAINTEXT", B, None).await.unwrap(),
+            c.admit("PLAINTEXT", B, None).await.unwrap(),
+            c.admit("PLAINTEXT", B, None).await.unwrap(),
         ]
         .into();
-        assert!(c.admit("PLAINTEXT", B).await.is_err(), "B's override is 3");
+        assert!(
+            c.admit("PLAINTEXT", B, None).await.is_err(),
+            "B's override is 3"
+        );
         drop(a1);
         assert_eq!(c.from_address(A), 1);
-        c.admit("PLAINTEXT", A).await.expect("a slot came free");
+        c.admit("PLAINTEXT", A, None)
+            .await
+            .expect("a slot came free");
     }
 
     #[tokio::test]
@@ -375,14 +413,14 @@ mod tests {
             protected: Some("REPLICATION".into()),
             ..limits()
         });
-        let first = c.admit("CLIENTS", A).await.unwrap();
-        let _inter = tokio::time::timeout(Duration::from_secs(1), c.admit("REPLICATION", B))
+        let first = c.admit("CLIENTS", A, None).await.unwrap();
+        let _inter = tokio::time::timeout(Duration::from_secs(1), c.admit("REPLICATION", B, None))
             .await
             .expect("the inter-broker listener is not held back")
             .unwrap();
         let waiting = tokio::spawn({
             let c = c.clone();
-            async move { c.admit("CLIENTS", B).await.map(|_| ()) }
+            async move { c.admit("CLIENTS", B, None).await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiting.is_finished(), "waits while the broker is full");
@@ -400,11 +438,11 @@ mod tests {
             listener_max: [("CLIENTS".to_string(), 1)].into(),
             ..limits()
         });
-        let _first = c.admit("CLIENTS", A).await.unwrap();
-        let _other = c.admit("OTHER", A).await.unwrap();
+        let _first = c.admit("CLIENTS", A, None).await.unwrap();
+        let _other = c.admit("OTHER", A, None).await.unwrap();
         let waiting = tokio::spawn({
             let c = c.clone();
-            async move { c.admit("CLIENTS", B).await.map(|_| ()) }
+            async move { c.admit("CLIENTS", B, None).await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiting.is_finished());
@@ -427,12 +465,31 @@ mod tests {
             ..limits()
         });
         // 10/s measured over (at least) 200 ms: the third connection is above it
-        c.admit("CLIENTS", A).await.unwrap();
+        c.admit("CLIENTS", A, None).await.unwrap();
         let started = Instant::now();
         for _ in 0..3 {
-            c.admit("CLIENTS", A).await.unwrap();
+            c.admit("CLIENTS", A, None).await.unwrap();
         }
         assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn an_address_above_its_creation_rate_is_refused_with_a_delay() {
+        let c = ConnectionLimits::new(limits());
+        // 2 per second over (at least) 10 s: 20 connections are within it
+        for _ in 0..20 {
+            c.admit("CLIENTS", A, Some(2.0)).await.unwrap();
+        }
+        match c.admit("CLIENTS", A, Some(2.0)).await {
+            Err(Refused::Throttled { ip, delay }) => {
+                assert_eq!(ip, A);
+                assert!(delay > Duration::ZERO && delay <= Duration::from_secs(1));
+            }
+            _ => panic!("the 21st is above the rate"),
+        }
+        c.admit("CLIENTS", B, Some(2.0))
+            .await
+            .expect("another address has its own rate");
     }
 
     #[test]

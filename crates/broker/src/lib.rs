@@ -117,6 +117,8 @@ pub struct Broker {
     pub connections: Arc<connections::ConnectionLimits>,
     /// The memory of large requests being read and handled (`queued.max.request.bytes`).
     pub request_memory: request_memory::RequestMemory,
+    /// Client quotas (from the metadata image) and the rates of the clients they apply to.
+    pub quotas: quota::ClientQuotas,
 }
 
 impl Broker {
@@ -161,6 +163,7 @@ impl Broker {
             connections: connections::ConnectionLimits::new(connections::Limits::from_config(
                 &config,
             )?),
+            quotas: quota::ClientQuotas::new(config.quota_sampling()),
             request_memory: request_memory::RequestMemory::new(
                 config.queued_max_request_bytes,
                 config.socket_request_max_bytes,
@@ -272,6 +275,7 @@ impl Broker {
     }
 
     fn refresh_effective(&self, image: &MetadataImage) {
+        self.quotas.set(&image.client_quotas);
         let node = self.config.node_id.to_string();
         let effective = self.config.with_dynamic(
             image.broker_configs.get(""),

@@ -153,6 +153,25 @@ pub struct MetadataImage {
     /// ACLs by id (CreateAcls / DeleteAcls).
     #[serde(default)]
     pub acls: crate::security::acl::Acls,
+    /// Client quotas by entity (AlterClientQuotas).
+    #[serde(default, with = "quota_map")]
+    pub client_quotas: crate::quota::Quotas,
+}
+
+/// JSON object keys must be strings: the client quotas are written as a list.
+mod quota_map {
+    use super::*;
+    use crate::quota::{QuotaEntity, Quotas};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(map: &Quotas, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Quotas, D::Error> {
+        let list: Vec<(QuotaEntity, BTreeMap<String, f64>)> = Vec::deserialize(d)?;
+        Ok(list.into_iter().collect())
+    }
 }
 
 /// JSON object keys must be strings: the partition map is written as a list.
@@ -252,6 +271,12 @@ pub enum MetadataRecord {
     /// An ACL deleted by DeleteAcls.
     RemoveAcl {
         id: Uuid,
+    },
+    /// A client quota set (`value`) or removed (`None`) by AlterClientQuotas.
+    ClientQuota {
+        entity: crate::quota::QuotaEntity,
+        key: String,
+        value: Option<f64>,
     },
     /// A partition's new state; with `expect_epoch`, rejected unless the partition epoch is
     /// still that (the compare-and-set behind ISR changes and elections).
@@ -406,6 +431,22 @@ impl MetadataImage {
             MetadataRecord::RemoveAcl { id } => {
                 self.acls.remove(id);
             }
+            MetadataRecord::ClientQuota { entity, key, value } => match value {
+                Some(v) => {
+                    self.client_quotas
+                        .entry(entity.clone())
+                        .or_default()
+                        .insert(key.clone(), *v);
+                }
+                None => {
+                    if let Some(q) = self.client_quotas.get_mut(entity) {
+                        q.remove(key);
+                        if q.is_empty() {
+                            self.client_quotas.remove(entity);
+                        }
+                    }
+                }
+            },
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
                 if let Some(c) = self.scram.get_mut(user) {
                     c.remove(mechanism);

@@ -20,6 +20,7 @@ use kafka_protocol::ResponseError;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::connections::Refused;
 use crate::handlers::{self, Response};
 use crate::request_memory::read_body;
 use crate::response::Frame;
@@ -37,14 +38,22 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, security: Arc<Lis
         match listener.accept().await {
             Ok((stream, peer)) => {
                 // waits while the listener or the broker is full (Kafka's acceptor blocks too)
-                let permit = match broker.connections.admit(&name, peer.ip()).await {
+                let ip = peer.ip().to_canonical();
+                let ip_rate = crate::quota::ip_connection_rate(&broker.quotas.quotas(), ip);
+                let permit = match broker.connections.admit(&name, ip, ip_rate).await {
                     Ok(permit) => permit,
-                    Err(refused) => {
+                    Err(Refused::TooMany { ip, max }) => {
                         tracing::info!(
-                            "Rejected connection from {}, address already has the configured maximum of {} connections.",
-                            refused.ip,
-                            refused.max
+                            "Rejected connection from {ip}, address already has the configured maximum of {max} connections."
                         );
+                        continue;
+                    }
+                    Err(Refused::Throttled { ip, delay }) => {
+                        tracing::debug!("Delaying closing of connection from {ip} for {delay:?}");
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            drop(stream);
+                        });
                         continue;
                     }
                 };
@@ -196,7 +205,7 @@ async fn connection<S: Transport>(
             }
         }
         let parsed = parse_frame(frame)?;
-        let response = match (auth.as_mut(), &parsed.request) {
+        let (response, throttle) = match (auth.as_mut(), &parsed.request) {
             (
                 Some(a),
                 Some(handlers::Request::SaslHandshake(_) | handlers::Request::SaslAuthenticate(_)),
@@ -226,6 +235,10 @@ async fn connection<S: Transport>(
         drop(reservation);
         if let Some(response) = response {
             response.write_to(&mut stream).await?;
+        }
+        // a client over its quota: its connection is not read for the throttle time (KIP-219)
+        if !throttle.is_zero() {
+            tokio::time::sleep(throttle).await;
         }
     }
 }
@@ -449,12 +462,13 @@ async fn handle_parsed(
     parsed: ParsedFrame,
     peer: std::net::SocketAddr,
     session: &Session,
-) -> Result<Option<Frame>, ConnectionError> {
+) -> Result<(Option<Frame>, Duration), ConnectionError> {
     let ParsedFrame {
         api_key,
         header,
         request,
     } = parsed;
+    let mut throttle_ms = 0;
     let response = match request {
         Some(request) => {
             // an IPv4 client of a dual-stack listener as Kafka writes it (1.2.3.4, not
@@ -465,15 +479,19 @@ async fn handle_parsed(
                 client_id: header.client_id.as_deref().unwrap_or("").to_string(),
                 client_host: format!("/{host}"),
                 session: session.clone(),
+                throttle_ms: Default::default(),
             };
-            handlers::handle(broker, &ctx, request).await
+            let response = handlers::handle(broker, &ctx, request).await;
+            throttle_ms = ctx.throttle_ms.load(std::sync::atomic::Ordering::Relaxed);
+            response
         }
         None => Some(handlers::api_versions::unsupported()),
     };
+    let throttle = Duration::from_millis(throttle_ms.max(0) as u64);
     match response {
         Some(handlers::Response::Close(why)) => Err(ConnectionError::Closed(why)),
-        Some(response) => Ok(Some(encode_frame(api_key, &header, response)?)),
-        None => Ok(None),
+        Some(response) => Ok((Some(encode_frame(api_key, &header, response)?), throttle)),
+        None => Ok((None, throttle)),
     }
 }
 
@@ -564,6 +582,8 @@ fn encode_response(response: Response, out: &mut Frame, version: i16) -> anyhow:
         Response::SaslAuthenticate(r) => r.encode(&mut buf, version)?,
         Response::DescribeUserScramCredentials(r) => r.encode(&mut buf, version)?,
         Response::AlterUserScramCredentials(r) => r.encode(&mut buf, version)?,
+        Response::DescribeClientQuotas(r) => r.encode(&mut buf, version)?,
+        Response::AlterClientQuotas(r) => r.encode(&mut buf, version)?,
         Response::CreateAcls(r) => r.encode(&mut buf, version)?,
         Response::DescribeAcls(r) => r.encode(&mut buf, version)?,
         Response::DeleteAcls(r) => r.encode(&mut buf, version)?,

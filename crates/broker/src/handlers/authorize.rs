@@ -133,6 +133,8 @@ fn cluster_operation(request: &Request) -> Option<(&'static str, Operation)> {
         Request::DeleteAcls(_) => ("DeleteAcls", Alter),
         Request::DescribeAcls(_) => ("DescribeAcls", Describe),
         Request::ListConfigResources(_) => ("ListConfigResources", DescribeConfigs),
+        Request::DescribeClientQuotas(_) => ("DescribeClientQuotas", DescribeConfigs),
+        Request::AlterClientQuotas(_) => ("AlterClientQuotas", AlterConfigs),
         _ => return None,
     })
 }
@@ -341,6 +343,36 @@ fn cluster_denied(request: &Request, op: Operation, version: i16) -> Response {
         ),
         Request::ListConfigResources(_) => {
             Response::ListConfigResources(ListConfigResourcesResponse::default().with_error_code(c))
+        }
+        Request::DescribeClientQuotas(_) => Response::DescribeClientQuotas(
+            DescribeClientQuotasResponse::default()
+                .with_error_code(c)
+                .with_error_message(message),
+        ),
+        Request::AlterClientQuotas(r) => {
+            use alter_client_quotas_response::*;
+            Response::AlterClientQuotas(
+                AlterClientQuotasResponse::default().with_entries(
+                    r.entries
+                        .iter()
+                        .map(|e| {
+                            EntryData::default()
+                                .with_error_code(c)
+                                .with_error_message(message.clone())
+                                .with_entity(
+                                    e.entity
+                                        .iter()
+                                        .map(|x| {
+                                            EntityData::default()
+                                                .with_entity_type(x.entity_type.clone())
+                                                .with_entity_name(x.entity_name.clone())
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            )
         }
         _ => unreachable!("cluster_denied is called for cluster_operation's requests"),
     }

@@ -9,7 +9,11 @@ use kafka_protocol::ResponseError;
 use super::str;
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: CreatePartitionsRequest,
+    quota: &super::MutationQuota,
+) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
     for topic in request.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
@@ -40,9 +44,16 @@ pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreateP
                 match checked {
                     Err(e) => Err(e),
                     Ok(_) if request.validate_only => Ok(()),
-                    Ok(assignment) => broker
-                        .create_partitions(t.id, topic.count, assignment)
-                        .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}"))),
+                    Ok(_) if quota.exceeded() => Err((
+                        ResponseError::ThrottlingQuotaExceeded,
+                        super::THROTTLING_QUOTA_EXCEEDED.to_string(),
+                    )),
+                    Ok(assignment) => {
+                        quota.record(added as i32);
+                        broker
+                            .create_partitions(t.id, topic.count, assignment)
+                            .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
+                    }
                 }
             }
         };

@@ -17,6 +17,7 @@ pub fn handle(
     broker: &Arc<Broker>,
     request: CreateTopicsRequest,
     version: i16,
+    quota: &super::MutationQuota,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     let mut seen = std::collections::HashSet::new();
@@ -54,8 +55,17 @@ pub fn handle(
                     result.configs = Some(describe_configs(broker, &configs));
                 }
                 if !request.validate_only {
+                    if quota.exceeded() {
+                        response.topics.push(fail(
+                            result,
+                            ResponseError::ThrottlingQuotaExceeded,
+                            super::THROTTLING_QUOTA_EXCEEDED,
+                        ));
+                        continue;
+                    }
                     match broker.create_topic(&name, partitions, &configs, &replicas) {
                         Ok(id) => {
+                            quota.record(partitions);
                             if version >= 7 {
                                 result.topic_id = id;
                             }

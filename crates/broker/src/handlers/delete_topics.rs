@@ -14,6 +14,7 @@ pub fn handle(
     broker: &Arc<Broker>,
     request: DeleteTopicsRequest,
     version: i16,
+    quota: &super::MutationQuota,
 ) -> DeleteTopicsResponse {
     let mut targets: Vec<(Option<String>, Uuid)> = request
         .topic_names
@@ -52,6 +53,15 @@ pub fn handle(
             result.topic_id = topic.id;
             result.name = Some(topic_name(&topic.name));
         }
+        if quota.exceeded() {
+            result.error_code = ResponseError::ThrottlingQuotaExceeded.code();
+            if version >= 5 {
+                result.error_message = Some(str(super::THROTTLING_QUOTA_EXCEEDED));
+            }
+            response.responses.push(result);
+            continue;
+        }
+        quota.record(topic.partitions);
         if let Err(e) = broker.delete_topic(topic.id) {
             tracing::error!(topic = topic.name, "delete failed: {e:#}");
             result.error_code = ResponseError::KafkaStorageError.code();

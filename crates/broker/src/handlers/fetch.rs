@@ -51,6 +51,24 @@ pub async fn handle(
         request.replica_id.0
     };
     let follower = replica >= 0;
+    // a consumer over its consumer_byte_rate gets an empty response and waits it out (as
+    // Kafka, which would otherwise read and then drop the records)
+    let quota = crate::quota::CONSUMER_BYTE_RATE;
+    if !follower {
+        let pending = broker
+            .quotas
+            .pending(quota, ctx.quota_user(), &ctx.client_id);
+        if !pending.is_zero() {
+            let ms = ctx.throttle(pending);
+            broker.fetch_sessions.finish(session_id, wanted);
+            return (
+                FetchResponse::default()
+                    .with_session_id(session_id)
+                    .with_throttle_time_ms(ms),
+                Vec::new(),
+            );
+        }
+    }
     // this leader's throttle on out-of-sync followers of throttled replicas
     let leader_rate = broker
         .effective()
@@ -135,7 +153,15 @@ pub async fn handle(
         read_committed: request.isolation_level == 1,
         // KIP-392: consumers (v11+) read from followers too
         follower_reads: !follower && version >= 11,
-        max_bytes: request.max_bytes.max(0) as usize,
+        // no more than the consumer's quota allows in one measuring window
+        max_bytes: match broker
+            .quotas
+            .window_worth(quota, ctx.quota_user(), &ctx.client_id)
+            .filter(|_| !follower)
+        {
+            Some(worth) => (request.max_bytes.max(0) as usize).min(worth.max(1.0) as usize),
+            None => request.max_bytes.max(0) as usize,
+        },
         min_bytes: request.min_bytes.max(0) as usize,
         max_wait: Duration::from_millis(request.max_wait_ms.max(0) as u64),
     };
@@ -165,6 +191,17 @@ pub async fn handle(
         }
     }
     broker.leader_quota.record(throttled_bytes);
+    let consumed: usize = if follower {
+        0
+    } else {
+        results
+            .iter()
+            .map(|r| match r {
+                FetchResult::Read(read) => read.slice.as_ref().map_or(0, |s| s.length),
+                _ => 0,
+            })
+            .sum()
+    };
     let (reply, sent) = respond(
         broker,
         ctx,
@@ -182,6 +219,10 @@ pub async fn handle(
         }
     }
     broker.fetch_sessions.finish(session_id, wanted);
+    let mut reply = reply;
+    if consumed > 0 {
+        reply.0.throttle_time_ms = ctx.record_quota(broker, quota, consumed as f64);
+    }
     reply
 }
 

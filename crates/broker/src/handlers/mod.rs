@@ -7,6 +7,7 @@ pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod authorize;
+pub mod client_quotas;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
@@ -111,6 +112,8 @@ pub enum Response {
     SaslAuthenticate(SaslAuthenticateResponse),
     DescribeUserScramCredentials(DescribeUserScramCredentialsResponse),
     AlterUserScramCredentials(AlterUserScramCredentialsResponse),
+    DescribeClientQuotas(DescribeClientQuotasResponse),
+    AlterClientQuotas(AlterClientQuotasResponse),
     CreateAcls(CreateAclsResponse),
     DescribeAcls(DescribeAclsResponse),
     DeleteAcls(DeleteAclsResponse),
@@ -223,6 +226,14 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (
         ApiKey::AlterUserScramCredentials,
         AlterUserScramCredentialsRequest::VERSIONS,
+    ),
+    (
+        ApiKey::DescribeClientQuotas,
+        DescribeClientQuotasRequest::VERSIONS,
+    ),
+    (
+        ApiKey::AlterClientQuotas,
+        AlterClientQuotasRequest::VERSIONS,
     ),
     // SECURITY_DISABLED without an authorizer, as in Kafka
     (ApiKey::CreateAcls, CreateAclsRequest::VERSIONS),
@@ -339,6 +350,8 @@ pub enum Request {
     SaslAuthenticate(SaslAuthenticateRequest),
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    DescribeClientQuotas(DescribeClientQuotasRequest),
+    AlterClientQuotas(AlterClientQuotasRequest),
     CreateAcls(CreateAclsRequest),
     DescribeAcls(DescribeAclsRequest),
     DeleteAcls(DeleteAclsRequest),
@@ -366,6 +379,8 @@ pub fn decode_request(key: ApiKey, v: i16, body: &mut Bytes) -> Result<Request> 
             Request::DescribeUserScramCredentials(decode(b, v)?)
         }
         ApiKey::AlterUserScramCredentials => Request::AlterUserScramCredentials(decode(b, v)?),
+        ApiKey::DescribeClientQuotas => Request::DescribeClientQuotas(decode(b, v)?),
+        ApiKey::AlterClientQuotas => Request::AlterClientQuotas(decode(b, v)?),
         ApiKey::CreateAcls => Request::CreateAcls(decode(b, v)?),
         ApiKey::DescribeAcls => Request::DescribeAcls(decode(b, v)?),
         ApiKey::DeleteAcls => Request::DeleteAcls(decode(b, v)?),
@@ -419,6 +434,83 @@ pub struct RequestContext {
     pub client_host: String,
     /// The connection's principal and listener.
     pub session: crate::session::Session,
+    /// How long the connection is not read after this request (a client quota's throttle,
+    /// KIP-219), in ms; handlers raise it.
+    pub throttle_ms: Arc<std::sync::atomic::AtomicI32>,
+}
+
+/// KIP-599's quota on topic and partition creations and deletions (`controller_mutation_rate`,
+/// in partitions per second) for one request. Strict (CreateTopics v6+, DeleteTopics v5+,
+/// CreatePartitions v3+): once the client's rate is above its quota, further changes get
+/// THROTTLING_QUOTA_EXCEEDED (a change is let through while the rate is not yet above, even one
+/// that takes it above, as in Kafka); older versions are only throttled.
+pub struct MutationQuota<'a> {
+    broker: &'a Broker,
+    ctx: &'a RequestContext,
+    strict: bool,
+}
+
+pub const THROTTLING_QUOTA_EXCEEDED: &str = "The throttling quota has been exceeded.";
+
+impl<'a> MutationQuota<'a> {
+    pub fn new(broker: &'a Broker, ctx: &'a RequestContext, strict_since: i16) -> Self {
+        MutationQuota {
+            broker,
+            ctx,
+            strict: ctx.version >= strict_since,
+        }
+    }
+
+    fn pending(&self) -> std::time::Duration {
+        self.broker.quotas.pending(
+            crate::quota::CONTROLLER_MUTATION_RATE,
+            self.ctx.quota_user(),
+            &self.ctx.client_id,
+        )
+    }
+
+    /// Whether a change must be refused now.
+    pub fn exceeded(&self) -> bool {
+        self.strict && !self.pending().is_zero()
+    }
+
+    pub fn record(&self, partitions: i32) {
+        self.broker.quotas.record(
+            crate::quota::CONTROLLER_MUTATION_RATE,
+            self.ctx.quota_user(),
+            &self.ctx.client_id,
+            f64::from(partitions.max(0)),
+        );
+    }
+
+    /// The response's throttle time (and the connection's).
+    pub fn throttle_ms(&self) -> i32 {
+        self.ctx.throttle(self.pending())
+    }
+}
+
+impl RequestContext {
+    /// The user quotas are kept for: the principal's name (`alice` of `User:alice`).
+    pub fn quota_user(&self) -> &str {
+        let p: &str = &self.session.principal;
+        p.split_once(':').map_or(p, |(_, name)| name)
+    }
+
+    /// Throttles the connection for at least `d`; the milliseconds, for the response.
+    pub fn throttle(&self, d: std::time::Duration) -> i32 {
+        let ms = d.as_millis().min(i32::MAX as u128) as i32;
+        self.throttle_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        ms
+    }
+
+    /// Records `amount` against the client's `key` quota and throttles it as that says.
+    pub fn record_quota(&self, broker: &Broker, key: &'static str, amount: f64) -> i32 {
+        let d = broker
+            .quotas
+            .record(key, self.quota_user(), &self.client_id, amount);
+        self.throttle(d)
+    }
 }
 
 /// Handles a decoded request: authorizes it, then answers what is allowed. `None` means no
@@ -466,10 +558,23 @@ async fn dispatch(
             Response::UpdateFeatures(update_features::handle(broker, r, v))
         }
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, ctx, r)),
-        Request::CreateTopics(r) => Response::CreateTopics(create_topics::handle(broker, r, v)),
-        Request::DeleteTopics(r) => Response::DeleteTopics(delete_topics::handle(broker, r, v)),
+        Request::CreateTopics(r) => {
+            let quota = MutationQuota::new(broker, ctx, 6);
+            let mut response = create_topics::handle(broker, r, v, &quota);
+            response.throttle_time_ms = quota.throttle_ms();
+            Response::CreateTopics(response)
+        }
+        Request::DeleteTopics(r) => {
+            let quota = MutationQuota::new(broker, ctx, 5);
+            let mut response = delete_topics::handle(broker, r, v, &quota);
+            response.throttle_time_ms = quota.throttle_ms();
+            Response::DeleteTopics(response)
+        }
         Request::CreatePartitions(r) => {
-            Response::CreatePartitions(create_partitions::handle(broker, r))
+            let quota = MutationQuota::new(broker, ctx, 3);
+            let mut response = create_partitions::handle(broker, r, &quota);
+            response.throttle_time_ms = quota.throttle_ms();
+            Response::CreatePartitions(response)
         }
         Request::Produce(mut r) => {
             if v <= produce_legacy::LAST_LEGACY_VERSION {
@@ -480,8 +585,17 @@ async fn dispatch(
                 produce_legacy::up_convert(&mut r, limit);
             }
             let timeout_ms = r.timeout_ms;
+            let bytes: usize = r
+                .topic_data
+                .iter()
+                .flat_map(|t| &t.partition_data)
+                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                .sum();
+            let throttle = ctx.record_quota(broker, crate::quota::PRODUCER_BYTE_RATE, bytes as f64);
             let (response, waits) = produce::handle(broker, ctx, r);
-            Response::Produce(produce::await_commit(broker, response?, waits, timeout_ms).await)
+            let mut response = produce::await_commit(broker, response?, waits, timeout_ms).await;
+            response.throttle_time_ms = response.throttle_time_ms.max(throttle);
+            Response::Produce(response)
         }
         Request::Fetch(r) => {
             let (response, files) = fetch::handle(broker, ctx, r).await;
@@ -586,6 +700,12 @@ async fn dispatch(
         }
         Request::AlterUserScramCredentials(r) => {
             Response::AlterUserScramCredentials(scram_credentials::alter(broker, r))
+        }
+        Request::DescribeClientQuotas(r) => {
+            Response::DescribeClientQuotas(client_quotas::describe(broker, r))
+        }
+        Request::AlterClientQuotas(r) => {
+            Response::AlterClientQuotas(client_quotas::alter(broker, r))
         }
         Request::CreateAcls(r) => Response::CreateAcls(acls::create(broker, r)),
         Request::DescribeAcls(r) => Response::DescribeAcls(acls::describe(broker, r)),
