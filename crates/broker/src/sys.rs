@@ -65,3 +65,26 @@ pub fn disk_space(path: &Path) -> Option<(i64, i64)> {
     let block = stat.f_frsize as i64;
     Some((stat.f_blocks as i64 * block, stat.f_bavail as i64 * block))
 }
+
+/// Raises the soft limit on open files to the hard limit (each partition holds files open;
+/// Linux's usual soft limit of 1024 is far below what a broker needs). Returns the (old, new)
+/// soft limits, or the error of getrlimit/setrlimit.
+pub fn raise_open_file_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-pointer living across the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let old = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid pointer to an initialised rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((old, limit.rlim_cur))
+}

@@ -345,6 +345,17 @@ async fn server(
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
     let mut config = BrokerConfig::from_properties(&props)?;
+    // the logs keep at most half the open file limit open (segment and index files open
+    // on use, the least recently used closed), the rest is for connections
+    match ferrolog_broker::sys::raise_open_file_limit() {
+        Ok((old, new)) => {
+            if new > old {
+                tracing::info!("raised the open file limit from {old} to {new} (the hard limit)");
+            }
+            ferrolog_storage::fs::set_open_file_budget((new / 2).min(1 << 20) as usize);
+        }
+        Err(e) => tracing::warn!("could not raise the open file limit: {e}"),
+    }
     if initial.standalone {
         let addr = config
             .controller_address()

@@ -213,3 +213,251 @@ impl FileSystem for OsFs {
         File::open(path)?.sync_all()
     }
 }
+
+/// The most files [`CachedFile`]s keep open at once in this process (see [`set_open_file_budget`]).
+static BUDGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(4096);
+static OPEN_FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Open [`CachedFile`]s in the order they were opened, for the clock sweep that closes one.
+static RING: std::sync::Mutex<std::collections::VecDeque<std::sync::Weak<CachedFile>>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// Sets how many files the logs may hold open at once (the broker derives it from its open
+/// file limit, leaving room for connections). At least 16.
+pub fn set_open_file_budget(files: usize) {
+    BUDGET.store(files.max(16), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The files [`CachedFile`]s hold open now.
+pub fn open_files() -> usize {
+    OPEN_FILES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A file that is open only while it is used: a process-wide budget of open files is kept by
+/// closing the least recently used (a clock sweep), and a closed file opens again by its path
+/// when it is next read or written. So a partition that nobody touches holds no descriptor, and
+/// a node can host more partitions than it may open files.
+///
+/// A file written since its last sync is synced before it is closed (a write-back error would
+/// otherwise be reported to no descriptor); if that sync fails, the next [`StorageFile::sync_data`]
+/// reports it. The path must stay the file's while the `CachedFile` lives (storage renames a
+/// segment's files only as it drops the segment). [`CachedFile::handle`] gives the open file
+/// itself, which stays open while it is held (a fetch response's slice, sent with sendfile).
+#[derive(Debug)]
+pub struct CachedFile {
+    path: PathBuf,
+    reopen: Open,
+    slot: std::sync::Mutex<Option<Arc<dyn StorageFile>>>,
+    /// Used since the sweep last passed it.
+    used: std::sync::atomic::AtomicBool,
+    /// Written since the last sync.
+    dirty: std::sync::atomic::AtomicBool,
+    /// A sync that failed as the file was closed, reported by the next sync.
+    failed: std::sync::Mutex<Option<io::Error>>,
+    me: std::sync::Weak<CachedFile>,
+}
+
+impl CachedFile {
+    /// Opens `path` as `how` says (creating or emptying it); later opens keep the contents.
+    pub fn open(path: &Path, how: Open) -> io::Result<Arc<CachedFile>> {
+        let file = open_shedding(path, how)?;
+        let cached = Arc::new_cyclic(|me| CachedFile {
+            path: path.to_path_buf(),
+            reopen: if how == Open::Read {
+                Open::Read
+            } else {
+                Open::ReadWrite
+            },
+            slot: std::sync::Mutex::new(Some(file)),
+            used: std::sync::atomic::AtomicBool::new(true),
+            // created or emptied: that too is made durable by the first sync
+            dirty: std::sync::atomic::AtomicBool::new(how != Open::Read),
+            failed: std::sync::Mutex::new(None),
+            me: me.clone(),
+        });
+        opened(cached.me.clone());
+        Ok(cached)
+    }
+
+    /// The open file (opened again if it was closed).
+    pub fn handle(&self) -> io::Result<Arc<dyn StorageFile>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.used.store(true, Relaxed);
+        if let Some(file) = lock(&self.slot).as_ref() {
+            return Ok(file.clone());
+        }
+        // opened with no lock held: shedding on EMFILE sweeps the ring, which takes slots
+        let file = open_shedding(&self.path, self.reopen)?;
+        let mut slot = lock(&self.slot);
+        if let Some(theirs) = slot.as_ref() {
+            return Ok(theirs.clone()); // another thread opened it meanwhile
+        }
+        *slot = Some(file.clone());
+        drop(slot);
+        opened(self.me.clone());
+        Ok(file)
+    }
+
+    /// Whether the file is open now.
+    pub fn is_open(&self) -> bool {
+        lock(&self.slot).is_some()
+    }
+
+    /// Closes the file (it opens again on use), syncing it first if it was written.
+    fn close(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(file) = lock(&self.slot).take() else {
+            return;
+        };
+        OPEN_FILES.fetch_sub(1, Relaxed);
+        if self.dirty.swap(false, Relaxed) {
+            if let Err(e) = file.sync_data() {
+                *lock(&self.failed) = Some(e);
+            }
+        }
+    }
+}
+
+impl Drop for CachedFile {
+    fn drop(&mut self) {
+        if lock(&self.slot).take().is_some() {
+            OPEN_FILES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Opens a file for a [`CachedFile`]; when the process is out of descriptors (EMFILE, ENFILE),
+/// closes some cached files and tries once more, so that many partitions never stop a start.
+fn open_shedding(path: &Path, how: Open) -> io::Result<Arc<dyn StorageFile>> {
+    match get().open(path, how) {
+        // EMFILE, ENFILE
+        Err(e) if matches!(e.raw_os_error(), Some(24 | 23)) => {
+            sweep(None, 64);
+            get().open(path, how)
+        }
+        other => other,
+    }
+}
+
+/// Counts a file just opened and closes the least recently used ones beyond the budget.
+fn opened(file: std::sync::Weak<CachedFile>) {
+    OPEN_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    sweep(Some(file), 0);
+}
+
+/// Adds `file` to the ring, then closes the least recently used files beyond the budget, and
+/// `extra` more.
+fn sweep(file: Option<std::sync::Weak<CachedFile>>, extra: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut victims = Vec::new();
+    {
+        let mut ring = lock(&RING);
+        ring.extend(file);
+        // forget dropped files now and then (a dead entry keeps its allocation)
+        if ring.len() > 2 * OPEN_FILES.load(Relaxed) + 1024 {
+            ring.retain(|w| w.strong_count() > 0);
+        }
+        let mut over = OPEN_FILES
+            .load(Relaxed)
+            .saturating_sub(BUDGET.load(Relaxed))
+            + extra;
+        // every file gets a second chance: at most two passes over the ring
+        let mut steps = ring.len() * 2;
+        while over > 0 && steps > 0 {
+            steps -= 1;
+            let Some(weak) = ring.pop_front() else { break };
+            let Some(candidate) = weak.upgrade() else {
+                continue; // dropped: no longer counted
+            };
+            if !candidate.is_open() {
+                continue; // closed by an earlier sweep, and not opened again since
+            }
+            if candidate.used.swap(false, Relaxed) {
+                ring.push_back(weak);
+            } else {
+                victims.push(candidate);
+                over -= 1;
+            }
+        }
+    }
+    // closing may sync: outside the ring's lock
+    for victim in victims {
+        victim.close();
+    }
+}
+
+impl StorageFile for CachedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.handle()?.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let file = self.handle()?;
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        file.write_all_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let file = self.handle()?;
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        file.set_len(len)
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.handle()?.size()
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if let Some(e) = lock(&self.failed).take() {
+            return Err(e);
+        }
+        // not written since the last sync (or closed after syncing): nothing to make durable
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let file = self.handle()?;
+        file.sync_data().inspect_err(|_| {
+            self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.handle()?.read_exact_at(buf, offset)
+    }
+}
+
+#[cfg(test)]
+mod cached_tests {
+    use super::*;
+
+    #[test]
+    fn files_beyond_the_budget_are_closed_and_open_again_on_use() {
+        let dir = tempfile::tempdir().unwrap();
+        set_open_file_budget(16);
+        let files: Vec<_> = (0..40)
+            .map(|i| {
+                let f =
+                    CachedFile::open(&dir.path().join(format!("f{i}")), Open::ReadWrite).unwrap();
+                f.write_all_at(format!("file {i}").as_bytes(), 0).unwrap();
+                f
+            })
+            .collect();
+        let open = files.iter().filter(|f| f.is_open()).count();
+        assert!(open <= 16, "{open} open");
+        // a closed one reads its contents back
+        let closed = files.iter().position(|f| !f.is_open()).unwrap();
+        let mut buf = vec![0u8; format!("file {closed}").len()];
+        files[closed].read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(buf, format!("file {closed}").as_bytes());
+        assert!(files[closed].is_open());
+        // a held handle keeps its file readable even once the cache closed it
+        let held = files[0].handle().unwrap();
+        for f in &files[1..] {
+            f.sync_data().unwrap();
+            let _ = f.size().unwrap();
+        }
+        let mut buf = [0u8; 6];
+        held.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"file 0");
+        drop(files);
+        set_open_file_budget(4096);
+    }
+}

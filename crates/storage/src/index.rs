@@ -120,7 +120,7 @@ impl<E: Entry> Index<E> {
     /// (a torn or unsorted tail, preallocated zeros), in which case it starts empty and the
     /// segment rebuilds it.
     fn open(path: &Path, base_offset: i64, max_bytes: usize) -> io::Result<(Index<E>, bool)> {
-        let file = fs::get().open(path, Open::ReadWrite)?;
+        let file: Arc<dyn StorageFile> = fs::CachedFile::open(path, Open::ReadWrite)?;
         let length = file.size()?;
         let mut bytes = vec![0u8; length as usize];
         file.read_exact_at(&mut bytes, 0)?;

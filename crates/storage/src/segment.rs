@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::error::Result;
-use crate::fs::{self, Open, StorageFile};
+use crate::fs::{self, CachedFile, Open, StorageFile};
 use crate::index::{OffsetIndex, TimeIndex};
 
 pub fn file_stem(base_offset: i64) -> String {
@@ -26,7 +26,8 @@ pub struct SegmentConfig {
 pub struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    log: Arc<dyn StorageFile>,
+    /// Open only while used (see [`fs::CachedFile`]).
+    log: Arc<CachedFile>,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -92,7 +93,7 @@ impl Segment {
     ) -> Result<(Segment, bool)> {
         let stem = file_stem(base_offset);
         let log_path = dir.join(format!("{stem}.log"));
-        let log = fs::get().open(&log_path, Open::ReadWrite)?;
+        let log = CachedFile::open(&log_path, Open::ReadWrite)?;
         let size = log.size()?;
         let (offset_index, offset_valid) = OffsetIndex::open(
             &dir.join(format!("{stem}.index")),
@@ -278,7 +279,8 @@ impl Segment {
             return Ok(None);
         }
         Ok(Some(FileSlice {
-            file: self.log.clone(),
+            // the open file itself: held by the slice, it stays open until sent
+            file: self.log.handle()?,
             position,
             length,
         }))
