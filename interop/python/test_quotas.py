@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Ferrolog, wait_for
-from test_sasl import kafka_tool
+from test_sasl import admin_config, conf, kafka_tool, sasl_broker
 
 
 def configs(b, *args):
@@ -25,12 +25,12 @@ def create(b, topic, partitions=1):
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=20)
 
 
-def produce_for(b, client_id, topic, seconds, size=10_000):
+def produce_for(b, client_id, topic, seconds, size=10_000, client=None):
     """Produces as fast as the broker lets `client_id` for `seconds`: (bytes acknowledged,
     throttle events the client saw)."""
     acked = [0]
     throttles = []
-    p = Producer({"bootstrap.servers": b.bootstrap, "client.id": client_id, "linger.ms": 5,
+    p = Producer({**(client or {"bootstrap.servers": b.bootstrap}), "client.id": client_id, "linger.ms": 5,
                   "throttle_cb": lambda event: throttles.append(event.throttle_time)})
 
     value = b"x" * size
@@ -196,5 +196,28 @@ def test_connection_creation_rate_refuses_connections_from_one_address():
         assert results[:15] == [True] * 15, results
         assert not all(results), results
         assert all(served("127.0.0.21") for _ in range(25)), "another address has no quota"
+    finally:
+        b.stop()
+
+
+def test_a_users_quota_holds_all_its_clients_and_not_other_users(tmp_path):
+    """By user (SASL PLAIN principals): alice's quota is shared by her clients; admin has none."""
+    b = sasl_broker()
+    try:
+        tool = admin_config(tmp_path)
+        out = kafka_tool("kafka.admin.ConfigCommand", "--bootstrap-server", b.bootstrap, "--command-config", tool,
+                         "--entity-type", "users", "--entity-name", "alice", "--alter", "--add-config",
+                         "producer_byte_rate=102400")
+        assert out.returncode == 0, out.stdout + out.stderr
+        admin = AdminClient(conf(b, user="admin", password="admin-secret"))
+        admin.create_topics([NewTopic("quota-users", 1, 1)])["quota-users"].result(timeout=20)
+        free, _ = produce_for(b, "any", "quota-users", 5, client=conf(b, user="admin", password="admin-secret"))
+        first, throttles = produce_for(b, "one", "quota-users", 5, client=conf(b))
+        second, _ = produce_for(b, "two", "quota-users", 5, client=conf(b))
+        print(f"in 5 s: admin {free} bytes, alice's first client {first}, her second {second}")
+        # one quota for both of alice's clients: about 1 MiB in all in the first 10 s
+        assert first + second < 2_500_000, (first, second)
+        assert free > 3 * (first + second), (free, first, second)
+        assert throttles
     finally:
         b.stop()
