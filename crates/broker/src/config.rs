@@ -1871,6 +1871,39 @@ impl BrokerConfig {
     /// of fetch timeout + spread and the random part starts at half of their difference: the
     /// first election comes `fetch_timeout..fetch_timeout + spread` after the leader went
     /// quiet, and every voter's lease has run out by then (one round, not two).
+    /// The connection limits of this config (static settings with the dynamic broker configs
+    /// on top, per listener `listener.name.<l>.max.connections` / `….max.connection.creation.rate`).
+    pub fn connection_limits(&self) -> Result<crate::connections::Limits> {
+        use crate::connections::{count, parse_overrides, CREATION_RATE, MAX_CONNECTIONS};
+        use crate::connections::{MAX_PER_IP, PER_IP_OVERRIDES};
+        let p = &self.properties;
+        let mut listener_max = std::collections::HashMap::new();
+        let mut listener_rate = std::collections::HashMap::new();
+        for l in &self.broker_listeners {
+            let name = &l.bind.name;
+            let prefixed =
+                |key: &str| p.get(&format!("listener.name.{}.{key}", name.to_lowercase()));
+            if let Some(v) = prefixed(MAX_CONNECTIONS) {
+                listener_max.insert(name.clone(), count(Some(v), MAX_CONNECTIONS)?);
+            }
+            if let Some(v) = prefixed(CREATION_RATE) {
+                listener_rate.insert(name.clone(), count(Some(v), CREATION_RATE)?);
+            }
+        }
+        Ok(crate::connections::Limits {
+            max_connections: count(p.get(MAX_CONNECTIONS), MAX_CONNECTIONS)?,
+            per_ip: count(p.get(MAX_PER_IP), MAX_PER_IP)?,
+            per_ip_overrides: parse_overrides(p.get(PER_IP_OVERRIDES).map_or("", |s| s.as_str()))?,
+            creation_rate: count(p.get(CREATION_RATE), CREATION_RATE)?,
+            listener_max,
+            listener_rate,
+            // the inter-broker listener is the first
+            protected: (self.broker_listeners.len() > 1)
+                .then(|| self.broker_listeners[0].bind.name.clone()),
+            sampling: self.quota_sampling(),
+        })
+    }
+
     pub fn quota_sampling(&self) -> crate::quota::Sampling {
         let int = |name: &str, default: u64| {
             self.properties

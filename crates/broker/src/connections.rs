@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::config::{BrokerConfig, Properties};
 use crate::quota::{Rate, Sampling};
 
 pub const MAX_CONNECTIONS: &str = "max.connections";
@@ -45,7 +44,8 @@ pub struct Limits {
     pub sampling: Sampling,
 }
 
-fn count(value: Option<&String>, name: &str) -> Result<u32> {
+/// A count setting (absent or empty: no limit).
+pub fn count(value: Option<&String>, name: &str) -> Result<u32> {
     match value.map(|v| v.trim()) {
         None | Some("") => Ok(u32::MAX),
         Some(v) => match v.parse::<i64>() {
@@ -100,35 +100,6 @@ pub fn validate(key: &str, name: &str, value: &str) -> Result<()> {
 }
 
 impl Limits {
-    /// The limits of `config` (static settings with the dynamic broker configs on top).
-    pub fn from_config(config: &BrokerConfig) -> Result<Limits> {
-        let p: &Properties = &config.properties;
-        let mut listener_max = HashMap::new();
-        let mut listener_rate = HashMap::new();
-        for l in &config.broker_listeners {
-            let name = &l.bind.name;
-            let prefixed =
-                |key: &str| p.get(&format!("listener.name.{}.{key}", name.to_lowercase()));
-            if let Some(v) = prefixed(MAX_CONNECTIONS) {
-                listener_max.insert(name.clone(), count(Some(v), MAX_CONNECTIONS)?);
-            }
-            if let Some(v) = prefixed(CREATION_RATE) {
-                listener_rate.insert(name.clone(), count(Some(v), CREATION_RATE)?);
-            }
-        }
-        Ok(Limits {
-            max_connections: count(p.get(MAX_CONNECTIONS), MAX_CONNECTIONS)?,
-            per_ip: count(p.get(MAX_PER_IP), MAX_PER_IP)?,
-            per_ip_overrides: parse_overrides(p.get(PER_IP_OVERRIDES).map_or("", |s| s.as_str()))?,
-            creation_rate: count(p.get(CREATION_RATE), CREATION_RATE)?,
-            listener_max,
-            listener_rate,
-            protected: (config.broker_listeners.len() > 1)
-                .then(|| config.broker_listeners[0].bind.name.clone()),
-            sampling: config.quota_sampling(),
-        })
-    }
-
     fn per_ip(&self, ip: IpAddr) -> u32 {
         self.per_ip_overrides
             .get(&ip)

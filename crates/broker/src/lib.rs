@@ -160,9 +160,7 @@ impl Broker {
         let cluster_id = log_manager.cluster_id.clone();
         let broker = Broker {
             authorizer: security::acl::Authorizer::from_properties(&config.properties)?,
-            connections: connections::ConnectionLimits::new(connections::Limits::from_config(
-                &config,
-            )?),
+            connections: connections::ConnectionLimits::new(config.connection_limits()?),
             quotas: quota::ClientQuotas::new(config.quota_sampling()),
             request_memory: request_memory::RequestMemory::new(
                 config.queued_max_request_bytes,
@@ -285,7 +283,7 @@ impl Broker {
             l.reload_tls(&effective);
         }
         // every dynamic value was validated when it was set
-        match connections::Limits::from_config(&effective) {
+        match effective.connection_limits() {
             Ok(limits) => self.connections.set(limits),
             Err(e) => tracing::error!("connection limits not changed: {e:#}"),
         }

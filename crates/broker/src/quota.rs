@@ -180,6 +180,12 @@ pub fn ip_connection_rate(quotas: &Quotas, ip: std::net::IpAddr) -> Option<f64> 
         .copied()
 }
 
+/// A throttle in whole milliseconds, rounded up: the client waits the time the response says,
+/// and must not come back a fraction of a millisecond early (it would be over its quota still).
+fn whole_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_nanos().div_ceil(1_000_000).min(u128::from(u64::MAX)) as u64)
+}
+
 /// The client quotas in force and the rates of whoever they apply to.
 pub struct ClientQuotas {
     quotas: std::sync::RwLock<std::sync::Arc<Quotas>>,
@@ -231,7 +237,7 @@ impl ClientQuotas {
             .or_insert_with(|| (Rate::new(self.sampling), now));
         *used = now;
         rate.record(amount, now);
-        rate.throttle(bound, now)
+        whole_ms(rate.throttle(bound, now))
     }
 
     /// How long the client would be throttled now, recording nothing.
@@ -242,7 +248,9 @@ impl ClientQuotas {
         let now = Instant::now();
         crate::locks::lock(&self.sensors)
             .get_mut(&sensor)
-            .map_or(Duration::ZERO, |(rate, _)| rate.throttle(bound, now))
+            .map_or(Duration::ZERO, |(rate, _)| {
+                whole_ms(rate.throttle(bound, now))
+            })
     }
 
     /// The most one response may carry under `key`'s quota: a rate's worth over the measuring
@@ -308,14 +316,17 @@ impl Rate {
         }
     }
 
-    /// The span the rate is measured over: since the oldest window started, but at least
-    /// `samples - 1` whole windows, so that a first burst is not measured over a few
-    /// milliseconds (Kafka's `Rate.windowSize`).
+    /// The span the rate is measured over: since the oldest window started, plus the whole
+    /// windows missing to `samples - 1` of them, so that a first burst is not measured over a
+    /// few milliseconds and waiting still lowers the rate (Kafka's `Rate.windowSize`).
     fn span(&self, now: Instant) -> Duration {
         let elapsed = self.windows.first().map_or(Duration::ZERO, |(start, _)| {
             now.saturating_duration_since(*start)
         });
-        elapsed.max(self.sampling.window * (self.sampling.samples as u32 - 1))
+        let window = self.sampling.window;
+        let full = (elapsed.as_nanos() / window.as_nanos().max(1)) as u32;
+        let least = self.sampling.samples as u32 - 1;
+        elapsed + window * least.saturating_sub(full)
     }
 
     /// The rate per second.
@@ -461,11 +472,22 @@ mod tests {
         for _ in 0..20 {
             rate.record(1.0, t);
         }
-        // 20 over at least 10 s: 2 per second
+        // 20 over 10 s (no whole window has passed: ten are added)
         assert!((rate.measure(t) - 2.0).abs() < 1e-9);
         assert_eq!(rate.throttle(2.0, t), Duration::ZERO);
         // a bound of 1/s: (2 - 1) / 1 × 10 s
         assert_eq!(rate.throttle(1.0, t), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn waiting_lowers_the_rate_even_before_the_windows_fill() {
+        let mut rate = Rate::new(Sampling::default());
+        let t = Instant::now();
+        rate.record(100.0, t);
+        // 2.5 s later: 2 whole windows passed, 8 added: 10.5 s
+        let later = t + Duration::from_millis(2500);
+        assert!((rate.measure(later) - 100.0 / 10.5).abs() < 1e-9);
+        assert!(rate.measure(later) < rate.measure(t + Duration::from_millis(100)));
     }
 
     #[test]

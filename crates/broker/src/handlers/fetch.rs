@@ -51,24 +51,9 @@ pub async fn handle(
         request.replica_id.0
     };
     let follower = replica >= 0;
-    // a consumer over its consumer_byte_rate gets an empty response and waits it out (as
-    // Kafka, which would otherwise read and then drop the records)
+    // a consumer's fetch is sized to its consumer_byte_rate (below), what it read counts
+    // against it and it waits out the throttle that gives (KIP-219)
     let quota = crate::quota::CONSUMER_BYTE_RATE;
-    if !follower {
-        let pending = broker
-            .quotas
-            .pending(quota, ctx.quota_user(), &ctx.client_id);
-        if !pending.is_zero() {
-            let ms = ctx.throttle(pending);
-            broker.fetch_sessions.finish(session_id, wanted);
-            return (
-                FetchResponse::default()
-                    .with_session_id(session_id)
-                    .with_throttle_time_ms(ms),
-                Vec::new(),
-            );
-        }
-    }
     // this leader's throttle on out-of-sync followers of throttled replicas
     let leader_rate = broker
         .effective()

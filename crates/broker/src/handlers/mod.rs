@@ -591,9 +591,13 @@ async fn dispatch(
                 .flat_map(|t| &t.partition_data)
                 .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
                 .sum();
-            let throttle = ctx.record_quota(broker, crate::quota::PRODUCER_BYTE_RATE, bytes as f64);
+            let quota = crate::quota::PRODUCER_BYTE_RATE;
+            let (user, client) = (ctx.quota_user(), ctx.client_id.as_str());
+            broker.quotas.record(quota, user, client, bytes as f64);
             let (response, waits) = produce::handle(broker, ctx, r);
             let mut response = produce::await_commit(broker, response?, waits, timeout_ms).await;
+            // the throttle as the response leaves: the time spent handling it counts as waited
+            let throttle = ctx.throttle(broker.quotas.pending(quota, user, client));
             response.throttle_time_ms = response.throttle_time_ms.max(throttle);
             Response::Produce(response)
         }
