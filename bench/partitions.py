@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -66,8 +66,11 @@ def writable(topics, timeout):
     while pending and time.time() - started < timeout:
         done = set()
         for t, p in pending:
-            producer.produce(t, b"r", partition=p,
-                             on_delivery=lambda e, m, k=(t, p): e is None and done.add(k))
+            try:
+                producer.produce(t, b"r", partition=p,
+                                 on_delivery=lambda e, m, k=(t, p): e is None and done.add(k))
+            except (KafkaException, BufferError):
+                producer.poll(0.1)  # not known to the client yet, or its queue is full
         producer.flush(30)
         pending -= done
     return None if pending else time.time() - started
