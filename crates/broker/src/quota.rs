@@ -84,6 +84,9 @@ pub fn validate_quota(entity: &QuotaEntity, key: &str, value: f64) -> Result<(),
     if !allowed {
         return Err(format!("Invalid configuration key {key}"));
     }
+    if !value.is_finite() {
+        return Err(format!("Quota {key} must be a finite number"));
+    }
     if value <= 0.0 {
         return Err(format!("Quota {key} must be greater than 0"));
     }
@@ -125,6 +128,10 @@ pub fn applicable(
     user: &str,
     client_id: &str,
 ) -> Option<(f64, SensorKey)> {
+    // the common case, on every produce and fetch: no quota of this kind at all
+    if !quotas.values().any(|q| q.contains_key(key)) {
+        return None;
+    }
     let named = |v: &str| Some(v.to_string());
     let candidates: [&[(&str, Option<String>)]; 8] = [
         &[(USER, named(user)), (CLIENT_ID, named(client_id))],
@@ -240,6 +247,31 @@ impl ClientQuotas {
         whole_ms(rate.throttle(bound, now))
     }
 
+    /// Records `amount` unless the client is over `key`'s quota already (then records nothing
+    /// and answers false), in one step, so that two concurrent requests cannot both slip in.
+    pub fn record_unless_over(
+        &self,
+        key: &'static str,
+        user: &str,
+        client_id: &str,
+        amount: f64,
+    ) -> bool {
+        let Some((bound, sensor)) = applicable(&self.quotas(), key, user, client_id) else {
+            return true;
+        };
+        let now = Instant::now();
+        let mut sensors = crate::locks::lock(&self.sensors);
+        let (rate, used) = sensors
+            .entry(sensor)
+            .or_insert_with(|| (Rate::new(self.sampling), now));
+        *used = now;
+        if !rate.throttle(bound, now).is_zero() {
+            return false;
+        }
+        rate.record(amount, now);
+        true
+    }
+
     /// How long the client would be throttled now, recording nothing.
     pub fn pending(&self, key: &'static str, user: &str, client_id: &str) -> Duration {
         let Some((bound, sensor)) = applicable(&self.quotas(), key, user, client_id) else {
@@ -260,6 +292,9 @@ impl ClientQuotas {
         Some(bound * (self.sampling.samples.max(2) - 1) as f64 * self.sampling.window.as_secs_f64())
     }
 }
+
+/// The longest throttle ever asked for.
+const MAX_THROTTLE: Duration = Duration::from_secs(86_400);
 
 /// How rates are sampled (`quota.window.num` × `quota.window.size.seconds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,10 +375,14 @@ impl Rate {
     /// above it): (rate − bound) / bound × the measured span, as Kafka's quotas compute it.
     pub fn throttle(&mut self, bound: f64, now: Instant) -> Duration {
         let rate = self.measure(now);
-        if bound <= 0.0 || rate <= bound {
+        if bound.is_nan() || bound <= 0.0 || rate <= bound {
             return Duration::ZERO;
         }
-        self.span(now).mul_f64((rate - bound) / bound)
+        // a bound far below the rate asks for a very long wait: at most a day
+        let seconds = self.span(now).as_secs_f64() * ((rate - bound) / bound);
+        Duration::try_from_secs_f64(seconds)
+            .unwrap_or(MAX_THROTTLE)
+            .min(MAX_THROTTLE)
     }
 }
 
@@ -431,6 +470,15 @@ mod tests {
         assert!(validate_quota(&user, CONSUMER_BYTE_RATE, 0.0)
             .unwrap_err()
             .contains("greater than 0"));
+        for hostile in [f64::NAN, f64::INFINITY] {
+            assert!(validate_quota(&user, CONTROLLER_MUTATION_RATE, hostile)
+                .unwrap_err()
+                .contains("finite"));
+        }
+        // a tiny bound asks for a long wait, never an overflow
+        let mut rate = Rate::new(Sampling::default());
+        rate.record(1e12, Instant::now());
+        assert_eq!(rate.throttle(1e-300, Instant::now()), MAX_THROTTLE);
     }
 
     #[test]

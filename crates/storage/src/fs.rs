@@ -273,8 +273,8 @@ impl CachedFile {
             },
             slot: std::sync::Mutex::new(Some(file)),
             used: std::sync::atomic::AtomicBool::new(true),
-            // created or emptied: that too is made durable by the first sync
-            dirty: std::sync::atomic::AtomicBool::new(how != Open::Read),
+            // emptied: that too is made durable by the first sync
+            dirty: std::sync::atomic::AtomicBool::new(how == Open::Truncate),
             failed: std::sync::Mutex::new(None),
             me: me.clone(),
         });
@@ -393,15 +393,19 @@ impl StorageFile for CachedFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.handle()?.read_at(buf, offset)
     }
+    // marked dirty after the write: a sweep that closes (and syncs) the file meanwhile must not
+    // clear the mark of a write that lands after its sync
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let file = self.handle()?;
+        let written = file.write_all_at(buf, offset);
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
-        file.write_all_at(buf, offset)
+        written
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let file = self.handle()?;
+        let done = file.set_len(len);
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
-        file.set_len(len)
+        done
     }
     fn size(&self) -> io::Result<u64> {
         self.handle()?.size()
@@ -414,10 +418,11 @@ impl StorageFile for CachedFile {
         if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
-        let file = self.handle()?;
-        file.sync_data().inspect_err(|_| {
+        let synced = self.handle().and_then(|file| file.sync_data());
+        if synced.is_err() {
             self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
-        })
+        }
+        synced
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.handle()?.read_exact_at(buf, offset)

@@ -44,16 +44,13 @@ pub fn handle(
                 match checked {
                     Err(e) => Err(e),
                     Ok(_) if request.validate_only => Ok(()),
-                    Ok(_) if quota.exceeded() => Err((
+                    Ok(_) if !quota.admit(added as i32) => Err((
                         ResponseError::ThrottlingQuotaExceeded,
                         super::THROTTLING_QUOTA_EXCEEDED.to_string(),
                     )),
-                    Ok(assignment) => {
-                        quota.record(added as i32);
-                        broker
-                            .create_partitions(t.id, topic.count, assignment)
-                            .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
-                    }
+                    Ok(assignment) => broker
+                        .create_partitions(t.id, topic.count, assignment)
+                        .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}"))),
                 }
             }
         };

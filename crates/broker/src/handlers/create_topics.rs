@@ -55,7 +55,7 @@ pub fn handle(
                     result.configs = Some(describe_configs(broker, &configs));
                 }
                 if !request.validate_only {
-                    if quota.exceeded() {
+                    if !quota.admit(partitions) {
                         response.topics.push(fail(
                             result,
                             ResponseError::ThrottlingQuotaExceeded,
@@ -65,7 +65,6 @@ pub fn handle(
                     }
                     match broker.create_topic(&name, partitions, &configs, &replicas) {
                         Ok(id) => {
-                            quota.record(partitions);
                             if version >= 7 {
                                 result.topic_id = id;
                             }

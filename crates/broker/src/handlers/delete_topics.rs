@@ -53,7 +53,7 @@ pub fn handle(
             result.topic_id = topic.id;
             result.name = Some(topic_name(&topic.name));
         }
-        if quota.exceeded() {
+        if !quota.admit(topic.partitions) {
             result.error_code = ResponseError::ThrottlingQuotaExceeded.code();
             if version >= 5 {
                 result.error_message = Some(str(super::THROTTLING_QUOTA_EXCEEDED));
@@ -61,7 +61,6 @@ pub fn handle(
             response.responses.push(result);
             continue;
         }
-        quota.record(topic.partitions);
         if let Err(e) = broker.delete_topic(topic.id) {
             tracing::error!(topic = topic.name, "delete failed: {e:#}");
             result.error_code = ResponseError::KafkaStorageError.code();

@@ -469,18 +469,23 @@ impl<'a> MutationQuota<'a> {
         )
     }
 
-    /// Whether a change must be refused now.
-    pub fn exceeded(&self) -> bool {
-        self.strict && !self.pending().is_zero()
-    }
-
-    pub fn record(&self, partitions: i32) {
-        self.broker.quotas.record(
+    /// Counts a change of `partitions` partitions, unless it must be refused (strict, and the
+    /// client is over its quota already): false then, and nothing is counted.
+    pub fn admit(&self, partitions: i32) -> bool {
+        let (key, user, client) = (
             crate::quota::CONTROLLER_MUTATION_RATE,
             self.ctx.quota_user(),
-            &self.ctx.client_id,
-            f64::from(partitions.max(0)),
+            self.ctx.client_id.as_str(),
         );
+        let amount = f64::from(partitions.max(0));
+        if self.strict {
+            self.broker
+                .quotas
+                .record_unless_over(key, user, client, amount)
+        } else {
+            self.broker.quotas.record(key, user, client, amount);
+            true
+        }
     }
 
     /// The response's throttle time (and the connection's).
