@@ -228,12 +228,16 @@ impl ClientQuotas {
         self.sampling
     }
 
-    /// Records `amount` against `key`'s quota for this client and answers how long it must be
-    /// throttled (zero without a quota, or within it).
-    pub fn record(&self, key: &'static str, user: &str, client_id: &str, amount: f64) -> Duration {
-        let Some((bound, sensor)) = applicable(&self.quotas(), key, user, client_id) else {
-            return Duration::ZERO;
-        };
+    /// Runs `f` on the rate of whoever shares `key`'s quota with this client (created if new),
+    /// with the bound and the time; `None` when no quota applies.
+    fn with_sensor<T>(
+        &self,
+        key: &'static str,
+        user: &str,
+        client_id: &str,
+        f: impl FnOnce(&mut Rate, f64, Instant) -> T,
+    ) -> Option<T> {
+        let (bound, sensor) = applicable(&self.quotas(), key, user, client_id)?;
         let now = Instant::now();
         let mut sensors = crate::locks::lock(&self.sensors);
         if sensors.len() > 10_000 {
@@ -243,8 +247,17 @@ impl ClientQuotas {
             .entry(sensor)
             .or_insert_with(|| (Rate::new(self.sampling), now));
         *used = now;
-        rate.record(amount, now);
-        whole_ms(rate.throttle(bound, now))
+        Some(f(rate, bound, now))
+    }
+
+    /// Records `amount` against `key`'s quota for this client and answers how long it must be
+    /// throttled (zero without a quota, or within it).
+    pub fn record(&self, key: &'static str, user: &str, client_id: &str, amount: f64) -> Duration {
+        self.with_sensor(key, user, client_id, |rate, bound, now| {
+            rate.record(amount, now);
+            whole_ms(rate.throttle(bound, now))
+        })
+        .unwrap_or_default()
     }
 
     /// Records `amount` unless the client is over `key`'s quota already (then records nothing
@@ -256,33 +269,22 @@ impl ClientQuotas {
         client_id: &str,
         amount: f64,
     ) -> bool {
-        let Some((bound, sensor)) = applicable(&self.quotas(), key, user, client_id) else {
-            return true;
-        };
-        let now = Instant::now();
-        let mut sensors = crate::locks::lock(&self.sensors);
-        let (rate, used) = sensors
-            .entry(sensor)
-            .or_insert_with(|| (Rate::new(self.sampling), now));
-        *used = now;
-        if !rate.throttle(bound, now).is_zero() {
-            return false;
-        }
-        rate.record(amount, now);
-        true
+        self.with_sensor(key, user, client_id, |rate, bound, now| {
+            let over = !rate.throttle(bound, now).is_zero();
+            if !over {
+                rate.record(amount, now);
+            }
+            !over
+        })
+        .unwrap_or(true)
     }
 
     /// How long the client would be throttled now, recording nothing.
     pub fn pending(&self, key: &'static str, user: &str, client_id: &str) -> Duration {
-        let Some((bound, sensor)) = applicable(&self.quotas(), key, user, client_id) else {
-            return Duration::ZERO;
-        };
-        let now = Instant::now();
-        crate::locks::lock(&self.sensors)
-            .get_mut(&sensor)
-            .map_or(Duration::ZERO, |(rate, _)| {
-                whole_ms(rate.throttle(bound, now))
-            })
+        self.with_sensor(key, user, client_id, |rate, bound, now| {
+            whole_ms(rate.throttle(bound, now))
+        })
+        .unwrap_or_default()
     }
 
     /// The most one response may carry under `key`'s quota: a rate's worth over the measuring
