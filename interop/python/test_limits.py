@@ -113,6 +113,12 @@ def test_at_max_connections_a_new_connection_waits_for_a_free_slot():
             raise AssertionError("started with a malformed override")
         except RuntimeError as e:
             assert "max.connections.per.ip.overrides" in str(e)
+        # a limit ferrolog has no counterpart for stops start-up too
+        try:
+            Ferrolog(["queued.max.requests=10"])
+            raise AssertionError("started with queued.max.requests it does not implement")
+        except RuntimeError as e:
+            assert "queued.max.requests" in str(e)
         for s in held + [waiting]:
             s.close()
     finally:

@@ -728,7 +728,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "queued.max.requests",
         Some("500"),
         Int,
-        "Queued requests before the network threads block.",
+        "Kafka's request queue size; ferrolog has none, and refuses any value but the default.",
     ),
     key(
         "num.network.threads",
@@ -1525,6 +1525,10 @@ impl BrokerConfig {
                     })
                     .map_or(base, |(_, k)| k)
             };
+            // a limit ferrolog has no counterpart for is not taken silently
+            if name == "queued.max.requests" && value.trim() != "500" {
+                bail!("Configuration queued.max.requests is not supported: ferrolog has no shared request queue (each connection's requests are handled in turn); request memory is bounded by queued.max.request.bytes");
+            }
             match broker_key(base) {
                 Some(k) => {
                     validate_value(name, k.kind, value)?;
