@@ -746,7 +746,7 @@ pub static BROKER_KEYS: &[ConfigKey] = &[
         "num.recovery.threads.per.data.dir",
         Some("2"),
         Int,
-        "Accepted for compatibility.",
+        "Threads per log directory that open and recover the partitions' logs at start-up.",
     ),
     key("broker.rack", None, STR, "Rack of this broker."),
     key(
@@ -1235,9 +1235,11 @@ pub fn not_acted_on(name: &str) -> Option<&'static str> {
         "background.threads"
         | "num.io.threads"
         | "num.network.threads"
-        | "num.recovery.threads.per.data.dir"
         | "num.replica.fetchers"
         | "log.cleaner.threads" => THREADS,
+        "num.recovery.threads.per.data.dir" => {
+            "ferrolog uses it only at start-up; set it in the broker's properties"
+        }
         "log.cleaner.io.buffer.size" | "log.cleaner.io.buffer.load.factor" => {
             "ferrolog's cleaner reads whole segments, it has no I/O buffer to size"
         }
@@ -1476,6 +1478,8 @@ pub struct BrokerConfig {
     pub flush_scheduler_interval_ms: i64,
     pub flush_offset_checkpoint_interval_ms: u64,
     pub fetch_session_cache_slots: usize,
+    /// `num.recovery.threads.per.data.dir`: threads per log directory opening logs at start-up.
+    pub recovery_threads_per_dir: usize,
     pub retention_check_interval_ms: u64,
     pub cleaner_enable: bool,
     pub cleaner_backoff_ms: u64,
@@ -1832,6 +1836,12 @@ impl BrokerConfig {
                 .max(1) as u64,
             fetch_session_cache_slots: int("max.incremental.fetch.session.cache.slots")?.max(0)
                 as usize,
+            recovery_threads_per_dir: match int("num.recovery.threads.per.data.dir")? {
+                n if n >= 1 => n.min(1024) as usize,
+                n => bail!(
+                    "Invalid value {n} for configuration num.recovery.threads.per.data.dir: Value must be at least 1"
+                ),
+            },
             retention_check_interval_ms: int("log.retention.check.interval.ms")?.max(1) as u64,
             cleaner_enable: get("log.cleaner.enable").eq_ignore_ascii_case("true"),
             cleaner_backoff_ms: int("log.cleaner.backoff.ms")?.max(1) as u64,

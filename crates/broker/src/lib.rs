@@ -331,6 +331,26 @@ impl Broker {
         let defaults_changed = previous
             .as_ref()
             .is_none_or(|p| p.broker_configs != image.broker_configs);
+        if previous.is_none() {
+            // the first image (start-up): open and recover every log this node holds in parallel
+            let effective = self.effective();
+            let wanted = image
+                .topics
+                .values()
+                .flat_map(|topic| {
+                    let config = effective.log_config(&topic.configs);
+                    (0..topic.partitions)
+                        .filter(|p| {
+                            image
+                                .partition(&topic.id, *p, node)
+                                .is_some_and(|s| s.replicas.contains(&node))
+                        })
+                        .map(move |p| (topic.name.clone(), p, topic.id, config.clone()))
+                })
+                .collect();
+            let threads = self.config.recovery_threads_per_dir * self.config.log_dirs.len();
+            self.replicas.preload(wanted, threads);
+        }
         for topic in image.topics.values() {
             let unchanged_topic = !defaults_changed
                 && previous

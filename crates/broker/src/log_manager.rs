@@ -280,9 +280,16 @@ impl LogManager {
             .filter(|i| !self.is_offline(*i));
         // a new log goes to the online directory with the fewest partitions, as in Kafka
         let least_loaded = || {
-            (0..self.dirs.len())
-                .filter(|i| !self.is_offline(*i))
-                .min_by_key(|i| placement.values().filter(|p| *p == i).count())
+            let mut online = (0..self.dirs.len()).filter(|i| !self.is_offline(*i));
+            if self.dirs.len() == 1 {
+                // one directory: no need to count every placed partition
+                return online.next();
+            }
+            let mut counts = vec![0usize; self.dirs.len()];
+            for i in placement.values() {
+                counts[*i] += 1;
+            }
+            online.min_by_key(|i| counts[*i])
         };
         let i = existing
             .or(preferred)

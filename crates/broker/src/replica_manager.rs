@@ -53,7 +53,12 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
     /// Set once any replica's log hit an I/O error (shared with every partition).
     io_failed: Arc<AtomicBool>,
+    /// Logs opened ahead by `preload` (start-up recovery), taken by `apply`.
+    preloaded: std::sync::Mutex<HashMap<(String, i32), Result<Log>>>,
 }
+
+/// A partition log to open: topic, partition, topic id, config.
+pub type LogToOpen = (String, i32, Uuid, LogConfig);
 
 /// An acks=all append waiting to be committed.
 pub struct CommitWait {
@@ -186,7 +191,39 @@ impl ReplicaManager {
             node,
             io_failed: Default::default(),
             partitions: RwLock::new(HashMap::new()),
+            preloaded: Default::default(),
         }
+    }
+
+    /// Opens (and recovers) many partitions' logs on `threads` threads at once, as Kafka's
+    /// `num.recovery.threads.per.data.dir` does at start-up; `apply` then takes each opened log
+    /// (or its error) instead of opening it in turn. Partitions already hosted are skipped.
+    pub fn preload(&self, wanted: Vec<LogToOpen>, threads: usize) {
+        let wanted: Vec<LogToOpen> = wanted
+            .into_iter()
+            .filter(|(topic, partition, _, _)| self.get(topic, *partition).is_none())
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let opened = std::sync::Mutex::new(HashMap::with_capacity(wanted.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..threads.clamp(1, wanted.len().max(1)) {
+                scope.spawn(|| {
+                    while let Some((topic, partition, id, config)) =
+                        wanted.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let log = self
+                            .log_manager
+                            .open_log(topic, *partition, id, config.clone());
+                        crate::locks::lock(&opened).insert((topic.clone(), *partition), log);
+                    }
+                });
+            }
+        });
+        crate::locks::lock(&self.preloaded).extend(
+            opened
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
     }
 
     pub fn log_manager(&self) -> &LogManager {
@@ -225,9 +262,13 @@ impl ReplicaManager {
             p.set_config(&config);
             return Ok(p.apply(state, now)?);
         }
-        let log = self
-            .log_manager
-            .open_log(topic, partition, &topic_id, config)?;
+        let preloaded = crate::locks::lock(&self.preloaded).remove(&(topic.to_string(), partition));
+        let log = match preloaded {
+            Some(log) => log?,
+            None => self
+                .log_manager
+                .open_log(topic, partition, &topic_id, config)?,
+        };
         let p = Arc::new(Partition::new(
             topic,
             partition,
@@ -584,5 +625,35 @@ impl ReplicaManager {
         }
         self.checkpoint()?;
         self.log_manager.mark_clean_shutdown()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preloaded_logs_are_opened_on_threads_and_taken_by_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let lm = LogManager::open(&[dir.path().to_path_buf()], 1, None).unwrap();
+        let rm = ReplicaManager::new(1, lm);
+        let id = Uuid::new_v4();
+        // a file where partition 7's directory should be: its log cannot open
+        std::fs::write(dir.path().join("t-7"), b"not a directory").unwrap();
+        let wanted = (0..20)
+            .map(|p| ("t".to_string(), p, id, LogConfig::default()))
+            .collect();
+        rm.preload(wanted, 4);
+        assert_eq!(crate::locks::lock(&rm.preloaded).len(), 20);
+        let state = PartitionState::solo(1);
+        for p in 0..20 {
+            let applied = rm.apply("t", p, id, LogConfig::default(), &state);
+            assert_eq!(applied.is_err(), p == 7, "partition {p}: {applied:?}");
+            assert!(p == 7 || dir.path().join(format!("t-{p}")).is_dir());
+        }
+        assert!(crate::locks::lock(&rm.preloaded).is_empty());
+        // hosted partitions are not opened again
+        rm.preload(vec![("t".to_string(), 0, id, LogConfig::default())], 2);
+        assert!(crate::locks::lock(&rm.preloaded).is_empty());
     }
 }
