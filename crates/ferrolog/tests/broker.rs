@@ -792,3 +792,88 @@ fn quiet_partitions_of_a_fetch_session_wake_when_they_change() {
         );
     });
 }
+
+#[test]
+fn alter_client_quotas_refuses_a_key_or_an_entity_twice() {
+    // as Kafka's controller: such an entry gets INVALID_REQUEST and nothing of it is applied;
+    // the other entries of the request are
+    let server = Server::start(&[]);
+    rt().block_on(async {
+        let mut c = Connection::connect(&server.addr()).await.unwrap();
+        let entity = |name: &str| {
+            vec![alter_client_quotas_request::EntityData::default()
+                .with_entity_type(ferrolog_client::str("client-id"))
+                .with_entity_name(Some(ferrolog_client::str(name)))]
+        };
+        let op = |key: &str, value: f64| {
+            alter_client_quotas_request::OpData::default()
+                .with_key(ferrolog_client::str(key))
+                .with_value(value)
+        };
+        let entry = |name: &str, ops: Vec<alter_client_quotas_request::OpData>| {
+            alter_client_quotas_request::EntryData::default()
+                .with_entity(entity(name))
+                .with_ops(ops)
+        };
+        let r = c
+            .send(&AlterClientQuotasRequest::default().with_entries(vec![
+                entry(
+                    "twice-key",
+                    vec![op("producer_byte_rate", 1000.0), op("producer_byte_rate", 2000.0)],
+                ),
+                entry("once", vec![op("producer_byte_rate", 3000.0)]),
+                entry("once", vec![op("consumer_byte_rate", 4000.0)]),
+            ]))
+            .await
+            .unwrap();
+        let codes: Vec<(i16, Option<String>)> = r
+            .entries
+            .iter()
+            .map(|e| (e.error_code, e.error_message.as_ref().map(|m| m.to_string())))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                (
+                    42,
+                    Some("Ignoring duplicate entity ClientQuotaEntity(entries={client-id=twice-key})".into())
+                ),
+                (0, None),
+                (
+                    42,
+                    Some("Ignoring duplicate entity ClientQuotaEntity(entries={client-id=once})".into())
+                ),
+            ]
+        );
+        let described = c
+            .send(
+                &DescribeClientQuotasRequest::default().with_components(vec![
+                    describe_client_quotas_request::ComponentData::default()
+                        .with_entity_type(ferrolog_client::str("client-id"))
+                        .with_match_type(2)
+                        .with_match(None),
+                ]),
+            )
+            .await
+            .unwrap();
+        let stored: Vec<(String, Vec<(String, f64)>)> = described
+            .entries
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                (
+                    e.entity[0]
+                        .entity_name
+                        .as_ref()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
+                    e.values.iter().map(|v| (v.key.to_string(), v.value)).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            stored,
+            [("once".to_string(), vec![("producer_byte_rate".to_string(), 3000.0)])]
+        );
+    });
+}

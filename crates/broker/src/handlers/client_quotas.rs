@@ -127,6 +127,7 @@ pub fn alter(broker: &Arc<Broker>, request: AlterClientQuotasRequest) -> AlterCl
         Vec<alter_client_quotas_response::EntityData>,
         Option<String>,
     )> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for entry in &request.entries {
         let sent: Vec<(String, Option<String>)> = entry
             .entity
@@ -147,6 +148,16 @@ pub fn alter(broker: &Arc<Broker>, request: AlterClientQuotasRequest) -> AlterCl
             })
             .collect();
         let outcome = quota::validate_entity(&sent).and_then(|entity| {
+            // Kafka's controller: a key twice in one entry, or an entity twice in one request,
+            // and nothing of that entry is applied
+            let mut keys = std::collections::HashSet::new();
+            let duplicate_key = entry.ops.iter().any(|op| !keys.insert(op.key.as_str()));
+            if duplicate_key || !seen.insert(entity.clone()) {
+                return Err(format!(
+                    "Ignoring duplicate entity {}",
+                    kafka_entity(&entity)
+                ));
+            }
             let current = image.client_quotas.get(&entity);
             let mut changes = Vec::new();
             for op in &entry.ops {
@@ -204,4 +215,13 @@ pub fn alter(broker: &Arc<Broker>, request: AlterClientQuotasRequest) -> AlterCl
         })
         .collect();
     AlterClientQuotasResponse::default().with_entries(entries)
+}
+
+/// An entity as Kafka's `ClientQuotaEntity` prints it in error messages.
+fn kafka_entity(entity: &quota::QuotaEntity) -> String {
+    let entries: Vec<String> = entity
+        .iter()
+        .map(|(kind, name)| format!("{kind}={}", name.as_deref().unwrap_or("null")))
+        .collect();
+    format!("ClientQuotaEntity(entries={{{}}})", entries.join(", "))
 }
